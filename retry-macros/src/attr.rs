@@ -1,0 +1,561 @@
+//! Parsing `#[retry(key = value, ...)]` into [`Args`], every value kept with its span.
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Ident, Lit, LitStr, Token};
+
+/// Every key the attribute knows, for "did you mean" hints.
+pub const KEYS: &[&str] = &[
+    "max",
+    "attempts",
+    "backoff",
+    "delay",
+    "factor",
+    "max_delay",
+    "jitter",
+    "budget",
+    "timeout",
+    "when",
+    "delay_from",
+    "on_retry",
+    "on_exhausted",
+    "fallback",
+    "on_done",
+    "mode",
+    "name",
+    "crate",
+];
+
+/// `max = N` or `max = "forever"`.
+#[derive(Clone, Copy)]
+pub enum Max {
+    Retries(u32),
+    Forever,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum BackoffKind {
+    Fixed,
+    Linear,
+    Exp,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum JitterKind {
+    None,
+    Full,
+    Equal,
+    Decorrelated,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Inline,
+    Background,
+    Handoff,
+}
+
+/// A duration: a literal checked here, or an expression of type `Duration`.
+pub enum DurationArg {
+    Lit { secs: u64, nanos: u32 },
+    Expr(Box<Expr>),
+}
+
+/// A value with the span of the key (for cross-key errors) and of the value.
+pub struct Spanned2<T> {
+    pub key: Span,
+    pub value: T,
+}
+
+#[derive(Default)]
+pub struct Args {
+    pub max: Option<Spanned2<Max>>,
+    pub attempts: Option<Spanned2<u32>>,
+    pub backoff: Option<Spanned2<BackoffKind>>,
+    pub delay: Option<Spanned2<DurationArg>>,
+    pub factor: Option<Spanned2<f64>>,
+    pub max_delay: Option<Spanned2<DurationArg>>,
+    pub jitter: Option<Spanned2<JitterKind>>,
+    pub budget: Option<Spanned2<DurationArg>>,
+    pub timeout: Option<Spanned2<DurationArg>>,
+    pub when: Option<Expr>,
+    pub delay_from: Option<Expr>,
+    pub on_retry: Option<Expr>,
+    pub on_exhausted: Option<Expr>,
+    pub fallback: Option<Expr>,
+    pub on_done: Option<Spanned2<Expr>>,
+    pub mode: Option<Spanned2<Mode>>,
+    pub name: Option<LitStr>,
+    pub krate: Option<syn::Path>,
+    /// The keys in the order given, for "the later of two" errors.
+    pub order: Vec<String>,
+}
+
+struct KeyValue {
+    key: Ident,
+    value: Expr,
+}
+
+impl Parse for KeyValue {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let key = if input.peek(Token![crate]) {
+            let t: Token![crate] = input.parse()?;
+            Ident::new("crate", t.span)
+        } else {
+            input.call(syn::ext::IdentExt::parse_any)?
+        };
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("expected `{key} = value`: every key of `#[retry]` takes a value"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let value = input.parse()?;
+        Ok(Self { key, value })
+    }
+}
+
+/// Collects errors so that all of them are reported at once.
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    pub fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, msg));
+    }
+
+    pub fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+impl Args {
+    /// Where `key` first stands among the keys given.
+    pub fn order_of(&self, key: &str) -> usize {
+        self.order.iter().position(|k| k == key).unwrap_or(0)
+    }
+
+    /// Parses the attribute's arguments, collecting every error in `errors`.
+    pub fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Self {
+        let mut args = Self::default();
+        let pairs = match syn::parse::Parser::parse2(
+            Punctuated::<KeyValue, Token![,]>::parse_terminated,
+            tokens,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(e);
+                return args;
+            }
+        };
+        for KeyValue { key, value } in pairs {
+            args.set(&key, value, errors);
+        }
+        args
+    }
+
+    fn set(&mut self, key: &Ident, value: Expr, errors: &mut Errors) {
+        let k = key.to_string();
+        let span = key.span();
+        self.order.push(k.clone());
+        let dup = |errors: &mut Errors| {
+            errors.at(
+                span,
+                format!("`{k}` is given twice; keep one `{k} = ...`"),
+            );
+        };
+        macro_rules! once {
+            ($field:ident, $v:expr) => {{
+                if self.$field.is_some() {
+                    dup(errors);
+                } else if let Some(v) = $v {
+                    self.$field = Some(v);
+                }
+            }};
+        }
+        let wrap = |v| Spanned2 { key: span, value: v };
+        match k.as_str() {
+            "max" => once!(max, parse_max(&value, errors).map(wrap)),
+            "attempts" => once!(
+                attempts,
+                parse_count(&value, "attempts", errors).map(|n| Spanned2 { key: span, value: n })
+            ),
+            "backoff" => once!(
+                backoff,
+                parse_choice(
+                    &value,
+                    "backoff",
+                    &[
+                        ("fixed", BackoffKind::Fixed),
+                        ("linear", BackoffKind::Linear),
+                        ("exp", BackoffKind::Exp),
+                    ],
+                    errors
+                )
+                .map(|v| Spanned2 { key: span, value: v })
+            ),
+            "jitter" => once!(
+                jitter,
+                parse_choice(
+                    &value,
+                    "jitter",
+                    &[
+                        ("none", JitterKind::None),
+                        ("full", JitterKind::Full),
+                        ("equal", JitterKind::Equal),
+                        ("decorrelated", JitterKind::Decorrelated),
+                    ],
+                    errors
+                )
+                .map(|v| Spanned2 { key: span, value: v })
+            ),
+            "mode" => once!(
+                mode,
+                parse_mode(&value, errors).map(|v| Spanned2 { key: span, value: v })
+            ),
+            "delay" => once!(
+                delay,
+                parse_duration_arg(value, errors).map(|v| Spanned2 { key: span, value: v })
+            ),
+            "max_delay" => once!(
+                max_delay,
+                parse_duration_arg(value, errors).map(|v| Spanned2 { key: span, value: v })
+            ),
+            "budget" => once!(
+                budget,
+                parse_duration_arg(value, errors).map(|v| Spanned2 { key: span, value: v })
+            ),
+            "timeout" => once!(
+                timeout,
+                parse_duration_arg(value, errors).map(|v| Spanned2 { key: span, value: v })
+            ),
+            "factor" => once!(
+                factor,
+                parse_factor(&value, errors).map(|v| Spanned2 { key: span, value: v })
+            ),
+            "when" => once!(when, Some(value)),
+            "delay_from" => once!(delay_from, Some(value)),
+            "on_retry" => once!(on_retry, Some(value)),
+            "on_exhausted" => once!(on_exhausted, Some(value)),
+            "fallback" => once!(fallback, Some(value)),
+            "on_done" => once!(on_done, Some(Spanned2 { key: span, value })),
+            "name" => once!(name, lit_str(&value, "name", "name = \"billing::charge\"", errors)),
+            "crate" => once!(
+                krate,
+                lit_str(&value, "crate", "crate = \"::my_retry\"", errors).and_then(|s| {
+                    s.parse::<syn::Path>()
+                        .map_err(|_| {
+                            errors.at(
+                                s.span(),
+                                "`crate` takes a path to the runtime crate, like `crate = \"::retry_runtime\"`",
+                            );
+                        })
+                        .ok()
+                })
+            ),
+            _ => {
+                let hint = match nearest(&k, KEYS) {
+                    Some(n) => format!("did you mean `{n}`?"),
+                    None => format!("the keys are: {}", KEYS.join(", ")),
+                };
+                errors.at(span, format!("unknown key `{k}` in `#[retry]`; {hint}"));
+            }
+        }
+    }
+}
+
+/// The closest name within an edit distance of 3 (and less than the name's length).
+pub fn nearest<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (distance(word, n), *n))
+        .filter(|(d, _)| *d <= 3 && *d < word.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn lit(value: &Expr) -> Option<&Lit> {
+    match value {
+        Expr::Lit(ExprLit { lit, .. }) => Some(lit),
+        Expr::Group(g) => lit(&g.expr),
+        _ => None,
+    }
+}
+
+fn lit_str(value: &Expr, key: &str, example: &str, errors: &mut Errors) -> Option<LitStr> {
+    if let Some(Lit::Str(s)) = lit(value) {
+        Some(s.clone())
+    } else {
+        errors.at(
+            value.span(),
+            format!("`{key}` takes a string literal, like `{example}`"),
+        );
+        None
+    }
+}
+
+fn parse_count(value: &Expr, key: &str, errors: &mut Errors) -> Option<u32> {
+    let Some(Lit::Int(i)) = lit(value) else {
+        errors.at(
+            value.span(),
+            format!("`{key}` takes an integer literal, like `{key} = 5`"),
+        );
+        return None;
+    };
+    match i.base10_parse::<u32>() {
+        Ok(0) => {
+            let msg = if key == "max" {
+                "`max` counts the retries after the first attempt and must be at least 1; \
+                 without retries, leave `#[retry]` off"
+            } else {
+                "`attempts` counts every attempt, the first included, and must be at least 1"
+            };
+            errors.at(i.span(), msg);
+            None
+        }
+        Ok(n) => Some(n),
+        Err(_) => {
+            errors.at(
+                i.span(),
+                format!("`{key}` must be a whole number from 1 to {}", u32::MAX),
+            );
+            None
+        }
+    }
+}
+
+fn parse_max(value: &Expr, errors: &mut Errors) -> Option<Max> {
+    match lit(value) {
+        Some(Lit::Str(s)) if s.value() == "forever" => Some(Max::Forever),
+        Some(Lit::Str(s)) => {
+            errors.at(
+                s.span(),
+                "`max` takes an integer literal (`max = 5`) or `\"forever\"`",
+            );
+            None
+        }
+        _ => parse_count(value, "max", errors).map(Max::Retries),
+    }
+}
+
+fn parse_choice<T: Copy>(
+    value: &Expr,
+    key: &str,
+    choices: &[(&str, T)],
+    errors: &mut Errors,
+) -> Option<T> {
+    let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+    let listed = names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(Lit::Str(s)) = lit(value) else {
+        errors.at(
+            value.span(),
+            format!(
+                "`{key}` takes a string literal, one of {listed}: `{key} = \"{}\"`",
+                names[0]
+            ),
+        );
+        return None;
+    };
+    let v = s.value();
+    if let Some((_, t)) = choices.iter().find(|(n, _)| *n == v) {
+        return Some(*t);
+    }
+    let hint = nearest(&v, &names).map_or(String::new(), |n| format!("; did you mean \"{n}\"?"));
+    errors.at(
+        s.span(),
+        format!("unknown {key} \"{v}\": expected one of {listed}{hint}"),
+    );
+    None
+}
+
+fn parse_mode(value: &Expr, errors: &mut Errors) -> Option<Mode> {
+    if let Some(Lit::Str(s)) = lit(value) {
+        if s.value() == "durable" {
+            errors.at(
+                s.span(),
+                "mode \"durable\" (calls persisted in a store and resumed after a restart) is planned \
+                 but not available yet; use \"inline\", \"background\" or \"handoff\"",
+            );
+            return None;
+        }
+    }
+    parse_choice(
+        value,
+        "mode",
+        &[
+            ("inline", Mode::Inline),
+            ("background", Mode::Background),
+            ("handoff", Mode::Handoff),
+        ],
+        errors,
+    )
+}
+
+fn parse_factor(value: &Expr, errors: &mut Errors) -> Option<f64> {
+    let (f, span) = match lit(value) {
+        Some(Lit::Int(i)) => (i.base10_parse::<f64>().ok(), i.span()),
+        Some(Lit::Float(x)) => (x.base10_parse::<f64>().ok(), x.span()),
+        _ => {
+            errors.at(
+                value.span(),
+                "`factor` takes a number greater than 1, like `factor = 2` or `factor = 1.5`",
+            );
+            return None;
+        }
+    };
+    match f {
+        Some(f) if f > 1.0 && f.is_finite() => Some(f),
+        _ => {
+            errors.at(
+                span,
+                "`factor` must be greater than 1, or the waits would not grow; for equal waits use `backoff = \"fixed\"`",
+            );
+            None
+        }
+    }
+}
+
+fn parse_duration_arg(value: Expr, errors: &mut Errors) -> Option<DurationArg> {
+    match lit(&value) {
+        Some(Lit::Str(s)) => match parse_duration(&s.value()) {
+            Ok((secs, nanos)) => Some(DurationArg::Lit { secs, nanos }),
+            Err(why) => {
+                errors.at(
+                    s.span(),
+                    format!(
+                        "invalid duration \"{}\": {why}; write a number and a unit (ns, us, ms, s, m, h) \
+                         with no spaces, like \"250ms\", \"1.5s\" or \"1m30s\", or give a `std::time::Duration` expression",
+                        s.value()
+                    ),
+                );
+                None
+            }
+        },
+        Some(other) => {
+            errors.at(
+                other.span(),
+                "a duration is a string like \"250ms\" or a `std::time::Duration` expression; a bare number has no unit",
+            );
+            None
+        }
+        None => Some(DurationArg::Expr(Box::new(value))),
+    }
+}
+
+/// Parses `"250ms"`, `"1.5s"`, `"1m30s"` into whole seconds and nanoseconds.
+pub fn parse_duration(text: &str) -> Result<(u64, u32), String> {
+    if text.is_empty() {
+        return Err("it is empty".into());
+    }
+    let mut total: u128 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_len);
+        if num.is_empty() {
+            let c = tail.chars().next().unwrap_or(' ');
+            return Err(if c == '-' {
+                "a duration cannot be negative".into()
+            } else if c.is_whitespace() {
+                "spaces are not allowed".into()
+            } else {
+                format!("expected a number before `{tail}`")
+            });
+        }
+        let unit_len = tail
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(tail.len());
+        let (unit, after) = tail.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err(format!("the number `{num}` has no unit")),
+            other => return Err(format!("unknown unit `{other}`")),
+        };
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        if int.is_empty() || frac.contains('.') || (num.contains('.') && frac.is_empty()) {
+            return Err(format!("`{num}` is not a number"));
+        }
+        let overflow = || "it is too long to represent".to_string();
+        let int: u128 = int.parse().map_err(|_| overflow())?;
+        let mut part = int.checked_mul(scale).ok_or_else(overflow)?;
+        if !frac.is_empty() {
+            let digits = u32::try_from(frac.len()).map_err(|_| overflow())?;
+            let den = 10u128.checked_pow(digits).ok_or_else(overflow)?;
+            let f: u128 = frac.parse().map_err(|_| overflow())?;
+            let num = f.checked_mul(scale).ok_or_else(overflow)?;
+            if num % den != 0 {
+                return Err("it is finer than a nanosecond".into());
+            }
+            part = part.checked_add(num / den).ok_or_else(overflow)?;
+        }
+        total = total.checked_add(part).ok_or_else(overflow)?;
+        rest = after;
+    }
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| "it is too long to represent")?;
+    let nanos = u32::try_from(total % 1_000_000_000).map_err(|_| "it is too long to represent")?;
+    Ok((secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok((0, 250_000_000)));
+        assert_eq!(parse_duration("1.5s"), Ok((1, 500_000_000)));
+        assert_eq!(parse_duration("2m"), Ok((120, 0)));
+        assert_eq!(parse_duration("1m30s"), Ok((90, 0)));
+        assert_eq!(parse_duration("7us"), Ok((0, 7_000)));
+        assert_eq!(parse_duration("0ms"), Ok((0, 0)));
+        assert!(parse_duration("5 sec").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1ms5").is_err());
+        assert!(parse_duration("1.s").is_err());
+        assert!(parse_duration("99999999999999999999999999h").is_err());
+        assert!(parse_duration("1.0000000001s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn nearest_key() {
+        assert_eq!(nearest("maxdelay", KEYS), Some("max_delay"));
+        assert_eq!(nearest("retries", KEYS), None);
+        assert_eq!(nearest("tiemout", KEYS), Some("timeout"));
+    }
+}

@@ -1,0 +1,361 @@
+//! The attempt loop: a small state machine that decides, after each failure, whether to wait
+//! and try again or to stop, and the per-call driver the expansion of `#[retry]` runs.
+//!
+//! [`Attempts`] holds nothing but plain numbers, so a worker that loads a call from a store can
+//! rebuild it and carry on where the last process stopped.
+
+use core::future::Future;
+use core::marker::PhantomData;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+use std::time::{Instant, SystemTime};
+
+use crate::cid::CallCtx;
+use crate::hooks::HookSet;
+use crate::report::{Reason, Report, TimedOut};
+use crate::{testing, Policy, RetryResult};
+
+/// The progress of one call: how many attempts were made, the last wait, and when the clock
+/// was first read.
+///
+/// ```
+/// use retry_runtime::{Attempts, Decision, Policy, Reason};
+/// use std::time::{Duration, Instant};
+///
+/// let policy = Policy::new().max_retries(Some(1)).delay(Duration::from_millis(5));
+/// let mut a = Attempts::new(&policy, || Instant::now());
+/// a.start_attempt();
+/// assert_eq!(a.after_failure(&policy, true, None, Instant::now), Decision::Retry(Duration::from_millis(5)));
+/// a.start_attempt();
+/// assert_eq!(a.after_failure(&policy, true, None, Instant::now), Decision::Stop(Reason::Exhausted));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Attempts {
+    /// Attempts started.
+    pub made: u32,
+    /// The last wait, for decorrelated jitter.
+    pub last_wait: Duration,
+    /// When the clock was first read for this call.
+    pub started: Option<Instant>,
+}
+
+/// What to do after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Wait this long, then attempt again.
+    Retry(Duration),
+    /// Stop, for this reason.
+    Stop(Reason),
+}
+
+impl Attempts {
+    /// A new call. The clock is read now only when the policy has a budget (which counts from
+    /// the call's start); otherwise not before the first failure.
+    pub fn new(policy: &Policy, now: impl FnOnce() -> Instant) -> Self {
+        Self {
+            made: 0,
+            last_wait: Duration::ZERO,
+            started: if policy.budget.is_some() {
+                Some(now())
+            } else {
+                None
+            },
+        }
+    }
+
+    /// Counts an attempt about to start and returns its number (1 for the first).
+    pub fn start_attempt(&mut self) -> u32 {
+        self.made = self.made.saturating_add(1);
+        self.made
+    }
+
+    /// Decides what follows a failed attempt. `retryable` is the verdict of `when` (or `true`),
+    /// `hint` a wait the error asked for. Reads the clock only when a budget needs it or at
+    /// the first failure.
+    pub fn after_failure(
+        &mut self,
+        policy: &Policy,
+        retryable: bool,
+        hint: Option<Duration>,
+        now: impl FnOnce() -> Instant,
+    ) -> Decision {
+        let now_fn = now;
+        if self.started.is_none() {
+            self.started = Some(now_fn());
+            return self.decide(policy, retryable, hint, None);
+        }
+        if policy.budget.is_some() {
+            let now = now_fn();
+            return self.decide(policy, retryable, hint, Some(now));
+        }
+        self.decide(policy, retryable, hint, None)
+    }
+
+    fn decide(
+        &mut self,
+        policy: &Policy,
+        retryable: bool,
+        hint: Option<Duration>,
+        now: Option<Instant>,
+    ) -> Decision {
+        if !retryable {
+            return Decision::Stop(Reason::NotRetryable);
+        }
+        if let Some(max) = policy.max_attempts() {
+            if self.made >= max {
+                return Decision::Stop(Reason::Exhausted);
+            }
+        }
+        let mut wait = match hint {
+            Some(h) => policy.cap(h),
+            None => policy.jittered(policy.base_delay(self.made), self.last_wait),
+        };
+        if let (Some(budget), Some(start)) = (policy.budget, self.started) {
+            let elapsed = now.map_or(Duration::ZERO, |n| n.saturating_duration_since(start));
+            let Some(left) = budget.checked_sub(elapsed).filter(|l| !l.is_zero()) else {
+                return Decision::Stop(Reason::BudgetSpent);
+            };
+            wait = wait.min(left);
+        }
+        self.last_wait = wait;
+        Decision::Retry(wait)
+    }
+
+    /// Time since the clock was first read.
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        self.started
+            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
+    }
+}
+
+/// A clock and a way to wait: the real thread clock for sync functions, tokio's for async.
+pub trait Clock {
+    /// The time now.
+    fn now() -> Instant;
+}
+
+/// Sync functions: `std` time, virtual under [`crate::testing::instant_sleeps`].
+#[derive(Debug)]
+pub enum SyncClock {}
+
+/// Async functions: tokio's clock, which a paused test runtime controls.
+#[derive(Debug)]
+pub enum TokioClock {}
+
+impl Clock for SyncClock {
+    fn now() -> Instant {
+        testing::now()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now() -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+}
+
+/// The static facts of one `#[retry]` function.
+#[derive(Debug)]
+pub struct Site {
+    /// The stable name.
+    pub name: &'static str,
+    /// Makes the span of one attempt (disabled when no subscriber wants it).
+    pub span: fn() -> tracing::Span,
+}
+
+/// What the loop does next.
+#[derive(Debug)]
+pub enum Step<R> {
+    /// The call is over; this is its value.
+    Done(R),
+    /// Wait this long, then attempt again.
+    Wait(Duration),
+}
+
+/// One call of a `#[retry]` function, as the expansion drives it.
+#[derive(Debug)]
+pub struct Call<'p, R, C> {
+    site: &'static Site,
+    policy: &'p Policy,
+    ctx: CallCtx,
+    state: Attempts,
+    timed_out: bool,
+    _marker: PhantomData<(fn() -> R, C)>,
+}
+
+impl<'p, R: RetryResult, C: Clock> Call<'p, R, C>
+where
+    R::Err: core::fmt::Debug,
+{
+    /// Starts a call.
+    #[inline]
+    pub fn new(site: &'static Site, policy: &'p Policy) -> Self {
+        Self {
+            site,
+            policy,
+            ctx: CallCtx::new(),
+            state: Attempts::new(policy, C::now),
+            timed_out: false,
+            _marker: PhantomData,
+        }
+    }
+
+    fn span(&self, attempt: u32) -> tracing::Span {
+        let span = (self.site.span)();
+        if !span.is_disabled() {
+            span.record("cid", tracing::field::display(self.ctx.cid()));
+            span.record("attempt", attempt);
+        }
+        span
+    }
+
+    /// Runs one sync attempt inside the call's context and span.
+    #[inline]
+    pub fn attempt(&mut self, body: impl FnOnce() -> R) -> R {
+        let n = self.state.start_attempt();
+        let span = self.span(n);
+        let _span = span.enter();
+        let _ctx = self.ctx.enter();
+        body()
+    }
+
+    /// Runs one async attempt inside the call's context and span.
+    #[inline]
+    pub fn attempt_async<F: Future<Output = R>>(&mut self, fut: F) -> InCall<'_, F> {
+        let n = self.state.start_attempt();
+        InCall {
+            ctx: &self.ctx,
+            span: self.span(n),
+            fut,
+        }
+    }
+
+    /// Runs one async attempt with a time limit; a timed-out attempt fails with the error
+    /// converted from [`TimedOut`].
+    pub async fn attempt_timeout<F: Future<Output = R>>(&mut self, limit: Duration, fut: F) -> R
+    where
+        R::Err: From<TimedOut>,
+    {
+        if let Ok(r) = tokio::time::timeout(limit, self.attempt_async(fut)).await {
+            r
+        } else {
+            self.timed_out = true;
+            R::from_err(TimedOut.into())
+        }
+    }
+
+    /// Decides what follows an attempt's outcome.
+    #[inline]
+    pub fn settle<H: HookSet<R>>(&mut self, out: R, hooks: &H) -> Step<R> {
+        match out.into_result() {
+            Ok(v) => Step::Done(R::from_ok(v)),
+            Err(e) => self.failed(e, hooks),
+        }
+    }
+
+    #[inline(never)]
+    fn failed<H: HookSet<R>>(&mut self, e: R::Err, hooks: &H) -> Step<R> {
+        let timed_out = core::mem::take(&mut self.timed_out);
+        let retryable = timed_out || hooks.retryable(&e);
+        let hint = if retryable { hooks.delay_hint(&e) } else { None };
+        let n = self.state.made;
+        match self.state.after_failure(self.policy, retryable, hint, C::now) {
+            Decision::Retry(wait) => {
+                tracing::info!(
+                    target: "retry_runtime",
+                    name = self.site.name,
+                    cid = %self.ctx.cid(),
+                    attempt = n,
+                    error = ?e,
+                    next_delay = ?wait,
+                    "attempt failed; retrying",
+                );
+                hooks.before_retry(n, &e, wait);
+                Step::Wait(wait)
+            }
+            Decision::Stop(reason) => {
+                let reason = if timed_out && reason == Reason::Exhausted {
+                    Reason::TimedOut
+                } else {
+                    reason
+                };
+                let report = self.report(reason, Some(e));
+                tracing::warn!(
+                    target: "retry_runtime",
+                    name = report.name,
+                    cid = %report.cid,
+                    parent = report.parent.map(tracing::field::display),
+                    attempts = report.attempts,
+                    elapsed = ?report.elapsed,
+                    reason = %report.reason,
+                    error = ?report.last_error,
+                    "call failed",
+                );
+                hooks.exhausted(&report);
+                match hooks.recover(report) {
+                    Ok(r) => Step::Done(r),
+                    Err(mut report) => match report.last_error.take() {
+                        Some(e) => Step::Done(R::from_err(e)),
+                        None => unreachable!("a failed inline call has an error"),
+                    },
+                }
+            }
+        }
+    }
+
+    fn report(&self, reason: Reason, last_error: Option<R::Err>) -> Report<R::Err> {
+        let elapsed = self.state.elapsed(C::now());
+        Report {
+            name: self.site.name,
+            cid: self.ctx.cid(),
+            parent: self.ctx.parent(),
+            started_at: SystemTime::now() - elapsed,
+            attempts: self.state.made,
+            elapsed,
+            reason,
+            policy: *self.policy,
+            last_error,
+        }
+    }
+}
+
+impl<R: RetryResult> Call<'_, R, SyncClock> {
+    /// Waits before the next sync attempt.
+    #[inline]
+    pub fn wait(&self, d: Duration) {
+        testing::sleep(d);
+    }
+}
+
+impl<R: RetryResult> Call<'_, R, TokioClock> {
+    /// Waits before the next async attempt; a zero wait registers no timer.
+    pub async fn wait(&self, d: Duration) {
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An async attempt running inside its call's context and span.
+    #[derive(Debug)]
+    pub struct InCall<'c, F> {
+        ctx: &'c CallCtx,
+        span: tracing::Span,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: Future> Future for InCall<'_, F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _span = this.span.enter();
+        let _ctx = this.ctx.enter();
+        this.fut.poll(cx)
+    }
+}

@@ -1,0 +1,240 @@
+//! Retries as an attribute.
+//!
+//! Put `#[retry(...)]` on a function that returns a `Result`, sync or async, and each call
+//! tries again on failure, waiting between attempts as the policy says:
+//!
+//! ```
+//! use retry_runtime::retry;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//!
+//! static CALLS: AtomicU32 = AtomicU32::new(0);
+//!
+//! #[retry(max = 5, backoff = "exp", delay = "1ms")]
+//! fn flaky() -> Result<u32, String> {
+//!     match CALLS.fetch_add(1, Ordering::Relaxed) {
+//!         0 | 1 => Err("not yet".into()),
+//!         n => Ok(n),
+//!     }
+//! }
+//!
+//! assert_eq!(flaky(), Ok(2));
+//! ```
+//!
+//! # The attribute
+//!
+//! Every key is optional; keys may come in any order, each at most once. Mistakes are compile
+//! errors on the offending token.
+//!
+//! | key | value | default | meaning |
+//! |---|---|---|---|
+//! | `max` | integer ≥ 1, or `"forever"` | 3 | retries after the first attempt (`max = 5`: at most 6 attempts) |
+//! | `attempts` | integer ≥ 1 | – | total attempts, instead of `max` (`attempts = 6` is `max = 5`) |
+//! | `backoff` | `"fixed"`, `"linear"`, `"exp"` | `"exp"` | how the wait grows: d, d, …; d, 2d, 3d, …; d, d·f, d·f², … |
+//! | `delay` | duration string or `Duration` expression | `"100ms"` | the first wait |
+//! | `factor` | number > 1 | 2 | the multiplier of `"exp"` |
+//! | `max_delay` | duration | none | cap on any single wait |
+//! | `jitter` | `"none"`, `"full"`, `"equal"`, `"decorrelated"` | `"none"` | randomisation of each wait ([`Jitter`]) |
+//! | `budget` | duration | none | no attempt starts after this much time since the call began; the last wait is shortened to fit |
+//! | `timeout` | duration | none | per-attempt limit, async functions only; the error type must implement `From<`[`TimedOut`]`>` |
+//! | `when` | path or closure, `Fn(&E) -> bool` | every `Err` | which errors are worth retrying; a rejected error ends the call at once |
+//! | `delay_from` | path or closure, `Fn(&E) -> Option<Duration>` | none | a wait the error asks for (a `Retry-After`), replacing the computed one |
+//! | `on_retry` | path or closure, `Fn(u32, &E, Duration)` | none | before each wait: attempt number, error, coming wait |
+//! | `on_exhausted` | path or closure, `Fn(&Report<E>)` | none | once, when the call ends in failure |
+//! | `fallback` | path or closure, `Fn(Report<E>) -> R` | none | turns the final failure into the return value; the report owns the last error |
+//! | `mode` | `"inline"` | `"inline"` | where the attempts run; `"inline"`: all in the caller |
+//! | `name` | string | `module::function` | the stable name in reports, spans and events |
+//! | `crate` | string path | `"::retry_runtime"` | where this crate is, if the dependency is renamed |
+//!
+//! Durations are written `"250ms"`, `"1.5s"`, `"2m"`, `"1m30s"` (units `ns`, `us`, `ms`, `s`, `m`,
+//! `h`), checked at compile time, or given as any expression of type [`std::time::Duration`].
+//!
+//! Every key at once:
+//!
+//! ```
+//! use retry_runtime::{retry, Report};
+//! use std::time::Duration;
+//!
+//! #[derive(Debug)]
+//! enum ApiError { Busy { retry_after_ms: u64 }, Timeout, Invalid }
+//!
+//! impl From<retry_runtime::TimedOut> for ApiError {
+//!     fn from(_: retry_runtime::TimedOut) -> Self { ApiError::Timeout }
+//! }
+//!
+//! #[retry(
+//!     max = 4,
+//!     backoff = "exp",
+//!     delay = "10ms",
+//!     factor = 3,
+//!     max_delay = "1s",
+//!     jitter = "equal",
+//!     budget = "5s",
+//!     timeout = "2s",
+//!     when = |e: &ApiError| !matches!(e, ApiError::Invalid),
+//!     delay_from = |e: &ApiError| match e {
+//!         ApiError::Busy { retry_after_ms } => Some(Duration::from_millis(*retry_after_ms)),
+//!         _ => None,
+//!     },
+//!     on_retry = |n, e, d| eprintln!("attempt {n} of {id} failed ({e:?}); next in {d:?}"),
+//!     on_exhausted = |r: &Report<ApiError>| eprintln!("{r}"),
+//!     fallback = |_r| Ok(0),
+//!     mode = "inline",
+//!     name = "billing::fetch_balance",
+//!     crate = "::retry_runtime",
+//! )]
+//! async fn fetch_balance(id: u64) -> Result<u64, ApiError> {
+//!     if id == 0 { Err(ApiError::Invalid) } else { Ok(id * 100) }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! assert_eq!(fetch_balance(7).await.unwrap(), 700);
+//! assert_eq!(fetch_balance(0).await.unwrap(), 0); // not retryable, so the fallback answers
+//! # }
+//! ```
+//!
+//! # What it accepts
+//!
+//! Free functions, methods (`&self`, `&mut self`, `self`), generics, `where` clauses,
+//! lifetimes, `impl Trait` arguments, pattern arguments, `async fn` and `unsafe fn`, with any
+//! other attributes. The return type is any spelling of `Result<T, E>` (`std::io::Result<T>`,
+//! `anyhow::Result<T>`); `E` must implement `Debug`, since failed attempts are logged.
+//!
+//! Each attempt gets fresh arguments: by-value arguments are cloned for every attempt (so they
+//! must be `Clone`), references are reborrowed. `return`, `?` and early exits inside the body
+//! end the attempt, as they would end the function. Panics are not retried.
+//!
+//! # Observability
+//!
+//! Every call has a [`CorrelationId`], available in the body through [`current_cid`] and in
+//! every [`Report`]; it is minted only when asked for. A call started inside another records
+//! the outer call's ID as its parent. Each attempt runs in a `tracing` span named after the
+//! function with the fields `cid` and `attempt`; a failed attempt that will be retried logs one
+//! `INFO` event (target `retry_runtime`) with the attempt number, the error (`Debug`) and the
+//! next wait, and a call that fails logs one `WARN` event with its report.
+//!
+//! # Cost
+//!
+//! A call whose first attempt succeeds allocates nothing, reads no clock, mints no ID, draws no
+//! random number and enters no span unless a subscriber wants it. Async waits use
+//! `tokio::time::sleep`, and a zero wait registers no timer.
+//!
+//! # Testing
+//!
+//! Async waits follow tokio's paused clock (`#[tokio::test(start_paused = true)]`); sync waits
+//! can be made instant and recorded with [`testing::instant_sleeps`].
+
+#![warn(missing_docs)]
+
+mod attempt;
+mod cid;
+mod hooks;
+mod policy;
+mod report;
+pub mod testing;
+
+pub use attempt::{Attempts, Decision};
+pub use cid::{current_cid, CorrelationId, ParseCidError};
+pub use policy::{Backoff, Jitter, Policy};
+pub use report::{Reason, Report, TimedOut};
+
+/// Makes a function retry on failure; see the [crate docs](crate) for every key.
+///
+/// ```
+/// #[retry_runtime::retry(max = 2, delay = "0ms")]
+/// fn connect(addr: &str) -> std::io::Result<()> {
+///     let _ = addr;
+///     Ok(())
+/// }
+/// assert!(connect("localhost:80").is_ok());
+/// ```
+pub use retry_macros::retry;
+
+/// A return type `#[retry]` can retry: `Result<T, E>` under any name.
+///
+/// The expansion never looks at how the return type is spelled; it asks this trait, so
+/// `std::io::Result<T>`, `anyhow::Result<T>` and your own aliases all work.
+///
+/// ```
+/// use retry_runtime::RetryResult;
+/// let r: std::io::Result<u8> = RetryResult::from_ok(1);
+/// assert_eq!(r.into_result().unwrap(), 1);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` needs a function that returns a `Result`, but this one returns `{Self}`",
+    label = "not a `Result`",
+    note = "return `Result<T, E>` (an alias such as `std::io::Result<T>` or `anyhow::Result<T>` works too): its `Err` is what gets retried"
+)]
+pub trait RetryResult: Sized {
+    /// The success type.
+    type Ok;
+    /// The error type.
+    type Err;
+    /// Splits into success or error.
+    ///
+    /// # Errors
+    /// The error, when it is one.
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    /// Wraps a success.
+    fn from_ok(v: Self::Ok) -> Self;
+    /// Wraps an error.
+    fn from_err(e: Self::Err) -> Self;
+}
+
+impl<T, E> RetryResult for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+    #[inline]
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+    #[inline]
+    fn from_ok(v: T) -> Self {
+        Ok(v)
+    }
+    #[inline]
+    fn from_err(e: E) -> Self {
+        Err(e)
+    }
+}
+
+/// Not public API: what the expansion of `#[retry]` calls.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::attempt::{Call, Clock, InCall, Site, Step, SyncClock, TokioClock};
+    pub use crate::hooks::{
+        delay_from, fallback, on_done, on_exhausted, on_retry, when, Hook, HookSet, Hooks, NoHook,
+    };
+    pub use crate::policy::{Backoff, Jitter, Policy};
+    pub use crate::RetryResult;
+    pub use core;
+    pub use tracing;
+
+    /// Checks that the return type is a `Result`.
+    #[inline(always)]
+    pub const fn assert_result<R: RetryResult>() {}
+
+    /// A by-value argument, cloned for each attempt.
+    #[diagnostic::on_unimplemented(
+        message = "`#[retry]` clones each by-value argument for every attempt, but `{Self}` is not `Clone`",
+        label = "this argument is not `Clone`",
+        note = "derive or implement `Clone` for it, or take it by reference (`&{Self}`)"
+    )]
+    pub trait RetryArg: Sized {
+        /// A fresh copy for the next attempt.
+        fn fresh(&self) -> Self;
+    }
+
+    impl<T: Clone> RetryArg for T {
+        #[inline(always)]
+        fn fresh(&self) -> Self {
+            self.clone()
+        }
+    }
+
+    /// Clones an argument for one attempt.
+    #[inline(always)]
+    pub fn fresh<T: RetryArg>(v: &T) -> T {
+        v.fresh()
+    }
+}

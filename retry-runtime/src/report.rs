@@ -1,0 +1,165 @@
+//! What a finished call reports: who it was, how it went, why it stopped.
+
+use core::fmt;
+use core::time::Duration;
+use std::time::SystemTime;
+
+use crate::{CorrelationId, Policy};
+
+/// Why a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// An attempt succeeded.
+    Succeeded,
+    /// Every attempt the policy allows failed.
+    Exhausted,
+    /// The time budget ran out before the next attempt could start.
+    BudgetSpent,
+    /// The `when` predicate rejected the error.
+    NotRetryable,
+    /// The last attempt ran into the per-attempt timeout.
+    TimedOut,
+    /// The call was cancelled through its handle.
+    Cancelled,
+    /// An attempt panicked (background calls only; inline panics unwind to the caller).
+    Panicked,
+    /// The runtime shut down before the call finished.
+    ShutDown,
+}
+
+impl Reason {
+    /// A short, stable, lower-case name, as logged.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Exhausted => "retries exhausted",
+            Self::BudgetSpent => "budget spent",
+            Self::NotRetryable => "error not retryable",
+            Self::TimedOut => "attempt timed out",
+            Self::Cancelled => "cancelled",
+            Self::Panicked => "panicked",
+            Self::ShutDown => "shut down",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The facts of one finished call, handed to `on_exhausted`, `fallback` and `on_done`.
+///
+/// ```
+/// use retry_runtime::{retry, Reason, Report};
+/// use std::sync::Mutex;
+///
+/// static SEEN: Mutex<Option<(u32, Reason, String)>> = Mutex::new(None);
+///
+/// fn alert(r: &Report<std::io::Error>) {
+///     let err = r.last_error.as_ref().map(ToString::to_string).unwrap_or_default();
+///     *SEEN.lock().unwrap() = Some((r.attempts, r.reason, err));
+/// }
+///
+/// #[retry(max = 2, delay = "0ms", on_exhausted = alert)]
+/// fn always_fails() -> std::io::Result<()> {
+///     Err(std::io::Error::other("down"))
+/// }
+///
+/// assert!(always_fails().is_err());
+/// assert_eq!(
+///     SEEN.lock().unwrap().take(),
+///     Some((3, Reason::Exhausted, "down".to_string()))
+/// );
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Report<E> {
+    /// The function's stable name (`module::function` unless `name = "..."` was given).
+    pub name: &'static str,
+    /// This call's correlation ID.
+    pub cid: CorrelationId,
+    /// The ID of the retried call this one was started from, if any.
+    pub parent: Option<CorrelationId>,
+    /// When the call began (UTC). An inline call without a `budget` reads no clock until its
+    /// first attempt fails, so there this is the end of the first failed attempt.
+    pub started_at: SystemTime,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Time from `started_at` to the end of the call.
+    pub elapsed: Duration,
+    /// Why the call ended.
+    pub reason: Reason,
+    /// The policy in force.
+    pub policy: Policy,
+    /// The error of the last attempt, if an attempt ran and failed.
+    pub last_error: Option<E>,
+}
+
+impl<E> Report<E> {
+    /// Whether the call ended in success.
+    #[must_use]
+    pub fn is_ok(&self) -> bool {
+        self.reason == Reason::Succeeded
+    }
+
+    /// The report without its error, for keeping or sending elsewhere.
+    #[must_use]
+    pub fn facts(&self) -> Report<()> {
+        Report {
+            name: self.name,
+            cid: self.cid,
+            parent: self.parent,
+            started_at: self.started_at,
+            attempts: self.attempts,
+            elapsed: self.elapsed,
+            reason: self.reason,
+            policy: self.policy,
+            last_error: self.last_error.as_ref().map(|_| ()),
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for Report<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} [cid {}] {} after {} attempt(s) in {:?}",
+            self.name, self.cid, self.reason, self.attempts, self.elapsed
+        )?;
+        if let Some(p) = self.parent {
+            write!(f, " (parent {p})")?;
+        }
+        if let Some(e) = &self.last_error {
+            write!(f, ": {e:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The error a timed-out attempt produces; the function's error type must convert from it
+/// (`From<TimedOut>`) to use `timeout = ...`. `std::io::Error` and `anyhow::Error` already do.
+///
+/// ```
+/// let e: std::io::Error = retry_runtime::TimedOut.into();
+/// assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TimedOut;
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the attempt timed out")
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+impl From<TimedOut> for std::io::Error {
+    fn from(e: TimedOut) -> Self {
+        Self::new(std::io::ErrorKind::TimedOut, e)
+    }
+}
