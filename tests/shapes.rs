@@ -44,13 +44,19 @@ impl Svc {
     fn by_mut(&mut self, mut extra: u32) -> Result<u32, E> {
         self.calls += 1;
         extra += 1;
-        if self.calls < 2 { Err(E(self.calls)) } else { Ok(self.calls + extra) }
+        if self.calls < 2 {
+            Err(E(self.calls))
+        } else {
+            Ok(self.calls + extra)
+        }
     }
 
     #[retry(max = 2, delay = "0ms")]
     async fn by_mut_async(&mut self) -> Result<u32, E> {
         self.calls += 1;
-        if self.calls < 3 { Err(E(self.calls))? }
+        if self.calls < 3 {
+            Err(E(self.calls))?
+        }
         Ok(self.calls)
     }
 }
@@ -62,13 +68,20 @@ impl Owned {
     #[retry(max = 2, delay = "0ms")]
     fn consume(mut self) -> Result<u32, E> {
         self.0 += 1;
-        if tick() < 2 { Err(E(self.0)) } else { Ok(self.0) }
+        if tick() < 2 {
+            Err(E(self.0))
+        } else {
+            Ok(self.0)
+        }
     }
 }
 
 #[test]
 fn methods() {
-    let mut s = Svc { calls: 0, name: "n".into() };
+    let mut s = Svc {
+        calls: 0,
+        name: "n".into(),
+    };
     assert_eq!(s.by_ref().unwrap(), "n");
     assert_eq!(s.by_mut(10), Ok(13));
     N.with(|n| n.set(0));
@@ -77,12 +90,19 @@ fn methods() {
 
 #[tokio::test(start_paused = true)]
 async fn async_method() {
-    let mut s = Svc { calls: 0, name: "n".into() };
+    let mut s = Svc {
+        calls: 0,
+        name: "n".into(),
+    };
     assert_eq!(s.by_mut_async().await, Ok(3));
 }
 
 #[retry(delay = "0ms")]
-fn generic<'a, T: Clone + std::fmt::Debug>(x: T, y: &'a str, z: impl AsRef<str> + Clone) -> anyhow::Result<String>
+fn generic<'a, T: Clone + std::fmt::Debug>(
+    x: T,
+    y: &'a str,
+    z: impl AsRef<str> + Clone,
+) -> anyhow::Result<String>
 where
     T: PartialEq,
 {

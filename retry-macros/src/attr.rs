@@ -164,15 +164,13 @@ impl Args {
         args
     }
 
+    #[allow(clippy::too_many_lines)] // one arm per key
     fn set(&mut self, key: &Ident, value: Expr, errors: &mut Errors) {
         let k = key.to_string();
         let span = key.span();
         self.order.push(k.clone());
         let dup = |errors: &mut Errors| {
-            errors.at(
-                span,
-                format!("`{k}` is given twice; keep one `{k} = ...`"),
-            );
+            errors.at(span, format!("`{k}` is given twice; keep one `{k} = ...`"));
         };
         macro_rules! once {
             ($field:ident, $v:expr) => {{
@@ -183,7 +181,10 @@ impl Args {
                 }
             }};
         }
-        let wrap = |v| Spanned2 { key: span, value: v };
+        let wrap = |v| Spanned2 {
+            key: span,
+            value: v,
+        };
         match k.as_str() {
             "max" => once!(max, parse_max(&value, errors).map(wrap)),
             "attempts" => once!(

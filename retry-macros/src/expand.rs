@@ -10,7 +10,7 @@ use crate::valid;
 
 /// The whole macro: parse, check, expand. On any error the function is emitted unchanged
 /// beside the errors, so the rest of the crate still type-checks.
-pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
+pub fn retry(args: TokenStream, item: &TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = Args::parse(args, &mut errors);
     let Ok(func) = syn::parse2::<ItemFn>(item.clone()) else {
@@ -25,7 +25,7 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(&args, func)
 }
 
-fn with_errors(errors: Errors, item: TokenStream) -> TokenStream {
+fn with_errors(errors: Errors, item: &TokenStream) -> TokenStream {
     let errs = errors.finish().err().map(|e| e.to_compile_error());
     quote!(#errs #item)
 }
@@ -54,7 +54,8 @@ fn replace_self(tokens: TokenStream) -> TokenStream {
     while let Some(t) = iter.next() {
         match t {
             TokenTree::Ident(i) if i == "self" => {
-                let is_path = matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                let is_path =
+                    matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
                 if is_path {
                     out.push(TokenTree::Ident(i));
                 } else {
@@ -222,6 +223,7 @@ fn hook(private: &TokenStream, which: &str, ret: &Type, e: Option<&Expr>) -> Tok
 //         }
 //     }
 // A sync function is the same with a closure `|| { ...; BODY }` and a blocking wait.
+#[allow(clippy::too_many_lines)] // split up with the background modes
 fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
     let krate = args
         .krate
@@ -249,18 +251,21 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
         ReturnType::Type(_, t) => t.span(),
     };
 
-    let name = match &args.name {
-        Some(n) => n.to_token_stream(),
-        None => {
+    let name = args.name.as_ref().map_or_else(
+        || {
             let f = func.sig.ident.to_string();
-            let f = f.strip_prefix("r#").unwrap_or(&f);
-            let suffix = format!("::{f}");
+            let suffix = format!("::{}", f.strip_prefix("r#").unwrap_or(&f));
             quote!(::core::concat!(::core::module_path!(), #suffix))
-        }
-    };
+        },
+        ToTokens::to_token_stream,
+    );
 
     let rebind = rebind_args(&mut func, &private);
-    let self_by_value = valid::self_by_value(&func) || rebind.lets.iter().any(|l| l.to_string().contains("__retry_self"));
+    let self_by_value = valid::self_by_value(&func)
+        || rebind
+            .lets
+            .iter()
+            .any(|l| l.to_string().contains("__retry_self"));
     let lets = &rebind.lets;
     let block = if self_by_value {
         replace_self(func.block.to_token_stream())
@@ -271,7 +276,7 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
     let (policy, constant) = policy_tokens(args, &private);
     let mixed = Span::mixed_site();
     let policy_ref = Ident::new("__retry_policy", mixed);
-    let policy_def = if constant {
+    let policy_item = if constant {
         quote! {
             const __RETRY_POLICY: #private::Policy = #policy;
             let #policy_ref: &#private::Policy = &__RETRY_POLICY;
@@ -314,13 +319,13 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
             }
         };
         let body = quote!(async { #(#lets)* #fake_return #block });
-        let attempt = match args.timeout.as_ref() {
-            Some(t) => {
+        let attempt = args.timeout.as_ref().map_or_else(
+            || quote!(#call.attempt_async(#body).await),
+            |t| {
                 let limit = duration_tokens(&t.value);
                 quote!(#call.attempt_timeout(#limit, #body).await)
-            }
-            None => quote!(#call.attempt_async(#body).await),
-        };
+            },
+        );
         quote! {
             loop {
                 let #out = #attempt;
@@ -359,7 +364,7 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
                 },
             };
             #assert_result
-            #policy_def
+            #policy_item
             let #hooks = #private::Hooks {
                 when: #when,
                 delay_from: #delay_from,

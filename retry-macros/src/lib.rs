@@ -10,5 +10,5 @@ use proc_macro::TokenStream;
 /// Makes a function retry on failure. See the `retry-runtime` crate for the keys.
 #[proc_macro_attribute]
 pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::retry(args.into(), item.into()).into()
+    expand::retry(args.into(), &item.into()).into()
 }

@@ -27,7 +27,11 @@ pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
         );
     }
     if let Some(f) = &args.factor {
-        if args.backoff.as_ref().is_some_and(|b| b.value != BackoffKind::Exp) {
+        if args
+            .backoff
+            .as_ref()
+            .is_some_and(|b| b.value != BackoffKind::Exp)
+        {
             errors.at(
                 f.key,
                 "`factor` is the multiplier of `backoff = \"exp\"` and has no effect on fixed or linear backoff; \

@@ -123,6 +123,7 @@ impl Attempts {
     }
 
     /// Time since the clock was first read.
+    #[must_use]
     pub fn elapsed(&self, now: Instant) -> Duration {
         self.started
             .map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
@@ -258,9 +259,16 @@ where
     fn failed<H: HookSet<R>>(&mut self, e: R::Err, hooks: &H) -> Step<R> {
         let timed_out = core::mem::take(&mut self.timed_out);
         let retryable = timed_out || hooks.retryable(&e);
-        let hint = if retryable { hooks.delay_hint(&e) } else { None };
+        let hint = if retryable {
+            hooks.delay_hint(&e)
+        } else {
+            None
+        };
         let n = self.state.made;
-        match self.state.after_failure(self.policy, retryable, hint, C::now) {
+        match self
+            .state
+            .after_failure(self.policy, retryable, hint, C::now)
+        {
             Decision::Retry(wait) => {
                 tracing::info!(
                     target: "retry_runtime",

@@ -46,8 +46,8 @@ impl CorrelationId {
     /// Builds an ID from a millisecond timestamp and random bits (only the low 80 are used).
     #[must_use]
     pub fn from_parts(timestamp_ms: u64, random: u128) -> Self {
-        let v = (u128::from(timestamp_ms & 0xFFFF_FFFF_FFFF) << 80)
-            | (random & ((1u128 << 80) - 1));
+        let v =
+            (u128::from(timestamp_ms & 0xFFFF_FFFF_FFFF) << 80) | (random & ((1u128 << 80) - 1));
         Self::from_u128(v)
     }
 

@@ -80,6 +80,7 @@ pub trait HookSet<R: RetryResult> {
     ///
     /// # Errors
     /// Gives the report back when there is no fallback.
+    #[allow(clippy::result_large_err)] // the failure path moves the report once
     fn recover(&self, report: Report<R::Err>) -> Result<R, Report<R::Err>>;
 }
 
@@ -98,6 +99,7 @@ impl<A, O> Slot<A, O> for NoHook {
 
 macro_rules! slot {
     ($($arg:ident: $ty:ty),* => $out:ty) => {
+        #[allow(clippy::unused_unit)]
         impl<'a, E: 'a, F: Fn($($ty),*) -> $out> Slot<($($ty,)*), $out> for Hook<F> {
             #[inline]
             fn call(&self, ($($arg,)*): ($($ty,)*)) -> Option<$out> {
@@ -119,12 +121,14 @@ pub trait FallbackSlot<R: RetryResult> {
     ///
     /// # Errors
     /// Gives the report back when there is no fallback.
+    #[allow(clippy::result_large_err)]
     fn call(&self, r: Report<R::Err>) -> Result<R, Report<R::Err>>;
 }
 
 impl<R: RetryResult> FallbackSlot<R> for NoHook {
     const PRESENT: bool = false;
     #[inline]
+    #[allow(clippy::result_large_err)]
     fn call(&self, r: Report<R::Err>) -> Result<R, Report<R::Err>> {
         Err(r)
     }
@@ -133,6 +137,7 @@ impl<R: RetryResult> FallbackSlot<R> for NoHook {
 impl<R: RetryResult, F: Fn(Report<R::Err>) -> R> FallbackSlot<R> for Hook<F> {
     const PRESENT: bool = true;
     #[inline]
+    #[allow(clippy::result_large_err)]
     fn call(&self, r: Report<R::Err>) -> Result<R, Report<R::Err>> {
         Ok((self.0)(r))
     }
@@ -165,6 +170,7 @@ where
     }
     const HAS_FALLBACK: bool = FB::PRESENT;
     #[inline]
+    #[allow(clippy::result_large_err)]
     fn recover(&self, report: Report<R::Err>) -> Result<R, Report<R::Err>> {
         self.fallback.call(report)
     }

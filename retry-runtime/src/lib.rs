@@ -211,7 +211,7 @@ pub mod __private {
     pub use tracing;
 
     /// Checks that the return type is a `Result`.
-    #[inline(always)]
+    #[inline]
     pub const fn assert_result<R: RetryResult>() {}
 
     /// A by-value argument, cloned for each attempt.
@@ -222,18 +222,19 @@ pub mod __private {
     )]
     pub trait RetryArg: Sized {
         /// A fresh copy for the next attempt.
+        #[must_use]
         fn fresh(&self) -> Self;
     }
 
     impl<T: Clone> RetryArg for T {
-        #[inline(always)]
+        #[inline]
         fn fresh(&self) -> Self {
             self.clone()
         }
     }
 
     /// Clones an argument for one attempt.
-    #[inline(always)]
+    #[inline]
     pub fn fresh<T: RetryArg>(v: &T) -> T {
         v.fresh()
     }

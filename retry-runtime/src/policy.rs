@@ -198,7 +198,7 @@ impl Policy {
             Jitter::Full => uniform(Duration::ZERO, w),
             Jitter::Equal => {
                 let half = w / 2;
-                half + uniform(Duration::ZERO, w - half)
+                half + uniform(Duration::ZERO, w.saturating_sub(half))
             }
             Jitter::Decorrelated => {
                 let low = self.delay;
@@ -224,7 +224,11 @@ fn exp_delay(d: Duration, factor: f64, k: u32) -> Duration {
         return d;
     }
     // Whole factors (the common 2) stay exact in integers.
-    #[allow(clippy::float_cmp, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[allow(
+        clippy::float_cmp,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
     if factor.fract() == 0.0 && factor >= 1.0 && factor <= f64::from(u32::MAX) {
         let f = factor as u32;
         return match f.checked_pow(k) {
@@ -235,7 +239,11 @@ fn exp_delay(d: Duration, factor: f64, k: u32) -> Duration {
     let k = i32::try_from(k).unwrap_or(i32::MAX);
     #[allow(clippy::cast_precision_loss)]
     let nanos = d.as_nanos() as f64 * factor.powi(k);
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     if nanos.is_finite() && nanos < MAX_WAIT.as_nanos() as f64 {
         Duration::from_nanos(nanos.round() as u64)
     } else {

@@ -62,7 +62,12 @@ impl InstantSleeps {
     /// Every wait so far, in order.
     #[must_use]
     pub fn delays(&self) -> Vec<Duration> {
-        VIRTUAL.with(|v| v.borrow().as_ref().map(|v| v.delays.clone()).unwrap_or_default())
+        VIRTUAL.with(|v| {
+            v.borrow()
+                .as_ref()
+                .map(|v| v.delays.clone())
+                .unwrap_or_default()
+        })
     }
 
     /// The sum of the waits so far: how far the virtual clock has moved.
