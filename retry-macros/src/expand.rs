@@ -195,12 +195,149 @@ fn rebind_args(func: &mut ItemFn, private: &TokenStream) -> Rebind {
     Rebind { lets, by_value }
 }
 
-fn hook(private: &TokenStream, which: &str, ret: &Type, e: Option<&Expr>) -> TokenStream {
-    match e {
-        None => quote!(#private::NoHook),
-        Some(e) => {
-            let f = Ident::new(which, e.span());
-            quote!(#private::#f::<#ret, _>(#e))
+/// What every mode's expansion shares.
+struct Parts {
+    private: TokenStream,
+    krate: syn::Path,
+    ret: Type,
+    ret_span: Span,
+    /// The items and statements before the loop: the site, the policy check.
+    site: TokenStream,
+    /// The per-attempt rebinding of by-value arguments.
+    lets: Vec<TokenStream>,
+    /// The user's block, `self` replaced when the receiver is by value.
+    block: TokenStream,
+    self_by_value: bool,
+    by_value_args: bool,
+}
+
+impl Parts {
+    fn new(args: &Args, func: &mut ItemFn) -> Self {
+        let krate = args
+            .krate
+            .clone()
+            .unwrap_or_else(|| syn::parse_quote!(::retry_runtime));
+        let private = quote!(#krate::__private);
+        let (ret, ret_span) = match &func.sig.output {
+            ReturnType::Default => (
+                syn::parse_quote_spanned!(func.sig.ident.span()=> ()),
+                func.sig.ident.span(),
+            ),
+            ReturnType::Type(_, t) => ((**t).clone(), t.span()),
+        };
+        let name = args.name.as_ref().map_or_else(
+            || {
+                let f = func.sig.ident.to_string();
+                let suffix = format!("::{}", f.strip_prefix("r#").unwrap_or(&f));
+                quote!(::core::concat!(::core::module_path!(), #suffix))
+            },
+            ToTokens::to_token_stream,
+        );
+        let self_by_value = valid::self_by_value(func);
+        let rebind = rebind_args(func, &private);
+        let block = if self_by_value {
+            replace_self(func.block.to_token_stream())
+        } else {
+            func.block.to_token_stream()
+        };
+        let assert_result = quote_spanned!(ret_span=> #private::assert_result::<#ret>(););
+        let site = quote! {
+            static __RETRY_SITE: #private::Site = #private::Site {
+                name: #name,
+                span: {
+                    fn __retry_span() -> #private::tracing::Span {
+                        #private::tracing::info_span!(
+                            target: ::core::module_path!(),
+                            #name,
+                            cid = #private::tracing::field::Empty,
+                            attempt = #private::tracing::field::Empty,
+                        )
+                    }
+                    __retry_span
+                },
+            };
+            #assert_result
+        };
+        Self {
+            private,
+            krate,
+            ret,
+            ret_span,
+            site,
+            lets: rebind.lets,
+            block,
+            self_by_value,
+            by_value_args: rebind.by_value,
+        }
+    }
+
+    /// An unreachable `return` of the declared type, so that `?` and `return` in an async
+    /// block or closure know the type they produce.
+    fn fake_return(&self) -> TokenStream {
+        let ret = &self.ret;
+        quote_spanned! {self.ret_span=>
+            #[allow(
+                unreachable_code,
+                clippy::diverging_sub_expression,
+                clippy::empty_loop,
+                clippy::let_unit_value,
+                clippy::needless_return,
+                clippy::unreachable
+            )]
+            if false {
+                let __retry_fake: #ret = loop {};
+                return __retry_fake;
+            }
+        }
+    }
+
+    /// One hook, checked against its expected signature. A background hook (`owned`)
+    /// outlives the call: a closure gets its own copies of the arguments and becomes `move`.
+    fn hook(&self, which: &str, e: Option<&Expr>, owned: bool) -> TokenStream {
+        let private = &self.private;
+        let Some(e) = e else {
+            return quote!(#private::NoHook);
+        };
+        let f = Ident::new(which, e.span());
+        let ret = &self.ret;
+        let Expr::Closure(c) = e else {
+            return quote!(#private::#f::<#ret, _>(#e));
+        };
+        if !owned {
+            return quote!(#private::#f::<#ret, _>(#e));
+        }
+        let mut c = c.clone();
+        if c.capture.is_none() {
+            c.capture = Some(syn::Token![move](c.or1_token.span));
+        }
+        let lets = &self.lets;
+        let c = if self.self_by_value {
+            replace_self(c.to_token_stream())
+        } else {
+            c.to_token_stream()
+        };
+        quote!({
+            #(#[allow(unused_variables)] #lets)*
+            #private::#f::<#ret, _>(#c)
+        })
+    }
+
+    fn hooks(&self, args: &Args, owned: bool) -> TokenStream {
+        let private = &self.private;
+        let hook = |which, e| self.hook(which, e, owned);
+        let when = hook("when", args.when.as_ref());
+        let delay_from = hook("delay_from", args.delay_from.as_ref());
+        let on_retry = hook("on_retry", args.on_retry.as_ref());
+        let on_exhausted = hook("on_exhausted", args.on_exhausted.as_ref());
+        let fallback = hook("fallback", args.fallback.as_ref());
+        quote! {
+            #private::Hooks {
+                when: #when,
+                delay_from: #delay_from,
+                on_retry: #on_retry,
+                on_exhausted: #on_exhausted,
+                fallback: #fallback,
+            }
         }
     }
 }
@@ -223,57 +360,16 @@ fn hook(private: &TokenStream, which: &str, ret: &Type, e: Option<&Expr>) -> Tok
 //         }
 //     }
 // A sync function is the same with a closure `|| { ...; BODY }` and a blocking wait.
-#[allow(clippy::too_many_lines)] // split up with the background modes
-fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
-    let krate = args
-        .krate
-        .clone()
-        .unwrap_or_else(|| syn::parse_quote!(::retry_runtime));
-    let private = quote!(#krate::__private);
-    let is_async = func.sig.asyncness.is_some();
-    let mode = args.mode.as_ref().map_or(Mode::Inline, |m| m.value);
-    if mode != Mode::Inline {
-        let span = args.mode.as_ref().map_or_else(Span::call_site, |m| m.key);
-        let err = syn::Error::new(
-            span,
-            "modes \"background\" and \"handoff\" are not available yet; use mode = \"inline\"",
-        )
-        .to_compile_error();
-        return quote!(#err #func);
-    }
-
-    let ret: Type = match &func.sig.output {
-        ReturnType::Default => syn::parse_quote_spanned!(func.sig.ident.span()=> ()),
-        ReturnType::Type(_, t) => (**t).clone(),
-    };
-    let ret_span = match &func.sig.output {
-        ReturnType::Default => func.sig.ident.span(),
-        ReturnType::Type(_, t) => t.span(),
-    };
-
-    let name = args.name.as_ref().map_or_else(
-        || {
-            let f = func.sig.ident.to_string();
-            let suffix = format!("::{}", f.strip_prefix("r#").unwrap_or(&f));
-            quote!(::core::concat!(::core::module_path!(), #suffix))
-        },
-        ToTokens::to_token_stream,
-    );
-
-    let rebind = rebind_args(&mut func, &private);
-    let self_by_value = valid::self_by_value(&func)
-        || rebind
-            .lets
-            .iter()
-            .any(|l| l.to_string().contains("__retry_self"));
-    let lets = &rebind.lets;
-    let block = if self_by_value {
-        replace_self(func.block.to_token_stream())
-    } else {
-        func.block.to_token_stream()
-    };
-
-    let (policy, constant) = policy_tokens(args, &private);
+fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
+    let Parts {
+        private,
+        ret,
+        site,
+        lets,
+        block,
+        ..
+    } = p;
+    let (policy, constant) = policy_tokens(args, private);
     let mixed = Span::mixed_site();
     let policy_ref = Ident::new("__retry_policy", mixed);
     let policy_item = if constant {
@@ -284,40 +380,14 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
     } else {
         quote!(let #policy_ref: &#private::Policy = &#policy;)
     };
-
+    let hooks_value = p.hooks(args, false);
     let hooks = Ident::new("__retry_hooks", mixed);
-    let when = hook(&private, "when", &ret, args.when.as_ref());
-    let delay_from = hook(&private, "delay_from", &ret, args.delay_from.as_ref());
-    let on_retry = hook(&private, "on_retry", &ret, args.on_retry.as_ref());
-    let on_exhausted = hook(&private, "on_exhausted", &ret, args.on_exhausted.as_ref());
-    let fallback = hook(&private, "fallback", &ret, args.fallback.as_ref());
-
     let call = Ident::new("__retry_call", mixed);
     let out = Ident::new("__retry_out", mixed);
     let done = Ident::new("__retry_done", mixed);
     let wait = Ident::new("__retry_wait", mixed);
-    let clock = if is_async {
-        quote!(#private::TokioClock)
-    } else {
-        quote!(#private::SyncClock)
-    };
-    let assert_result = quote_spanned!(ret_span=> #private::assert_result::<#ret>(););
-
-    let run = if is_async {
-        let fake_return = quote_spanned! {ret_span=>
-            #[allow(
-                unreachable_code,
-                clippy::diverging_sub_expression,
-                clippy::empty_loop,
-                clippy::let_unit_value,
-                clippy::needless_return,
-                clippy::unreachable
-            )]
-            if false {
-                let __retry_fake: #ret = loop {};
-                return __retry_fake;
-            }
-        };
+    let (clock, attempt, wait_expr) = if is_async {
+        let fake_return = p.fake_return();
         let body = quote!(async { #(#lets)* #fake_return #block });
         let attempt = args.timeout.as_ref().map_or_else(
             || quote!(#call.attempt_async(#body).await),
@@ -326,62 +396,126 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
                 quote!(#call.attempt_timeout(#limit, #body).await)
             },
         );
-        quote! {
+        (
+            quote!(#private::TokioClock),
+            attempt,
+            quote!(#call.wait(#wait).await),
+        )
+    } else {
+        (
+            quote!(#private::SyncClock),
+            quote!(#call.attempt(|| { #(#lets)* #block })),
+            quote!(#call.wait(#wait)),
+        )
+    };
+    quote! {
+        {
+            #site
+            #policy_item
+            let #hooks = #hooks_value;
+            let mut #call = #private::Call::<#ret, #clock>::new(&__RETRY_SITE, #policy_ref);
             loop {
                 let #out = #attempt;
                 match #call.settle(#out, &#hooks) {
                     #private::Step::Done(#done) => break #done,
-                    #private::Step::Wait(#wait) => #call.wait(#wait).await,
+                    #private::Step::Wait(#wait) => #wait_expr,
                 }
             }
         }
+    }
+}
+
+// Input:
+//     #[retry(mode = "background")]
+//     async fn push(id: Id) -> Result<T, E> { BODY }
+// Output:
+//     fn push(id: Id) -> HandleFor<Result<T, E>> {
+//         background::<Result<T, E>, ..>(
+//             Spec { site, policy, hooks, on_done, timed_out },
+//             async_attempts(move || { let id = fresh(&id); async move { BODY } }),
+//         )
+//     }
+// `mode = "handoff"` keeps `async` and returns `HandoffFor<..>` from `handoff(..).await`; a
+// sync body's maker returns a closure `move || { BODY }` run on the blocking pool.
+fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStream {
+    let Parts {
+        private,
+        ret,
+        site,
+        lets,
+        block,
+        ..
+    } = p;
+    let (policy, _) = policy_tokens(args, private);
+    let hooks = p.hooks(args, true);
+    let on_done = p.hook("on_done", args.on_done.as_ref().map(|d| &d.value), true);
+    let timed_out = if args.timeout.is_some() {
+        quote!(::core::option::Option::Some(
+            #private::timed_out_error::<#ret> as fn() -> ::std::boxed::Box<dyn ::core::any::Any>
+        ))
     } else {
-        quote! {
-            loop {
-                let #out = #call.attempt(|| { #(#lets)* #block });
-                match #call.settle(#out, &#hooks) {
-                    #private::Step::Done(#done) => break #done,
-                    #private::Step::Wait(#wait) => #call.wait(#wait),
-                }
-            }
+        quote!(::core::option::Option::None)
+    };
+    let fake_return = p.fake_return();
+    let attempts = if is_async {
+        quote!(#private::async_attempts::<#ret, _, _>(move || {
+            #(#lets)*
+            async move { #fake_return #block }
+        }))
+    } else {
+        quote!(#private::sync_attempts::<#ret, _, _>(move || {
+            #(#lets)*
+            move || { #fake_return #block }
+        }))
+    };
+    let spec = quote! {
+        #private::Spec {
+            site: &__RETRY_SITE,
+            policy: #policy,
+            hooks: #hooks,
+            on_done: #on_done,
+            timed_out: #timed_out,
         }
     };
-
-    let body = quote! {
-        {
-            static __RETRY_SITE: #private::Site = #private::Site {
-                name: #name,
-                span: {
-                    fn __retry_span() -> #private::tracing::Span {
-                        #private::tracing::info_span!(
-                            target: ::core::module_path!(),
-                            #name,
-                            cid = #private::tracing::field::Empty,
-                            attempt = #private::tracing::field::Empty,
-                        )
-                    }
-                    __retry_span
-                },
-            };
-            #assert_result
-            #policy_item
-            let #hooks = #private::Hooks {
-                when: #when,
-                delay_from: #delay_from,
-                on_retry: #on_retry,
-                on_exhausted: #on_exhausted,
-                fallback: #fallback,
-            };
-            let mut #call = #private::Call::<#ret, #clock>::new(&__RETRY_SITE, #policy_ref);
-            #run
+    let run = match (mode, is_async) {
+        (Mode::Handoff, true) => quote!(#private::handoff::<#ret, _, _, _>(#spec, #attempts).await),
+        (Mode::Handoff, false) => {
+            quote!(#private::handoff_sync::<#ret, _, _, _, _>(#spec, #attempts))
         }
+        _ => quote!(#private::background::<#ret, _, _, _>(#spec, #attempts)),
     };
+    quote!({ #site #run })
+}
 
+fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
+    let is_async = func.sig.asyncness.is_some();
+    let mode = args.mode.as_ref().map_or(Mode::Inline, |m| m.value);
+    let p = Parts::new(args, &mut func);
+    let body = if mode == Mode::Inline {
+        inline_body(args, &p, is_async)
+    } else {
+        let krate = &p.krate;
+        let ret = &p.ret;
+        let (alias, arrow) = match &func.sig.output {
+            ReturnType::Type(arrow, _) => (mode, *arrow),
+            ReturnType::Default => (mode, syn::Token![->](func.sig.ident.span())),
+        };
+        let ty: Type = if alias == Mode::Handoff {
+            syn::parse_quote_spanned!(p.ret_span=> #krate::HandoffFor<#ret>)
+        } else {
+            syn::parse_quote_spanned!(p.ret_span=> #krate::HandleFor<#ret>)
+        };
+        func.sig.output = ReturnType::Type(arrow, Box::new(ty));
+        if mode == Mode::Background {
+            func.sig.asyncness = None;
+        }
+        spawned_body(args, &p, is_async, mode)
+    };
     let attrs = &func.attrs;
     let vis = &func.vis;
     let sig = &func.sig;
-    let allow = rebind
-        .by_value
+    let allow = p
+        .by_value_args
         .then(|| quote!(#[allow(clippy::needless_pass_by_value)]));
     quote! {
         #(#attrs)*

@@ -1,8 +1,9 @@
 //! Rules across keys, and between the keys and the function they decorate.
 
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::spanned::Spanned;
-use syn::{ItemFn, Signature};
+use syn::{FnArg, ItemFn, Signature, Type};
 
 use crate::attr::{Args, BackoffKind, Errors, Max, Mode};
 
@@ -58,6 +59,9 @@ pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
             );
         }
     }
+    if mode != Mode::Inline {
+        check_owned_args(sig, mode, errors);
+    }
     if let Some(c) = &sig.constness {
         errors.at(
             c.span,
@@ -103,4 +107,57 @@ pub fn self_by_value(f: &ItemFn) -> bool {
     f.sig
         .receiver()
         .is_some_and(|r| r.reference.is_none() && r.colon_token.is_none())
+}
+
+/// Background and hand-off attempts run after the function returned: no borrowed arguments.
+fn check_owned_args(sig: &Signature, mode: Mode, errors: &mut Errors) {
+    let mode = if mode == Mode::Background {
+        "background"
+    } else {
+        "handoff"
+    };
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(r) if r.reference.is_some() || r.colon_token.is_some() => errors.at(
+                r.span(),
+                format!(
+                    "`mode = \"{mode}\"` runs attempts after the call has returned, so they cannot \
+                     borrow `self`; take `self` by value (a cheap `Clone`, such as a struct of \
+                     `Arc`s) or use `mode = \"inline\"`"
+                ),
+            ),
+            FnArg::Typed(pt) => {
+                if let Type::Reference(r) = &*pt.ty {
+                    let owned = owned_suggestion(&r.elem);
+                    let ty = pt.ty.to_token_stream().to_string().replace("& ", "&");
+                    errors.at(
+                        pt.ty.span(),
+                        format!(
+                            "`mode = \"{mode}\"` runs attempts after the call has returned, so \
+                             arguments must be owned (`Send + 'static`), not borrowed: take \
+                             `{owned}` instead of `{ty}`"
+                        ),
+                    );
+                }
+            }
+            FnArg::Receiver(_) => {}
+        }
+    }
+}
+
+fn owned_suggestion(elem: &Type) -> String {
+    let inner = elem.to_token_stream().to_string().replace(' ', "");
+    match inner.as_str() {
+        "str" => "String".into(),
+        "Path" | "std::path::Path" => "PathBuf".into(),
+        "OsStr" | "std::ffi::OsStr" => "OsString".into(),
+        "CStr" | "std::ffi::CStr" => "CString".into(),
+        _ => match elem {
+            Type::Slice(s) => format!(
+                "Vec<{}>",
+                s.elem.to_token_stream().to_string().replace(' ', "")
+            ),
+            _ => format!("{inner}` (or `Arc<{inner}>`"),
+        },
+    }
 }

@@ -223,7 +223,7 @@ where
 
     /// Runs one async attempt inside the call's context and span.
     #[inline]
-    pub fn attempt_async<F: Future<Output = R>>(&mut self, fut: F) -> InCall<'_, F> {
+    pub fn attempt_async<F: Future<Output = R>>(&mut self, fut: F) -> InCall<&CallCtx, F> {
         let n = self.state.start_attempt();
         InCall {
             ctx: &self.ctx,
@@ -348,22 +348,22 @@ impl<R: RetryResult> Call<'_, R, TokioClock> {
 pin_project_lite::pin_project! {
     /// An async attempt running inside its call's context and span.
     #[derive(Debug)]
-    pub struct InCall<'c, F> {
-        ctx: &'c CallCtx,
-        span: tracing::Span,
+    pub struct InCall<C, F> {
+        pub(crate) ctx: C,
+        pub(crate) span: tracing::Span,
         #[pin]
-        fut: F,
+        pub(crate) fut: F,
     }
 }
 
-impl<F: Future> Future for InCall<'_, F> {
+impl<C: core::borrow::Borrow<CallCtx>, F: Future> Future for InCall<C, F> {
     type Output = F::Output;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let _span = this.span.enter();
-        let _ctx = this.ctx.enter();
+        let _ctx = (*this.ctx).borrow().enter();
         this.fut.poll(cx)
     }
 }

@@ -142,8 +142,9 @@ impl FromStr for CorrelationId {
 }
 
 /// The per-call identity: the call's own ID (minted lazily) and its parent's.
+#[doc(hidden)]
 #[derive(Debug)]
-pub(crate) struct CallCtx {
+pub struct CallCtx {
     cid: Cell<Option<CorrelationId>>,
     parent: Option<CorrelationId>,
 }
@@ -163,7 +164,6 @@ impl CallCtx {
     }
 
     /// A context whose ID is already known (background calls mint it before the spawn).
-    #[allow(dead_code)]
     pub(crate) fn with_ids(cid: CorrelationId, parent: Option<CorrelationId>) -> Self {
         Self {
             cid: Cell::new(Some(cid)),

@@ -127,6 +127,7 @@
 #![warn(missing_docs)]
 
 mod attempt;
+mod background;
 mod cid;
 mod hooks;
 mod policy;
@@ -134,6 +135,10 @@ mod report;
 pub mod testing;
 
 pub use attempt::{Attempts, Decision};
+pub use background::{
+    in_flight, restart, shutdown, Failure, HandleFor, Handoff, HandoffError, HandoffFor,
+    RetryHandle, Status,
+};
 pub use cid::{current_cid, CorrelationId, ParseCidError};
 pub use policy::{Backoff, Jitter, Policy};
 pub use report::{Reason, Report, TimedOut};
@@ -202,6 +207,11 @@ impl<T, E> RetryResult for Result<T, E> {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::attempt::{Call, Clock, InCall, Site, Step, SyncClock, TokioClock};
+    pub use crate::background::{
+        async_attempts, background, handoff, handoff_sync, sync_attempts, timed_out_error,
+        AsyncAttempts, Attempter, DoneSlot, Spec, SyncAttempts,
+    };
+    pub use crate::cid::CallCtx;
     pub use crate::hooks::{
         delay_from, fallback, on_done, on_exhausted, on_retry, when, Hook, HookSet, Hooks, NoHook,
     };
