@@ -924,7 +924,7 @@ where
         elapsed = ?report.elapsed,
         reason = %report.reason,
         error = ?report.last_error,
-        "background call failed",
+        "call failed",
     );
     let retry_failure = matches!(
         report.reason,

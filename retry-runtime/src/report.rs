@@ -133,8 +133,10 @@ impl<E: fmt::Debug> fmt::Display for Report<E> {
         if let Some(p) = self.parent {
             write!(f, " (parent {p})")?;
         }
-        if let Some(e) = &self.last_error {
-            write!(f, ": {e:?}")?;
+        match (&self.last_error, self.reason) {
+            (Some(e), Reason::Succeeded) => write!(f, " (last error: {e:?})")?,
+            (Some(e), _) => write!(f, ": {e:?}")?,
+            (None, _) => {}
         }
         Ok(())
     }
