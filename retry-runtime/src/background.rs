@@ -244,9 +244,8 @@ impl<T, E> Handoff<T, E> {
     /// Waits for the outcome, wherever it comes from.
     ///
     /// # Errors
-    /// The failure of the call; for a first attempt that failed without retry, a report with
-    /// [`Reason::NotRetryable`] or [`Reason::Exhausted`] is not available, so its error comes as
-    /// `Failure` with the reason it ended for.
+    /// [`HandoffError::First`] with the error of a first attempt that was not retried, or
+    /// [`HandoffError::Background`] with the failure of the background retries.
     pub async fn outcome(self) -> Result<T, HandoffError<E>> {
         match self {
             Self::Done(Ok(v)) => Ok(v),

@@ -41,7 +41,8 @@
 //! | `on_retry` | path or closure, `Fn(u32, &E, Duration)` | none | before each wait: attempt number, error, coming wait |
 //! | `on_exhausted` | path or closure, `Fn(&Report<E>)` | none | once, when the call ends in failure |
 //! | `fallback` | path or closure, `Fn(Report<E>) -> R` | none | turns the final failure into the return value; the report owns the last error |
-//! | `mode` | `"inline"` | `"inline"` | where the attempts run; `"inline"`: all in the caller |
+//! | `on_done` | path or closure, `Fn(&Report<E>)` | none | background and hand-off modes: once, when the call ends, whatever the outcome |
+//! | `mode` | `"inline"`, `"handoff"`, `"background"` | `"inline"` | where the attempts run (below); `"durable"` is planned |
 //! | `name` | string | `module::function` | the stable name in reports, spans and events |
 //! | `crate` | string path | `"::retry_runtime"` | where this crate is, if the dependency is renamed |
 //!
@@ -90,6 +91,48 @@
 //! # async fn main() {
 //! assert_eq!(fetch_balance(7).await.unwrap(), 700);
 //! assert_eq!(fetch_balance(0).await.unwrap(), 0); // not retryable, so the fallback answers
+//! # }
+//! ```
+//!
+//! # Modes
+//!
+//! - `"inline"`: every attempt runs in the caller; the function keeps its signature.
+//! - `"background"`: the function returns a [`RetryHandle`] at once (it stops being `async`;
+//!   its return type becomes [`HandleFor<R>`](HandleFor), that is `RetryHandle<T, E>`) and every
+//!   attempt runs in a spawned tokio task; a sync body runs on tokio's blocking pool and the
+//!   waits hold no thread. Dropping the handle does not cancel the call. Outside any tokio
+//!   runtime (a plain `fn main`), the first background call starts one small shared executor
+//!   (one worker thread) that serves all later ones.
+//! - `"handoff"`: the first attempt runs in the caller; its success, or an error not worth
+//!   retrying, comes back directly as [`Handoff::Done`]; a retryable failure moves the rest to
+//!   the background and returns [`Handoff::Retrying`] with the handle. The return type becomes
+//!   [`HandoffFor<R>`](HandoffFor); an `async fn` stays `async`.
+//!
+//! In both spawned modes the arguments must be owned, `Send + 'static` and `Clone` (a borrowed
+//! argument is a compile error that suggests the owned type), hooks must be `Send + Sync +
+//! 'static`, and a closure hook gets its own copies of the arguments it uses. A panic in a
+//! background attempt ends the call with [`Reason::Panicked`]. [`shutdown`] stops them
+//! gracefully and returns the reports of the calls that did not finish; [`in_flight`] counts
+//! them.
+//!
+//! ```
+//! use retry_runtime::{retry, Handoff};
+//!
+//! #[retry(max = 3, delay = "10ms", mode = "background", on_done = |r| println!("{r}"))]
+//! fn save(record: String) -> Result<usize, std::io::Error> {
+//!     Ok(record.len())
+//! }
+//!
+//! #[retry(max = 3, delay = "10ms", mode = "handoff")]
+//! async fn notify(order: u64) -> Result<u64, std::io::Error> {
+//!     Ok(order)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let handle = save("hello".to_string()); // returns at once
+//! assert_eq!(handle.await.unwrap(), 5);
+//! assert!(matches!(notify(7).await, Handoff::Done(Ok(7))));
 //! # }
 //! ```
 //!
