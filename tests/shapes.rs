@@ -113,3 +113,123 @@ where
 fn generics() {
     assert_eq!(generic(1, "a", "b").unwrap(), "1ab");
 }
+
+trait Fetch {
+    fn fetch(&self, key: u32) -> Result<u32, E>;
+    async fn fetch_async(&mut self, key: u32) -> Result<u32, E>;
+}
+
+struct Store {
+    fails: u32,
+}
+
+impl Fetch for Store {
+    #[retry(max = 3, delay = "0ms")]
+    fn fetch(&self, key: u32) -> Result<u32, E> {
+        Ok(key + self.fails)
+    }
+
+    #[retry(max = 3, delay = "0ms")]
+    async fn fetch_async(&mut self, key: u32) -> Result<u32, E> {
+        if self.fails > 0 {
+            self.fails -= 1;
+            return Err(E(self.fails));
+        }
+        Ok(key)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn trait_impl_methods() {
+    let mut s = Store { fails: 2 };
+    assert_eq!(s.fetch(1), Ok(3));
+    assert_eq!(s.fetch_async(5).await, Ok(5));
+    assert_eq!(s.fails, 0);
+}
+
+#[derive(Clone)]
+struct Counter(u32);
+
+impl Counter {
+    #[retry(max = 3, delay = "0ms")]
+    async fn bump_owned(mut self) -> Result<u32, E> {
+        self.0 += 1;
+        tokio::task::yield_now().await;
+        if tick() < 3 { Err(E(self.0)) } else { Ok(self.0) }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn owned_async_receiver_starts_fresh_each_attempt() {
+    N.with(|n| n.set(0));
+    // Each attempt starts from a clone of the original `self`: 1 + 1, never 1 + 3.
+    assert_eq!(Counter(1).bump_owned().await, Ok(2));
+}
+
+/// Docs and visibility stay on the function.
+#[retry(delay = "0ms")]
+pub(crate) unsafe fn raw_read(p: *const u32) -> std::io::Result<u32> {
+    // SAFETY: the caller passes a valid pointer.
+    Ok(unsafe { *p })
+}
+
+#[test]
+fn unsafe_fn_keeps_its_contract() {
+    let v = 9u32;
+    // SAFETY: `v` is alive and aligned.
+    assert_eq!(unsafe { raw_read(&raw const v) }.unwrap(), 9);
+}
+
+// Stacked with other attributes, in either order.
+#[retry(max = 2, delay = "0ms")]
+#[tokio::test(start_paused = true)]
+async fn retry_outside_tokio_test() -> Result<(), E> {
+    if tick() % 2 == 1 { Err(E(0)) } else { Ok(()) }
+}
+
+#[tokio::test(start_paused = true)]
+#[retry(max = 2, delay = "0ms")]
+async fn retry_inside_tokio_test() -> Result<(), E> {
+    if tick() % 2 == 1 { Err(E(0)) } else { Ok(()) }
+}
+
+#[tracing::instrument]
+#[retry(max = 2, delay = "0ms")]
+fn instrumented_outside(x: u32) -> Result<u32, E> {
+    Ok(x)
+}
+
+#[retry(max = 2, delay = "0ms")]
+#[tracing::instrument]
+async fn instrumented_inside(x: u32) -> Result<u32, E> {
+    Ok(x)
+}
+
+#[tokio::test]
+async fn stacked_with_instrument() {
+    assert_eq!(instrumented_outside(1), Ok(1));
+    assert_eq!(instrumented_inside(2).await, Ok(2));
+}
+
+type MyResult<T> = Result<T, E>;
+
+#[retry(attempts = 2, delay = "0ms")]
+fn alias(x: u32) -> MyResult<u32> {
+    if x == 0 { Err(E(0)) } else { Ok(x) }
+}
+
+#[test]
+fn result_aliases() {
+    assert_eq!(alias(3), Ok(3));
+    assert_eq!(alias(0), Err(E(0)));
+}
+
+#[retry(max = 2, delay = "0ms")]
+fn r#match(r#type: u32) -> Result<u32, E> {
+    Ok(r#type)
+}
+
+#[test]
+fn raw_identifiers() {
+    assert_eq!(r#match(4), Ok(4));
+}
