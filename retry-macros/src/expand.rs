@@ -371,14 +371,15 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
     } = p;
     let (policy, constant) = policy_tokens(args, private);
     let mixed = Span::mixed_site();
-    let policy_ref = Ident::new("__retry_policy", mixed);
-    let policy_item = if constant {
+    let setup_ref = Ident::new("__retry_setup", mixed);
+    let setup = quote!(#private::Setup { site: &__RETRY_SITE, policy: #policy });
+    let setup_item = if constant {
         quote! {
-            const __RETRY_POLICY: #private::Policy = #policy;
-            let #policy_ref: &#private::Policy = &__RETRY_POLICY;
+            static __RETRY_SETUP: #private::Setup = #setup;
+            let #setup_ref: &#private::Setup = &__RETRY_SETUP;
         }
     } else {
-        quote!(let #policy_ref: &#private::Policy = &#policy;)
+        quote!(let #setup_ref: &#private::Setup = &#setup;)
     };
     let hooks_value = p.hooks(args, false);
     let hooks = Ident::new("__retry_hooks", mixed);
@@ -411,9 +412,9 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
     quote! {
         {
             #site
-            #policy_item
+            #setup_item
             let #hooks = #hooks_value;
-            let mut #call = #private::Call::<#ret, #clock>::new(&__RETRY_SITE, #policy_ref);
+            let mut #call = #private::Call::<#ret, #clock>::new(#setup_ref);
             loop {
                 let #out = #attempt;
                 match #call.settle(#out, &#hooks) {

@@ -34,8 +34,10 @@ use crate::{testing, Policy, RetryResult};
 pub struct Attempts {
     /// Attempts started.
     pub made: u32,
-    /// The last wait, for decorrelated jitter.
-    pub last_wait: Duration,
+    /// Whether the last attempt ran into the per-attempt timeout.
+    pub timed_out: bool,
+    /// The last wait in nanoseconds, for decorrelated jitter.
+    pub last_wait_ns: u64,
     /// When the clock was first read for this call.
     pub started: Option<Instant>,
 }
@@ -55,7 +57,8 @@ impl Attempts {
     pub fn new(policy: &Policy, now: impl FnOnce() -> Instant) -> Self {
         Self {
             made: 0,
-            last_wait: Duration::ZERO,
+            timed_out: false,
+            last_wait_ns: 0,
             started: if policy.budget.is_some() {
                 Some(now())
             } else {
@@ -109,7 +112,10 @@ impl Attempts {
         }
         let mut wait = match hint {
             Some(h) => policy.cap(h),
-            None => policy.jittered(policy.base_delay(self.made), self.last_wait),
+            None => policy.jittered(
+                policy.base_delay(self.made),
+                Duration::from_nanos(self.last_wait_ns),
+            ),
         };
         if let (Some(budget), Some(start)) = (policy.budget, self.started) {
             let elapsed = now.map_or(Duration::ZERO, |n| n.saturating_duration_since(start));
@@ -118,7 +124,7 @@ impl Attempts {
             };
             wait = wait.min(left);
         }
-        self.last_wait = wait;
+        self.last_wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
         Decision::Retry(wait)
     }
 
@@ -165,6 +171,16 @@ pub struct Site {
     pub span: fn() -> tracing::Span,
 }
 
+/// A function's site and policy together, so a call holds one reference to both: a `static`
+/// when every value of the attribute is a literal, a local otherwise.
+#[derive(Debug)]
+pub struct Setup {
+    /// The site.
+    pub site: &'static Site,
+    /// The policy.
+    pub policy: Policy,
+}
+
 /// What the loop does next.
 #[derive(Debug)]
 pub enum Step<R> {
@@ -177,11 +193,9 @@ pub enum Step<R> {
 /// One call of a `#[retry]` function, as the expansion drives it.
 #[derive(Debug)]
 pub struct Call<'p, R, C> {
-    site: &'static Site,
-    policy: &'p Policy,
+    setup: &'p Setup,
     ctx: CallCtx,
     state: Attempts,
-    timed_out: bool,
     _marker: PhantomData<(fn() -> R, C)>,
 }
 
@@ -191,24 +205,25 @@ where
 {
     /// Starts a call.
     #[inline]
-    pub fn new(site: &'static Site, policy: &'p Policy) -> Self {
+    pub fn new(setup: &'p Setup) -> Self {
         Self {
-            site,
-            policy,
+            setup,
             ctx: CallCtx::new(),
-            state: Attempts::new(policy, C::now),
-            timed_out: false,
+            state: Attempts::new(&setup.policy, C::now),
             _marker: PhantomData,
         }
     }
 
-    fn span(&self, attempt: u32) -> tracing::Span {
-        let span = (self.site.span)();
-        if !span.is_disabled() {
-            span.record("cid", tracing::field::display(self.ctx.cid()));
-            span.record("attempt", attempt);
+    fn span(&self, attempt: u32) -> Option<Box<tracing::Span>> {
+        let span = (self.setup.site.span)();
+        if span.is_disabled() {
+            return None;
         }
-        span
+        span.record("cid", tracing::field::display(self.ctx.cid()));
+        span.record("attempt", attempt);
+        // Boxed, so that the attempt's future carries 8 bytes for it, not 40: a span is only
+        // there when a subscriber wants it, and then the subscriber allocates for it anyway.
+        Some(Box::new(span))
     }
 
     /// Runs one sync attempt inside the call's context and span.
@@ -216,7 +231,7 @@ where
     pub fn attempt(&mut self, body: impl FnOnce() -> R) -> R {
         let n = self.state.start_attempt();
         let span = self.span(n);
-        let _span = span.enter();
+        let _span = span.as_deref().map(tracing::Span::enter);
         let _ctx = self.ctx.enter();
         body()
     }
@@ -241,7 +256,7 @@ where
         if let Ok(r) = tokio::time::timeout(limit, self.attempt_async(fut)).await {
             r
         } else {
-            self.timed_out = true;
+            self.state.timed_out = true;
             R::from_err(TimedOut.into())
         }
     }
@@ -257,7 +272,7 @@ where
 
     #[inline(never)]
     fn failed<H: HookSet<R>>(&mut self, e: R::Err, hooks: &H) -> Step<R> {
-        let timed_out = core::mem::take(&mut self.timed_out);
+        let timed_out = core::mem::take(&mut self.state.timed_out);
         let retryable = timed_out || hooks.retryable(&e);
         let hint = if retryable {
             hooks.delay_hint(&e)
@@ -267,12 +282,12 @@ where
         let n = self.state.made;
         match self
             .state
-            .after_failure(self.policy, retryable, hint, C::now)
+            .after_failure(&self.setup.policy, retryable, hint, C::now)
         {
             Decision::Retry(wait) => {
                 tracing::info!(
                     target: "retry_runtime",
-                    name = self.site.name,
+                    name = self.setup.site.name,
                     cid = %self.ctx.cid(),
                     attempt = n,
                     error = ?e,
@@ -315,14 +330,14 @@ where
     fn report(&self, reason: Reason, last_error: Option<R::Err>) -> Report<R::Err> {
         let elapsed = self.state.elapsed(C::now());
         Report {
-            name: self.site.name,
+            name: self.setup.site.name,
             cid: self.ctx.cid(),
             parent: self.ctx.parent(),
             started_at: SystemTime::now() - elapsed,
             attempts: self.state.made,
             elapsed,
             reason,
-            policy: *self.policy,
+            policy: self.setup.policy,
             last_error,
         }
     }
@@ -337,10 +352,28 @@ impl<R: RetryResult> Call<'_, R, SyncClock> {
 }
 
 impl<R: RetryResult> Call<'_, R, TokioClock> {
-    /// Waits before the next async attempt; a zero wait registers no timer.
-    pub async fn wait(&self, d: Duration) {
-        if !d.is_zero() {
-            tokio::time::sleep(d).await;
+    /// Waits before the next async attempt. A zero wait registers no timer; a non-zero one
+    /// boxes its tokio `Sleep`, so the call's future does not carry the timer's 112 bytes
+    /// through every attempt (one allocation per real wait, next to a timer registration).
+    #[inline]
+    pub fn wait(&self, d: Duration) -> Wait {
+        Wait((!d.is_zero()).then(|| Box::pin(tokio::time::sleep(d))))
+    }
+}
+
+/// The wait between two async attempts.
+#[derive(Debug)]
+#[must_use = "a wait does nothing unless awaited"]
+pub struct Wait(Option<Pin<Box<tokio::time::Sleep>>>);
+
+impl Future for Wait {
+    type Output = ();
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            None => Poll::Ready(()),
+            Some(s) => s.as_mut().poll(cx),
         }
     }
 }
@@ -350,7 +383,7 @@ pin_project_lite::pin_project! {
     #[derive(Debug)]
     pub struct InCall<C, F> {
         pub(crate) ctx: C,
-        pub(crate) span: tracing::Span,
+        pub(crate) span: Option<Box<tracing::Span>>,
         #[pin]
         pub(crate) fut: F,
     }
@@ -362,7 +395,7 @@ impl<C: core::borrow::Borrow<CallCtx>, F: Future> Future for InCall<C, F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _span = this.span.enter();
+        let _span = this.span.as_deref().map(tracing::Span::enter);
         let _ctx = (*this.ctx).borrow().enter();
         this.fut.poll(cx)
     }

@@ -429,6 +429,7 @@ impl<F: Future> Future for CatchUnwind<F> {
 
 impl<C: Borrow<CallCtx>, F> InCall<C, F> {
     pub(crate) fn new(ctx: C, span: tracing::Span, fut: F) -> Self {
+        let span = (!span.is_disabled()).then(|| Box::new(span));
         Self { ctx, span, fut }
     }
 }

@@ -249,7 +249,7 @@ impl<T, E> RetryResult for Result<T, E> {
 /// Not public API: what the expansion of `#[retry]` calls.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::attempt::{Call, Clock, InCall, Site, Step, SyncClock, TokioClock};
+    pub use crate::attempt::{Call, Clock, InCall, Setup, Site, Step, SyncClock, TokioClock, Wait};
     pub use crate::background::{
         async_attempts, background, handoff, handoff_sync, sync_attempts, timed_out_error,
         AsyncAttempts, Attempter, DoneSlot, Spec, SyncAttempts,
