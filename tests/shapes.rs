@@ -155,7 +155,11 @@ impl Counter {
     async fn bump_owned(mut self) -> Result<u32, E> {
         self.0 += 1;
         tokio::task::yield_now().await;
-        if tick() < 3 { Err(E(self.0)) } else { Ok(self.0) }
+        if tick() < 3 {
+            Err(E(self.0))
+        } else {
+            Ok(self.0)
+        }
     }
 }
 
@@ -184,13 +188,21 @@ fn unsafe_fn_keeps_its_contract() {
 #[retry(max = 2, delay = "0ms")]
 #[tokio::test(start_paused = true)]
 async fn retry_outside_tokio_test() -> Result<(), E> {
-    if tick() % 2 == 1 { Err(E(0)) } else { Ok(()) }
+    if tick() % 2 == 1 {
+        Err(E(0))
+    } else {
+        Ok(())
+    }
 }
 
 #[tokio::test(start_paused = true)]
 #[retry(max = 2, delay = "0ms")]
 async fn retry_inside_tokio_test() -> Result<(), E> {
-    if tick() % 2 == 1 { Err(E(0)) } else { Ok(()) }
+    if tick() % 2 == 1 {
+        Err(E(0))
+    } else {
+        Ok(())
+    }
 }
 
 #[tracing::instrument]
@@ -215,7 +227,11 @@ type MyResult<T> = Result<T, E>;
 
 #[retry(attempts = 2, delay = "0ms")]
 fn alias(x: u32) -> MyResult<u32> {
-    if x == 0 { Err(E(0)) } else { Ok(x) }
+    if x == 0 {
+        Err(E(0))
+    } else {
+        Ok(x)
+    }
 }
 
 #[test]
