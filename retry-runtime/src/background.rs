@@ -92,8 +92,8 @@ impl Shared {
 /// ```
 #[derive(Debug)]
 pub struct Failure<E> {
-    /// The call's report.
-    pub report: Report<E>,
+    /// The call's report (boxed: it is large, and only failures carry it).
+    pub report: Box<Report<E>>,
 }
 
 impl<E> Failure<E> {
@@ -191,7 +191,7 @@ impl<T, E> Future for RetryHandle<T, E> {
             Poll::Ready(Ok(out)) => Poll::Ready(out),
             // The task was dropped with its runtime before it finished.
             Poll::Ready(Err(e)) => Poll::Ready(Err(Failure {
-                report: Report {
+                report: Box::new(Report {
                     name: self.name,
                     cid: self.shared.cid,
                     parent: None,
@@ -205,7 +205,7 @@ impl<T, E> Future for RetryHandle<T, E> {
                     },
                     policy: self.policy,
                     last_error: None,
-                },
+                }),
             })),
         }
     }
@@ -688,8 +688,10 @@ where
     D: DoneSlot<R::Err>,
 {
     let ctx = CallCtx::new();
-    let mut state = Attempts::default();
-    state.started = Some(TokioClock::now_or_std());
+    let state = Attempts {
+        started: Some(TokioClock::now_or_std()),
+        ..Attempts::default()
+    };
     start(
         spec,
         attempter,
@@ -778,7 +780,7 @@ where
     } = resume;
     let policy = spec.policy;
     let cid = shared.cid;
-    let (reason, value) = 'call: loop {
+    let (reason, value) = loop {
         if let Some(w) = wait.take() {
             shared.set(Status::Waiting {
                 next_attempt: state.made + 1,
@@ -834,15 +836,7 @@ where
                 );
                 break (Reason::Panicked, None);
             }
-            None => {
-                let make = spec
-                    .timed_out
-                    .expect("a timeout comes with its error maker");
-                match make().downcast::<R::Err>() {
-                    Ok(e) => (*e, true),
-                    Err(_) => unreachable!("the maker makes the function's error type"),
-                }
-            }
+            None => (timeout_error(spec.timed_out), true),
         };
         if !A::ABORTABLE && shared.cancelled.load(Ordering::SeqCst) {
             last_error = Some(e);
@@ -868,7 +862,6 @@ where
                 spec.hooks.before_retry(n, &e, w);
                 last_error = Some(e);
                 wait = Some(w);
-                continue 'call;
             }
             Decision::Stop(reason) => {
                 last_error = Some(e);
@@ -937,12 +930,12 @@ where
             let recovered = spec.hooks.recover(report);
             match recovered.map(RetryResult::into_result) {
                 Ok(Ok(v)) => {
-                    let ok = with_error(facts, None);
+                    let ok = with_error(&facts, None);
                     shared.set(Status::Succeeded);
                     spec.on_done.done(&ok);
                     return Ok(v);
                 }
-                Ok(Err(e)) => report = with_error(facts, Some(e)),
+                Ok(Err(e)) => report = with_error(&facts, Some(e)),
                 Err(r) => report = r,
             }
         }
@@ -952,7 +945,7 @@ where
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(with_error(
-                report.facts(),
+                &report.facts(),
                 report.last_error.as_ref().map(|e| format!("{e:?}")),
             ));
     }
@@ -962,10 +955,12 @@ where
         Status::Failed
     });
     spec.on_done.done(&report);
-    Err(Failure { report })
+    Err(Failure {
+        report: Box::new(report),
+    })
 }
 
-fn with_error<E>(facts: Report<()>, e: Option<E>) -> Report<E> {
+fn with_error<E>(facts: &Report<()>, e: Option<E>) -> Report<E> {
     Report {
         name: facts.name,
         cid: facts.cid,
@@ -979,7 +974,20 @@ fn with_error<E>(facts: Report<()>, e: Option<E>) -> Report<E> {
     }
 }
 
+/// The error of a timed-out attempt, from the maker the expansion passes with a timeout.
+fn timeout_error<E: 'static>(make: Option<fn() -> Box<dyn Any>>) -> E {
+    let make = make.expect("`#[retry]` passes an error maker with every timeout");
+    match make().downcast::<E>() {
+        Ok(e) => *e,
+        Err(_) => unreachable!("the maker makes the function's error type"),
+    }
+}
+
 /// Runs a `mode = "handoff"` call: the first attempt here, the rest in the background.
+///
+/// # Panics
+/// Only if the policy has a timeout but the spec no error maker, which the expansion of
+/// `#[retry]` never does.
 pub async fn handoff<R, A, H, D>(spec: Spec<H, D>, mut attempter: A) -> HandoffFor<R>
 where
     R: RetryResult + Send + 'static,
@@ -1002,36 +1010,26 @@ where
         Some(t) => tokio::time::timeout(t, first).await.ok(),
         None => Some(first.await),
     };
-    let (e, timed_out) = match out {
-        Some(r) => match r.into_result() {
-            Ok(v) => {
-                if D::PRESENT {
-                    let report = Report {
-                        name: spec.site.name,
-                        cid: ctx.cid(),
-                        parent: ctx.parent(),
-                        started_at: SystemTime::now(),
-                        attempts: 1,
-                        elapsed: Duration::ZERO,
-                        reason: Reason::Succeeded,
-                        policy: spec.policy,
-                        last_error: None,
-                    };
-                    spec.on_done.done(&report);
-                }
-                return Handoff::Done(Ok(v));
+    let (e, timed_out) = match out.map(RetryResult::into_result) {
+        Some(Ok(v)) => {
+            if D::PRESENT {
+                let report = Report {
+                    name: spec.site.name,
+                    cid: ctx.cid(),
+                    parent: ctx.parent(),
+                    started_at: SystemTime::now(),
+                    attempts: 1,
+                    elapsed: Duration::ZERO,
+                    reason: Reason::Succeeded,
+                    policy: spec.policy,
+                    last_error: None,
+                };
+                spec.on_done.done(&report);
             }
-            Err(e) => (e, false),
-        },
-        None => {
-            let make = spec
-                .timed_out
-                .expect("a timeout comes with its error maker");
-            match make().downcast::<R::Err>() {
-                Ok(e) => (*e, true),
-                Err(_) => unreachable!("the maker makes the function's error type"),
-            }
+            return Handoff::Done(Ok(v));
         }
+        Some(Err(e)) => (e, false),
+        None => (timeout_error(spec.timed_out), true),
     };
     let retryable = timed_out || spec.hooks.retryable(&e);
     let hint = if retryable {
@@ -1039,14 +1037,7 @@ where
     } else {
         None
     };
-    let now = || {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            TokioClock::now()
-        } else {
-            Instant::now()
-        }
-    };
-    match state.after_failure(&spec.policy, retryable, hint, now) {
+    match state.after_failure(&spec.policy, retryable, hint, TokioClock::now_or_std) {
         Decision::Retry(w) => {
             tracing::info!(
                 target: "retry_runtime",
@@ -1076,36 +1067,54 @@ where
             } else {
                 reason
             };
-            let elapsed = state.elapsed(now());
-            let report = Report {
-                name: spec.site.name,
-                cid: ctx.cid(),
-                parent: ctx.parent(),
-                started_at: SystemTime::now() - elapsed,
-                attempts: state.made,
-                elapsed,
-                reason,
-                policy: spec.policy,
-                last_error: Some(e),
-            };
-            let shared = Shared {
-                status: Mutex::new(Status::Running { attempt: 1 }),
-                cancelled: AtomicBool::new(false),
-                cancel: Notify::new(),
-                cid: report.cid,
-            };
-            match finish(&shared, &spec, report, None) {
-                Ok(v) => Handoff::Done(Ok(v)),
-                Err(f) => match f.into_error() {
-                    Some(e) => Handoff::Done(Err(e)),
-                    None => unreachable!("a failed first attempt has an error"),
-                },
-            }
+            handoff_stopped(&spec, &ctx, &state, reason, e)
         }
     }
 }
 
+/// A hand-off call whose first attempt ends it: the hooks run here and the error comes back.
+fn handoff_stopped<R, H, D>(
+    spec: &Spec<H, D>,
+    ctx: &CallCtx,
+    state: &Attempts,
+    reason: Reason,
+    e: R::Err,
+) -> HandoffFor<R>
+where
+    R: RetryResult,
+    R::Err: fmt::Debug,
+    H: HookSet<R>,
+    D: DoneSlot<R::Err>,
+{
+    let elapsed = state.elapsed(TokioClock::now_or_std());
+    let report = Report {
+        name: spec.site.name,
+        cid: ctx.cid(),
+        parent: ctx.parent(),
+        started_at: SystemTime::now() - elapsed,
+        attempts: state.made,
+        elapsed,
+        reason,
+        policy: spec.policy,
+        last_error: Some(e),
+    };
+    let shared = Shared {
+        status: Mutex::new(Status::Running { attempt: 1 }),
+        cancelled: AtomicBool::new(false),
+        cancel: Notify::new(),
+        cid: report.cid,
+    };
+    match finish(&shared, spec, report, None) {
+        Ok(v) => Handoff::Done(Ok(v)),
+        Err(f) => match f.into_error() {
+            Some(e) => Handoff::Done(Err(e)),
+            None => unreachable!("a failed first attempt has an error"),
+        },
+    }
+}
+
 /// Makes the error of a timed-out attempt, boxed for the type-erased [`Spec`].
+#[must_use]
 pub fn timed_out_error<R>() -> Box<dyn Any>
 where
     R: RetryResult,
