@@ -3,7 +3,6 @@
 use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Token};
 
 /// Every key the attribute knows, for "did you mean" hints.
@@ -104,7 +103,13 @@ impl Parse for KeyValue {
             let t: Token![crate] = input.parse()?;
             Ident::new("crate", t.span)
         } else {
-            input.call(syn::ext::IdentExt::parse_any)?
+            input.call(syn::ext::IdentExt::parse_any).map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected a key, like `max` in `#[retry(max = 5)]`: the arguments are \
+                     `key = value` pairs separated by commas",
+                )
+            })?
         };
         if !input.peek(Token![=]) {
             return Err(syn::Error::new(
@@ -132,6 +137,11 @@ impl Errors {
 
     pub fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
         self.push(syn::Error::new(span, msg));
+    }
+
+    /// An error covering every token of `tokens`, not only the first.
+    pub fn on(&mut self, tokens: impl quote::ToTokens, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, msg));
     }
 
     pub fn finish(self) -> syn::Result<()> {
@@ -311,8 +321,8 @@ fn lit_str(value: &Expr, key: &str, example: &str, errors: &mut Errors) -> Optio
     if let Some(Lit::Str(s)) = lit(value) {
         Some(s.clone())
     } else {
-        errors.at(
-            value.span(),
+        errors.on(
+            value,
             format!("`{key}` takes a string literal, like `{example}`"),
         );
         None
@@ -321,8 +331,8 @@ fn lit_str(value: &Expr, key: &str, example: &str, errors: &mut Errors) -> Optio
 
 fn parse_count(value: &Expr, key: &str, errors: &mut Errors) -> Option<u32> {
     let Some(Lit::Int(i)) = lit(value) else {
-        errors.at(
-            value.span(),
+        errors.on(
+            value,
             format!("`{key}` takes an integer literal, like `{key} = 5`"),
         );
         return None;
@@ -376,8 +386,8 @@ fn parse_choice<T: Copy>(
         .collect::<Vec<_>>()
         .join(", ");
     let Some(Lit::Str(s)) = lit(value) else {
-        errors.at(
-            value.span(),
+        errors.on(
+            value,
             format!(
                 "`{key}` takes a string literal, one of {listed}: `{key} = \"{}\"`",
                 names[0]
@@ -389,7 +399,19 @@ fn parse_choice<T: Copy>(
     if let Some((_, t)) = choices.iter().find(|(n, _)| *n == v) {
         return Some(*t);
     }
-    let hint = nearest(&v, &names).map_or(String::new(), |n| format!("; did you mean \"{n}\"?"));
+    let alias = match v.to_ascii_lowercase().as_str() {
+        "exponential" | "expo" | "exponent" => Some("exp"),
+        "constant" | "const" | "fixed_delay" => Some("fixed"),
+        "off" | "no" | "false" => Some("none"),
+        "sync" | "blocking" => Some("inline"),
+        "async" | "spawn" | "spawned" => Some("background"),
+        "hand-off" | "hand_off" => Some("handoff"),
+        _ => None,
+    }
+    .filter(|a| names.contains(a));
+    let hint = alias
+        .or_else(|| nearest(&v, &names))
+        .map_or(String::new(), |n| format!("; did you mean \"{n}\"?"));
     errors.at(
         s.span(),
         format!("unknown {key} \"{v}\": expected one of {listed}{hint}"),
@@ -425,8 +447,8 @@ fn parse_factor(value: &Expr, errors: &mut Errors) -> Option<f64> {
         Some(Lit::Int(i)) => (i.base10_parse::<f64>().ok(), i.span()),
         Some(Lit::Float(x)) => (x.base10_parse::<f64>().ok(), x.span()),
         _ => {
-            errors.at(
-                value.span(),
+            errors.on(
+                value,
                 "`factor` takes a number greater than 1, like `factor = 2` or `factor = 1.5`",
             );
             return None;
@@ -475,6 +497,9 @@ fn parse_duration_arg(value: Expr, errors: &mut Errors) -> Option<DurationArg> {
 pub fn parse_duration(text: &str) -> Result<(u64, u32), String> {
     if text.is_empty() {
         return Err("it is empty".into());
+    }
+    if text.contains(char::is_whitespace) {
+        return Err("spaces are not allowed".into());
     }
     let mut total: u128 = 0;
     let mut rest = text;

@@ -73,6 +73,12 @@ fn replace_self(tokens: TokenStream) -> TokenStream {
     out.into_iter().collect()
 }
 
+/// The maker of a timed-out attempt's error; a missing `From<TimedOut>` is reported once, at
+/// the `timeout` key.
+fn timeout_maker(private: &TokenStream, key: Span) -> TokenStream {
+    respan(quote!(#private::timeout_error(__retry_r)), key)
+}
+
 fn duration_tokens(d: &DurationArg) -> TokenStream {
     match d {
         DurationArg::Lit { secs, nanos } => quote!(::core::time::Duration::new(#secs, #nanos)),
@@ -143,26 +149,48 @@ fn policy_tokens(args: &Args, private: &TokenStream) -> (TokenStream, bool) {
 /// The per-attempt rebinding of the arguments, and the signature's new patterns.
 struct Rebind {
     lets: Vec<TokenStream>,
+    /// `Send` checks of the by-value arguments (spawned modes).
+    send_checks: Vec<TokenStream>,
     by_value: bool,
 }
 
-fn rebind_args(func: &mut ItemFn, private: &TokenStream) -> Rebind {
+/// Whether `name` appears in `tokens`, as an identifier or inside a literal (an inline
+/// format argument such as `"{id}"`).
+fn mentions(tokens: &TokenStream, name: &str) -> bool {
+    tokens.clone().into_iter().any(|t| match t {
+        TokenTree::Ident(i) => i == name,
+        TokenTree::Literal(l) => l.to_string().contains(name),
+        TokenTree::Group(g) => mentions(&g.stream(), name),
+        TokenTree::Punct(_) => false,
+    })
+}
+
+/// Rebinds each by-value argument to a fresh clone inside every attempt. Inline, an argument
+/// the body never names is not cloned at all (the attempt borrows it); a spawned attempt
+/// must own its copy of every argument (`spawned`).
+fn rebind_args(func: &mut ItemFn, private: &TokenStream, spawned: bool) -> Rebind {
+    let body = func.block.to_token_stream();
     let mut lets = Vec::new();
+    let mut send_checks = Vec::new();
     let mut by_value = false;
+    let allow = spawned.then(|| quote!(#[allow(unused_variables)]));
     for (i, arg) in func.sig.inputs.iter_mut().enumerate() {
         match arg {
             FnArg::Receiver(r) if r.reference.is_none() && r.colon_token.is_none() => {
                 by_value = true;
                 let m = r.mutability.take();
                 let fresh = respan(quote!(#private::fresh(&self)), r.self_token.span);
-                lets.push(quote!(let #m __retry_self = #fresh;));
+                lets.push(quote!(#allow let #m __retry_self = #fresh;));
+                send_checks.push(respan(
+                    quote!(#private::send_arg(&self);),
+                    r.self_token.span,
+                ));
             }
             FnArg::Receiver(_) => {}
             FnArg::Typed(pt) => {
                 if matches!(*pt.ty, Type::Reference(_)) || matches!(*pt.pat, Pat::Wild(_)) {
                     continue;
                 }
-                by_value = true;
                 let span = pt.ty.span();
                 match &mut *pt.pat {
                     Pat::Ident(PatIdent {
@@ -172,14 +200,19 @@ fn rebind_args(func: &mut ItemFn, private: &TokenStream) -> Rebind {
                         subpat: None,
                         ..
                     }) => {
+                        if !spawned && !mentions(&body, &ident.to_string()) {
+                            continue;
+                        }
                         let m = mutability.take();
                         let fresh = respan(quote!(#private::fresh(&#ident)), span);
-                        lets.push(quote!(let #m #ident = #fresh;));
+                        lets.push(quote!(#allow let #m #ident = #fresh;));
+                        send_checks.push(respan(quote!(#private::send_arg(&#ident);), span));
                     }
                     pat => {
                         let name = format_ident!("__retry_arg{}", i);
                         let fresh = respan(quote!(#private::fresh(&#name)), span);
-                        lets.push(quote!(let #pat = #fresh;));
+                        lets.push(quote!(#allow let #pat = #fresh;));
+                        send_checks.push(respan(quote!(#private::send_arg(&#name);), span));
                         *pat = Pat::Ident(PatIdent {
                             attrs: Vec::new(),
                             by_ref: None,
@@ -189,10 +222,15 @@ fn rebind_args(func: &mut ItemFn, private: &TokenStream) -> Rebind {
                         });
                     }
                 }
+                by_value = true;
             }
         }
     }
-    Rebind { lets, by_value }
+    Rebind {
+        lets,
+        send_checks,
+        by_value,
+    }
 }
 
 /// What every mode's expansion shares.
@@ -205,6 +243,7 @@ struct Parts {
     site: TokenStream,
     /// The per-attempt rebinding of by-value arguments.
     lets: Vec<TokenStream>,
+    send_checks: Vec<TokenStream>,
     /// The user's block, `self` replaced when the receiver is by value.
     block: TokenStream,
     self_by_value: bool,
@@ -212,7 +251,7 @@ struct Parts {
 }
 
 impl Parts {
-    fn new(args: &Args, func: &mut ItemFn) -> Self {
+    fn new(args: &Args, func: &mut ItemFn, spawned: bool) -> Self {
         let krate = args
             .krate
             .clone()
@@ -234,13 +273,15 @@ impl Parts {
             ToTokens::to_token_stream,
         );
         let self_by_value = valid::self_by_value(func);
-        let rebind = rebind_args(func, &private);
+        let rebind = rebind_args(func, &private, spawned);
         let block = if self_by_value {
             replace_self(func.block.to_token_stream())
         } else {
             func.block.to_token_stream()
         };
-        let assert_result = quote_spanned!(ret_span=> #private::assert_result::<#ret>(););
+        let returns = quote_spanned! {ret_span=>
+            let __retry_r = #private::Returns::<<#ret as #private::RetryResult>::Itself>::new();
+        };
         let site = quote! {
             static __RETRY_SITE: #private::Site = #private::Site {
                 name: #name,
@@ -256,7 +297,7 @@ impl Parts {
                     __retry_span
                 },
             };
-            #assert_result
+            #returns
         };
         Self {
             private,
@@ -265,6 +306,7 @@ impl Parts {
             ret_span,
             site,
             lets: rebind.lets,
+            send_checks: rebind.send_checks,
             block,
             self_by_value,
             by_value_args: rebind.by_value,
@@ -298,13 +340,24 @@ impl Parts {
         let Some(e) = e else {
             return quote!(#private::NoHook);
         };
+        // The checking call carries the hook's span, so a mismatch points at the hook.
         let f = Ident::new(which, e.span());
-        let ret = &self.ret;
+        // The whole checking call carries the hook's span, so a mismatch is reported once,
+        // at the hook.
+        let span = e.span();
+        let check = |e: TokenStream| {
+            let path = respan(quote!(#private::#f), span);
+            let marker = respan(quote!(__retry_r,), span);
+            let mut args =
+                proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, quote!(#marker #e));
+            args.set_span(span);
+            quote!(#path #args)
+        };
         let Expr::Closure(c) = e else {
-            return quote!(#private::#f::<#ret, _>(#e));
+            return check(e.to_token_stream());
         };
         if !owned {
-            return quote!(#private::#f::<#ret, _>(#e));
+            return check(e.to_token_stream());
         }
         let mut c = c.clone();
         if c.capture.is_none() {
@@ -316,9 +369,10 @@ impl Parts {
         } else {
             c.to_token_stream()
         };
+        let checked = check(c);
         quote!({
             #(#[allow(unused_variables)] #lets)*
-            #private::#f::<#ret, _>(#c)
+            #checked
         })
     }
 
@@ -363,7 +417,6 @@ impl Parts {
 fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
     let Parts {
         private,
-        ret,
         site,
         lets,
         block,
@@ -393,8 +446,8 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
         let attempt = args.timeout.as_ref().map_or_else(
             || quote!(#call.attempt_async(#body).await),
             |t| {
-                let limit = duration_tokens(&t.value);
-                quote!(#call.attempt_timeout(#limit, #body).await)
+                let maker = timeout_maker(private, t.key);
+                quote!(#call.attempt_timeout(#maker, #body).await)
             },
         );
         (
@@ -414,7 +467,7 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
             #site
             #setup_item
             let #hooks = #hooks_value;
-            let mut #call = #private::Call::<#ret, #clock>::new(#setup_ref);
+            let mut #call = #private::Call::<_, #clock>::new(__retry_r, #setup_ref);
             loop {
                 let #out = #attempt;
                 match #call.settle(#out, &#hooks) {
@@ -441,7 +494,6 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
 fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStream {
     let Parts {
         private,
-        ret,
         site,
         lets,
         block,
@@ -450,21 +502,21 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
     let (policy, _) = policy_tokens(args, private);
     let hooks = p.hooks(args, true);
     let on_done = p.hook("on_done", args.on_done.as_ref().map(|d| &d.value), true);
-    let timed_out = if args.timeout.is_some() {
-        quote!(::core::option::Option::Some(
-            #private::timed_out_error::<#ret> as fn() -> ::std::boxed::Box<dyn ::core::any::Any>
-        ))
-    } else {
-        quote!(::core::option::Option::None)
-    };
+    let timed_out = args.timeout.as_ref().map_or_else(
+        || quote!(::core::option::Option::None),
+        |t| {
+            let maker = timeout_maker(private, t.key);
+            quote!(::core::option::Option::Some(#maker))
+        },
+    );
     let fake_return = p.fake_return();
     let attempts = if is_async {
-        quote!(#private::async_attempts::<#ret, _, _>(move || {
+        quote!(#private::async_attempts(__retry_r, move || {
             #(#lets)*
             async move { #fake_return #block }
         }))
     } else {
-        quote!(#private::sync_attempts::<#ret, _, _>(move || {
+        quote!(#private::sync_attempts(__retry_r, move || {
             #(#lets)*
             move || { #fake_return #block }
         }))
@@ -479,19 +531,18 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
         }
     };
     let run = match (mode, is_async) {
-        (Mode::Handoff, true) => quote!(#private::handoff::<#ret, _, _, _>(#spec, #attempts).await),
-        (Mode::Handoff, false) => {
-            quote!(#private::handoff_sync::<#ret, _, _, _, _>(#spec, #attempts))
-        }
-        _ => quote!(#private::background::<#ret, _, _, _>(#spec, #attempts)),
+        (Mode::Handoff, true) => quote!(#private::handoff(__retry_r, #spec, #attempts).await),
+        (Mode::Handoff, false) => quote!(#private::handoff_sync(__retry_r, #spec, #attempts)),
+        _ => quote!(#private::background(__retry_r, #spec, #attempts)),
     };
-    quote!({ #site #run })
+    let send_checks = &p.send_checks;
+    quote!({ #site #(#send_checks)* #run })
 }
 
 fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
     let is_async = func.sig.asyncness.is_some();
     let mode = args.mode.as_ref().map_or(Mode::Inline, |m| m.value);
-    let p = Parts::new(args, &mut func);
+    let p = Parts::new(args, &mut func, mode != Mode::Inline);
     let body = if mode == Mode::Inline {
         inline_body(args, &p, is_async)
     } else {

@@ -2,7 +2,6 @@
 
 use proc_macro2::Span;
 use quote::ToTokens;
-use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Signature, Type};
 
 use crate::attr::{Args, BackoffKind, Errors, Max, Mode};
@@ -28,13 +27,18 @@ pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
         );
     }
     if let Some(f) = &args.factor {
-        if args
+        if let Some(b) = args
             .backoff
             .as_ref()
-            .is_some_and(|b| b.value != BackoffKind::Exp)
+            .filter(|b| b.value != BackoffKind::Exp)
         {
+            let later = if args.order_of("backoff") > args.order_of("factor") {
+                b.key
+            } else {
+                f.key
+            };
             errors.at(
-                f.key,
+                later,
                 "`factor` is the multiplier of `backoff = \"exp\"` and has no effect on fixed or linear backoff; \
                  remove it or use `backoff = \"exp\"`",
             );
@@ -68,9 +72,6 @@ pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
             "`#[retry]` cannot go on a `const fn`: retrying waits between attempts, which a \
              const fn cannot do; remove `const`",
         );
-    }
-    if let Some(v) = &sig.variadic {
-        errors.at(v.span(), "`#[retry]` cannot retry a variadic function");
     }
 }
 
@@ -118,8 +119,8 @@ fn check_owned_args(sig: &Signature, mode: Mode, errors: &mut Errors) {
     };
     for arg in &sig.inputs {
         match arg {
-            FnArg::Receiver(r) if r.reference.is_some() || r.colon_token.is_some() => errors.at(
-                r.span(),
+            FnArg::Receiver(r) if r.reference.is_some() || r.colon_token.is_some() => errors.on(
+                r,
                 format!(
                     "`mode = \"{mode}\"` runs attempts after the call has returned, so they cannot \
                      borrow `self`; take `self` by value (a cheap `Clone`, such as a struct of \
@@ -130,12 +131,12 @@ fn check_owned_args(sig: &Signature, mode: Mode, errors: &mut Errors) {
                 if let Type::Reference(r) = &*pt.ty {
                     let owned = owned_suggestion(&r.elem);
                     let ty = pt.ty.to_token_stream().to_string().replace("& ", "&");
-                    errors.at(
-                        pt.ty.span(),
+                    errors.on(
+                        &pt.ty,
                         format!(
                             "`mode = \"{mode}\"` runs attempts after the call has returned, so \
                              arguments must be owned (`Send + 'static`), not borrowed: take \
-                             `{owned}` instead of `{ty}`"
+                             {owned} instead of `{ty}`"
                         ),
                     );
                 }
@@ -148,16 +149,16 @@ fn check_owned_args(sig: &Signature, mode: Mode, errors: &mut Errors) {
 fn owned_suggestion(elem: &Type) -> String {
     let inner = elem.to_token_stream().to_string().replace(' ', "");
     match inner.as_str() {
-        "str" => "String".into(),
-        "Path" | "std::path::Path" => "PathBuf".into(),
-        "OsStr" | "std::ffi::OsStr" => "OsString".into(),
-        "CStr" | "std::ffi::CStr" => "CString".into(),
+        "str" => "`String`".into(),
+        "Path" | "std::path::Path" => "`PathBuf`".into(),
+        "OsStr" | "std::ffi::OsStr" => "`OsString`".into(),
+        "CStr" | "std::ffi::CStr" => "`CString`".into(),
         _ => match elem {
             Type::Slice(s) => format!(
-                "Vec<{}>",
+                "`Vec<{}>`",
                 s.elem.to_token_stream().to_string().replace(' ', "")
             ),
-            _ => format!("{inner}` (or `Arc<{inner}>`"),
+            _ => format!("`{inner}` (or `Arc<{inner}>` if cloning it is costly)"),
         },
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::cid::CallCtx;
 use crate::hooks::HookSet;
-use crate::report::{Reason, Report, TimedOut};
+use crate::report::{Reason, Report};
 use crate::{testing, Policy, RetryResult};
 
 /// The progress of one call: how many attempts were made, the last wait, and when the clock
@@ -199,13 +199,10 @@ pub struct Call<'p, R, C> {
     _marker: PhantomData<(fn() -> R, C)>,
 }
 
-impl<'p, R: RetryResult, C: Clock> Call<'p, R, C>
-where
-    R::Err: core::fmt::Debug,
-{
+impl<'p, R: RetryResult, C: Clock> Call<'p, R, C> {
     /// Starts a call.
     #[inline]
-    pub fn new(setup: &'p Setup) -> Self {
+    pub fn new(_: crate::__private::Returns<R>, setup: &'p Setup) -> Self {
         Self {
             setup,
             ctx: CallCtx::new(),
@@ -247,17 +244,21 @@ where
         }
     }
 
-    /// Runs one async attempt with a time limit; a timed-out attempt fails with the error
-    /// converted from [`TimedOut`].
-    pub async fn attempt_timeout<F: Future<Output = R>>(&mut self, limit: Duration, fut: F) -> R
-    where
-        R::Err: From<TimedOut>,
-    {
+    /// Runs one async attempt with the policy's time limit; a timed-out attempt fails with
+    /// the error `timed_out` makes.
+    pub async fn attempt_timeout<F: Future<Output = R>>(
+        &mut self,
+        timed_out: fn() -> R::Err,
+        fut: F,
+    ) -> R {
+        let Some(limit) = self.setup.policy.timeout else {
+            return self.attempt_async(fut).await;
+        };
         if let Ok(r) = tokio::time::timeout(limit, self.attempt_async(fut)).await {
             r
         } else {
             self.state.timed_out = true;
-            R::from_err(TimedOut.into())
+            R::from_err(timed_out())
         }
     }
 

@@ -16,6 +16,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::__private::Returns;
 use crate::attempt::{Clock, InCall, Site, TokioClock};
 use crate::cid::CallCtx;
 use crate::hooks::{HookSet, NoHook};
@@ -309,7 +310,7 @@ pub struct AsyncAttempts<M>(pub M);
 pub struct SyncAttempts<M>(pub M);
 
 /// Checks an async body's maker against the function's return type.
-pub fn async_attempts<R, M, F>(m: M) -> AsyncAttempts<M>
+pub fn async_attempts<R, M, F>(_: Returns<R>, m: M) -> AsyncAttempts<M>
 where
     M: FnMut() -> F,
     F: Future<Output = R>,
@@ -318,7 +319,7 @@ where
 }
 
 /// Checks a sync body's maker against the function's return type.
-pub fn sync_attempts<R, M, A>(m: M) -> SyncAttempts<M>
+pub fn sync_attempts<R, M, A>(_: Returns<R>, m: M) -> SyncAttempts<M>
 where
     M: FnMut() -> A,
     A: FnOnce() -> R,
@@ -648,7 +649,7 @@ impl<E, F: Fn(&Report<E>) + Send + Sync + 'static> DoneSlot<E> for crate::hooks:
 
 /// The static parts of a background call.
 #[derive(Debug)]
-pub struct Spec<H, D> {
+pub struct Spec<E, H, D> {
     /// The site.
     pub site: &'static Site,
     /// The policy.
@@ -658,7 +659,7 @@ pub struct Spec<H, D> {
     /// `on_done`.
     pub on_done: D,
     /// Makes the error of a timed-out attempt (`Some` when the policy has a timeout).
-    pub timed_out: Option<fn() -> Box<dyn Any>>,
+    pub timed_out: Option<fn() -> E>,
 }
 
 /// Where the driver starts: a new call, or the rest of a hand-off call.
@@ -678,11 +679,11 @@ fn span_for(site: &Site, cid: CorrelationId, attempt: u32) -> tracing::Span {
 }
 
 /// Starts a `mode = "background"` call.
-pub fn background<R, A, H, D>(spec: Spec<H, D>, attempter: A) -> HandleFor<R>
+pub fn background<R, A, H, D>(_: Returns<R>, spec: Spec<R::Err, H, D>, attempter: A) -> HandleFor<R>
 where
     R: RetryResult + Send + 'static,
     R::Ok: Send + 'static,
-    R::Err: fmt::Debug + Send + 'static,
+    R::Err: Send + 'static,
     A: Attempter<R>,
     H: HookSet<R> + Send + Sync + 'static,
     D: DoneSlot<R::Err>,
@@ -706,7 +707,7 @@ where
 }
 
 fn start<R, A, H, D>(
-    spec: Spec<H, D>,
+    spec: Spec<R::Err, H, D>,
     attempter: A,
     cid: CorrelationId,
     parent: Option<CorrelationId>,
@@ -715,7 +716,7 @@ fn start<R, A, H, D>(
 where
     R: RetryResult + Send + 'static,
     R::Ok: Send + 'static,
-    R::Err: fmt::Debug + Send + 'static,
+    R::Err: Send + 'static,
     A: Attempter<R>,
     H: HookSet<R> + Send + Sync + 'static,
     D: DoneSlot<R::Err>,
@@ -759,7 +760,7 @@ impl TokioClock {
 #[allow(clippy::too_many_lines)] // one loop, read top to bottom
 async fn drive<R, A, H, D>(
     shared: Arc<Shared>,
-    spec: Spec<H, D>,
+    spec: Spec<R::Err, H, D>,
     mut attempter: A,
     parent: Option<CorrelationId>,
     resume: Resume<R::Err>,
@@ -768,7 +769,7 @@ async fn drive<R, A, H, D>(
 where
     R: RetryResult + Send + 'static,
     R::Ok: Send + 'static,
-    R::Err: fmt::Debug + Send + 'static,
+    R::Err: Send + 'static,
     A: Attempter<R>,
     H: HookSet<R> + Send + Sync + 'static,
     D: DoneSlot<R::Err>,
@@ -892,13 +893,12 @@ where
 /// Ends a call: hooks, events, status, and the handle's outcome.
 fn finish<R, H, D>(
     shared: &Shared,
-    spec: &Spec<H, D>,
+    spec: &Spec<R::Err, H, D>,
     report: Report<R::Err>,
     value: Option<R::Ok>,
 ) -> Result<R::Ok, Failure<R::Err>>
 where
     R: RetryResult,
-    R::Err: fmt::Debug,
     H: HookSet<R>,
     D: DoneSlot<R::Err>,
 {
@@ -975,12 +975,8 @@ fn with_error<E>(facts: &Report<()>, e: Option<E>) -> Report<E> {
 }
 
 /// The error of a timed-out attempt, from the maker the expansion passes with a timeout.
-fn timeout_error<E: 'static>(make: Option<fn() -> Box<dyn Any>>) -> E {
-    let make = make.expect("`#[retry]` passes an error maker with every timeout");
-    match make().downcast::<E>() {
-        Ok(e) => *e,
-        Err(_) => unreachable!("the maker makes the function's error type"),
-    }
+fn timeout_error<E>(make: Option<fn() -> E>) -> E {
+    make.expect("`#[retry]` passes an error maker with every timeout")()
 }
 
 /// Runs a `mode = "handoff"` call: the first attempt here, the rest in the background.
@@ -988,11 +984,15 @@ fn timeout_error<E: 'static>(make: Option<fn() -> Box<dyn Any>>) -> E {
 /// # Panics
 /// Only if the policy has a timeout but the spec no error maker, which the expansion of
 /// `#[retry]` never does.
-pub async fn handoff<R, A, H, D>(spec: Spec<H, D>, mut attempter: A) -> HandoffFor<R>
+pub async fn handoff<R, A, H, D>(
+    _: Returns<R>,
+    spec: Spec<R::Err, H, D>,
+    mut attempter: A,
+) -> HandoffFor<R>
 where
     R: RetryResult + Send + 'static,
     R::Ok: Send + 'static,
-    R::Err: fmt::Debug + Send + 'static,
+    R::Err: Send + 'static,
     A: Attempter<R>,
     H: HookSet<R> + Send + Sync + 'static,
     D: DoneSlot<R::Err>,
@@ -1074,7 +1074,7 @@ where
 
 /// A hand-off call whose first attempt ends it: the hooks run here and the error comes back.
 fn handoff_stopped<R, H, D>(
-    spec: &Spec<H, D>,
+    spec: &Spec<R::Err, H, D>,
     ctx: &CallCtx,
     state: &Attempts,
     reason: Reason,
@@ -1082,7 +1082,6 @@ fn handoff_stopped<R, H, D>(
 ) -> HandoffFor<R>
 where
     R: RetryResult,
-    R::Err: fmt::Debug,
     H: HookSet<R>,
     D: DoneSlot<R::Err>,
 {
@@ -1113,23 +1112,17 @@ where
     }
 }
 
-/// Makes the error of a timed-out attempt, boxed for the type-erased [`Spec`].
-#[must_use]
-pub fn timed_out_error<R>() -> Box<dyn Any>
-where
-    R: RetryResult,
-    R::Err: From<crate::TimedOut> + 'static,
-{
-    Box::new(<R::Err as From<crate::TimedOut>>::from(crate::TimedOut))
-}
-
 /// Runs a sync `mode = "handoff"` call: the first attempt in the caller, the rest in the
 /// background.
-pub fn handoff_sync<R, M, A, H, D>(spec: Spec<H, D>, attempter: SyncAttempts<M>) -> HandoffFor<R>
+pub fn handoff_sync<R, M, A, H, D>(
+    returns: Returns<R>,
+    spec: Spec<R::Err, H, D>,
+    attempter: SyncAttempts<M>,
+) -> HandoffFor<R>
 where
     R: RetryResult + Send + 'static,
     R::Ok: Send + 'static,
-    R::Err: fmt::Debug + Send + 'static,
+    R::Err: Send + 'static,
     M: FnMut() -> A + Send + 'static,
     A: FnOnce() -> R + Send + 'static,
     H: HookSet<R> + Send + Sync + 'static,
@@ -1137,7 +1130,7 @@ where
 {
     // The first attempt of a sync body runs to completion when first polled, and a sync
     // function has no timeout, so this future is ready at its first poll.
-    let fut = core::pin::pin!(handoff(spec, attempter));
+    let fut = core::pin::pin!(handoff(returns, spec, attempter));
     match fut.poll(&mut Context::from_waker(core::task::Waker::noop())) {
         Poll::Ready(h) => h,
         Poll::Pending => unreachable!("a sync hand-off call never waits before its handle"),

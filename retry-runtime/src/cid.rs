@@ -5,6 +5,7 @@ use core::fmt;
 use core::num::NonZeroU64;
 use core::ptr;
 use core::str::FromStr;
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The ID of one retried call: 128 bits, time-sortable (48 bits of Unix milliseconds, then 80
@@ -145,7 +146,12 @@ impl FromStr for CorrelationId {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct CallCtx {
-    cid: Cell<Option<CorrelationId>>,
+    // The lazily minted ID, high half first; 0 in the high half means "not minted yet" (a
+    // minted ID's high half holds its timestamp and is never 0). Atomics rather than a `Cell`
+    // keep the context `Sync`, so an async call's future stays `Send`. Only the task polling
+    // the call mints, so relaxed loads and stores suffice.
+    hi: AtomicU64,
+    lo: AtomicU64,
     parent: Option<CorrelationId>,
 }
 
@@ -158,7 +164,8 @@ impl CallCtx {
     /// this thread, if any (that call's ID is minted here, since the child may outlive it).
     pub(crate) fn new() -> Self {
         Self {
-            cid: Cell::new(None),
+            hi: AtomicU64::new(0),
+            lo: AtomicU64::new(0),
             parent: current_cid(),
         }
     }
@@ -166,17 +173,22 @@ impl CallCtx {
     /// A context whose ID is already known (background calls mint it before the spawn).
     pub(crate) fn with_ids(cid: CorrelationId, parent: Option<CorrelationId>) -> Self {
         Self {
-            cid: Cell::new(Some(cid)),
+            hi: AtomicU64::new(cid.hi.get()),
+            lo: AtomicU64::new(cid.lo),
             parent,
         }
     }
 
     pub(crate) fn cid(&self) -> CorrelationId {
-        if let Some(c) = self.cid.get() {
-            return c;
+        if let Some(hi) = NonZeroU64::new(self.hi.load(Ordering::Relaxed)) {
+            return CorrelationId {
+                hi,
+                lo: self.lo.load(Ordering::Relaxed),
+            };
         }
         let c = CorrelationId::new();
-        self.cid.set(Some(c));
+        self.lo.store(c.lo, Ordering::Relaxed);
+        self.hi.store(c.hi.get(), Ordering::Relaxed);
         c
     }
 

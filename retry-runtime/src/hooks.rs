@@ -6,6 +6,8 @@
 
 use core::time::Duration;
 
+use crate::__private::Returns;
+use crate::background::DoneSlot;
 use crate::{Report, RetryResult};
 
 /// The error type of the function's `Result`.
@@ -19,33 +21,61 @@ pub struct NoHook;
 #[derive(Clone, Copy, Debug)]
 pub struct Hook<F>(pub F);
 
+// Each checking function returns an opaque type that declares the slot it fills: a hook of
+// the wrong signature is reported once, here, and the opaque type still satisfies the loop's
+// bounds, so no second error follows at the attribute.
+
 /// `when = f`: `Fn(&E) -> bool`.
-pub fn when<R: RetryResult, F: Fn(&ErrOf<R>) -> bool>(f: F) -> Hook<F> {
+pub fn when<R, F>(_: Returns<R>, f: F) -> impl WhenSlot<ErrOf<R>>
+where
+    R: RetryResult,
+    F: Fn(&ErrOf<R>) -> bool,
+{
     Hook(f)
 }
 
 /// `delay_from = f`: `Fn(&E) -> Option<Duration>`.
-pub fn delay_from<R: RetryResult, F: Fn(&ErrOf<R>) -> Option<Duration>>(f: F) -> Hook<F> {
+pub fn delay_from<R, F>(_: Returns<R>, f: F) -> impl DelaySlot<ErrOf<R>>
+where
+    R: RetryResult,
+    F: Fn(&ErrOf<R>) -> Option<Duration>,
+{
     Hook(f)
 }
 
 /// `on_retry = f`: `Fn(attempt: u32, error: &E, next_delay: Duration)`.
-pub fn on_retry<R: RetryResult, F: Fn(u32, &ErrOf<R>, Duration)>(f: F) -> Hook<F> {
+pub fn on_retry<R, F>(_: Returns<R>, f: F) -> impl RetrySlot<ErrOf<R>>
+where
+    R: RetryResult,
+    F: Fn(u32, &ErrOf<R>, Duration),
+{
     Hook(f)
 }
 
 /// `on_exhausted = f`: `Fn(&Report<E>)`.
-pub fn on_exhausted<R: RetryResult, F: Fn(&Report<ErrOf<R>>)>(f: F) -> Hook<F> {
+pub fn on_exhausted<R, F>(_: Returns<R>, f: F) -> impl ReportSlot<ErrOf<R>>
+where
+    R: RetryResult,
+    F: Fn(&Report<ErrOf<R>>),
+{
     Hook(f)
 }
 
 /// `fallback = f`: `Fn(Report<E>) -> R`, the report owning the last error.
-pub fn fallback<R: RetryResult, F: Fn(Report<ErrOf<R>>) -> R>(f: F) -> Hook<F> {
+pub fn fallback<R, F>(_: Returns<R>, f: F) -> impl FallbackSlot<R>
+where
+    R: RetryResult,
+    F: Fn(Report<ErrOf<R>>) -> R,
+{
     Hook(f)
 }
 
 /// `on_done = f`: `Fn(&Report<E>)`, called once when a background or hand-off call ends.
-pub fn on_done<R: RetryResult, F: Fn(&Report<ErrOf<R>>)>(f: F) -> Hook<F> {
+pub fn on_done<R, F>(_: Returns<R>, f: F) -> impl DoneSlot<ErrOf<R>>
+where
+    R: RetryResult + 'static,
+    F: Fn(&Report<ErrOf<R>>) + Send + Sync + 'static,
+{
     Hook(f)
 }
 
@@ -84,34 +114,81 @@ pub trait HookSet<R: RetryResult> {
     fn recover(&self, report: Report<R::Err>) -> Result<R, Report<R::Err>>;
 }
 
-/// One slot's behaviour, present or absent.
-pub trait Slot<A, O> {
-    /// Calls the hook, or returns `None` when absent.
-    fn call(&self, a: A) -> Option<O>;
+/// The `when` slot.
+pub trait WhenSlot<E> {
+    /// The verdict, or `None` when absent.
+    fn call(&self, e: &E) -> Option<bool>;
 }
 
-impl<A, O> Slot<A, O> for NoHook {
+/// The `delay_from` slot.
+pub trait DelaySlot<E> {
+    /// The wait asked for, or `None` when absent.
+    fn call(&self, e: &E) -> Option<Option<Duration>>;
+}
+
+/// The `on_retry` slot.
+pub trait RetrySlot<E> {
+    /// Calls the hook, if present.
+    fn call(&self, attempt: u32, e: &E, delay: Duration);
+}
+
+/// The `on_exhausted` slot.
+pub trait ReportSlot<E> {
+    /// Calls the hook, if present.
+    fn call(&self, report: &Report<E>);
+}
+
+impl<E> WhenSlot<E> for NoHook {
     #[inline]
-    fn call(&self, _: A) -> Option<O> {
+    fn call(&self, _: &E) -> Option<bool> {
         None
     }
 }
 
-macro_rules! slot {
-    ($($arg:ident: $ty:ty),* => $out:ty) => {
-        #[allow(clippy::unused_unit)]
-        impl<'a, E: 'a, F: Fn($($ty),*) -> $out> Slot<($($ty,)*), $out> for Hook<F> {
-            #[inline]
-            fn call(&self, ($($arg,)*): ($($ty,)*)) -> Option<$out> {
-                Some((self.0)($($arg),*))
-            }
-        }
-    };
+impl<E, F: Fn(&E) -> bool> WhenSlot<E> for Hook<F> {
+    #[inline]
+    fn call(&self, e: &E) -> Option<bool> {
+        Some((self.0)(e))
+    }
 }
-slot!(e: &'a E => bool);
-slot!(e: &'a E => Option<Duration>);
-slot!(n: u32, e: &'a E, d: Duration => ());
-slot!(r: &'a Report<E> => ());
+
+impl<E> DelaySlot<E> for NoHook {
+    #[inline]
+    fn call(&self, _: &E) -> Option<Option<Duration>> {
+        None
+    }
+}
+
+impl<E, F: Fn(&E) -> Option<Duration>> DelaySlot<E> for Hook<F> {
+    #[inline]
+    fn call(&self, e: &E) -> Option<Option<Duration>> {
+        Some((self.0)(e))
+    }
+}
+
+impl<E> RetrySlot<E> for NoHook {
+    #[inline]
+    fn call(&self, _: u32, _: &E, _: Duration) {}
+}
+
+impl<E, F: Fn(u32, &E, Duration)> RetrySlot<E> for Hook<F> {
+    #[inline]
+    fn call(&self, attempt: u32, e: &E, delay: Duration) {
+        (self.0)(attempt, e, delay);
+    }
+}
+
+impl<E> ReportSlot<E> for NoHook {
+    #[inline]
+    fn call(&self, _: &Report<E>) {}
+}
+
+impl<E, F: Fn(&Report<E>)> ReportSlot<E> for Hook<F> {
+    #[inline]
+    fn call(&self, report: &Report<E>) {
+        (self.0)(report);
+    }
+}
 
 /// The fallback slot (it returns the function's own type).
 pub trait FallbackSlot<R: RetryResult> {
@@ -146,27 +223,27 @@ impl<R: RetryResult, F: Fn(Report<R::Err>) -> R> FallbackSlot<R> for Hook<F> {
 impl<R, W, D, OR, OE, FB> HookSet<R> for Hooks<W, D, OR, OE, FB>
 where
     R: RetryResult,
-    W: for<'a> Slot<(&'a R::Err,), bool>,
-    D: for<'a> Slot<(&'a R::Err,), Option<Duration>>,
-    OR: for<'a> Slot<(u32, &'a R::Err, Duration), ()>,
-    OE: for<'a> Slot<(&'a Report<R::Err>,), ()>,
+    W: WhenSlot<R::Err>,
+    D: DelaySlot<R::Err>,
+    OR: RetrySlot<R::Err>,
+    OE: ReportSlot<R::Err>,
     FB: FallbackSlot<R>,
 {
     #[inline]
     fn retryable(&self, e: &R::Err) -> bool {
-        self.when.call((e,)).unwrap_or(true)
+        self.when.call(e).unwrap_or(true)
     }
     #[inline]
     fn delay_hint(&self, e: &R::Err) -> Option<Duration> {
-        self.delay_from.call((e,)).flatten()
+        self.delay_from.call(e).flatten()
     }
     #[inline]
     fn before_retry(&self, attempt: u32, e: &R::Err, delay: Duration) {
-        self.on_retry.call((attempt, e, delay));
+        self.on_retry.call(attempt, e, delay);
     }
     #[inline]
     fn exhausted(&self, report: &Report<R::Err>) {
-        self.on_exhausted.call((report,));
+        self.on_exhausted.call(report);
     }
     const HAS_FALLBACK: bool = FB::PRESENT;
     #[inline]

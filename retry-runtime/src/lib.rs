@@ -209,15 +209,20 @@ pub use retry_macros::retry;
 /// assert_eq!(r.into_result().unwrap(), 1);
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`#[retry]` needs a function that returns a `Result`, but this one returns `{Self}`",
-    label = "not a `Result`",
-    note = "return `Result<T, E>` (an alias such as `std::io::Result<T>` or `anyhow::Result<T>` works too): its `Err` is what gets retried"
+    message = "`#[retry]` needs a function that returns `Result<T, E>` with `E: Debug`, but this one returns `{Self}`",
+    label = "not a `Result` whose error implements `Debug`",
+    note = "return `Result<T, E>` (an alias such as `std::io::Result<T>` or `anyhow::Result<T>` works too): its `Err` is what gets retried",
+    note = "the error type must implement `Debug`, since every failed attempt is logged: add `#[derive(Debug)]` to it"
 )]
 pub trait RetryResult: Sized {
     /// The success type.
     type Ok;
-    /// The error type.
-    type Err;
+    /// The error type; failed attempts are logged with its `Debug`.
+    type Err: core::fmt::Debug;
+    /// `Self`, named through the trait: the expansion writes the return type as
+    /// `<R as RetryResult>::Itself`, so a return type that is not a `Result` is reported once,
+    /// at the return type, and not again at every use.
+    type Itself;
     /// Splits into success or error.
     ///
     /// # Errors
@@ -229,9 +234,10 @@ pub trait RetryResult: Sized {
     fn from_err(e: Self::Err) -> Self;
 }
 
-impl<T, E> RetryResult for Result<T, E> {
+impl<T, E: core::fmt::Debug> RetryResult for Result<T, E> {
     type Ok = T;
     type Err = E;
+    type Itself = Self;
     #[inline]
     fn into_result(self) -> Result<T, E> {
         self
@@ -251,8 +257,8 @@ impl<T, E> RetryResult for Result<T, E> {
 pub mod __private {
     pub use crate::attempt::{Call, Clock, InCall, Setup, Site, Step, SyncClock, TokioClock, Wait};
     pub use crate::background::{
-        async_attempts, background, handoff, handoff_sync, sync_attempts, timed_out_error,
-        AsyncAttempts, Attempter, DoneSlot, Spec, SyncAttempts,
+        async_attempts, background, handoff, handoff_sync, sync_attempts, AsyncAttempts, Attempter,
+        DoneSlot, Spec, SyncAttempts,
     };
     pub use crate::cid::CallCtx;
     pub use crate::hooks::{
@@ -263,9 +269,68 @@ pub mod __private {
     pub use core;
     pub use tracing;
 
-    /// Checks that the return type is a `Result`.
+    /// The function's return type, carried from the one place that names it to every runtime
+    /// call that needs it (hooks, the attempt loop), so a wrong return type is reported once.
+    pub struct Returns<R>(core::marker::PhantomData<fn() -> R>);
+
+    impl<R> Clone for Returns<R> {
+        fn clone(&self) -> Self {
+            *self
+        }
+    }
+
+    impl<R> Copy for Returns<R> {}
+
+    impl<R: RetryResult> Returns<R> {
+        /// The marker of a return type.
+        #[must_use]
+        #[inline]
+        pub const fn new() -> Self {
+            Self(core::marker::PhantomData)
+        }
+    }
+
+    /// The error type can be made from [`crate::TimedOut`] (for `timeout = ...`).
+    #[diagnostic::on_unimplemented(
+        message = "`timeout` needs the error type `{Self}` to convert from `retry_runtime::TimedOut`",
+        label = "`{Self}` does not implement `From<retry_runtime::TimedOut>`",
+        note = "a timed-out attempt fails with `TimedOut.into()`: implement `From<retry_runtime::TimedOut> for {Self}` (`std::io::Error` and `anyhow::Error` already do)"
+    )]
+    pub trait FromTimedOut {
+        /// The error of a timed-out attempt.
+        fn timed_out() -> Self;
+    }
+
+    impl<E: From<crate::TimedOut>> FromTimedOut for E {
+        fn timed_out() -> Self {
+            crate::TimedOut.into()
+        }
+    }
+
+    /// The maker of a timed-out attempt's error, checked once where `timeout` is written.
+    #[must_use]
     #[inline]
-    pub const fn assert_result<R: RetryResult>() {}
+    pub fn timeout_error<R>(_: Returns<R>) -> fn() -> R::Err
+    where
+        R: RetryResult,
+        R::Err: FromTimedOut,
+    {
+        <R::Err as FromTimedOut>::timed_out
+    }
+
+    /// An argument of a background or hand-off call, moved to another thread.
+    #[diagnostic::on_unimplemented(
+        message = "background and hand-off attempts run on other threads, so each argument must be `Send`; `{Self}` is not",
+        label = "not `Send`",
+        note = "use a thread-safe type (`Arc` instead of `Rc`, `Mutex` instead of `RefCell`), or `mode = \"inline\"`"
+    )]
+    pub trait SendArg {}
+
+    impl<T: Send> SendArg for T {}
+
+    /// Checks that a background argument can move to another thread.
+    #[inline]
+    pub fn send_arg<T: SendArg>(_: &T) {}
 
     /// A by-value argument, cloned for each attempt.
     #[diagnostic::on_unimplemented(

@@ -1,0 +1,242 @@
+//! Allocation counts of inline calls: none for a first-time success, and none for failures
+//! retried with zero waits, sync and async, when the error type does not allocate.
+//!
+//! A counting global allocator counts the allocations made on the current thread while a
+//! flag is set. Each function is called once before it is measured, so that once-per-thread
+//! and once-per-process set-up (thread-local destructors, `tracing` call-site registration)
+//! is not counted: what is measured is the cost of a call.
+use retry_runtime::retry;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll, Waker};
+
+// ---------------------------------------------------------------- the counting allocator
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: the caller's contract is forwarded.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: the caller's contract is forwarded.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: the caller's contract is forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and counts the allocations it made on this thread.
+fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    COUNT.with(|c| c.set(0));
+    COUNTING.with(|on| on.set(true));
+    let out = f();
+    COUNTING.with(|on| on.set(false));
+    (out, COUNT.with(Cell::get))
+}
+
+/// Polls a future to completion with a waker that does nothing: no runtime, no allocation.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// Pending once, then ready: a suspension inside an attempt, with no timer.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn the_counter_counts() {
+    let (v, n) = allocations(|| vec![1u8, 2, 3]);
+    assert_eq!((v.len(), n), (3, 1));
+    let (b, n) = allocations(|| (Box::new(1u64), Box::new(2u64)));
+    assert_eq!((*b.0 + *b.1, n), (3, 2));
+    let ((), n) = allocations(|| ());
+    assert_eq!(n, 0);
+}
+
+// ---------------------------------------------------------------- the functions
+
+/// An error that does not allocate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Code(u32);
+
+fn tick(calls: &Cell<u32>) -> u32 {
+    calls.set(calls.get() + 1);
+    calls.get()
+}
+
+/// Fails `k` times, then succeeds.
+#[retry(max = 5, backoff = "fixed", delay = "0ms")]
+fn fixed_k(k: u32, calls: &Cell<u32>) -> Result<u32, Code> {
+    let n = tick(calls);
+    if n <= k {
+        Err(Code(n))
+    } else {
+        Ok(n)
+    }
+}
+
+#[retry(max = 5, backoff = "exp", delay = "0ms")]
+fn exp_k(k: u32, calls: &Cell<u32>) -> Result<u32, Code> {
+    let n = tick(calls);
+    if n <= k {
+        Err(Code(n))
+    } else {
+        Ok(n)
+    }
+}
+
+#[retry(max = 5, backoff = "fixed", delay = "0ms")]
+async fn fixed_k_async(k: u32, calls: &Cell<u32>) -> Result<u32, Code> {
+    let n = tick(calls);
+    YieldOnce(false).await;
+    if n <= k {
+        Err(Code(n))
+    } else {
+        Ok(n)
+    }
+}
+
+#[retry(max = 5, backoff = "exp", delay = "0ms")]
+async fn exp_k_async(k: u32, calls: &Cell<u32>) -> Result<u32, Code> {
+    let n = tick(calls);
+    YieldOnce(false).await;
+    if n <= k {
+        Err(Code(n))
+    } else {
+        Ok(n)
+    }
+}
+
+/// A first-time success with the default policy (100 ms waits that never happen).
+#[retry]
+fn defaults_ok(x: u32) -> Result<u32, Code> {
+    Ok(x + 1)
+}
+
+#[retry]
+async fn defaults_ok_async(x: u32) -> Result<u32, Code> {
+    YieldOnce(false).await;
+    Ok(x + 1)
+}
+
+/// Allocations of one call that fails `k` times, after a warm-up call.
+fn sync_call(f: fn(u32, &Cell<u32>) -> Result<u32, Code>, k: u32) -> u64 {
+    assert_eq!(f(k, &Cell::new(0)), Ok(k + 1), "warm-up");
+    let calls = Cell::new(0);
+    let (out, n) = allocations(|| f(k, &calls));
+    assert_eq!(out, Ok(k + 1));
+    assert_eq!(calls.get(), k + 1);
+    n
+}
+
+// ---------------------------------------------------------------- sync
+
+#[test]
+fn sync_first_time_success_allocates_nothing() {
+    assert_eq!(defaults_ok(1), Ok(2));
+    let (out, n) = allocations(|| defaults_ok(1));
+    assert_eq!((out, n), (Ok(2), 0));
+    assert_eq!(sync_call(fixed_k, 0), 0);
+    assert_eq!(sync_call(exp_k, 0), 0);
+}
+
+#[test]
+fn sync_one_failure_allocates_nothing() {
+    assert_eq!(sync_call(fixed_k, 1), 0, "fixed");
+    assert_eq!(sync_call(exp_k, 1), 0, "exp");
+}
+
+#[test]
+fn sync_four_failures_allocate_nothing() {
+    assert_eq!(sync_call(fixed_k, 4), 0, "fixed");
+    assert_eq!(sync_call(exp_k, 4), 0, "exp");
+}
+
+// ---------------------------------------------------------------- async
+
+fn async_call<'a, F, Fut>(f: F, k: u32, calls: &'a Cell<u32>, warm_up: &'a Cell<u32>) -> u64
+where
+    F: Fn(u32, &'a Cell<u32>) -> Fut,
+    Fut: Future<Output = Result<u32, Code>>,
+{
+    assert_eq!(block_on(f(k, warm_up)), Ok(k + 1), "warm-up");
+    let (out, n) = allocations(|| block_on(f(k, calls)));
+    assert_eq!(out, Ok(k + 1));
+    assert_eq!(calls.get(), k + 1);
+    n
+}
+
+#[test]
+fn async_first_time_success_allocates_nothing() {
+    assert_eq!(block_on(defaults_ok_async(1)), Ok(2));
+    let (out, n) = allocations(|| block_on(defaults_ok_async(1)));
+    assert_eq!((out, n), (Ok(2), 0));
+    let (a, b) = (Cell::new(0), Cell::new(0));
+    assert_eq!(async_call(fixed_k_async, 0, &a, &b), 0);
+}
+
+#[test]
+fn async_one_failure_allocates_nothing() {
+    let (a, b) = (Cell::new(0), Cell::new(0));
+    assert_eq!(async_call(fixed_k_async, 1, &a, &b), 0, "fixed");
+    let (a, b) = (Cell::new(0), Cell::new(0));
+    assert_eq!(async_call(exp_k_async, 1, &a, &b), 0, "exp");
+}
+
+#[test]
+fn async_four_failures_allocate_nothing() {
+    let (a, b) = (Cell::new(0), Cell::new(0));
+    assert_eq!(async_call(fixed_k_async, 4, &a, &b), 0, "fixed");
+    let (a, b) = (Cell::new(0), Cell::new(0));
+    assert_eq!(async_call(exp_k_async, 4, &a, &b), 0, "exp");
+}

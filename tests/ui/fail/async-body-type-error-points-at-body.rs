@@ -1,0 +1,9 @@
+use retry_runtime::retry;
+
+#[retry(max = 2)]
+async fn fetch(id: u32) -> Result<u32, String> {
+    let n: u32 = "not a number";
+    Ok(id + n)
+}
+
+fn main() {}
