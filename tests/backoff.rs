@@ -558,9 +558,6 @@ async fn async_jitter_full_is_within_bounds() {
 // ---------------------------------------------------------------- delay expressions, zero
 
 #[retry(max = 3, backoff = "linear", delay = Duration::from_millis(step_ms))]
-// Arguments that only the attribute uses: the expansion still rebinds them for each attempt,
-// and that unused copy warns (`unused_variables`) on the argument. Reported; remove once fixed.
-#[allow(unused_variables)]
 fn delay_from_arg(step_ms: u64, calls: &Cell<u32>) -> Result<(), E> {
     Err(E(tick(calls)))
 }
@@ -578,9 +575,6 @@ fn delay_expression_uses_the_argument() {
 }
 
 #[retry(max = 3, backoff = "fixed", delay = Duration::from_millis(step_ms))]
-// Arguments that only the attribute uses: the expansion still rebinds them for each attempt,
-// and that unused copy warns (`unused_variables`) on the argument. Reported; remove once fixed.
-#[allow(unused_variables)]
 async fn delay_from_arg_async(step_ms: u64, starts: &RefCell<Vec<Instant>>) -> Result<(), E> {
     starts.borrow_mut().push(Instant::now());
     Err(E(0))

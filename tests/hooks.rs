@@ -448,9 +448,6 @@ async fn fallback_async_answers() {
     on_retry = |n, _: &E, _| seen.borrow_mut().push(format!("{label}:{n}")),
     fallback = |r: Report<E>| Ok(format!("{label} gave up after {}", r.attempts)),
 )]
-// Arguments that only hooks use: the expansion still rebinds them for each attempt, and that
-// unused copy warns (`unused_variables`) on the argument. Reported; remove once fixed.
-#[allow(unused_variables)]
 fn uses_args(
     label: String,
     limit: u32,
@@ -479,9 +476,6 @@ fn closure_hooks_see_the_arguments() {
     when = |e: &E| !matches!(e, E::Fatal(n) if *n == stop_on),
     on_retry = |n, _: &E, _| seen.borrow_mut().push(n + offset),
 )]
-// Arguments that only hooks use: the expansion still rebinds them for each attempt, and that
-// unused copy warns (`unused_variables`) on the argument. Reported; remove once fixed.
-#[allow(unused_variables)]
 async fn uses_args_async(stop_on: u32, offset: u32, seen: &RefCell<Vec<u32>>) -> Result<(), E> {
     let n = u32::try_from(seen.borrow().len()).unwrap() + 1;
     tokio::task::yield_now().await;

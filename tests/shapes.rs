@@ -55,7 +55,7 @@ impl Svc {
     async fn by_mut_async(&mut self) -> Result<u32, E> {
         self.calls += 1;
         if self.calls < 3 {
-            Err(E(self.calls))?
+            Err(E(self.calls))?;
         }
         Ok(self.calls)
     }
@@ -98,13 +98,9 @@ async fn async_method() {
 }
 
 #[retry(delay = "0ms")]
-fn generic<'a, T: Clone + std::fmt::Debug>(
-    x: T,
-    y: &'a str,
-    z: impl AsRef<str> + Clone,
-) -> anyhow::Result<String>
+fn generic<'a, T>(x: T, y: &'a str, z: impl AsRef<str> + Clone) -> anyhow::Result<String>
 where
-    T: PartialEq,
+    T: Clone + std::fmt::Debug + PartialEq,
 {
     Ok(format!("{x:?}{y}{}", z.as_ref()))
 }

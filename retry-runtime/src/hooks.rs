@@ -122,8 +122,8 @@ pub trait WhenSlot<E> {
 
 /// The `delay_from` slot.
 pub trait DelaySlot<E> {
-    /// The wait asked for, or `None` when absent.
-    fn call(&self, e: &E) -> Option<Option<Duration>>;
+    /// The wait asked for (`None` also when absent).
+    fn call(&self, e: &E) -> Option<Duration>;
 }
 
 /// The `on_retry` slot.
@@ -154,15 +154,15 @@ impl<E, F: Fn(&E) -> bool> WhenSlot<E> for Hook<F> {
 
 impl<E> DelaySlot<E> for NoHook {
     #[inline]
-    fn call(&self, _: &E) -> Option<Option<Duration>> {
+    fn call(&self, _: &E) -> Option<Duration> {
         None
     }
 }
 
 impl<E, F: Fn(&E) -> Option<Duration>> DelaySlot<E> for Hook<F> {
     #[inline]
-    fn call(&self, e: &E) -> Option<Option<Duration>> {
-        Some((self.0)(e))
+    fn call(&self, e: &E) -> Option<Duration> {
+        (self.0)(e)
     }
 }
 
@@ -235,7 +235,7 @@ where
     }
     #[inline]
     fn delay_hint(&self, e: &R::Err) -> Option<Duration> {
-        self.delay_from.call(e).flatten()
+        self.delay_from.call(e)
     }
     #[inline]
     fn before_retry(&self, attempt: u32, e: &R::Err, delay: Duration) {

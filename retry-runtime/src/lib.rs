@@ -281,6 +281,12 @@ pub mod __private {
 
     impl<R> Copy for Returns<R> {}
 
+    impl<R: RetryResult> Default for Returns<R> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     impl<R: RetryResult> Returns<R> {
         /// The marker of a return type.
         #[must_use]
