@@ -23,6 +23,26 @@ use crate::hooks::{HookSet, NoHook};
 use crate::{Attempts, CorrelationId, Decision, Policy, Reason, Report, RetryResult};
 
 /// Where a background call is.
+///
+/// ```
+/// use retry_runtime::{retry, Status};
+///
+/// #[retry(max = 2, delay = "1s", mode = "background")]
+/// async fn slow() -> Result<(), std::io::Error> {
+///     Err(std::io::Error::other("down"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let handle = slow();
+/// assert_eq!(handle.status(), Status::Pending);
+/// tokio::task::yield_now().await; // the first attempt runs and fails
+/// assert!(matches!(handle.status(), Status::Waiting { next_attempt: 2, .. }));
+/// handle.cancel();
+/// let failure = handle.await.unwrap_err();
+/// assert_eq!(failure.reason(), retry_runtime::Reason::Cancelled);
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     /// Spawned; no attempt has started yet.
@@ -257,6 +277,23 @@ impl<T, E> Handoff<T, E> {
 }
 
 /// How a hand-off call failed: at its first attempt in the caller, or in the background.
+///
+/// ```
+/// use retry_runtime::{retry, HandoffError};
+///
+/// #[retry(max = 1, delay = "0ms", mode = "handoff", when = |_e: &String| false)]
+/// async fn refuse() -> Result<(), String> {
+///     Err("no".into())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// match refuse().await.outcome().await {
+///     Err(HandoffError::First(e)) => assert_eq!(e, "no"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 pub enum HandoffError<E> {
     /// The first attempt failed and was not retried.

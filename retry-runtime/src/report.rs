@@ -7,6 +7,18 @@ use std::time::SystemTime;
 use crate::{CorrelationId, Policy};
 
 /// Why a call ended.
+///
+/// ```
+/// use retry_runtime::{retry, Reason, Report};
+///
+/// #[retry(max = 5, delay = "0ms", when = |e: &String| e != "fatal", fallback = |r| Err(format!("{}", r.reason)))]
+/// fn call(err: String) -> Result<(), String> {
+///     Err(err)
+/// }
+///
+/// assert_eq!(call("fatal".into()), Err(Reason::NotRetryable.to_string()));
+/// assert_eq!(call("busy".into()), Err(Reason::Exhausted.to_string()));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Reason {
