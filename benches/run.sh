@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every benchmark once and writes BENCHMARKS.md: the inline sync and async suites
+# (criterion), the background mode (criterion, and heap bytes with a counting allocator) and
+# the compile time of 300 #[retry] functions against 300 hand-written loops.
+#
+#   bash benches/run.sh            # about 8 minutes on two cores
+#
+# Build output goes to $CARGO_TARGET_DIR (default: target/); criterion's results to
+# $CARGO_TARGET_DIR/criterion, cleared first so that every figure comes from this run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+export CARGO_TARGET_DIR="$TARGET"
+export CRITERION_HOME="$TARGET/criterion"
+RESULTS="$TARGET/bench-results"
+CRITERION_ARGS=(--warm-up-time 1 --measurement-time 2 --sample-size 30)
+
+rm -rf "$CRITERION_HOME" "$RESULTS"
+mkdir -p "$RESULTS"
+
+python3 - "$RESULTS/machine.json" "${CRITERION_ARGS[*]}" <<'PY'
+import datetime, json, os, subprocess, sys
+cpu = next(
+    (l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+    "unknown",
+)
+run = lambda *a: subprocess.run(a, capture_output=True, text=True).stdout.strip()
+dirty = " (with uncommitted changes)" if run("git", "status", "--porcelain") else ""
+json.dump({
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "nproc": run("nproc"),
+    "cpu": cpu,
+    "rustc": run("rustc", "-V"),
+    "commit": run("git", "rev-parse", "--short", "HEAD") + dirty,
+    "loadavg": " ".join(open("/proc/loadavg").read().split()[:3]),
+    "criterion_args": sys.argv[2],
+}, open(sys.argv[1], "w"), indent=2)
+PY
+
+criterion_bench() {
+    cargo bench --bench "$1" -- "${CRITERION_ARGS[@]}"
+}
+
+# The inline mode: sync, then async on the real and on the paused clock.
+inline_benches() {
+    criterion_bench inline_sync
+    criterion_bench inline_async
+}
+
+# The background mode: spawn time and wall time to completion against a hand-written
+# tokio::spawn loop (criterion), then heap bytes per call (a counting global allocator).
+background_benches() {
+    criterion_bench background
+    cargo bench --bench background_alloc | tee "$RESULTS/alloc.jsonl"
+}
+
+# 300 #[retry] functions against 300 hand-written loops, `cargo build`, median of 3.
+compile_time() {
+    python3 benches/compile_time.py "$PWD" "$RESULTS/compile.json" 3
+}
+
+cargo bench --no-run
+inline_benches
+if grep -rq RetryHandle retry-runtime/src; then
+    background_benches
+fi
+compile_time
+python3 benches/report.py "$CRITERION_HOME" "$RESULTS" BENCHMARKS.md
+echo "wrote BENCHMARKS.md"
