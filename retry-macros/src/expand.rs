@@ -285,18 +285,17 @@ impl Parts {
         let site = quote! {
             static __RETRY_SITE: #private::Site = #private::Site {
                 name: #name,
-                span: {
-                    fn __retry_span() -> #private::tracing::Span {
-                        #private::tracing::info_span!(
-                            target: ::core::module_path!(),
-                            #name,
-                            cid = #private::tracing::field::Empty,
-                            attempt = #private::tracing::field::Empty,
-                        )
-                    }
-                    __retry_span
-                },
+                callsite: &__RETRY_CALLSITE,
             };
+            static __RETRY_CALLSITE: #private::tracing::callsite::DefaultCallsite =
+                #private::tracing::callsite::DefaultCallsite::new(&__RETRY_META);
+            static __RETRY_META: #private::tracing::Metadata<'static> = #private::span_metadata(
+                #name,
+                ::core::module_path!(),
+                ::core::file!(),
+                ::core::line!(),
+                &__RETRY_CALLSITE,
+            );
             #returns
         };
         Self {

@@ -26,9 +26,9 @@ use crate::{testing, Policy, RetryResult};
 /// let policy = Policy::new().max_retries(Some(1)).delay(Duration::from_millis(5));
 /// let mut a = Attempts::new(&policy, || Instant::now());
 /// a.start_attempt();
-/// assert_eq!(a.after_failure(&policy, true, None, Instant::now), Decision::Retry(Duration::from_millis(5)));
+/// assert_eq!(a.after_failure(&policy, true, None, Instant::now, false), Decision::Retry(Duration::from_millis(5)));
 /// a.start_attempt();
-/// assert_eq!(a.after_failure(&policy, true, None, Instant::now), Decision::Stop(Reason::Exhausted));
+/// assert_eq!(a.after_failure(&policy, true, None, Instant::now, false), Decision::Stop(Reason::Exhausted));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Attempts {
@@ -54,6 +54,7 @@ pub enum Decision {
 impl Attempts {
     /// A new call. The clock is read now only when the policy has a budget (which counts from
     /// the call's start); otherwise not before the first failure.
+    #[inline]
     pub fn new(policy: &Policy, now: impl FnOnce() -> Instant) -> Self {
         Self {
             made: 0,
@@ -68,33 +69,37 @@ impl Attempts {
     }
 
     /// Counts an attempt about to start and returns its number (1 for the first).
+    #[inline]
     pub fn start_attempt(&mut self) -> u32 {
         self.made = self.made.saturating_add(1);
         self.made
     }
 
     /// Decides what follows a failed attempt. `retryable` is the verdict of `when` (or `true`),
-    /// `hint` a wait the error asked for. Reads the clock only when a budget needs it or at
-    /// the first failure.
+    /// `hint` a wait the error asked for. Reads the clock only when a budget needs it, or at
+    /// the first failure when `keep_time` says that someone will read the call's elapsed time
+    /// (a report hook, a log subscriber).
+    #[inline]
     pub fn after_failure(
         &mut self,
         policy: &Policy,
         retryable: bool,
         hint: Option<Duration>,
         now: impl FnOnce() -> Instant,
+        keep_time: bool,
     ) -> Decision {
-        let now_fn = now;
-        if self.started.is_none() {
-            self.started = Some(now_fn());
-            return self.decide(policy, retryable, hint, None);
-        }
-        if policy.budget.is_some() {
-            let now = now_fn();
-            return self.decide(policy, retryable, hint, Some(now));
-        }
-        self.decide(policy, retryable, hint, None)
+        let now = if policy.budget.is_some() {
+            Some(now())
+        } else {
+            if keep_time && self.started.is_none() {
+                self.started = Some(now());
+            }
+            None
+        };
+        self.decide(policy, retryable, hint, now)
     }
 
+    #[inline]
     fn decide(
         &mut self,
         policy: &Policy,
@@ -167,8 +172,68 @@ impl Clock for TokioClock {
 pub struct Site {
     /// The stable name.
     pub name: &'static str,
-    /// Makes the span of one attempt (disabled when no subscriber wants it).
-    pub span: fn() -> tracing::Span,
+    /// The call site of the function's attempt spans (its metadata names the span after the
+    /// function). The expansion declares only this static and its metadata; the span itself is
+    /// made here, which keeps each expansion small.
+    pub callsite: &'static tracing::callsite::DefaultCallsite,
+}
+
+/// The metadata of a function's attempt spans: named after the function, with the fields
+/// `cid` and `attempt`, at INFO.
+#[must_use]
+pub const fn span_metadata(
+    name: &'static str,
+    target: &'static str,
+    file: &'static str,
+    line: u32,
+    callsite: &'static tracing::callsite::DefaultCallsite,
+) -> tracing::Metadata<'static> {
+    tracing::Metadata::new(
+        name,
+        target,
+        tracing::Level::INFO,
+        Some(file),
+        Some(line),
+        Some(target),
+        tracing::field::FieldSet::new(&["cid", "attempt"], tracing::callsite::Identifier(callsite)),
+        tracing::metadata::Kind::SPAN,
+    )
+}
+
+impl Site {
+    /// The span of one attempt, or `None` when no subscriber wants it. The cheap static and
+    /// global level checks come first, inline; the call site is asked only after them.
+    #[inline]
+    pub(crate) fn span(
+        &self,
+        cid: impl FnOnce() -> crate::CorrelationId,
+        attempt: u32,
+    ) -> Option<tracing::Span> {
+        if !tracing::level_enabled!(tracing::Level::INFO) {
+            return None;
+        }
+        self.enabled_span(cid(), attempt)
+    }
+
+    fn enabled_span(&self, cid: crate::CorrelationId, attempt: u32) -> Option<tracing::Span> {
+        let interest = self.callsite.interest();
+        if interest.is_never() {
+            return None;
+        }
+        let meta = tracing::callsite::Callsite::metadata(self.callsite);
+        if !interest.is_always() && !tracing::dispatcher::get_default(|d| d.enabled(meta)) {
+            return None;
+        }
+        let fields = meta.fields();
+        let (Some(cid_field), Some(attempt_field)) = (fields.field("cid"), fields.field("attempt"))
+        else {
+            return None;
+        };
+        let cid = tracing::field::display(cid);
+        let values: [(&tracing::field::Field, Option<&dyn tracing::Value>); 2] =
+            [(&cid_field, Some(&cid)), (&attempt_field, Some(&attempt))];
+        Some(tracing::Span::new(meta, &fields.value_set(&values)))
+    }
 }
 
 /// A function's site and policy together, so a call holds one reference to both: a `static`
@@ -211,16 +276,14 @@ impl<'p, R: RetryResult, C: Clock> Call<'p, R, C> {
         }
     }
 
+    #[inline]
     fn span(&self, attempt: u32) -> Option<Box<tracing::Span>> {
-        let span = (self.setup.site.span)();
-        if span.is_disabled() {
-            return None;
-        }
-        span.record("cid", tracing::field::display(self.ctx.cid()));
-        span.record("attempt", attempt);
         // Boxed, so that the attempt's future carries 8 bytes for it, not 40: a span is only
         // there when a subscriber wants it, and then the subscriber allocates for it anyway.
-        Some(Box::new(span))
+        self.setup
+            .site
+            .span(|| self.ctx.cid(), attempt)
+            .map(Box::new)
     }
 
     /// Runs one sync attempt inside the call's context and span.
@@ -281,9 +344,10 @@ impl<'p, R: RetryResult, C: Clock> Call<'p, R, C> {
             None
         };
         let n = self.state.made;
+        let keep_time = H::WANTS_REPORT || tracing::level_enabled!(tracing::Level::WARN);
         match self
             .state
-            .after_failure(&self.setup.policy, retryable, hint, C::now)
+            .after_failure(&self.setup.policy, retryable, hint, C::now, keep_time)
         {
             Decision::Retry(wait) => {
                 tracing::info!(

@@ -328,13 +328,13 @@ pub trait Attempter<R>: Send + 'static {
     fn attempt(
         &mut self,
         ctx: CallCtx,
-        span: tracing::Span,
+        span: Option<tracing::Span>,
     ) -> impl Future<Output = Result<R, Panicked>> + Send + 'static;
     /// Runs one attempt in the caller (the first attempt of a hand-off call).
     fn attempt_here(
         &mut self,
         ctx: &CallCtx,
-        span: tracing::Span,
+        span: Option<tracing::Span>,
     ) -> impl Future<Output = R> + Send;
 }
 
@@ -375,7 +375,7 @@ where
     fn attempt(
         &mut self,
         ctx: CallCtx,
-        span: tracing::Span,
+        span: Option<tracing::Span>,
     ) -> impl Future<Output = Result<R, Panicked>> + Send + 'static {
         CatchUnwind(InCall::new(ctx, span, (self.0)()))
     }
@@ -383,7 +383,7 @@ where
     fn attempt_here(
         &mut self,
         ctx: &CallCtx,
-        span: tracing::Span,
+        span: Option<tracing::Span>,
     ) -> impl Future<Output = R> + Send {
         // The first attempt of a hand-off call runs like an inline one: a panic unwinds to
         // the caller.
@@ -403,11 +403,11 @@ where
     fn attempt(
         &mut self,
         ctx: CallCtx,
-        span: tracing::Span,
+        span: Option<tracing::Span>,
     ) -> impl Future<Output = Result<R, Panicked>> + Send + 'static {
         let body = (self.0)();
         let task = tokio::task::spawn_blocking(move || {
-            let _span = span.enter();
+            let _span = span.as_ref().map(tracing::Span::enter);
             let _ctx = ctx.enter();
             std::panic::catch_unwind(AssertUnwindSafe(body))
                 .map_err(|p| Panicked::from_payload(&*p))
@@ -423,11 +423,11 @@ where
     fn attempt_here(
         &mut self,
         ctx: &CallCtx,
-        span: tracing::Span,
+        span: Option<tracing::Span>,
     ) -> impl Future<Output = R> + Send {
         let body = (self.0)();
         let r = {
-            let _span = span.enter();
+            let _span = span.as_ref().map(tracing::Span::enter);
             let _ctx = ctx.enter();
             body()
         };
@@ -466,8 +466,8 @@ impl<F: Future> Future for CatchUnwind<F> {
 }
 
 impl<C: Borrow<CallCtx>, F> InCall<C, F> {
-    pub(crate) fn new(ctx: C, span: tracing::Span, fut: F) -> Self {
-        let span = (!span.is_disabled()).then(|| Box::new(span));
+    pub(crate) fn new(ctx: C, span: Option<tracing::Span>, fut: F) -> Self {
+        let span = span.map(Box::new);
         Self { ctx, span, fut }
     }
 }
@@ -706,13 +706,8 @@ struct Resume<E> {
     last_error: Option<E>,
 }
 
-fn span_for(site: &Site, cid: CorrelationId, attempt: u32) -> tracing::Span {
-    let span = (site.span)();
-    if !span.is_disabled() {
-        span.record("cid", tracing::field::display(cid));
-        span.record("attempt", attempt);
-    }
-    span
+fn span_for(site: &Site, cid: CorrelationId, attempt: u32) -> Option<tracing::Span> {
+    site.span(|| cid, attempt)
 }
 
 /// Starts a `mode = "background"` call.
@@ -886,7 +881,7 @@ where
         } else {
             None
         };
-        match state.after_failure(&policy, retryable, hint, TokioClock::now) {
+        match state.after_failure(&policy, retryable, hint, TokioClock::now, true) {
             Decision::Retry(w) => {
                 tracing::info!(
                     target: "retry_runtime",
@@ -1037,11 +1032,7 @@ where
     let ctx = CallCtx::new();
     let mut state = Attempts::new(&spec.policy, TokioClock::now_or_std);
     let n = state.start_attempt();
-    let span = (spec.site.span)();
-    if !span.is_disabled() {
-        span.record("cid", tracing::field::display(ctx.cid()));
-        span.record("attempt", n);
-    }
+    let span = spec.site.span(|| ctx.cid(), n);
     let first = attempter.attempt_here(&ctx, span);
     let out = match spec.policy.timeout {
         Some(t) => tokio::time::timeout(t, first).await.ok(),
@@ -1074,7 +1065,7 @@ where
     } else {
         None
     };
-    match state.after_failure(&spec.policy, retryable, hint, TokioClock::now_or_std) {
+    match state.after_failure(&spec.policy, retryable, hint, TokioClock::now_or_std, true) {
         Decision::Retry(w) => {
             tracing::info!(
                 target: "retry_runtime",

@@ -162,6 +162,7 @@ thread_local! {
 impl CallCtx {
     /// A context for a call starting now: its parent is the call whose attempt is running on
     /// this thread, if any (that call's ID is minted here, since the child may outlive it).
+    #[inline]
     pub(crate) fn new() -> Self {
         Self {
             hi: AtomicU64::new(0),
@@ -197,6 +198,7 @@ impl CallCtx {
     }
 
     /// Makes this the current call on this thread until the guard drops.
+    #[inline]
     pub(crate) fn enter(&self) -> CtxGuard {
         CtxGuard(CURRENT.with(|c| c.replace(ptr::from_ref(self))))
     }
@@ -206,6 +208,7 @@ impl CallCtx {
 pub(crate) struct CtxGuard(*const CallCtx);
 
 impl Drop for CtxGuard {
+    #[inline]
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.0));
     }
@@ -229,6 +232,7 @@ impl Drop for CtxGuard {
 /// assert!(current_cid().is_none());
 /// ```
 #[must_use]
+#[inline]
 pub fn current_cid() -> Option<CorrelationId> {
     let p = CURRENT.with(Cell::get);
     // SAFETY: `CURRENT` only ever holds null or the address of a `CallCtx` that is entered

@@ -106,6 +106,8 @@ pub trait HookSet<R: RetryResult> {
     fn exhausted(&self, report: &Report<R::Err>);
     /// Whether there is a fallback (reports are only built for someone who reads them).
     const HAS_FALLBACK: bool;
+    /// Whether a hook reads the report (`on_exhausted` or `fallback`), which needs the clock.
+    const WANTS_REPORT: bool;
     /// Turns the failure into the return value, or gives the report back.
     ///
     /// # Errors
@@ -134,6 +136,8 @@ pub trait RetrySlot<E> {
 
 /// The `on_exhausted` slot.
 pub trait ReportSlot<E> {
+    /// Whether a hook is there.
+    const PRESENT: bool;
     /// Calls the hook, if present.
     fn call(&self, report: &Report<E>);
 }
@@ -179,11 +183,13 @@ impl<E, F: Fn(u32, &E, Duration)> RetrySlot<E> for Hook<F> {
 }
 
 impl<E> ReportSlot<E> for NoHook {
+    const PRESENT: bool = false;
     #[inline]
     fn call(&self, _: &Report<E>) {}
 }
 
 impl<E, F: Fn(&Report<E>)> ReportSlot<E> for Hook<F> {
+    const PRESENT: bool = true;
     #[inline]
     fn call(&self, report: &Report<E>) {
         (self.0)(report);
@@ -246,6 +252,7 @@ where
         self.on_exhausted.call(report);
     }
     const HAS_FALLBACK: bool = FB::PRESENT;
+    const WANTS_REPORT: bool = FB::PRESENT || OE::PRESENT;
     #[inline]
     #[allow(clippy::result_large_err)]
     fn recover(&self, report: Report<R::Err>) -> Result<R, Report<R::Err>> {

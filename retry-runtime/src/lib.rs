@@ -255,7 +255,9 @@ impl<T, E: core::fmt::Debug> RetryResult for Result<T, E> {
 /// Not public API: what the expansion of `#[retry]` calls.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::attempt::{Call, Clock, InCall, Setup, Site, Step, SyncClock, TokioClock, Wait};
+    pub use crate::attempt::{
+        span_metadata, Call, Clock, InCall, Setup, Site, Step, SyncClock, TokioClock, Wait,
+    };
     pub use crate::background::{
         async_attempts, background, handoff, handoff_sync, sync_attempts, AsyncAttempts, Attempter,
         DoneSlot, Spec, SyncAttempts,

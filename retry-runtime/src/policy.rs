@@ -168,6 +168,7 @@ impl Policy {
     /// assert_eq!(retry_runtime::Policy::new().max_attempts(), Some(4));
     /// ```
     #[must_use]
+    #[inline]
     pub const fn max_attempts(&self) -> Option<u32> {
         match self.max_retries {
             Some(n) => Some(n.saturating_add(1)),
@@ -178,6 +179,7 @@ impl Policy {
     /// The wait before retry `n` (1 for the wait after the first attempt), before jitter and
     /// capped by `max_delay`. Reads no clock and draws no random number.
     #[must_use]
+    #[inline]
     pub fn base_delay(&self, n: u32) -> Duration {
         let n = n.max(1);
         let d = self.delay;
@@ -192,6 +194,7 @@ impl Policy {
     /// Applies the jitter to a computed wait `w`; `previous` is the wait before it (used by
     /// decorrelated jitter). Draws a random number only when jitter is on.
     #[must_use]
+    #[inline]
     pub fn jittered(&self, w: Duration, previous: Duration) -> Duration {
         match self.jitter {
             Jitter::None => w,
@@ -210,6 +213,7 @@ impl Policy {
 
     /// Caps a wait at `max_delay`.
     #[must_use]
+    #[inline]
     pub fn cap(&self, w: Duration) -> Duration {
         match self.max_delay {
             Some(cap) if w > cap => cap,

@@ -21,7 +21,7 @@
 //! assert_eq!(sleeps.elapsed(), Duration::from_secs(6));
 //! ```
 
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::marker::PhantomData;
 use core::time::Duration;
 use std::time::Instant;
@@ -35,6 +35,9 @@ struct Virtual {
 
 thread_local! {
     static VIRTUAL: RefCell<Option<Virtual>> = const { RefCell::new(None) };
+    // Whether a guard is alive: a plain flag, so the real waits and clock reads check it with
+    // one load instead of borrowing `VIRTUAL`.
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// While alive, sync `#[retry]` waits on this thread are instant and recorded.
@@ -53,6 +56,7 @@ pub fn instant_sleeps() -> InstantSleeps {
         let mut v = v.borrow_mut();
         v.get_or_insert_with(Virtual::default).depth += 1;
     });
+    ACTIVE.with(|a| a.set(true));
     InstantSleeps {
         _not_send: PhantomData,
     }
@@ -103,6 +107,7 @@ impl Drop for InstantSleeps {
                 inner.depth -= 1;
                 if inner.depth == 0 {
                     *v = None;
+                    ACTIVE.with(|a| a.set(false));
                 }
             }
         });
@@ -110,7 +115,14 @@ impl Drop for InstantSleeps {
 }
 
 /// The sync wait: virtual under [`instant_sleeps`], `std::thread::sleep` otherwise.
+#[inline]
 pub(crate) fn sleep(d: Duration) {
+    if !ACTIVE.with(Cell::get) {
+        if !d.is_zero() {
+            std::thread::sleep(d);
+        }
+        return;
+    }
     let virtual_wait = VIRTUAL.with(|v| match v.borrow_mut().as_mut() {
         Some(v) => {
             v.delays.push(d);
@@ -125,8 +137,12 @@ pub(crate) fn sleep(d: Duration) {
 }
 
 /// The sync clock: the real one, moved forward by the virtual waits under [`instant_sleeps`].
+#[inline]
 pub(crate) fn now() -> Instant {
     let now = Instant::now();
+    if !ACTIVE.with(Cell::get) {
+        return now;
+    }
     let shift = VIRTUAL.with(|v| v.borrow().as_ref().map_or(Duration::ZERO, |v| v.elapsed));
     now + shift
 }
