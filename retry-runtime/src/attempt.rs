@@ -290,10 +290,15 @@ impl<'p, R: RetryResult, C: Clock> Call<'p, R, C> {
     #[inline]
     pub fn attempt(&mut self, body: impl FnOnce() -> R) -> R {
         let n = self.state.start_attempt();
-        let span = self.span(n);
-        let _span = span.as_deref().map(tracing::Span::enter);
-        let _ctx = self.ctx.enter();
-        body()
+        // Two paths, so that the common one (no subscriber) has no span to drop.
+        if let Some(span) = self.setup.site.span(|| self.ctx.cid(), n) {
+            let _span = span.enter();
+            let _ctx = self.ctx.enter();
+            body()
+        } else {
+            let _ctx = self.ctx.enter();
+            body()
+        }
     }
 
     /// Runs one async attempt inside the call's context and span.
