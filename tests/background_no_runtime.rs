@@ -1,0 +1,244 @@
+//! Background and hand-off calls from plain `#[test]` functions, outside any tokio runtime:
+//! the library starts its own small executor. The handles are awaited with a std-only
+//! `block_on`, and `on_done` reports through a std channel.
+use retry_runtime::{current_cid, retry, Handoff, Reason, Report, RetryHandle};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread, ThreadId};
+use std::time::{Duration, Instant};
+
+/// Not a limit on the library's speed: only a guard against a hang.
+const GUARD: Duration = Duration::from_secs(10);
+
+/// Polls `fut` on this thread, parking between polls, until it is ready (or the guard).
+fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    let deadline = Instant::now() + GUARD;
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        let now = Instant::now();
+        assert!(now < deadline, "the future did not complete");
+        thread::park_timeout(deadline - now);
+    }
+}
+
+/// Fails the first `fail` attempts; records each attempt's thread and cid.
+struct Probe {
+    fail: u32,
+    attempts: AtomicU32,
+    threads: Mutex<Vec<ThreadId>>,
+    cids: Mutex<Vec<Option<retry_runtime::CorrelationId>>>,
+}
+
+impl Probe {
+    fn new(fail: u32) -> Arc<Self> {
+        Arc::new(Self {
+            fail,
+            attempts: AtomicU32::new(0),
+            threads: Mutex::new(Vec::new()),
+            cids: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn attempt(&self) -> Result<u32, String> {
+        self.threads.lock().unwrap().push(thread::current().id());
+        self.cids.lock().unwrap().push(current_cid());
+        let n = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        if n <= self.fail {
+            Err(format!("transient {n}"))
+        } else {
+            Ok(n)
+        }
+    }
+
+    fn threads(&self) -> Vec<ThreadId> {
+        self.threads.lock().unwrap().clone()
+    }
+}
+
+#[retry(
+    max = 3,
+    delay = "1ms",
+    mode = "background",
+    on_done = |r: &Report<String>| done.send(r.clone()).unwrap(),
+)]
+fn bg_sync(probe: Arc<Probe>, done: Sender<Report<String>>) -> Result<u32, String> {
+    probe.attempt()
+}
+
+#[retry(
+    max = 3,
+    delay = "1ms",
+    mode = "background",
+    on_done = |r: &Report<String>| done.send(r.clone()).unwrap(),
+)]
+async fn bg_async(probe: Arc<Probe>, done: Sender<Report<String>>) -> Result<u32, String> {
+    // Tokio's timer works on the library's executor.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    probe.attempt()
+}
+
+#[retry(
+    max = 3,
+    delay = "1ms",
+    mode = "handoff",
+    on_done = |r: &Report<String>| done.send(r.clone()).unwrap(),
+)]
+fn ho_sync(probe: Arc<Probe>, done: Sender<Report<String>>) -> Result<u32, String> {
+    probe.attempt()
+}
+
+#[retry(
+    max = 3,
+    delay = "1ms",
+    mode = "handoff",
+    on_done = |r: &Report<String>| done.send(r.clone()).unwrap(),
+)]
+async fn ho_async(probe: Arc<Probe>, done: Sender<Report<String>>) -> Result<u32, String> {
+    probe.attempt()
+}
+
+/// The call with retries completes, its report arrives once, and no attempt ran here.
+fn check(kind: &str, start: fn(Arc<Probe>, Sender<Report<String>>) -> RetryHandle<u32, String>) {
+    assert!(
+        tokio::runtime::Handle::try_current().is_err(),
+        "no runtime here"
+    );
+    let p = Probe::new(2);
+    let (tx, rx) = mpsc::channel();
+    let h = start(Arc::clone(&p), tx);
+    let cid = h.cid();
+    assert_eq!(block_on(h).unwrap(), 3, "{kind}");
+    let r = rx.recv_timeout(GUARD).expect("on_done ran");
+    assert_eq!(
+        (r.reason, r.attempts, r.cid),
+        (Reason::Succeeded, 3, cid),
+        "{kind}"
+    );
+    assert_eq!(r.last_error.as_deref(), Some("transient 2"), "{kind}");
+    // The hook (and its sender) went with the finished call: nothing more can come.
+    assert!(
+        matches!(rx.recv_timeout(GUARD), Err(RecvTimeoutError::Disconnected)),
+        "{kind}: once"
+    );
+    assert_eq!(p.attempts.load(Ordering::SeqCst), 3, "{kind}");
+    assert!(
+        p.threads().iter().all(|t| *t != thread::current().id()),
+        "{kind}: every attempt ran on the library's threads"
+    );
+    assert!(
+        p.cids.lock().unwrap().iter().all(|c| *c == Some(cid)),
+        "{kind}"
+    );
+}
+
+#[test]
+fn sync_body_with_retries_completes_without_a_runtime() {
+    check("sync", bg_sync);
+}
+
+#[test]
+fn async_body_with_retries_completes_without_a_runtime() {
+    check("async", bg_async);
+}
+
+#[test]
+fn a_failing_call_reports_without_a_runtime() {
+    let p = Probe::new(u32::MAX);
+    let (tx, rx) = mpsc::channel();
+    let h = bg_sync(Arc::clone(&p), tx);
+    let f = block_on(h).unwrap_err();
+    assert_eq!(f.reason(), Reason::Exhausted);
+    let r = rx.recv_timeout(GUARD).expect("on_done ran");
+    assert_eq!((r.reason, r.attempts), (Reason::Exhausted, 4));
+    assert_eq!(r.last_error.as_deref(), Some("transient 4"));
+}
+
+#[test]
+fn many_calls_share_the_executor_without_a_runtime() {
+    let (tx, rx) = mpsc::channel();
+    let probes: Vec<_> = (0..50).map(|_| Probe::new(1)).collect();
+    let handles: Vec<_> = probes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if i % 2 == 0 {
+                bg_sync(Arc::clone(p), tx.clone())
+            } else {
+                bg_async(Arc::clone(p), tx.clone())
+            }
+        })
+        .collect();
+    drop(tx);
+    for h in handles {
+        assert_eq!(block_on(h).unwrap(), 2);
+    }
+    let reports: Vec<_> = (0..50).map(|_| rx.recv_timeout(GUARD).unwrap()).collect();
+    assert!(reports
+        .iter()
+        .all(|r| r.reason == Reason::Succeeded && r.attempts == 2));
+    // Every sender (one per call, in its on_done hook) is gone: no more reports.
+    assert!(matches!(
+        rx.recv_timeout(GUARD),
+        Err(RecvTimeoutError::Disconnected)
+    ));
+}
+
+#[test]
+fn sync_handoff_without_a_runtime() {
+    let p = Probe::new(1);
+    let (tx, rx) = mpsc::channel();
+    let Handoff::Retrying(h) = ho_sync(Arc::clone(&p), tx) else {
+        panic!("a retryable failure is handed off");
+    };
+    assert_eq!(
+        p.threads(),
+        [thread::current().id()],
+        "the first attempt ran here"
+    );
+    assert_eq!(block_on(h).unwrap(), 2);
+    let r = rx.recv_timeout(GUARD).expect("on_done ran");
+    assert_eq!((r.reason, r.attempts), (Reason::Succeeded, 2));
+    assert_ne!(p.threads()[1], thread::current().id());
+}
+
+#[test]
+fn async_handoff_without_a_runtime() {
+    let p = Probe::new(1);
+    let (tx, rx) = mpsc::channel();
+    let Handoff::Retrying(h) = block_on(ho_async(Arc::clone(&p), tx)) else {
+        panic!("a retryable failure is handed off");
+    };
+    assert_eq!(
+        p.threads(),
+        [thread::current().id()],
+        "the first attempt ran here"
+    );
+    assert_eq!(block_on(h).unwrap(), 2);
+    let r = rx.recv_timeout(GUARD).expect("on_done ran");
+    assert_eq!((r.reason, r.attempts), (Reason::Succeeded, 2));
+    assert_ne!(p.threads()[1], thread::current().id());
+
+    // A first success comes back directly, and on_done still runs once.
+    let p = Probe::new(0);
+    let (tx, rx) = mpsc::channel();
+    assert!(matches!(
+        block_on(ho_async(Arc::clone(&p), tx)),
+        Handoff::Done(Ok(1))
+    ));
+    assert_eq!(rx.recv_timeout(GUARD).unwrap().reason, Reason::Succeeded);
+}
