@@ -36,7 +36,7 @@ pub struct Attempts {
     pub made: u32,
     /// Whether the last attempt ran into the per-attempt timeout.
     pub timed_out: bool,
-    /// The last wait in nanoseconds, for decorrelated jitter.
+    /// The last wait in nanoseconds; kept for decorrelated jitter only.
     pub last_wait_ns: u64,
     /// When the clock was first read for this call.
     pub started: Option<Instant>,
@@ -129,7 +129,9 @@ impl Attempts {
             };
             wait = wait.min(left);
         }
-        self.last_wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        if policy.jitter == crate::Jitter::Decorrelated {
+            self.last_wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        }
         Decision::Retry(wait)
     }
 
