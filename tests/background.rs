@@ -73,9 +73,15 @@ impl Probe {
 
     fn pass_sync(&self) {
         if self.gated {
+            // Bounded, so that a failed test does not hang in the runtime's drop (which
+            // waits for the blocking pool).
             let (permits, cv) = &self.sync_gate;
-            let mut p = cv.wait_while(permits.lock().unwrap(), |p| *p == 0).unwrap();
-            *p -= 1;
+            let (mut p, _) = cv
+                .wait_timeout_while(permits.lock().unwrap(), Duration::from_secs(30), |p| {
+                    *p == 0
+                })
+                .unwrap();
+            *p = p.saturating_sub(1);
         }
     }
 
@@ -137,8 +143,8 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn transient(n: u32) -> Option<String> {
-    Some(format!("transient {n}"))
+fn transient(n: u32) -> String {
+    format!("transient {n}")
 }
 
 // Waits of 10, 20, 30 ms; at most 4 attempts.
@@ -196,6 +202,20 @@ async fn step_until<T, E>(
     }
 }
 
+/// Lets the spawned call run until `n` attempts have started (a sync attempt's status says
+/// Running as soon as it is handed to the blocking pool, a moment before its body begins).
+async fn until_started(p: &Probe, n: u32) {
+    let guard = std::time::Instant::now();
+    while p.started() < n {
+        assert!(
+            guard.elapsed() < Duration::from_secs(20),
+            "attempt {n} never started"
+        );
+        tokio::task::yield_now().await;
+        std::thread::yield_now();
+    }
+}
+
 // ---------------------------------------------------------------- outcomes, attempts, delays
 
 #[tokio::test(start_paused = true)]
@@ -241,7 +261,7 @@ async fn success_after_retries_waits_exactly_the_linear_delays() {
         assert_eq!(r.elapsed, ms(30), "{kind}");
         // A success after failures keeps the error of the last failed attempt (the report's
         // Display prints it as "(last error: ...)").
-        assert_eq!(r.last_error, transient(2), "{kind}");
+        assert_eq!(r.last_error, Some(transient(2)), "{kind}");
         assert_eq!(r.policy.max_retries, Some(3), "{kind}");
     }
 }
@@ -254,7 +274,7 @@ async fn exhausted_after_every_allowed_attempt() {
         let cid = h.cid();
         let f = h.await.unwrap_err();
         assert_eq!(f.reason(), Reason::Exhausted, "{kind}");
-        assert_eq!(f.error(), transient(4).as_ref(), "{kind}");
+        assert_eq!(f.error(), Some(&transient(4)), "{kind}");
         assert_eq!(f.report.attempts, 4, "{kind}");
         assert_eq!(f.report.cid, cid, "{kind}");
         assert_eq!(p.started(), 4, "{kind}");
@@ -265,9 +285,9 @@ async fn exhausted_after_every_allowed_attempt() {
         assert_eq!(r.attempts, 4, "{kind}");
         assert_eq!(r.cid, cid, "{kind}");
         assert_eq!(r.elapsed, ms(60), "{kind}");
-        assert_eq!(r.last_error, transient(4), "{kind}");
+        assert_eq!(r.last_error, Some(transient(4)), "{kind}");
         assert_eq!(r.policy.max_retries, Some(3), "{kind}");
-        assert_eq!(f.into_error(), transient(4), "{kind}");
+        assert_eq!(f.into_error(), Some(transient(4)), "{kind}");
     }
 }
 
@@ -302,7 +322,7 @@ async fn walk(kind: &str, start: Start, second: Step, end: Status) {
     assert_eq!(p.started(), 0, "{kind}: nothing ran before the first yield");
 
     seen.push(step_until(&h, "Running", |s| s != Status::Pending).await);
-    assert_eq!(p.started(), 1, "{kind}");
+    until_started(&p, 1).await;
     // The attempt is blocked at its gate: the status stays Running.
     for _ in 0..10 {
         tokio::task::yield_now().await;
@@ -329,7 +349,7 @@ async fn walk(kind: &str, start: Start, second: Step, end: Status) {
 
     tokio::time::advance(ms(1)).await;
     seen.push(step_until(&h, "Running", |s| matches!(s, Status::Running { .. })).await);
-    assert_eq!(p.started(), 2, "{kind}");
+    until_started(&p, 2).await;
     assert_eq!(p.gaps(), [ms(10)], "{kind}");
 
     p.open();
@@ -380,10 +400,14 @@ async fn cancel_while_waiting_ends_the_call_at_once() {
         let mut h = start(Arc::clone(&p));
         let cid = h.cid();
         step_until(&h, "Waiting", |s| matches!(s, Status::Waiting { .. })).await;
-        let t = Instant::now();
+        let cancelled_at = Instant::now();
         h.cancel();
         let f = (&mut h).await.unwrap_err();
-        assert_eq!(Instant::now(), t, "{kind}: the 10ms wait was cut short");
+        assert_eq!(
+            Instant::now(),
+            cancelled_at,
+            "{kind}: the 10ms wait was cut short"
+        );
         assert_eq!(f.reason(), Reason::Cancelled, "{kind}");
         assert_eq!(h.status(), Status::Cancelled, "{kind}");
         assert_eq!(p.started(), 1, "{kind}: no attempt after the cancel");
@@ -391,7 +415,7 @@ async fn cancel_while_waiting_ends_the_call_at_once() {
         assert_eq!(r.reason, Reason::Cancelled, "{kind}");
         assert_eq!(r.attempts, 1, "{kind}");
         assert_eq!(r.cid, cid, "{kind}");
-        assert_eq!(r.last_error, transient(1), "{kind}");
+        assert_eq!(r.last_error, Some(transient(1)), "{kind}");
         assert_eq!(r.policy.max_retries, Some(3), "{kind}");
         // Nothing runs later either.
         tokio::time::advance(Duration::from_secs(3600)).await;
@@ -421,10 +445,11 @@ async fn cancel_aborts_a_running_async_attempt() {
     let mut h = bg_async(Arc::clone(&p));
     let cid = h.cid();
     step_until(&h, "Running", |s| s == Status::Running { attempt: 1 }).await;
-    let t = Instant::now();
+    until_started(&p, 1).await;
+    let cancelled_at = Instant::now();
     h.cancel();
     let f = (&mut h).await.unwrap_err();
-    assert_eq!(Instant::now(), t);
+    assert_eq!(Instant::now(), cancelled_at);
     assert_eq!(f.reason(), Reason::Cancelled);
     assert_eq!(h.status(), Status::Cancelled);
     // The attempt was dropped at its await point: the code after it never runs, even when
@@ -447,6 +472,7 @@ async fn cancel_lets_a_running_sync_attempt_finish() {
     let p = Probe::gated(&[Step::Fail]);
     let mut h = bg_sync(Arc::clone(&p));
     step_until(&h, "Running", |s| s == Status::Running { attempt: 1 }).await;
+    until_started(&p, 1).await;
     h.cancel();
     for _ in 0..10 {
         tokio::task::yield_now().await;
@@ -464,12 +490,13 @@ async fn cancel_lets_a_running_sync_attempt_finish() {
     );
     let r = p.done_once();
     assert_eq!((r.reason, r.attempts), (Reason::Cancelled, 1));
-    assert_eq!(r.last_error, transient(1));
+    assert_eq!(r.last_error, Some(transient(1)));
 
     // It succeeds: that work is done, so the call succeeded.
     let p = Probe::gated(&[Step::Ok]);
     let mut h = bg_sync(Arc::clone(&p));
     step_until(&h, "Running", |s| s == Status::Running { attempt: 1 }).await;
+    until_started(&p, 1).await;
     h.cancel();
     p.open();
     assert_eq!((&mut h).await.unwrap(), 1);

@@ -112,8 +112,11 @@ async fn ho_async(probe: Arc<Probe>, done: Sender<Report<String>>) -> Result<u32
     probe.attempt()
 }
 
+/// A background function: now a plain function returning a handle.
+type Start = fn(Arc<Probe>, Sender<Report<String>>) -> RetryHandle<u32, String>;
+
 /// The call with retries completes, its report arrives once, and no attempt ran here.
-fn check(kind: &str, start: fn(Arc<Probe>, Sender<Report<String>>) -> RetryHandle<u32, String>) {
+fn check(kind: &str, start: Start) {
     assert!(
         tokio::runtime::Handle::try_current().is_err(),
         "no runtime here"

@@ -293,10 +293,14 @@ async fn handed_off_retries_can_be_cancelled() {
                 ..
             }
         ));
-        let t = Instant::now();
+        let cancelled_at = Instant::now();
         h.cancel();
         let f = h.await.unwrap_err();
-        assert_eq!(Instant::now(), t, "{kind}: the wait was cut short");
+        assert_eq!(
+            Instant::now(),
+            cancelled_at,
+            "{kind}: the wait was cut short"
+        );
         assert_eq!(f.reason(), Reason::Cancelled, "{kind}");
         assert_eq!(p.started(), 1, "{kind}");
         let r = p.done_once();

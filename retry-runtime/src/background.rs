@@ -5,7 +5,7 @@ use core::borrow::Borrow;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use core::task::{Context, Poll};
 use core::time::Duration;
 use std::any::Any;
@@ -82,6 +82,10 @@ struct Shared {
     cancelled: AtomicBool,
     cancel: Notify,
     cid: CorrelationId,
+    /// The number of shutdowns begun before this call started: a call that a shutdown finds
+    /// in flight is reported by it; one started after it began is refused, and reported only
+    /// through its handle and `on_done`.
+    epoch: u64,
 }
 
 impl Shared {
@@ -486,6 +490,8 @@ static PHASE_CHANGED: Notify = Notify::const_new();
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 static ALL_DONE: Notify = Notify::const_new();
 static UNFINISHED: Mutex<Vec<Report<String>>> = Mutex::new(Vec::new());
+/// Shutdowns begun so far.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Interrupt {
@@ -605,6 +611,7 @@ pub fn in_flight() -> usize {
 /// # }
 /// ```
 pub async fn shutdown(grace: Duration) -> Vec<Report<String>> {
+    EPOCH.fetch_add(1, Ordering::SeqCst);
     PHASE.store(DRAINING, Ordering::SeqCst);
     PHASE_CHANGED.notify_waiters();
     if !wait_all_done(grace).await {
@@ -758,6 +765,7 @@ where
         cancelled: AtomicBool::new(false),
         cancel: Notify::new(),
         cid,
+        epoch: EPOCH.load(Ordering::SeqCst),
     });
     let name = spec.site.name;
     let policy = spec.policy;
@@ -972,7 +980,7 @@ where
             }
         }
     }
-    if report.reason == Reason::ShutDown {
+    if report.reason == Reason::ShutDown && shared.epoch < EPOCH.load(Ordering::SeqCst) {
         UNFINISHED
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -1130,6 +1138,7 @@ where
         cancelled: AtomicBool::new(false),
         cancel: Notify::new(),
         cid: report.cid,
+        epoch: EPOCH.load(Ordering::SeqCst),
     };
     match finish(&shared, spec, report, None) {
         Ok(v) => Handoff::Done(Ok(v)),
