@@ -67,4 +67,5 @@ if grep -rq RetryHandle retry-runtime/src; then
 fi
 compile_time
 python3 benches/report.py "$CRITERION_HOME" "$RESULTS" BENCHMARKS.md
+cat benches/why.md >> BENCHMARKS.md
 echo "wrote BENCHMARKS.md"
