@@ -357,36 +357,13 @@ impl<'p, R: RetryResult, C: Clock> Call<'p, R, C> {
             .after_failure(&self.setup.policy, retryable, hint, C::now, keep_time)
         {
             Decision::Retry(wait) => {
-                tracing::info!(
-                    target: "retry_runtime",
-                    name = self.setup.site.name,
-                    cid = %self.ctx.cid(),
-                    attempt = n,
-                    error = ?e,
-                    next_delay = ?wait,
-                    "attempt failed; retrying",
-                );
+                crate::report::log_retry(self.setup.site.name, || self.ctx.cid(), n, &e, wait);
                 hooks.before_retry(n, &e, wait);
                 Step::Wait(wait)
             }
             Decision::Stop(reason) => {
-                let reason = if timed_out && reason == Reason::Exhausted {
-                    Reason::TimedOut
-                } else {
-                    reason
-                };
-                let report = self.report(reason, Some(e));
-                tracing::warn!(
-                    target: "retry_runtime",
-                    name = report.name,
-                    cid = %report.cid,
-                    parent = report.parent.map(tracing::field::display),
-                    attempts = report.attempts,
-                    elapsed = ?report.elapsed,
-                    reason = %report.reason,
-                    error = ?report.last_error,
-                    "call failed",
-                );
+                let report = self.report(reason.given_timeout(timed_out), Some(e));
+                report.log_failure();
                 hooks.exhausted(&report);
                 match hooks.recover(report) {
                     Ok(r) => Step::Done(r),

@@ -891,27 +891,14 @@ where
         };
         match state.after_failure(&policy, retryable, hint, TokioClock::now, true) {
             Decision::Retry(w) => {
-                tracing::info!(
-                    target: "retry_runtime",
-                    name = spec.site.name,
-                    cid = %cid,
-                    attempt = n,
-                    error = ?e,
-                    next_delay = ?w,
-                    "attempt failed; retrying in the background",
-                );
+                crate::report::log_retry(spec.site.name, || cid, n, &e, w);
                 spec.hooks.before_retry(n, &e, w);
                 last_error = Some(e);
                 wait = Some(w);
             }
             Decision::Stop(reason) => {
                 last_error = Some(e);
-                let reason = if timed_out && reason == Reason::Exhausted {
-                    Reason::TimedOut
-                } else {
-                    reason
-                };
-                break (reason, None);
+                break (reason.given_timeout(timed_out), None);
             }
         }
     };
@@ -948,17 +935,7 @@ where
         return Ok(v);
     }
     let mut report = report;
-    tracing::warn!(
-        target: "retry_runtime",
-        name = report.name,
-        cid = %report.cid,
-        parent = report.parent.map(tracing::field::display),
-        attempts = report.attempts,
-        elapsed = ?report.elapsed,
-        reason = %report.reason,
-        error = ?report.last_error,
-        "call failed",
-    );
+    report.log_failure();
     let retry_failure = matches!(
         report.reason,
         Reason::Exhausted | Reason::BudgetSpent | Reason::NotRetryable | Reason::TimedOut
@@ -1075,15 +1052,7 @@ where
     };
     match state.after_failure(&spec.policy, retryable, hint, TokioClock::now_or_std, true) {
         Decision::Retry(w) => {
-            tracing::info!(
-                target: "retry_runtime",
-                name = spec.site.name,
-                cid = %ctx.cid(),
-                attempt = n,
-                error = ?e,
-                next_delay = ?w,
-                "first attempt failed; retrying in the background",
-            );
+            crate::report::log_retry(spec.site.name, || ctx.cid(), n, &e, w);
             spec.hooks.before_retry(n, &e, w);
             Handoff::Retrying(start(
                 spec,
@@ -1098,12 +1067,7 @@ where
             ))
         }
         Decision::Stop(reason) => {
-            let reason = if timed_out && reason == Reason::Exhausted {
-                Reason::TimedOut
-            } else {
-                reason
-            };
-            handoff_stopped(&spec, &ctx, &state, reason, e)
+            handoff_stopped(&spec, &ctx, &state, reason.given_timeout(timed_out), e)
         }
     }
 }

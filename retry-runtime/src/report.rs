@@ -111,6 +111,55 @@ pub struct Report<E> {
     pub last_error: Option<E>,
 }
 
+impl<E: fmt::Debug> Report<E> {
+    /// Logs the failed call: one WARN event (target `retry_runtime`) with the report.
+    pub(crate) fn log_failure(&self) {
+        tracing::warn!(
+            target: "retry_runtime",
+            name = self.name,
+            cid = %self.cid,
+            parent = self.parent.map(tracing::field::display),
+            attempts = self.attempts,
+            elapsed = ?self.elapsed,
+            reason = %self.reason,
+            error = ?self.last_error,
+            "call failed",
+        );
+    }
+}
+
+/// Logs a failed attempt that will be retried: one INFO event (target `retry_runtime`).
+pub(crate) fn log_retry<E: fmt::Debug>(
+    name: &'static str,
+    cid: impl FnOnce() -> CorrelationId,
+    attempt: u32,
+    error: &E,
+    next_delay: core::time::Duration,
+) {
+    tracing::info!(
+        target: "retry_runtime",
+        name,
+        cid = %cid(),
+        attempt,
+        error = ?error,
+        next_delay = ?next_delay,
+        "attempt failed; retrying",
+    );
+}
+
+impl Reason {
+    /// The reason a policy's stop gets when the last attempt timed out: running out of
+    /// attempts by timeouts is reported as [`Reason::TimedOut`].
+    #[must_use]
+    pub(crate) fn given_timeout(self, timed_out: bool) -> Self {
+        if timed_out && self == Self::Exhausted {
+            Self::TimedOut
+        } else {
+            self
+        }
+    }
+}
+
 impl<E> Report<E> {
     /// Whether the call ended in success.
     #[must_use]
