@@ -641,3 +641,40 @@ async fn a_call_started_inside_a_background_call_records_its_parent() {
         check_parent("background sync", outer, &p, inner).await;
     }
 }
+
+// ---------------------------------------------------------------- per-attempt timeout
+
+static SLOW_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[retry(
+    max = 3,
+    backoff = "fixed",
+    delay = "10ms",
+    timeout = "50ms",
+    mode = "background"
+)]
+async fn slow_then_fast(slow_attempts: u32) -> Result<u32, std::io::Error> {
+    let n = SLOW_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+    if n <= slow_attempts {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_background_attempt_is_retried_and_exhaustion_by_timeouts_says_so() {
+    SLOW_CALLS.store(0, Ordering::SeqCst);
+    let t0 = Instant::now();
+    assert_eq!(slow_then_fast(2).await.unwrap(), 3);
+    // Two attempts cut at 50 ms, two waits of 10 ms, then a fast attempt.
+    assert_eq!(t0.elapsed(), Duration::from_millis(120));
+
+    SLOW_CALLS.store(0, Ordering::SeqCst);
+    let failure = slow_then_fast(u32::MAX).await.unwrap_err();
+    assert_eq!(failure.reason(), Reason::TimedOut);
+    assert_eq!(failure.report.attempts, 4);
+    assert_eq!(
+        failure.error().map(std::io::Error::kind),
+        Some(std::io::ErrorKind::TimedOut)
+    );
+}

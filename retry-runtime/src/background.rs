@@ -540,6 +540,33 @@ async fn interruption(shared: &Shared, level: u8, with_cancel: bool) -> Interrup
 }
 
 pin_project_lite::pin_project! {
+    /// An attempt with an optional time limit: `None` when the limit ran out first. The timer
+    /// is boxed and only there with `timeout = ...`, so a call without one does not carry
+    /// tokio's 112-byte `Sleep` in its task.
+    struct Limited<F> {
+        #[pin]
+        fut: F,
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F: Future> Future for Limited<F> {
+    type Output = Option<F::Output>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(v) = this.fut.poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if let Some(d) = this.deadline {
+            if d.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+pin_project_lite::pin_project! {
     /// Polls `a` then `b`; the first to finish wins.
     struct Race<A, B> {
         #[pin]
@@ -846,11 +873,9 @@ where
         shared.set(Status::Running { attempt: n });
         let attempt =
             attempter.attempt(CallCtx::with_ids(cid, parent), span_for(spec.site, cid, n));
-        let limited = async {
-            match policy.timeout {
-                Some(t) => tokio::time::timeout(t, attempt).await.ok(),
-                None => Some(attempt.await),
-            }
+        let limited = Limited {
+            fut: attempt,
+            deadline: policy.timeout.map(|t| Box::pin(tokio::time::sleep(t))),
         };
         let outcome = match (Race {
             a: limited,
