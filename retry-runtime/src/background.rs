@@ -6,7 +6,7 @@ use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -80,7 +80,9 @@ impl Status {
 struct Shared {
     status: Mutex<Status>,
     cancelled: AtomicBool,
-    cancel: Notify,
+    /// The waker of the task while it waits to be cancelled (a plain slot, not a `Notify`
+    /// waiter, so that the task does not carry one).
+    cancel_waker: Mutex<Option<Waker>>,
     cid: CorrelationId,
     /// The number of shutdowns begun before this call started: a call that a shutdown finds
     /// in flight is reported by it; one started after it began is refused, and reported only
@@ -202,7 +204,15 @@ impl<T, E> RetryHandle<T, E> {
     /// [`Reason::Cancelled`]. Cancelling a finished call does nothing.
     pub fn cancel(&self) {
         self.shared.cancelled.store(true, Ordering::SeqCst);
-        self.shared.cancel.notify_one();
+        let waker = self
+            .shared
+            .cancel_waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
@@ -529,12 +539,32 @@ async fn interruption(shared: &Shared, level: u8, with_cancel: bool) -> Interrup
         }
         if with_cancel {
             Race {
-                a: shared.cancel.notified(),
+                a: CancelSignal(shared),
                 b: phase,
             }
             .await;
         } else {
             phase.await;
+        }
+    }
+}
+
+/// Completes once the call's handle has cancelled it.
+struct CancelSignal<'a>(&'a Shared);
+
+impl Future for CancelSignal<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Register first, then check: a `cancel()` after the check finds the waker.
+        *self
+            .0
+            .cancel_waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+        if self.0.cancelled.load(Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 }
@@ -790,7 +820,7 @@ where
     let shared = Arc::new(Shared {
         status: Mutex::new(Status::Pending),
         cancelled: AtomicBool::new(false),
-        cancel: Notify::new(),
+        cancel_waker: Mutex::new(None),
         cid,
         epoch: EPOCH.load(Ordering::SeqCst),
     });
@@ -1125,7 +1155,7 @@ where
     let shared = Shared {
         status: Mutex::new(Status::Running { attempt: 1 }),
         cancelled: AtomicBool::new(false),
-        cancel: Notify::new(),
+        cancel_waker: Mutex::new(None),
         cid: report.cid,
         epoch: EPOCH.load(Ordering::SeqCst),
     };
