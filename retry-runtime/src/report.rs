@@ -129,6 +129,7 @@ impl<E: fmt::Debug> Report<E> {
 }
 
 /// Logs a failed attempt that will be retried: one INFO event (target `retry_runtime`).
+#[inline]
 pub(crate) fn log_retry<E: fmt::Debug>(
     name: &'static str,
     cid: impl FnOnce() -> CorrelationId,
