@@ -97,7 +97,8 @@ pub struct Report<E> {
     /// The ID of the retried call this one was started from, if any.
     pub parent: Option<CorrelationId>,
     /// When the call began (UTC). An inline call without a `budget` reads no clock until its
-    /// first attempt fails, so there this is the end of the first failed attempt.
+    /// first attempt fails, so there this is the end of the first failed attempt (and the
+    /// clock is read then only if a report hook or a WARN-level subscriber will read it).
     pub started_at: SystemTime,
     /// Attempts made.
     pub attempts: u32,
