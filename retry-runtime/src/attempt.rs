@@ -9,7 +9,7 @@ use core::marker::PhantomData;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use crate::cid::CallCtx;
 use crate::hooks::HookSet;
@@ -377,18 +377,15 @@ impl<'p, R: RetryResult, C: Clock> Call<'p, R, C> {
     }
 
     fn report(&self, reason: Reason, last_error: Option<R::Err>) -> Report<R::Err> {
-        let elapsed = self.state.elapsed(C::now());
-        Report {
-            name: self.setup.site.name,
-            cid: self.ctx.cid(),
-            parent: self.ctx.parent(),
-            started_at: SystemTime::now() - elapsed,
-            attempts: self.state.made,
-            elapsed,
+        Report::ending(
+            self.setup.site.name,
+            (self.ctx.cid(), self.ctx.parent()),
+            &self.state,
+            C::now(),
             reason,
-            policy: self.setup.policy,
+            self.setup.policy,
             last_error,
-        }
+        )
     }
 }
 

@@ -957,18 +957,15 @@ where
             }
         }
     };
-    let elapsed = state.elapsed(TokioClock::now());
-    let report = Report {
-        name: spec.site.name,
-        cid,
-        parent,
-        started_at: SystemTime::now() - elapsed,
-        attempts: state.made,
-        elapsed,
+    let report = Report::ending(
+        spec.site.name,
+        (cid, parent),
+        &state,
+        TokioClock::now(),
         reason,
         policy,
         last_error,
-    };
+    );
     finish(&shared, &spec, report, value)
 }
 
@@ -1140,18 +1137,15 @@ where
     H: HookSet<R>,
     D: DoneSlot<R::Err>,
 {
-    let elapsed = state.elapsed(TokioClock::now_or_std());
-    let report = Report {
-        name: spec.site.name,
-        cid: ctx.cid(),
-        parent: ctx.parent(),
-        started_at: SystemTime::now() - elapsed,
-        attempts: state.made,
-        elapsed,
+    let report = Report::ending(
+        spec.site.name,
+        (ctx.cid(), ctx.parent()),
+        state,
+        TokioClock::now_or_std(),
         reason,
-        policy: spec.policy,
-        last_error: Some(e),
-    };
+        spec.policy,
+        Some(e),
+    );
     let shared = Shared {
         status: Mutex::new(Status::Running { attempt: 1 }),
         cancelled: AtomicBool::new(false),

@@ -163,6 +163,32 @@ impl Reason {
 }
 
 impl<E> Report<E> {
+    /// The report of a call that ends now, from its progress: the elapsed time counts from the
+    /// call's first clock reading (zero if it never read one).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn ending(
+        name: &'static str,
+        (cid, parent): (CorrelationId, Option<CorrelationId>),
+        state: &crate::Attempts,
+        now: std::time::Instant,
+        reason: Reason,
+        policy: Policy,
+        last_error: Option<E>,
+    ) -> Self {
+        let elapsed = state.elapsed(now);
+        Self {
+            name,
+            cid,
+            parent,
+            started_at: SystemTime::now() - elapsed,
+            attempts: state.made,
+            elapsed,
+            reason,
+            policy,
+            last_error,
+        }
+    }
+
     /// Whether the call ended in success.
     #[must_use]
     pub fn is_ok(&self) -> bool {
