@@ -214,7 +214,7 @@ fn a_retried_failure_logs_one_info_event() {
     let (out, recs) = capture(|| traced(3, &cids));
     assert_eq!(out, Ok(3));
     let cid = cids.into_inner().unwrap()[0].clone();
-    let infos = events(&recs, Level::INFO, "retry_runtime");
+    let infos = events(&recs, Level::INFO, module_path!());
     assert_eq!(infos.len(), 2, "one per failed attempt that is retried");
     for (i, (f, _)) in infos.iter().enumerate() {
         let n = i + 1;
@@ -225,7 +225,7 @@ fn a_retried_failure_logs_one_info_event() {
         assert_eq!(field(f, "name"), "tracing_events::traced");
     }
     assert!(
-        events(&recs, Level::WARN, "retry_runtime").is_empty(),
+        events(&recs, Level::WARN, module_path!()).is_empty(),
         "no WARN for a call that succeeds"
     );
 }
@@ -235,8 +235,8 @@ fn a_first_time_success_logs_nothing() {
     let cids = Mutex::default();
     let (out, recs) = capture(|| traced(1, &cids));
     assert_eq!(out, Ok(1));
-    assert!(events(&recs, Level::INFO, "retry_runtime").is_empty());
-    assert!(events(&recs, Level::WARN, "retry_runtime").is_empty());
+    assert!(events(&recs, Level::INFO, module_path!()).is_empty());
+    assert!(events(&recs, Level::WARN, module_path!()).is_empty());
     assert_eq!(enters(&recs).len(), 1);
 }
 
@@ -247,8 +247,8 @@ fn exhaustion_logs_exactly_one_warn_event() {
     let (out, recs) = capture(|| traced(99, &cids));
     assert_eq!(out, Err(E(4)));
     let cid = cids.into_inner().unwrap()[0].clone();
-    assert_eq!(events(&recs, Level::INFO, "retry_runtime").len(), 3);
-    let warns = events(&recs, Level::WARN, "retry_runtime");
+    assert_eq!(events(&recs, Level::INFO, module_path!()).len(), 3);
+    let warns = events(&recs, Level::WARN, module_path!());
     assert_eq!(warns.len(), 1);
     let f = &warns[0].0;
     assert_eq!(field(f, "attempts"), "4");
@@ -278,7 +278,7 @@ fn the_name_key_names_the_span_and_events() {
     assert!(body
         .iter()
         .all(|(_, s)| s.as_ref().unwrap().name == "billing::charge"));
-    let warns = events(&recs, Level::WARN, "retry_runtime");
+    let warns = events(&recs, Level::WARN, module_path!());
     assert_eq!(warns.len(), 1);
     assert_eq!(field(&warns[0].0, "name"), "billing::charge");
 }
@@ -310,7 +310,7 @@ fn async_attempts_run_in_spans_and_log() {
     assert_eq!(out, Err(E(3)));
     let cid = cids.into_inner().unwrap()[0].clone();
     check_attempt_spans(&recs, "tracing_events::traced_async", &cid, 3);
-    let infos = events(&recs, Level::INFO, "retry_runtime");
+    let infos = events(&recs, Level::INFO, module_path!());
     assert_eq!(infos.len(), 2);
     for (i, (f, _)) in infos.iter().enumerate() {
         let n = i + 1;
@@ -318,7 +318,7 @@ fn async_attempts_run_in_spans_and_log() {
         assert_eq!(field(f, "error"), format!("E({n})"));
         assert_eq!(field(f, "next_delay"), format!("{}ms", 5 << i));
     }
-    let warns = events(&recs, Level::WARN, "retry_runtime");
+    let warns = events(&recs, Level::WARN, module_path!());
     assert_eq!(warns.len(), 1);
     assert_eq!(field(&warns[0].0, "attempts"), "3");
     // Entered at each poll: more than once per attempt, always with its fields.
@@ -335,6 +335,6 @@ fn async_success_after_a_failure() {
     let cids = Mutex::default();
     let (out, recs) = capture_async(traced_async(2, &cids));
     assert_eq!(out, Ok(2));
-    assert_eq!(events(&recs, Level::INFO, "retry_runtime").len(), 1);
-    assert!(events(&recs, Level::WARN, "retry_runtime").is_empty());
+    assert_eq!(events(&recs, Level::INFO, module_path!()).len(), 1);
+    assert!(events(&recs, Level::WARN, module_path!()).is_empty());
 }

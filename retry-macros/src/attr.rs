@@ -27,10 +27,17 @@ pub const KEYS: &[&str] = &[
     "crate",
 ];
 
+/// A count: a literal checked here, or a constant expression checked by the compiler.
+#[derive(Clone)]
+pub enum Count {
+    Lit(u32),
+    Const(Box<Expr>),
+}
+
 /// `max = N` or `max = "forever"`.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub enum Max {
-    Retries(u32),
+    Retries(Count),
     Forever,
 }
 
@@ -71,7 +78,7 @@ pub struct Spanned2<T> {
 #[derive(Default)]
 pub struct Args {
     pub max: Option<Spanned2<Max>>,
-    pub attempts: Option<Spanned2<u32>>,
+    pub attempts: Option<Spanned2<Count>>,
     pub backoff: Option<Spanned2<BackoffKind>>,
     pub delay: Option<Spanned2<DurationArg>>,
     pub factor: Option<Spanned2<f64>>,
@@ -329,11 +336,15 @@ fn lit_str(value: &Expr, key: &str, example: &str, errors: &mut Errors) -> Optio
     }
 }
 
-fn parse_count(value: &Expr, key: &str, errors: &mut Errors) -> Option<u32> {
+fn parse_count(value: &Expr, key: &str, errors: &mut Errors) -> Option<Count> {
+    // A path, a call, arithmetic: a constant expression, checked by the compiler.
+    if !matches!(value, Expr::Lit(_) | Expr::Unary(_)) {
+        return Some(Count::Const(Box::new(value.clone())));
+    }
     let Some(Lit::Int(i)) = lit(value) else {
         errors.on(
             value,
-            format!("`{key}` takes an integer literal, like `{key} = 5`"),
+            format!("`{key}` takes a whole number, like `{key} = 5`, or a constant, like `{key} = RETRIES`"),
         );
         return None;
     };
@@ -348,7 +359,7 @@ fn parse_count(value: &Expr, key: &str, errors: &mut Errors) -> Option<u32> {
             errors.at(i.span(), msg);
             None
         }
-        Ok(n) => Some(n),
+        Ok(n) => Some(Count::Lit(n)),
         Err(_) => {
             errors.at(
                 i.span(),
@@ -365,7 +376,7 @@ fn parse_max(value: &Expr, errors: &mut Errors) -> Option<Max> {
         Some(Lit::Str(s)) => {
             errors.at(
                 s.span(),
-                "`max` takes an integer literal (`max = 5`) or `\"forever\"`",
+                "`max` takes a whole number (`max = 5`), a constant (`max = RETRIES`) or `\"forever\"`",
             );
             None
         }

@@ -5,7 +5,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Expr, FnArg, ItemFn, Pat, PatIdent, ReturnType, Type};
 
-use crate::attr::{Args, BackoffKind, DurationArg, Errors, JitterKind, Max, Mode};
+use crate::attr::{Args, BackoffKind, Count, DurationArg, Errors, JitterKind, Max, Mode};
 use crate::valid;
 
 /// The whole macro: parse, check, expand. On any error the function is emitted unchanged
@@ -86,64 +86,82 @@ fn duration_tokens(d: &DurationArg) -> TokenStream {
     }
 }
 
-/// The policy as a struct literal, and whether it is constant.
+/// A count as a `u32` expression: a checked literal as is, a constant expression through a
+/// `const` (so it must be one) with a compile-time check that it is at least `min`.
+fn count_tokens(c: &Count, min: u32, key: &str) -> TokenStream {
+    match c {
+        Count::Lit(n) => quote!(#n),
+        Count::Const(e) => {
+            let msg = format!("`{key}` must be at least {min}");
+            let span = e.span();
+            let name = Ident::new("__RETRY_COUNT", span);
+            quote_spanned! {span=> {
+                const #name: u32 = #e;
+                const { ::core::assert!(#name >= #min, #msg) };
+                #name
+            }}
+        }
+    }
+}
+
+/// The policy: [`Policy::new()`] with a call of its `const` builder for each key the user
+/// wrote (the defaults live in the runtime), and whether it is a constant.
 fn policy_tokens(args: &Args, private: &TokenStream) -> (TokenStream, bool) {
-    let max = match (&args.max, &args.attempts) {
-        (Some(m), _) => match m.value {
-            Max::Retries(n) => quote!(::core::option::Option::Some(#n)),
-            Max::Forever => quote!(::core::option::Option::None),
-        },
-        (None, Some(a)) => {
-            let n = a.value - 1;
-            quote!(::core::option::Option::Some(#n))
-        }
-        (None, None) => quote!(::core::option::Option::Some(3u32)),
-    };
-    let backoff = match args.backoff.as_ref().map_or(BackoffKind::Exp, |b| b.value) {
-        BackoffKind::Fixed => quote!(#private::Backoff::Fixed),
-        BackoffKind::Linear => quote!(#private::Backoff::Linear),
-        BackoffKind::Exp => {
-            let f = args.factor.as_ref().map_or(2.0, |f| f.value);
-            quote!(#private::Backoff::Exponential { factor: #f })
-        }
-    };
-    let jitter = match args.jitter.as_ref().map_or(JitterKind::None, |j| j.value) {
-        JitterKind::None => quote!(#private::Jitter::None),
-        JitterKind::Full => quote!(#private::Jitter::Full),
-        JitterKind::Equal => quote!(#private::Jitter::Equal),
-        JitterKind::Decorrelated => quote!(#private::Jitter::Decorrelated),
-    };
+    let mut calls = Vec::new();
     let mut constant = true;
-    let mut opt = |d: Option<&DurationArg>| match d {
-        None => quote!(::core::option::Option::None),
-        Some(d) => {
-            constant &= matches!(d, DurationArg::Lit { .. });
-            let t = duration_tokens(d);
-            quote!(::core::option::Option::Some(#t))
+    match (&args.max, &args.attempts) {
+        (Some(m), _) => calls.push(match &m.value {
+            Max::Retries(c) => {
+                let n = count_tokens(c, 1, "max");
+                quote!(.max_retries(::core::option::Option::Some(#n)))
+            }
+            Max::Forever => quote!(.max_retries(::core::option::Option::None)),
+        }),
+        (None, Some(a)) => {
+            let n = count_tokens(&a.value, 1, "attempts");
+            calls.push(quote!(.max_retries(::core::option::Option::Some(#n - 1))));
         }
-    };
-    let max_delay = opt(args.max_delay.as_ref().map(|d| &d.value));
-    let budget = opt(args.budget.as_ref().map(|d| &d.value));
-    let timeout = opt(args.timeout.as_ref().map(|d| &d.value));
-    let delay = match args.delay.as_ref().map(|d| &d.value) {
-        None => quote!(::core::time::Duration::from_millis(100)),
-        Some(d) => {
-            constant &= matches!(d, DurationArg::Lit { .. });
-            duration_tokens(d)
+        (None, None) => {}
+    }
+    let factor = args.factor.as_ref().map(|f| f.value);
+    match args.backoff.as_ref().map(|b| b.value) {
+        Some(BackoffKind::Fixed) => calls.push(quote!(.backoff(#private::Backoff::Fixed))),
+        Some(BackoffKind::Linear) => calls.push(quote!(.backoff(#private::Backoff::Linear))),
+        Some(BackoffKind::Exp) | None if factor.is_some() || args.backoff.is_some() => {
+            let f = factor.unwrap_or(2.0);
+            calls.push(quote!(.backoff(#private::Backoff::Exponential { factor: #f })));
         }
+        Some(BackoffKind::Exp) | None => {}
+    }
+    if let Some(j) = &args.jitter {
+        let j = match j.value {
+            JitterKind::None => quote!(None),
+            JitterKind::Full => quote!(Full),
+            JitterKind::Equal => quote!(Equal),
+            JitterKind::Decorrelated => quote!(Decorrelated),
+        };
+        calls.push(quote!(.jitter(#private::Jitter::#j)));
+    }
+    let mut duration = |d: &DurationArg| {
+        constant &= matches!(d, DurationArg::Lit { .. });
+        duration_tokens(d)
     };
-    let tokens = quote! {
-        #private::Policy {
-            max_retries: #max,
-            backoff: #backoff,
-            delay: #delay,
-            max_delay: #max_delay,
-            jitter: #jitter,
-            budget: #budget,
-            timeout: #timeout,
+    if let Some(d) = &args.delay {
+        let d = duration(&d.value);
+        calls.push(quote!(.delay(#d)));
+    }
+    for (key, value) in [
+        ("max_delay", &args.max_delay),
+        ("budget", &args.budget),
+        ("timeout", &args.timeout),
+    ] {
+        if let Some(v) = value {
+            let d = duration(&v.value);
+            let method = Ident::new(key, Span::call_site());
+            calls.push(quote!(.#method(::core::option::Option::Some(#d))));
         }
-    };
-    (tokens, constant)
+    }
+    (quote!(#private::Policy::new() #(#calls)*), constant)
 }
 
 /// The per-attempt rebinding of the arguments, and the signature's new patterns.
@@ -176,7 +194,7 @@ fn rebind_args(func: &mut ItemFn, private: &TokenStream, spawned: bool) -> Rebin
     let allow = spawned.then(|| quote!(#[allow(unused_variables)]));
     for (i, arg) in func.sig.inputs.iter_mut().enumerate() {
         match arg {
-            FnArg::Receiver(r) if r.reference.is_none() && r.colon_token.is_none() => {
+            FnArg::Receiver(r) if valid::owned_receiver(r) => {
                 by_value = true;
                 let m = r.mutability.take();
                 let fresh = respan(quote!(#private::fresh(&self)), r.self_token.span);
@@ -244,10 +262,16 @@ struct Parts {
     /// The per-attempt rebinding of by-value arguments.
     lets: Vec<TokenStream>,
     send_checks: Vec<TokenStream>,
-    /// The user's block, `self` replaced when the receiver is by value.
+    /// The statements of the user's block, `self` replaced when the receiver is by value.
+    /// They are spliced into the expansion's own block (not nested as a block in it), so a
+    /// one-line body gets no `unused_braces` warning.
     block: TokenStream,
+    /// The span of the user's braces.
+    braces: proc_macro2::extra::DelimSpan,
     self_by_value: bool,
     by_value_args: bool,
+    /// A method with the default name: its name gets the `Self` type.
+    typed: bool,
 }
 
 impl Parts {
@@ -274,27 +298,29 @@ impl Parts {
         );
         let self_by_value = valid::self_by_value(func);
         let rebind = rebind_args(func, &private, spawned);
+        let stmts: TokenStream = func
+            .block
+            .stmts
+            .iter()
+            .map(ToTokens::to_token_stream)
+            .collect();
         let block = if self_by_value {
-            replace_self(func.block.to_token_stream())
+            replace_self(stmts)
         } else {
-            func.block.to_token_stream()
+            stmts
         };
+        let braces = func.block.brace_token.span;
         let returns = quote_spanned! {ret_span=>
             let __retry_r = #private::Returns::<<#ret as #private::RetryResult>::Itself>::new();
         };
+        let typed = args.name.is_none() && is_method(&func.sig);
         let site = quote! {
-            static __RETRY_SITE: #private::Site = #private::Site {
-                name: #name,
-                callsite: &__RETRY_CALLSITE,
-            };
-            static __RETRY_CALLSITE: #private::tracing::callsite::DefaultCallsite =
-                #private::tracing::callsite::DefaultCallsite::new(&__RETRY_META);
-            static __RETRY_META: #private::tracing::Metadata<'static> = #private::span_metadata(
+            static __RETRY_SITE: #private::Site = #private::Site::new(
                 #name,
+                #typed,
                 ::core::module_path!(),
                 ::core::file!(),
                 ::core::line!(),
-                &__RETRY_CALLSITE,
             );
             #returns
         };
@@ -304,12 +330,22 @@ impl Parts {
             ret,
             ret_span,
             site,
+            typed,
             lets: rebind.lets,
             send_checks: rebind.send_checks,
             block,
+            braces,
             self_by_value,
             by_value_args: rebind.by_value,
         }
+    }
+
+    /// A block of `prefix` then the user's statements, with the user's braces.
+    fn body(&self, prefix: &TokenStream) -> TokenStream {
+        let block = &self.block;
+        let mut g = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, quote!(#prefix #block));
+        g.set_span(self.braces.join());
+        g.into_token_stream()
     }
 
     /// An unreachable `return` of the declared type, so that `?` and `return` in an async
@@ -334,11 +370,8 @@ impl Parts {
 
     /// One hook, checked against its expected signature. A background hook (`owned`)
     /// outlives the call: a closure gets its own copies of the arguments and becomes `move`.
-    fn hook(&self, which: &str, e: Option<&Expr>, owned: bool) -> TokenStream {
+    fn hook(&self, which: &str, e: &Expr, owned: bool) -> TokenStream {
         let private = &self.private;
-        let Some(e) = e else {
-            return quote!(#private::NoHook);
-        };
         // The checking call carries the hook's span, so a mismatch points at the hook.
         let f = Ident::new(which, e.span());
         // The whole checking call carries the hook's span, so a mismatch is reported once,
@@ -375,24 +408,42 @@ impl Parts {
         })
     }
 
+    /// The hooks: the runtime's empty set with the way errors are shown, plus one builder
+    /// call per hook the user wrote (`on_done` only for the spawned modes).
     fn hooks(&self, args: &Args, owned: bool) -> TokenStream {
         let private = &self.private;
-        let hook = |which, e| self.hook(which, e, owned);
-        let when = hook("when", args.when.as_ref());
-        let delay_from = hook("delay_from", args.delay_from.as_ref());
-        let on_retry = hook("on_retry", args.on_retry.as_ref());
-        let on_exhausted = hook("on_exhausted", args.on_exhausted.as_ref());
-        let fallback = hook("fallback", args.fallback.as_ref());
-        quote! {
-            #private::Hooks {
-                when: #when,
-                delay_from: #delay_from,
-                on_retry: #on_retry,
-                on_exhausted: #on_exhausted,
-                fallback: #fallback,
+        let mut calls = Vec::new();
+        for (which, e) in [
+            ("when", args.when.as_ref()),
+            ("delay_from", args.delay_from.as_ref()),
+            ("on_retry", args.on_retry.as_ref()),
+            ("on_exhausted", args.on_exhausted.as_ref()),
+            ("fallback", args.fallback.as_ref()),
+            ("on_done", args.on_done.as_ref().map(|d| &d.value)),
+        ] {
+            if let Some(e) = e {
+                let method = format_ident!("with_{}", which);
+                let hook = self.hook(which, e, owned);
+                calls.push(quote!(.#method(#hook)));
             }
         }
+        if self.typed {
+            calls.push(quote!(.with_type(#private::Hook(::core::any::type_name::<Self>))));
+        }
+        quote! {
+            #private::hooks({
+                use #private::{ViaDebug as _, ViaDisplay as _};
+                (&#private::ErrorFormatOf(__retry_r)).error_format()
+            })
+            #(#calls)*
+        }
     }
+}
+
+/// Whether the function is a method: it takes `self` or names `Self` in its signature (an
+/// associated function that does neither cannot be told from a free function).
+fn is_method(sig: &syn::Signature) -> bool {
+    sig.receiver().is_some() || mentions(&sig.to_token_stream(), "Self")
 }
 
 // Input:
@@ -418,7 +469,6 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
         private,
         site,
         lets,
-        block,
         ..
     } = p;
     let (policy, constant) = policy_tokens(args, private);
@@ -433,31 +483,37 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
     } else {
         quote!(let #setup_ref: &#private::Setup = &#setup;)
     };
-    let hooks_value = p.hooks(args, false);
-    let hooks = Ident::new("__retry_hooks", mixed);
+    let hooks = p.hooks(args, false);
     let call = Ident::new("__retry_call", mixed);
     let out = Ident::new("__retry_out", mixed);
     let done = Ident::new("__retry_done", mixed);
     let wait = Ident::new("__retry_wait", mixed);
-    let (clock, attempt, wait_expr) = if is_async {
+    let (clock, attempt, settle, wait_expr) = if is_async {
         let fake_return = p.fake_return();
-        let body = quote!(async { #(#lets)* #fake_return #block });
-        let attempt = args.timeout.as_ref().map_or_else(
-            || quote!(#call.attempt_async(#body).await),
+        let body = p.body(&quote!(#(#lets)* #fake_return));
+        let body = quote!(async #body);
+        let (attempt, settle) = args.timeout.as_ref().map_or_else(
+            || (quote!(#call.attempt_async(#body).await), quote!(settle)),
             |t| {
                 let maker = timeout_maker(private, t.key);
-                quote!(#call.attempt_timeout(#maker, #body).await)
+                (
+                    quote!(#call.attempt_timeout(#maker, #body).await),
+                    quote!(settle_outcome),
+                )
             },
         );
         (
             quote!(#private::TokioClock),
             attempt,
+            settle,
             quote!(#call.wait(#wait).await),
         )
     } else {
+        let body = p.body(&quote!(#(#lets)*));
         (
             quote!(#private::SyncClock),
-            quote!(#call.attempt(|| { #(#lets)* #block })),
+            quote!(#call.attempt(|| #body)),
+            quote!(settle),
             quote!(#call.wait(#wait)),
         )
     };
@@ -465,11 +521,10 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
         {
             #site
             #setup_item
-            let #hooks = #hooks_value;
-            let mut #call = #private::Call::<_, #clock>::new(__retry_r, #setup_ref);
+            let mut #call = #private::Call::<_, #clock, _>::new(__retry_r, #setup_ref, #hooks);
             loop {
                 let #out = #attempt;
-                match #call.settle(#out, &#hooks) {
+                match #call.#settle(#out) {
                     #private::Step::Done(#done) => break #done,
                     #private::Step::Wait(#wait) => #wait_expr,
                 }
@@ -495,12 +550,10 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
         private,
         site,
         lets,
-        block,
         ..
     } = p;
     let (policy, _) = policy_tokens(args, private);
     let hooks = p.hooks(args, true);
-    let on_done = p.hook("on_done", args.on_done.as_ref().map(|d| &d.value), true);
     let timed_out = args.timeout.as_ref().map_or_else(
         || quote!(::core::option::Option::None),
         |t| {
@@ -508,16 +561,16 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
             quote!(::core::option::Option::Some(#maker))
         },
     );
-    let fake_return = p.fake_return();
+    let body = p.body(&p.fake_return());
     let attempts = if is_async {
         quote!(#private::async_attempts(__retry_r, move || {
             #(#lets)*
-            async move { #fake_return #block }
+            async move #body
         }))
     } else {
         quote!(#private::sync_attempts(__retry_r, move || {
             #(#lets)*
-            move || { #fake_return #block }
+            move || #body
         }))
     };
     let spec = quote! {
@@ -525,7 +578,6 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
             site: &__RETRY_SITE,
             policy: #policy,
             hooks: #hooks,
-            on_done: #on_done,
             timed_out: #timed_out,
         }
     };

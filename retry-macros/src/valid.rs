@@ -4,7 +4,7 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::{FnArg, ItemFn, Signature, Type};
 
-use crate::attr::{Args, BackoffKind, Errors, Max, Mode};
+use crate::attr::{Args, BackoffKind, Count, Errors, Max, Mode};
 
 /// Checks the keys against each other and against the function's signature.
 pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
@@ -14,8 +14,11 @@ pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
         } else {
             (max.key, "attempts")
         };
-        let suggestion = match max.value {
-            Max::Retries(n) => format!("`max = {n}` is `attempts = {}`", u64::from(n) + 1),
+        let suggestion = match &max.value {
+            Max::Retries(Count::Lit(n)) => {
+                format!("`max = {n}` is `attempts = {}`", u64::from(*n) + 1)
+            }
+            Max::Retries(Count::Const(_)) => "`max = N` is `attempts = N + 1`".to_string(),
             Max::Forever => "`max = \"forever\"` has no attempt limit".to_string(),
         };
         errors.at(
@@ -103,11 +106,15 @@ pub fn not_a_function(item: proc_macro2::TokenStream) -> syn::Error {
     )
 }
 
+/// Whether a receiver is owned (`self`, `mut self`, `self: Arc<Self>`, `self: Box<Self>`)
+/// rather than borrowed (`&self`, `&mut self`, `self: &Self`).
+pub fn owned_receiver(r: &syn::Receiver) -> bool {
+    r.reference.is_none() && !matches!(*r.ty, Type::Reference(_))
+}
+
 /// Whether the function takes `self` by value (the body's `self` is rebound per attempt).
 pub fn self_by_value(f: &ItemFn) -> bool {
-    f.sig
-        .receiver()
-        .is_some_and(|r| r.reference.is_none() && r.colon_token.is_none())
+    f.sig.receiver().is_some_and(owned_receiver)
 }
 
 /// Background and hand-off attempts run after the function returned: no borrowed arguments.
@@ -119,7 +126,7 @@ fn check_owned_args(sig: &Signature, mode: Mode, errors: &mut Errors) {
     };
     for arg in &sig.inputs {
         match arg {
-            FnArg::Receiver(r) if r.reference.is_some() || r.colon_token.is_some() => errors.on(
+            FnArg::Receiver(r) if !owned_receiver(r) => errors.on(
                 r,
                 format!(
                     "`mode = \"{mode}\"` runs attempts after the call has returned, so they cannot \

@@ -2,12 +2,13 @@
 //!
 //! Each hook the user gives passes through a checking function (`when`, `on_retry`, …) whose
 //! `Fn` bound names the expected signature, so a closure's argument types are inferred and a
-//! hook that does not fit is reported at the hook. Absent hooks are [`NoHook`].
+//! hook that does not fit is reported at the hook. Absent hooks are [`NoHook`]. The
+//! expansion starts from [`Hooks::new`] and sets only the hooks the user wrote.
 
+use core::fmt;
 use core::time::Duration;
 
 use crate::__private::Returns;
-use crate::background::DoneSlot;
 use crate::{Report, RetryResult};
 
 /// The error type of the function's `Result`.
@@ -79,9 +80,10 @@ where
     Hook(f)
 }
 
-/// The hooks of one function, one slot each.
+/// The hooks of one function, one slot each, with the way its errors are logged and, for a
+/// method, its `Self` type name.
 #[derive(Clone, Copy, Debug)]
-pub struct Hooks<W, D, OR, OE, FB> {
+pub struct Hooks<W, D, OR, OE, FB, OD, F, T> {
     /// `when`
     pub when: W,
     /// `delay_from`
@@ -92,10 +94,147 @@ pub struct Hooks<W, D, OR, OE, FB> {
     pub on_exhausted: OE,
     /// `fallback`
     pub fallback: FB,
+    /// `on_done`
+    pub on_done: OD,
+    /// How errors are shown in events ([`ErrorFormat`]).
+    pub format: F,
+    /// The `Self` type name of a method ([`TypeSlot`]).
+    pub ty: T,
 }
 
-/// What the attempt loop asks of the hooks.
-pub trait HookSet<R: RetryResult> {
+/// The hooks of a function with none: errors shown with `format`.
+pub const fn hooks<F>(
+    format: F,
+) -> Hooks<NoHook, NoHook, NoHook, NoHook, NoHook, NoHook, F, NoHook> {
+    Hooks {
+        when: NoHook,
+        delay_from: NoHook,
+        on_retry: NoHook,
+        on_exhausted: NoHook,
+        fallback: NoHook,
+        on_done: NoHook,
+        format,
+        ty: NoHook,
+    }
+}
+
+// Builder methods, one per slot: each replaces one slot and keeps the others.
+impl<W, D, OR, OE, FB, OD, F, T> Hooks<W, D, OR, OE, FB, OD, F, T> {
+    /// Sets the `when` slot.
+    #[must_use]
+    #[inline]
+    pub fn with_when<X>(self, x: X) -> Hooks<X, D, OR, OE, FB, OD, F, T> {
+        Hooks {
+            when: x,
+            delay_from: self.delay_from,
+            on_retry: self.on_retry,
+            on_exhausted: self.on_exhausted,
+            fallback: self.fallback,
+            on_done: self.on_done,
+            format: self.format,
+            ty: self.ty,
+        }
+    }
+
+    /// Sets the `delay_from` slot.
+    #[must_use]
+    #[inline]
+    pub fn with_delay_from<X>(self, x: X) -> Hooks<W, X, OR, OE, FB, OD, F, T> {
+        Hooks {
+            when: self.when,
+            delay_from: x,
+            on_retry: self.on_retry,
+            on_exhausted: self.on_exhausted,
+            fallback: self.fallback,
+            on_done: self.on_done,
+            format: self.format,
+            ty: self.ty,
+        }
+    }
+
+    /// Sets the `on_retry` slot.
+    #[must_use]
+    #[inline]
+    pub fn with_on_retry<X>(self, x: X) -> Hooks<W, D, X, OE, FB, OD, F, T> {
+        Hooks {
+            when: self.when,
+            delay_from: self.delay_from,
+            on_retry: x,
+            on_exhausted: self.on_exhausted,
+            fallback: self.fallback,
+            on_done: self.on_done,
+            format: self.format,
+            ty: self.ty,
+        }
+    }
+
+    /// Sets the `on_exhausted` slot.
+    #[must_use]
+    #[inline]
+    pub fn with_on_exhausted<X>(self, x: X) -> Hooks<W, D, OR, X, FB, OD, F, T> {
+        Hooks {
+            when: self.when,
+            delay_from: self.delay_from,
+            on_retry: self.on_retry,
+            on_exhausted: x,
+            fallback: self.fallback,
+            on_done: self.on_done,
+            format: self.format,
+            ty: self.ty,
+        }
+    }
+
+    /// Sets the `fallback` slot.
+    #[must_use]
+    #[inline]
+    pub fn with_fallback<X>(self, x: X) -> Hooks<W, D, OR, OE, X, OD, F, T> {
+        Hooks {
+            when: self.when,
+            delay_from: self.delay_from,
+            on_retry: self.on_retry,
+            on_exhausted: self.on_exhausted,
+            fallback: x,
+            on_done: self.on_done,
+            format: self.format,
+            ty: self.ty,
+        }
+    }
+
+    /// Sets the `on_done` slot.
+    #[must_use]
+    #[inline]
+    pub fn with_on_done<X>(self, x: X) -> Hooks<W, D, OR, OE, FB, X, F, T> {
+        Hooks {
+            when: self.when,
+            delay_from: self.delay_from,
+            on_retry: self.on_retry,
+            on_exhausted: self.on_exhausted,
+            fallback: self.fallback,
+            on_done: x,
+            format: self.format,
+            ty: self.ty,
+        }
+    }
+
+    /// Sets the `ty` slot.
+    #[must_use]
+    #[inline]
+    pub fn with_type<X>(self, x: X) -> Hooks<W, D, OR, OE, FB, OD, F, X> {
+        Hooks {
+            when: self.when,
+            delay_from: self.delay_from,
+            on_retry: self.on_retry,
+            on_exhausted: self.on_exhausted,
+            fallback: self.fallback,
+            on_done: self.on_done,
+            format: self.format,
+            ty: x,
+        }
+    }
+}
+
+/// What the engine asks of the hooks.
+pub trait HookSet<R: RetryResult>: TypeSlot {
     /// Whether `e` is worth retrying.
     fn retryable(&self, e: &R::Err) -> bool;
     /// A wait the error asks for.
@@ -104,9 +243,19 @@ pub trait HookSet<R: RetryResult> {
     fn before_retry(&self, attempt: u32, e: &R::Err, delay: Duration);
     /// When the call ends in failure.
     fn exhausted(&self, report: &Report<R::Err>);
+    /// When the call ends, whatever the outcome.
+    fn done(&self, report: &Report<R::Err>);
+    /// Shows an error in an event.
+    ///
+    /// # Errors
+    /// When the formatter fails.
+    fn fmt_error(&self, e: &R::Err, f: &mut fmt::Formatter<'_>) -> fmt::Result;
     /// Whether there is a fallback (reports are only built for someone who reads them).
     const HAS_FALLBACK: bool;
-    /// Whether a hook reads the report (`on_exhausted` or `fallback`), which needs the clock.
+    /// Whether there is an `on_done` hook.
+    const HAS_ON_DONE: bool;
+    /// Whether a hook reads the report (`on_exhausted`, `fallback`, `on_done`), which needs
+    /// the clock at the call's start.
     const WANTS_REPORT: bool;
     /// Turns the failure into the return value, or gives the report back.
     ///
@@ -226,7 +375,7 @@ impl<R: RetryResult, F: Fn(Report<R::Err>) -> R> FallbackSlot<R> for Hook<F> {
     }
 }
 
-impl<R, W, D, OR, OE, FB> HookSet<R> for Hooks<W, D, OR, OE, FB>
+impl<R, W, D, OR, OE, FB, OD, F, T> HookSet<R> for Hooks<W, D, OR, OE, FB, OD, F, T>
 where
     R: RetryResult,
     W: WhenSlot<R::Err>,
@@ -234,6 +383,9 @@ where
     OR: RetrySlot<R::Err>,
     OE: ReportSlot<R::Err>,
     FB: FallbackSlot<R>,
+    OD: DoneSlot<R::Err>,
+    F: ErrorFormat<R>,
+    T: TypeSlot,
 {
     #[inline]
     fn retryable(&self, e: &R::Err) -> bool {
@@ -251,11 +403,127 @@ where
     fn exhausted(&self, report: &Report<R::Err>) {
         self.on_exhausted.call(report);
     }
+    #[inline]
+    fn done(&self, report: &Report<R::Err>) {
+        self.on_done.done(report);
+    }
+    fn fmt_error(&self, e: &R::Err, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        F::fmt_error(e, f)
+    }
     const HAS_FALLBACK: bool = FB::PRESENT;
-    const WANTS_REPORT: bool = FB::PRESENT || OE::PRESENT;
+    const HAS_ON_DONE: bool = OD::PRESENT;
+    const WANTS_REPORT: bool = FB::PRESENT || OE::PRESENT || OD::PRESENT;
     #[inline]
     #[allow(clippy::result_large_err)]
     fn recover(&self, report: Report<R::Err>) -> Result<R, Report<R::Err>> {
         self.fallback.call(report)
+    }
+}
+
+/// The `on_done` slot.
+pub trait DoneSlot<E> {
+    /// Calls the hook.
+    fn done(&self, report: &Report<E>);
+    /// Whether there is a hook.
+    const PRESENT: bool;
+}
+
+impl<E> DoneSlot<E> for NoHook {
+    #[inline]
+    fn done(&self, _: &Report<E>) {}
+    const PRESENT: bool = false;
+}
+
+impl<E, F: Fn(&Report<E>)> DoneSlot<E> for Hook<F> {
+    fn done(&self, report: &Report<E>) {
+        (self.0)(report);
+    }
+    const PRESENT: bool = true;
+}
+
+/// The `Self` type name of a method (`Hook(core::any::type_name::<Self>)`), or [`NoHook`];
+/// the hooks answer with theirs.
+pub trait TypeSlot {
+    /// The type name, if any.
+    fn type_name(&self) -> Option<&'static str>;
+}
+
+impl TypeSlot for NoHook {
+    #[inline]
+    fn type_name(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+impl<F: Fn() -> &'static str> TypeSlot for Hook<F> {
+    #[inline]
+    fn type_name(&self) -> Option<&'static str> {
+        Some((self.0)())
+    }
+}
+
+/// How an error is shown in events: `Display` when the error has one (every
+/// `std::error::Error` does, and so does `anyhow::Error`, which then reads as its message
+/// without its backtrace), `Debug` otherwise.
+pub trait ErrorFormat<R: RetryResult> {
+    /// Writes the error.
+    ///
+    /// # Errors
+    /// When the formatter fails.
+    fn fmt_error(e: &R::Err, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+/// Shows errors with `Display`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WithDisplay;
+
+/// Shows errors with `Debug`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WithDebug;
+
+impl<R: RetryResult> ErrorFormat<R> for WithDisplay
+where
+    R::Err: fmt::Display,
+{
+    fn fmt_error(e: &R::Err, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(e, f)
+    }
+}
+
+impl<R: RetryResult> ErrorFormat<R> for WithDebug {
+    fn fmt_error(e: &R::Err, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(e, f)
+    }
+}
+
+/// Picks the error format of a return type by autoref: the expansion writes
+/// `(&ErrorFormatOf(returns)).error_format()`, which finds [`ViaDisplay`] when the error
+/// implements `Display` and [`ViaDebug`] otherwise.
+pub struct ErrorFormatOf<R>(pub Returns<R>);
+
+/// The error implements `Display`: shown with it.
+pub trait ViaDisplay {
+    /// The format.
+    fn error_format(&self) -> WithDisplay {
+        WithDisplay
+    }
+}
+
+/// Any other error: shown with `Debug`.
+pub trait ViaDebug {
+    /// The format.
+    fn error_format(&self) -> WithDebug {
+        WithDebug
+    }
+}
+
+impl<R: RetryResult> ViaDisplay for ErrorFormatOf<R> where R::Err: fmt::Display {}
+
+impl<R> ViaDebug for &ErrorFormatOf<R> {}
+
+impl<W, D, OR, OE, FB, OD, F, T: TypeSlot> TypeSlot for Hooks<W, D, OR, OE, FB, OD, F, T> {
+    #[inline]
+    fn type_name(&self) -> Option<&'static str> {
+        self.ty.type_name()
     }
 }

@@ -81,7 +81,8 @@ pub struct Policy {
     pub backoff: Backoff,
     /// The first wait.
     pub delay: Duration,
-    /// A cap on any single wait.
+    /// A cap on any single computed wait; `None` caps at [`DEFAULT_MAX_DELAY`] (or at the
+    /// first wait, when that is longer). A wait the error asks for (`delay_from`) is not capped.
     pub max_delay: Option<Duration>,
     /// Randomisation of each wait.
     pub jitter: Jitter,
@@ -98,8 +99,11 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// The defaults of `#[retry]`: 3 retries, exponential backoff by 2 from 100 ms, no cap,
-    /// no jitter, no budget, no timeout.
+    /// The defaults of `#[retry]`: 3 retries, exponential backoff by 2 from 100 ms, waits
+    /// capped at [`DEFAULT_MAX_DELAY`], no jitter, no budget, no timeout.
+    ///
+    /// The attribute starts from this value and sets only the keys it was given, so the
+    /// defaults live here and nowhere else.
     #[must_use]
     pub const fn new() -> Self {
         Self {
@@ -211,14 +215,27 @@ impl Policy {
         }
     }
 
-    /// Caps a wait at `max_delay`.
+    /// Caps a computed wait at `max_delay`, or, without one, at [`DEFAULT_MAX_DELAY`] (or at
+    /// the first wait, when that is longer).
+    ///
+    /// ```
+    /// use retry_runtime::{Policy, DEFAULT_MAX_DELAY};
+    /// use std::time::Duration;
+    ///
+    /// let forever = Policy::new().max_retries(None).delay(Duration::from_secs(1));
+    /// assert_eq!(forever.base_delay(40), DEFAULT_MAX_DELAY);
+    /// let wide = forever.max_delay(Some(Duration::from_secs(600)));
+    /// assert_eq!(wide.base_delay(40), Duration::from_secs(600));
+    /// ```
     #[must_use]
     #[inline]
     pub fn cap(&self, w: Duration) -> Duration {
-        match self.max_delay {
-            Some(cap) if w > cap => cap,
-            _ => w,
-        }
+        let cap = match self.max_delay {
+            Some(cap) => cap,
+            None if self.delay > DEFAULT_MAX_DELAY => self.delay,
+            None => DEFAULT_MAX_DELAY,
+        };
+        w.min(cap)
     }
 }
 
@@ -254,6 +271,11 @@ fn exp_delay(d: Duration, factor: f64, k: u32) -> Duration {
         MAX_WAIT
     }
 }
+
+/// The cap on a single computed wait when the policy sets no `max_delay`: one minute, so
+/// that `max = "forever"` with exponential backoff settles at a wait a minute long instead of
+/// growing to hours and days.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(60);
 
 /// The longest wait a policy computes: `u64::MAX` nanoseconds, about 584 years.
 const MAX_WAIT: Duration = Duration::from_nanos(u64::MAX);
@@ -292,7 +314,7 @@ mod tests {
 
     #[test]
     fn huge_exponents_saturate() {
-        let p = Policy::new().delay(ms(100));
+        let p = Policy::new().delay(ms(100)).max_delay(Some(MAX_WAIT));
         assert_eq!(p.base_delay(200), MAX_WAIT);
         let p = p.backoff(Backoff::Exponential { factor: 1.5 });
         assert_eq!(p.base_delay(5000), MAX_WAIT);

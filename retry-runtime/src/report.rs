@@ -96,13 +96,13 @@ pub struct Report<E> {
     pub cid: CorrelationId,
     /// The ID of the retried call this one was started from, if any.
     pub parent: Option<CorrelationId>,
-    /// When the call began (UTC). An inline call without a `budget` reads no clock until its
-    /// first attempt fails, so there this is the end of the first failed attempt (and the
-    /// clock is read then only if a report hook or a WARN-level subscriber will read it).
+    /// When the call began (UTC). The start is read whenever anything will see it (a budget,
+    /// a hook that reads the report, a subscriber that wants the failure event); a call that
+    /// nothing observes reads no clock, and its report gives its end as its start.
     pub started_at: SystemTime,
     /// Attempts made.
     pub attempts: u32,
-    /// Time from `started_at` to the end of the call.
+    /// Time from `started_at` to the end of the call, the first attempt included.
     pub elapsed: Duration,
     /// Why the call ended.
     pub reason: Reason,
@@ -110,43 +110,6 @@ pub struct Report<E> {
     pub policy: Policy,
     /// The error of the last attempt, if an attempt ran and failed.
     pub last_error: Option<E>,
-}
-
-impl<E: fmt::Debug> Report<E> {
-    /// Logs the failed call: one WARN event (target `retry_runtime`) with the report.
-    pub(crate) fn log_failure(&self) {
-        tracing::warn!(
-            target: "retry_runtime",
-            name = self.name,
-            cid = %self.cid,
-            parent = self.parent.map(tracing::field::display),
-            attempts = self.attempts,
-            elapsed = ?self.elapsed,
-            reason = %self.reason,
-            error = ?self.last_error,
-            "call failed",
-        );
-    }
-}
-
-/// Logs a failed attempt that will be retried: one INFO event (target `retry_runtime`).
-#[inline]
-pub(crate) fn log_retry<E: fmt::Debug>(
-    name: &'static str,
-    cid: impl FnOnce() -> CorrelationId,
-    attempt: u32,
-    error: &E,
-    next_delay: core::time::Duration,
-) {
-    tracing::info!(
-        target: "retry_runtime",
-        name,
-        cid = %cid(),
-        attempt,
-        error = ?error,
-        next_delay = ?next_delay,
-        "attempt failed; retrying",
-    );
 }
 
 impl Reason {
@@ -160,31 +123,79 @@ impl Reason {
             self
         }
     }
+
+    /// Whether this is an end of retrying (the ends `on_exhausted` and `fallback` see), as
+    /// opposed to success or a stop from outside (cancel, shutdown, panic).
+    #[must_use]
+    pub const fn ends_retrying(self) -> bool {
+        matches!(
+            self,
+            Self::Exhausted | Self::BudgetSpent | Self::NotRetryable | Self::TimedOut
+        )
+    }
 }
 
 impl<E> Report<E> {
-    /// The report of a call that ends now, from its progress: the elapsed time counts from the
-    /// call's first clock reading (zero if it never read one).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn ending(
+    /// The report of a call that ends at `now`, from its progress. The elapsed time counts
+    /// from the call's start; a call whose start was never read (nothing observed it) reports
+    /// `now` as its start and no elapsed time. This is the one constructor of a report.
+    ///
+    /// ```
+    /// use retry_runtime::{Attempts, CorrelationId, Policy, Reason, Report};
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let mut progress = Attempts::started_at(start);
+    /// progress.start_attempt();
+    /// let r: Report<String> = Report::new(
+    ///     "billing::push",
+    ///     (CorrelationId::new(), None),
+    ///     &progress,
+    ///     start + Duration::from_millis(205),
+    ///     Reason::Exhausted,
+    ///     Policy::new(),
+    ///     Some("down".to_string()),
+    /// );
+    /// assert_eq!(r.elapsed, Duration::from_millis(205));
+    /// assert_eq!(r.started_at, start);
+    /// assert_eq!(r.attempts, 1);
+    /// ```
+    #[must_use]
+    pub fn new(
         name: &'static str,
         (cid, parent): (CorrelationId, Option<CorrelationId>),
-        state: &crate::Attempts,
-        now: std::time::Instant,
+        progress: &crate::Attempts,
+        now: SystemTime,
         reason: Reason,
         policy: Policy,
         last_error: Option<E>,
     ) -> Self {
-        let elapsed = state.elapsed(now);
         Self {
             name,
             cid,
             parent,
-            started_at: SystemTime::now() - elapsed,
-            attempts: state.made,
-            elapsed,
+            started_at: progress.started.unwrap_or(now),
+            attempts: progress.made,
+            elapsed: progress.elapsed(now),
             reason,
             policy,
+            last_error,
+        }
+    }
+
+    /// The same report with another error (or none): what a fallback's error or a formatted
+    /// error becomes.
+    #[must_use]
+    pub fn with_error<F>(&self, last_error: Option<F>) -> Report<F> {
+        Report {
+            name: self.name,
+            cid: self.cid,
+            parent: self.parent,
+            started_at: self.started_at,
+            attempts: self.attempts,
+            elapsed: self.elapsed,
+            reason: self.reason,
+            policy: self.policy,
             last_error,
         }
     }
@@ -198,17 +209,7 @@ impl<E> Report<E> {
     /// The report without its error, for keeping or sending elsewhere.
     #[must_use]
     pub fn facts(&self) -> Report<()> {
-        Report {
-            name: self.name,
-            cid: self.cid,
-            parent: self.parent,
-            started_at: self.started_at,
-            attempts: self.attempts,
-            elapsed: self.elapsed,
-            reason: self.reason,
-            policy: self.policy,
-            last_error: self.last_error.as_ref().map(|_| ()),
-        }
+        self.with_error(self.last_error.as_ref().map(|_| ()))
     }
 }
 

@@ -1,0 +1,406 @@
+//! One call's rules: the outcome of an attempt in, the next step out.
+//!
+//! The engine decides everything that follows an attempt: whether the error is worth
+//! retrying, how long to wait (the policy, a wait the error asks for, the budget), which
+//! events are logged, which hooks run and in what order, and what the report says. It never
+//! sleeps, spawns, or reads a clock of its own: the executors (inline sync, inline async,
+//! background, hand-off, and the durable worker) run the attempts, pass the clock in, and do
+//! what the returned [`Step`] says. This is the shape of the sans-I/O protocol crates: state
+//! in, event in, action out.
+//!
+//! ```
+//! use retry_runtime::{Attempts, Decision, Policy, Reason};
+//! use std::time::{Duration, SystemTime};
+//!
+//! let policy = Policy::new().max_retries(Some(1)).delay(Duration::from_millis(5));
+//! let mut a = Attempts::new();
+//! a.start_attempt();
+//! assert_eq!(a.decide(&policy, true, None, None), Decision::Retry(Duration::from_millis(5)));
+//! a.start_attempt();
+//! assert_eq!(a.decide(&policy, true, None, None), Decision::Stop(Reason::Exhausted));
+//! ```
+
+use core::marker::PhantomData;
+use core::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::cid::CallCtx;
+use crate::events::Site;
+use crate::hooks::HookSet;
+use crate::report::{Reason, Report};
+use crate::{Policy, RetryResult};
+
+/// The progress of one call, as plain numbers: attempts made, the last wait (for
+/// decorrelated jitter) and the wall-clock time the call started, if it was read.
+///
+/// Nothing in it is local to a process, so a worker in another process can store it, load
+/// it and carry the call on where it stopped, budget included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Attempts {
+    /// Attempts started.
+    pub made: u32,
+    /// The last wait in nanoseconds; kept for decorrelated jitter only.
+    pub last_wait_ns: u64,
+    /// When the call started (wall clock), if anything needed it read.
+    pub started: Option<SystemTime>,
+}
+
+/// What to do after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Wait this long, then attempt again.
+    Retry(Duration),
+    /// Stop, for this reason.
+    Stop(Reason),
+}
+
+impl Attempts {
+    /// A call with no attempt yet and no clock reading.
+    #[must_use]
+    #[inline]
+    pub const fn new() -> Self {
+        Self {
+            made: 0,
+            last_wait_ns: 0,
+            started: None,
+        }
+    }
+
+    /// A call that started at `now`.
+    #[must_use]
+    #[inline]
+    pub const fn started_at(now: SystemTime) -> Self {
+        Self {
+            made: 0,
+            last_wait_ns: 0,
+            started: Some(now),
+        }
+    }
+
+    /// Rebuilds the progress of a stored call from its numbers.
+    ///
+    /// ```
+    /// use retry_runtime::Attempts;
+    /// let a = Attempts::from_parts(3, 0, Some(1_700_000_000_000));
+    /// assert_eq!(a.made, 3);
+    /// assert_eq!(a.started_unix_ms(), Some(1_700_000_000_000));
+    /// ```
+    #[must_use]
+    pub fn from_parts(made: u32, last_wait_ns: u64, started_unix_ms: Option<u64>) -> Self {
+        Self {
+            made,
+            last_wait_ns,
+            started: started_unix_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+        }
+    }
+
+    /// The start time in Unix milliseconds, for storing.
+    #[must_use]
+    pub fn started_unix_ms(&self) -> Option<u64> {
+        self.started.map(|s| {
+            s.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        })
+    }
+
+    /// Counts an attempt about to start and returns its number (1 for the first).
+    #[inline]
+    pub fn start_attempt(&mut self) -> u32 {
+        self.made = self.made.saturating_add(1);
+        self.made
+    }
+
+    /// Decides what follows a failed attempt. `retryable` is the verdict of `when` (or
+    /// `true`), `hint` a wait the error asked for, `now` the time, needed only when the policy
+    /// has a budget.
+    ///
+    /// A wait the error asks for is honoured as asked: `max_delay` caps only computed waits.
+    /// When an asked-for wait would end past the budget, the call stops with
+    /// [`Reason::BudgetSpent`] rather than retry early; a computed wait is shortened to fit.
+    pub fn decide(
+        &mut self,
+        policy: &Policy,
+        retryable: bool,
+        hint: Option<Duration>,
+        now: Option<SystemTime>,
+    ) -> Decision {
+        if !retryable {
+            return Decision::Stop(Reason::NotRetryable);
+        }
+        if let Some(max) = policy.max_attempts() {
+            if self.made >= max {
+                return Decision::Stop(Reason::Exhausted);
+            }
+        }
+        let mut wait = match hint {
+            Some(h) => h,
+            None => policy.jittered(
+                policy.base_delay(self.made),
+                Duration::from_nanos(self.last_wait_ns),
+            ),
+        };
+        if let Some(budget) = policy.budget {
+            let elapsed = match (self.started, now) {
+                (Some(s), Some(n)) => n.duration_since(s).unwrap_or(Duration::ZERO),
+                _ => Duration::ZERO,
+            };
+            let Some(left) = budget.checked_sub(elapsed).filter(|l| !l.is_zero()) else {
+                return Decision::Stop(Reason::BudgetSpent);
+            };
+            if hint.is_some() && wait > left {
+                return Decision::Stop(Reason::BudgetSpent);
+            }
+            wait = wait.min(left);
+        }
+        if policy.jitter == crate::Jitter::Decorrelated {
+            self.last_wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        }
+        Decision::Retry(wait)
+    }
+
+    /// Time since the call started (zero if its start was never read).
+    #[must_use]
+    pub fn elapsed(&self, now: SystemTime) -> Duration {
+        self.started.map_or(Duration::ZERO, |s| {
+            now.duration_since(s).unwrap_or_default()
+        })
+    }
+}
+
+/// The clock an executor passes to the engine.
+pub trait Clock {
+    /// The time now.
+    fn now(&self) -> SystemTime;
+}
+
+/// What an attempt came to.
+pub enum Outcome<R: RetryResult> {
+    /// The body returned.
+    Returned(R),
+    /// The attempt ran into the per-attempt timeout and failed with this error.
+    TimedOut(R::Err),
+    /// The attempt panicked, with this message.
+    Panicked(String),
+    /// The call was stopped from outside ([`Reason::Cancelled`], [`Reason::ShutDown`]), or
+    /// a sync attempt failed after a cancel.
+    Stopped(Reason, Option<R::Err>),
+}
+
+/// What the executor does next.
+pub enum Step<R: RetryResult> {
+    /// Wait this long, then attempt again. The failed attempt's error comes back, for an
+    /// executor that reports it if the call is stopped during the wait.
+    Retry {
+        /// The wait.
+        wait: Duration,
+        /// The error of the attempt that failed.
+        error: R::Err,
+    },
+    /// The call is over.
+    Done(Done<R>),
+}
+
+/// How a call ended. Every hook and event of the ending has already run.
+pub enum Done<R: RetryResult> {
+    /// An attempt succeeded, or the fallback answered with a success.
+    Ok(R::Ok),
+    /// The call failed; the report owns the error to return (the last attempt's, or the
+    /// fallback's), when there is one.
+    Failed(Report<R::Err>),
+}
+
+/// The rules of one function's calls: its site, policy and hooks.
+#[derive(Debug)]
+pub struct Engine<'a, R, H> {
+    site: &'a Site,
+    policy: &'a Policy,
+    hooks: &'a H,
+    _returns: PhantomData<fn() -> R>,
+}
+
+impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
+    /// The engine of a function.
+    #[inline]
+    pub fn new(site: &'a Site, policy: &'a Policy, hooks: &'a H) -> Self {
+        Self {
+            site,
+            policy,
+            hooks,
+            _returns: PhantomData,
+        }
+    }
+
+    /// The function's name, as reported.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.site.name(self.hooks.type_name())
+    }
+
+    /// The policy in force.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        self.policy
+    }
+
+    /// The progress of a call starting now. The clock is read only when something will see
+    /// the call's elapsed time: a budget, a hook that reads the report, or a subscriber that
+    /// wants the failure event; a call that nothing observes reads no clock.
+    #[inline]
+    pub fn start(&self, clock: &impl Clock) -> Attempts {
+        if self.policy.budget.is_some()
+            || H::WANTS_REPORT
+            || tracing::level_enabled!(tracing::Level::WARN)
+        {
+            Attempts::started_at(clock.now())
+        } else {
+            Attempts::new()
+        }
+    }
+
+    /// Takes the outcome of the attempt `state.made` and returns what follows. `previous` is
+    /// the error of the attempt before, which an executor that keeps it passes in: a success
+    /// or a stop from outside reports it as the last error.
+    #[inline]
+    pub fn settle(
+        &self,
+        ctx: &CallCtx,
+        state: &mut Attempts,
+        outcome: Outcome<R>,
+        previous: Option<R::Err>,
+        clock: &impl Clock,
+    ) -> Step<R> {
+        match outcome {
+            Outcome::Returned(r) => match r.into_result() {
+                Ok(v) => self.succeeded(ctx, state, v, previous, clock),
+                Err(e) => self.failed(ctx, state, e, false, clock),
+            },
+            Outcome::TimedOut(e) => self.failed(ctx, state, e, true, clock),
+            Outcome::Panicked(msg) => self.panicked(ctx, state, &msg, previous, clock),
+            Outcome::Stopped(reason, e) => {
+                Step::Done(self.end(ctx, state, reason, e.or(previous), clock))
+            }
+        }
+    }
+
+    #[inline]
+    fn succeeded(
+        &self,
+        ctx: &CallCtx,
+        state: &Attempts,
+        v: R::Ok,
+        previous: Option<R::Err>,
+        clock: &impl Clock,
+    ) -> Step<R> {
+        if H::HAS_ON_DONE {
+            let report = self.report(ctx, state, Reason::Succeeded, previous, clock);
+            let _in = ctx.enter();
+            self.hooks.done(&report);
+        }
+        Step::Done(Done::Ok(v))
+    }
+
+    #[inline(never)]
+    fn failed(
+        &self,
+        ctx: &CallCtx,
+        state: &mut Attempts,
+        e: R::Err,
+        timed_out: bool,
+        clock: &impl Clock,
+    ) -> Step<R> {
+        let decision = {
+            let _in = ctx.enter();
+            let retryable = timed_out || self.hooks.retryable(&e);
+            let hint = if retryable {
+                self.hooks.delay_hint(&e)
+            } else {
+                None
+            };
+            let now = self.policy.budget.map(|_| clock.now());
+            state.decide(self.policy, retryable, hint, now)
+        };
+        match decision {
+            Decision::Retry(wait) => {
+                let _in = ctx.enter();
+                self.site
+                    .retrying(self.hooks, || ctx.cid(), state.made, &e, wait);
+                self.hooks.before_retry(state.made, &e, wait);
+                Step::Retry { wait, error: e }
+            }
+            Decision::Stop(reason) => {
+                Step::Done(self.end(ctx, state, reason.given_timeout(timed_out), Some(e), clock))
+            }
+        }
+    }
+
+    #[cold]
+    fn panicked(
+        &self,
+        ctx: &CallCtx,
+        state: &Attempts,
+        msg: &str,
+        previous: Option<R::Err>,
+        clock: &impl Clock,
+    ) -> Step<R> {
+        let report = self.report(ctx, state, Reason::Panicked, previous, clock);
+        let _in = ctx.enter();
+        self.site.panicked(self.hooks, &report, msg);
+        self.hooks.done(&report);
+        Step::Done(Done::Failed(report))
+    }
+
+    /// Ends a call that did not succeed: the event, then `on_exhausted` and `fallback` (for
+    /// the ends of retrying: exhausted, budget, not retryable, timed out), then `on_done`.
+    fn end(
+        &self,
+        ctx: &CallCtx,
+        state: &Attempts,
+        reason: Reason,
+        error: Option<R::Err>,
+        clock: &impl Clock,
+    ) -> Done<R> {
+        let report = self.report(ctx, state, reason, error, clock);
+        let _in = ctx.enter();
+        self.site.ended(self.hooks, &report);
+        let report = if reason.ends_retrying() {
+            self.hooks.exhausted(&report);
+            if H::HAS_FALLBACK {
+                let facts = report.facts();
+                match self.hooks.recover(report).map(RetryResult::into_result) {
+                    Ok(Ok(v)) => {
+                        self.site.recovered(&facts);
+                        self.hooks.done(&facts.with_error(None));
+                        return Done::Ok(v);
+                    }
+                    Ok(Err(e)) => facts.with_error(Some(e)),
+                    Err(report) => report,
+                }
+            } else {
+                report
+            }
+        } else {
+            report
+        };
+        self.hooks.done(&report);
+        Done::Failed(report)
+    }
+
+    fn report(
+        &self,
+        ctx: &CallCtx,
+        state: &Attempts,
+        reason: Reason,
+        error: Option<R::Err>,
+        clock: &impl Clock,
+    ) -> Report<R::Err> {
+        Report::new(
+            self.name(),
+            (ctx.cid(), ctx.parent()),
+            state,
+            clock.now(),
+            reason,
+            *self.policy,
+            error,
+        )
+    }
+}

@@ -1,0 +1,113 @@
+//! Not public API: what the expansion of `#[retry]` calls.
+
+pub use crate::cid::CallCtx;
+pub use crate::engine::Outcome;
+pub use crate::events::Site;
+pub use crate::hooks::{
+    delay_from, fallback, hooks, on_done, on_exhausted, on_retry, when, ErrorFormatOf, Hook,
+    HookSet, Hooks, NoHook, ViaDebug, ViaDisplay,
+};
+pub use crate::policy::{Backoff, Jitter, Policy};
+pub use crate::run::attempter::{
+    async_attempts, sync_attempts, AsyncAttempts, Attempter, SyncAttempts,
+};
+pub use crate::run::background::{background, Spec};
+pub use crate::run::clock::{SyncClock, TokioClock};
+pub use crate::run::handoff::{handoff, handoff_sync};
+pub use crate::run::inline::{Call, InCall, Setup, Step, Wait};
+pub use crate::RetryResult;
+pub use core;
+
+/// The function's return type, carried from the one place that names it to every runtime
+/// call that needs it (hooks, the attempt loop), so a wrong return type is reported once.
+pub struct Returns<R>(core::marker::PhantomData<fn() -> R>);
+
+impl<R> Clone for Returns<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Returns<R> {}
+
+impl<R: RetryResult> Default for Returns<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R: RetryResult> Returns<R> {
+    /// The marker of a return type.
+    #[must_use]
+    #[inline]
+    pub const fn new() -> Self {
+        Self(core::marker::PhantomData)
+    }
+}
+
+/// The error type can be made from [`crate::TimedOut`] (for `timeout = ...`).
+#[diagnostic::on_unimplemented(
+    message = "`timeout` needs the error type `{Self}` to convert from `retry_runtime::TimedOut`",
+    label = "`{Self}` does not implement `From<retry_runtime::TimedOut>`",
+    note = "a timed-out attempt fails with `TimedOut.into()`: implement `From<retry_runtime::TimedOut> for {Self}` (`std::io::Error` and `anyhow::Error` already do)"
+)]
+pub trait FromTimedOut {
+    /// The error of a timed-out attempt.
+    fn timed_out() -> Self;
+}
+
+impl<E: From<crate::TimedOut>> FromTimedOut for E {
+    fn timed_out() -> Self {
+        crate::TimedOut.into()
+    }
+}
+
+/// The maker of a timed-out attempt's error, checked once where `timeout` is written.
+#[must_use]
+#[inline]
+pub fn timeout_error<R>(_: Returns<R>) -> fn() -> R::Err
+where
+    R: RetryResult,
+    R::Err: FromTimedOut,
+{
+    <R::Err as FromTimedOut>::timed_out
+}
+
+/// An argument of a background or hand-off call, moved to another thread.
+#[diagnostic::on_unimplemented(
+    message = "background and hand-off attempts run on other threads, so each argument must be `Send`; `{Self}` is not",
+    label = "not `Send`",
+    note = "use a thread-safe type (`Arc` instead of `Rc`, `Mutex` instead of `RefCell`), or `mode = \"inline\"`"
+)]
+pub trait SendArg {}
+
+impl<T: Send> SendArg for T {}
+
+/// Checks that a background argument can move to another thread.
+#[inline]
+pub fn send_arg<T: SendArg>(_: &T) {}
+
+/// A by-value argument, cloned for each attempt.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` clones each by-value argument for every attempt, but `{Self}` is not `Clone`",
+    label = "this argument is not `Clone`",
+    note = "derive or implement `Clone` for it, or take it by reference (`&{Self}`)"
+)]
+pub trait RetryArg: Sized {
+    /// A fresh copy for the next attempt.
+    #[must_use]
+    fn fresh(&self) -> Self;
+}
+
+impl<T: Clone> RetryArg for T {
+    #[inline]
+    fn fresh(&self) -> Self {
+        self.clone()
+    }
+}
+
+/// Clones an argument for one attempt.
+#[inline]
+pub fn fresh<T: RetryArg>(v: &T) -> T {
+    v.fresh()
+}

@@ -1,0 +1,242 @@
+//! The background executor: a spawned task that runs the attempts of one call, waits as the
+//! engine says, and answers the call's handle.
+
+use core::future::Future;
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+use std::sync::{Arc, OnceLock};
+
+use tokio::task::JoinHandle;
+
+use crate::__private::Returns;
+use crate::cid::CallCtx;
+use crate::engine::{Attempts, Done, Engine, Outcome, Step};
+use crate::events::Site;
+use crate::hooks::HookSet;
+use crate::run::attempter::{Attempter, Panicked};
+use crate::run::clock::TokioClock;
+use crate::run::handle::{Failure, HandleFor, RetryHandle, Shared, Status};
+use crate::run::inline::Wait;
+use crate::run::race::{Either, Limited, Race};
+use crate::run::shutdown::{InFlight, Tracker, ABORTING, DRAINING};
+use crate::{CorrelationId, Policy, Reason, RetryResult};
+
+/// The static parts of a spawned call.
+#[derive(Debug)]
+pub struct Spec<E, H> {
+    /// The site.
+    pub site: &'static Site,
+    /// The policy.
+    pub policy: Policy,
+    /// The hooks, `on_done` included.
+    pub hooks: H,
+    /// Makes the error of a timed-out attempt (`Some` when the policy has a timeout).
+    pub timed_out: Option<fn() -> E>,
+}
+
+impl<E, H> Spec<E, H> {
+    pub(crate) fn engine<R>(&self) -> Engine<'_, R, H>
+    where
+        R: RetryResult<Err = E>,
+        H: HookSet<R>,
+    {
+        Engine::new(self.site, &self.policy, &self.hooks)
+    }
+
+    /// The error of a timed-out attempt, from the maker the expansion passes with a timeout.
+    pub(crate) fn timed_out(&self) -> E {
+        (self
+            .timed_out
+            .expect("`#[retry]` passes an error maker with every timeout"))()
+    }
+}
+
+/// Where the driver starts: a new call, or the rest of a hand-off call.
+pub(crate) struct Resume<E> {
+    pub(crate) state: Attempts,
+    pub(crate) wait: Option<Duration>,
+    pub(crate) last_error: Option<E>,
+}
+
+/// Starts a `mode = "background"` call.
+pub fn background<R, A, H>(_: Returns<R>, spec: Spec<R::Err, H>, attempter: A) -> HandleFor<R>
+where
+    R: RetryResult + Send + 'static,
+    R::Ok: Send + 'static,
+    R::Err: Send + 'static,
+    A: Attempter<R>,
+    H: HookSet<R> + Send + Sync + 'static,
+{
+    let ctx = CallCtx::new();
+    let state = spec.engine::<R>().start(&TokioClock);
+    start(
+        spec,
+        attempter,
+        (ctx.cid(), ctx.parent()),
+        Resume {
+            state,
+            wait: None,
+            last_error: None,
+        },
+    )
+}
+
+/// Spawns the driver of a call.
+pub(crate) fn start<R, A, H>(
+    spec: Spec<R::Err, H>,
+    attempter: A,
+    (cid, parent): (CorrelationId, Option<CorrelationId>),
+    resume: Resume<R::Err>,
+) -> HandleFor<R>
+where
+    R: RetryResult + Send + 'static,
+    R::Ok: Send + 'static,
+    R::Err: Send + 'static,
+    A: Attempter<R>,
+    H: HookSet<R> + Send + Sync + 'static,
+{
+    let tracker = Tracker::current();
+    let shared = Arc::new(Shared::new(cid, tracker));
+    let name = spec.engine::<R>().name();
+    let policy = spec.policy;
+    let flight = InFlight::enter(tracker);
+    let join = spawn(drive(
+        Arc::clone(&shared),
+        spec,
+        attempter,
+        parent,
+        resume,
+        flight,
+    ));
+    RetryHandle {
+        shared,
+        join,
+        name,
+        policy,
+    }
+}
+
+/// Spawns on the current tokio runtime, or on a small shared one started on first use when
+/// the caller runs outside any runtime (a plain `fn main`, another executor).
+fn spawn<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => rt.spawn(fut),
+        Err(_) => shared_runtime().spawn(fut),
+    }
+}
+
+fn shared_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("retry-runtime")
+            .enable_time()
+            .build()
+            .expect("retry-runtime: cannot start its background executor")
+    })
+}
+
+/// Runs the call: wait, attempt, feed the outcome to the engine, until it is done.
+async fn drive<R, A, H>(
+    shared: Arc<Shared>,
+    spec: Spec<R::Err, H>,
+    mut attempter: A,
+    parent: Option<CorrelationId>,
+    resume: Resume<R::Err>,
+    _flight: InFlight,
+) -> Result<R::Ok, Failure<R::Err>>
+where
+    R: RetryResult + Send + 'static,
+    R::Ok: Send + 'static,
+    R::Err: Send + 'static,
+    A: Attempter<R>,
+    H: HookSet<R> + Send + Sync + 'static,
+{
+    let Resume {
+        mut state,
+        mut wait,
+        mut last_error,
+    } = resume;
+    let engine = spec.engine::<R>();
+    let tracker = shared.tracker;
+    let cid = shared.cid;
+    let ctx = CallCtx::with_ids(cid, parent);
+    let done = loop {
+        let outcome = 'attempt: {
+            if let Some(w) = wait.take() {
+                shared.set(Status::Waiting {
+                    next_attempt: state.made + 1,
+                    until: tokio::time::Instant::now().into_std() + w,
+                });
+                if !w.is_zero() {
+                    let interrupted = Race {
+                        a: tokio::time::sleep(w),
+                        b: tracker.interruption(&shared, DRAINING, true),
+                    };
+                    if let Either::Right(reason) = interrupted.await {
+                        break 'attempt Outcome::Stopped(reason, None);
+                    }
+                }
+            }
+            if let Some(reason) = tracker.interrupted(&shared, DRAINING, true) {
+                break 'attempt Outcome::Stopped(reason, None);
+            }
+            let n = state.start_attempt();
+            shared.set(Status::Running { attempt: n });
+            let span = spec.site.span(spec.hooks.type_name(), || cid, n);
+            let attempt = Limited {
+                fut: attempter.attempt(CallCtx::with_ids(cid, parent), span),
+                deadline: spec.policy.timeout.map(Wait::new),
+            };
+            let raced = Race {
+                a: attempt,
+                b: tracker.interruption(&shared, ABORTING, A::ABORTABLE),
+            };
+            match raced.await {
+                Either::Right(reason) => Outcome::Stopped(reason, None),
+                Either::Left(None) => Outcome::TimedOut(spec.timed_out()),
+                Either::Left(Some(Err(Panicked(msg)))) => Outcome::Panicked(msg),
+                // A sync attempt is let finish after a cancel: its success stands, its
+                // failure ends the call as cancelled.
+                Either::Left(Some(Ok(r)))
+                    if !A::ABORTABLE && shared.cancelled.load(Ordering::SeqCst) =>
+                {
+                    match r.into_result() {
+                        Ok(v) => Outcome::Returned(R::from_ok(v)),
+                        Err(e) => Outcome::Stopped(Reason::Cancelled, Some(e)),
+                    }
+                }
+                Either::Left(Some(Ok(r))) => Outcome::Returned(r),
+            }
+        };
+        match engine.settle(&ctx, &mut state, outcome, last_error.take(), &TokioClock) {
+            Step::Retry { wait: w, error } => {
+                last_error = Some(error);
+                wait = Some(w);
+            }
+            Step::Done(done) => break done,
+        }
+    };
+    match done {
+        Done::Ok(v) => {
+            shared.set(Status::Succeeded);
+            Ok(v)
+        }
+        Done::Failed(report) => {
+            tracker.record_unfinished(&shared, &report);
+            shared.set(if report.reason == Reason::Cancelled {
+                Status::Cancelled
+            } else {
+                Status::Failed
+            });
+            Err(Failure {
+                report: Box::new(report),
+            })
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The clocks the executors pass to the engine: wall-clock times, read from a monotonic
+//! clock so that waits and budgets follow tokio's paused clock and the test clock of
+//! [`crate::testing::instant_sleeps`].
+
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime};
+
+use crate::engine::Clock;
+use crate::testing;
+
+/// Sync functions: `std` time, virtual under [`crate::testing::instant_sleeps`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyncClock;
+
+/// Async functions: tokio's clock (its paused clock in tests), the system's outside a
+/// tokio runtime.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioClock;
+
+impl Clock for SyncClock {
+    #[inline]
+    fn now(&self) -> SystemTime {
+        wall(testing::now())
+    }
+}
+
+impl Clock for TokioClock {
+    #[inline]
+    fn now(&self) -> SystemTime {
+        wall(tokio::time::Instant::now().into_std())
+    }
+}
+
+/// The wall-clock time of a monotonic instant: both clocks are read once, together, and
+/// every later instant is placed by its distance from that reading.
+pub(crate) fn wall(t: Instant) -> SystemTime {
+    static ANCHOR: OnceLock<(Instant, SystemTime)> = OnceLock::new();
+    let (i0, s0) = *ANCHOR.get_or_init(|| (Instant::now(), SystemTime::now()));
+    match t.checked_duration_since(i0) {
+        Some(d) => s0 + d,
+        None => s0 - (i0 - t),
+    }
+}

@@ -1,0 +1,91 @@
+//! The hand-off executor: the first attempt in the caller, the rest in the background.
+
+use core::future::Future;
+use core::task::{Context, Poll};
+
+use crate::__private::Returns;
+use crate::cid::CallCtx;
+use crate::engine::{Done, Outcome, Step};
+use crate::hooks::HookSet;
+use crate::run::attempter::{Attempter, SyncAttempts};
+use crate::run::background::{start, Resume, Spec};
+use crate::run::clock::TokioClock;
+use crate::run::handle::{Handoff, HandoffFor};
+use crate::run::inline::Wait;
+use crate::run::race::Limited;
+use crate::RetryResult;
+
+/// Runs a `mode = "handoff"` call: the first attempt here, the rest in the background.
+///
+/// # Panics
+/// Only if the policy has a timeout but the spec no error maker, which the expansion of
+/// `#[retry]` never does.
+pub async fn handoff<R, A, H>(
+    _: Returns<R>,
+    spec: Spec<R::Err, H>,
+    mut attempter: A,
+) -> HandoffFor<R>
+where
+    R: RetryResult + Send + 'static,
+    R::Ok: Send + 'static,
+    R::Err: Send + 'static,
+    A: Attempter<R>,
+    H: HookSet<R> + Send + Sync + 'static,
+{
+    let ctx = CallCtx::new();
+    let mut state = spec.engine::<R>().start(&TokioClock);
+    let n = state.start_attempt();
+    let span = spec.site.span(spec.hooks.type_name(), || ctx.cid(), n);
+    let first = Limited {
+        fut: attempter.attempt_here(&ctx, span),
+        deadline: spec.policy.timeout.map(Wait::new),
+    };
+    let outcome = match first.await {
+        Some(r) => Outcome::Returned(r),
+        None => Outcome::TimedOut(spec.timed_out()),
+    };
+    let step = spec
+        .engine::<R>()
+        .settle(&ctx, &mut state, outcome, None, &TokioClock);
+    match step {
+        Step::Done(Done::Ok(v)) => Handoff::Done(Ok(v)),
+        Step::Done(Done::Failed(report)) => match report.last_error {
+            Some(e) => Handoff::Done(Err(e)),
+            None => unreachable!("a failed first attempt has an error"),
+        },
+        Step::Retry { wait, error } => Handoff::Retrying(start(
+            spec,
+            attempter,
+            (ctx.cid(), ctx.parent()),
+            Resume {
+                state,
+                wait: Some(wait),
+                last_error: Some(error),
+            },
+        )),
+    }
+}
+
+/// Runs a sync `mode = "handoff"` call: the first attempt in the caller, the rest in the
+/// background.
+pub fn handoff_sync<R, M, A, H>(
+    returns: Returns<R>,
+    spec: Spec<R::Err, H>,
+    attempter: SyncAttempts<M>,
+) -> HandoffFor<R>
+where
+    R: RetryResult + Send + 'static,
+    R::Ok: Send + 'static,
+    R::Err: Send + 'static,
+    M: FnMut() -> A + Send + 'static,
+    A: FnOnce() -> R + Send + 'static,
+    H: HookSet<R> + Send + Sync + 'static,
+{
+    // The first attempt of a sync body runs to completion when first polled, and a sync
+    // function has no timeout, so this future is ready at its first poll.
+    let fut = core::pin::pin!(handoff(returns, spec, attempter));
+    match fut.poll(&mut Context::from_waker(core::task::Waker::noop())) {
+        Poll::Ready(h) => h,
+        Poll::Pending => unreachable!("a sync hand-off call never waits before its handle"),
+    }
+}

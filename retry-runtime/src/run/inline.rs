@@ -1,0 +1,244 @@
+//! The inline executor: every attempt runs in the caller, sync or async.
+//!
+//! The expansion of an inline `#[retry]` function is a loop around a [`Call`]: run an
+//! attempt, [`Call::settle`] its outcome, then stop or wait as told.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+
+use crate::__private::Returns;
+use crate::cid::CallCtx;
+use crate::engine::{self, Attempts, Clock, Engine, Outcome};
+use crate::events::Site;
+use crate::hooks::{HookSet, TypeSlot};
+use crate::run::clock::{SyncClock, TokioClock};
+use crate::run::race::Limited;
+use crate::{testing, Policy, RetryResult};
+
+/// A function's site and policy together, so a call holds one reference to both: a `static`
+/// when every value of the attribute is a constant, a local otherwise.
+#[derive(Debug)]
+pub struct Setup {
+    /// The site.
+    pub site: &'static Site,
+    /// The policy.
+    pub policy: Policy,
+}
+
+/// What the loop does next.
+#[derive(Debug)]
+pub enum Step<R> {
+    /// The call is over; this is its value.
+    Done(R),
+    /// Wait this long, then attempt again.
+    Wait(Duration),
+}
+
+/// One inline call of a `#[retry]` function, as the expansion drives it.
+#[derive(Debug)]
+pub struct Call<'p, R, C, H> {
+    setup: &'p Setup,
+    hooks: H,
+    ctx: CallCtx,
+    state: Attempts,
+    clock: C,
+    _returns: core::marker::PhantomData<fn() -> R>,
+}
+
+impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>> Call<'p, R, C, H> {
+    /// Starts a call.
+    #[inline]
+    pub fn new(_: Returns<R>, setup: &'p Setup, hooks: H) -> Self {
+        let clock = C::default();
+        let state = Engine::<R, H>::new(setup.site, &setup.policy, &hooks).start(&clock);
+        Self {
+            setup,
+            hooks,
+            ctx: CallCtx::new(),
+            state,
+            clock,
+            _returns: core::marker::PhantomData,
+        }
+    }
+
+    /// Runs one async attempt with the policy's time limit; a timed-out attempt fails with
+    /// the error `timed_out` makes.
+    pub async fn attempt_timeout<F: Future<Output = R>>(
+        &mut self,
+        timed_out: fn() -> R::Err,
+        fut: F,
+    ) -> Outcome<R> {
+        let deadline = self.setup.policy.timeout.map(Wait::new);
+        let attempt = self.attempt_async(fut);
+        match (Limited {
+            fut: attempt,
+            deadline,
+        })
+        .await
+        {
+            Some(r) => Outcome::Returned(r),
+            None => Outcome::TimedOut(timed_out()),
+        }
+    }
+
+    /// Decides what follows an attempt's value.
+    #[inline]
+    pub fn settle(&mut self, out: R) -> Step<R> {
+        self.settle_outcome(Outcome::Returned(out))
+    }
+
+    /// Decides what follows an attempt's outcome.
+    #[inline]
+    pub fn settle_outcome(&mut self, outcome: Outcome<R>) -> Step<R> {
+        let engine = Engine::new(self.setup.site, &self.setup.policy, &self.hooks);
+        match engine.settle(&self.ctx, &mut self.state, outcome, None, &self.clock) {
+            engine::Step::Done(engine::Done::Ok(v)) => Step::Done(R::from_ok(v)),
+            engine::Step::Done(engine::Done::Failed(report)) => match report.last_error {
+                Some(e) => Step::Done(R::from_err(e)),
+                None => unreachable!("an inline call ends in failure only with an error"),
+            },
+            engine::Step::Retry { wait, .. } => Step::Wait(wait),
+        }
+    }
+}
+
+// The attempts and waits ask nothing of the return type, so that a wrong one is reported
+// where the call starts and settles, not again here.
+impl<R, C, H: TypeSlot> Call<'_, R, C, H> {
+    /// Runs one sync attempt inside the call's context and span.
+    #[inline]
+    pub fn attempt(&mut self, body: impl FnOnce() -> R) -> R {
+        let n = self.state.start_attempt();
+        // Two paths, so that the common one (no subscriber) has no span to drop.
+        if let Some(span) = self
+            .setup
+            .site
+            .span(self.hooks.type_name(), || self.ctx.cid(), n)
+        {
+            let _span = span.enter();
+            let _ctx = self.ctx.enter();
+            body()
+        } else {
+            let _ctx = self.ctx.enter();
+            body()
+        }
+    }
+
+    /// Runs one async attempt inside the call's context and span.
+    #[inline]
+    pub fn attempt_async<F: Future<Output = R>>(&mut self, fut: F) -> InCall<&CallCtx, F> {
+        let n = self.state.start_attempt();
+        // Boxed, so that the attempt's future carries 8 bytes for it, not 40: a span is only
+        // there when a subscriber wants it, and then the subscriber allocates for it anyway.
+        let span = self
+            .setup
+            .site
+            .span(self.hooks.type_name(), || self.ctx.cid(), n)
+            .map(Box::new);
+        InCall {
+            ctx: &self.ctx,
+            span,
+            fut,
+        }
+    }
+}
+
+impl<R, H> Call<'_, R, SyncClock, H> {
+    /// Waits before the next sync attempt.
+    #[inline]
+    pub fn wait(&self, d: Duration) {
+        testing::sleep(d);
+    }
+}
+
+impl<R, H> Call<'_, R, TokioClock, H> {
+    /// Waits before the next async attempt; see [`Wait`].
+    #[inline]
+    pub fn wait(&self, d: Duration) -> Wait {
+        Wait::new(d)
+    }
+}
+
+/// The wait between two async attempts, under any executor: tokio's timer when a tokio
+/// runtime is current (so its paused clock drives the wait), a timer thread otherwise
+/// (`futures::executor::block_on`, smol, async-std). A zero wait registers no timer; a
+/// non-zero one is boxed, so the call's future does not carry the timer's bytes through
+/// every attempt (one allocation per real wait, next to a timer registration).
+#[derive(Debug)]
+#[must_use = "a wait does nothing unless awaited"]
+pub struct Wait(Option<Pin<Box<Timer>>>);
+
+pin_project_lite::pin_project! {
+    #[project = TimerProj]
+    #[derive(Debug)]
+    enum Timer {
+        Tokio { #[pin] sleep: tokio::time::Sleep },
+        Thread { delay: futures_timer::Delay },
+    }
+}
+
+impl Wait {
+    /// A wait of `d`.
+    pub fn new(d: Duration) -> Self {
+        if d.is_zero() {
+            return Self(None);
+        }
+        let timer = if tokio::runtime::Handle::try_current().is_ok() {
+            Timer::Tokio {
+                sleep: tokio::time::sleep(d),
+            }
+        } else {
+            Timer::Thread {
+                delay: futures_timer::Delay::new(d),
+            }
+        };
+        Self(Some(Box::pin(timer)))
+    }
+}
+
+impl Future for Wait {
+    type Output = ();
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(timer) = &mut self.0 else {
+            return Poll::Ready(());
+        };
+        match timer.as_mut().project() {
+            TimerProj::Tokio { sleep } => sleep.poll(cx),
+            TimerProj::Thread { delay } => Pin::new(delay).poll(cx),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An async attempt running inside its call's context and span.
+    #[derive(Debug)]
+    pub struct InCall<C, F> {
+        pub(crate) ctx: C,
+        pub(crate) span: Option<Box<tracing::Span>>,
+        #[pin]
+        pub(crate) fut: F,
+    }
+}
+
+impl<C: core::borrow::Borrow<CallCtx>, F> InCall<C, F> {
+    pub(crate) fn new(ctx: C, span: Option<tracing::Span>, fut: F) -> Self {
+        let span = span.map(Box::new);
+        Self { ctx, span, fut }
+    }
+}
+
+impl<C: core::borrow::Borrow<CallCtx>, F: Future> Future for InCall<C, F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _span = this.span.as_deref().map(tracing::Span::enter);
+        let _ctx = (*this.ctx).borrow().enter();
+        this.fut.poll(cx)
+    }
+}
