@@ -349,8 +349,9 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         Step::Done(Done::Failed(report))
     }
 
-    /// Ends a call that did not succeed: the event, then `on_exhausted` and `fallback` (for
-    /// the ends of retrying: exhausted, budget, not retryable, timed out), then `on_done`.
+    /// Ends a call that did not succeed: `on_exhausted` and `fallback` (for the ends of
+    /// retrying: exhausted, budget, not retryable, timed out), then the event (none of
+    /// failure when the fallback recovered), then `on_done`.
     fn end(
         &self,
         ctx: &CallCtx,
@@ -359,28 +360,24 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         error: Option<R::Err>,
         clock: &impl Clock,
     ) -> Done<R> {
-        let report = self.report(ctx, state, reason, error, clock);
+        let mut report = self.report(ctx, state, reason, error, clock);
         let _in = ctx.enter();
-        self.site.ended(self.hooks, &report);
-        let report = if reason.ends_retrying() {
+        if reason.ends_retrying() {
             self.hooks.exhausted(&report);
             if H::HAS_FALLBACK {
                 let facts = report.facts();
-                match self.hooks.recover(report).map(RetryResult::into_result) {
+                report = match self.hooks.recover(report).map(RetryResult::into_result) {
                     Ok(Ok(v)) => {
-                        self.site.recovered(&facts);
+                        self.site.recovered(self.hooks.type_name(), &facts);
                         self.hooks.done(&facts.with_error(None));
                         return Done::Ok(v);
                     }
                     Ok(Err(e)) => facts.with_error(Some(e)),
                     Err(report) => report,
-                }
-            } else {
-                report
+                };
             }
-        } else {
-            report
-        };
+        }
+        self.site.ended(self.hooks, &report);
         self.hooks.done(&report);
         Done::Failed(report)
     }

@@ -175,14 +175,12 @@ impl Site {
     }
 
     /// The INFO event of a call that the fallback recovered.
-    pub(crate) fn recovered(&self, report: &Report<()>) {
+    pub(crate) fn recovered(&self, ty: Option<&'static str>, report: &Report<()>) {
         if !tracing::level_enabled!(Level::INFO) {
             return;
         }
-        let cs = self.callsites.get().map(|c| &c.ended);
-        if let Some(cs) = cs {
-            end_event(cs, "call recovered by its fallback", report, None);
-        }
+        let cs = &self.callsites(ty).ended;
+        end_event(cs, "call recovered by its fallback", report, None);
     }
 
     /// The ERROR event of an attempt that panicked.
