@@ -401,3 +401,7 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         )
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
