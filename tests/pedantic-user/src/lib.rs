@@ -138,3 +138,135 @@ where
 pub unsafe fn unsafe_fn(p: *const u8) -> Result<bool, Failed> {
     Ok(p.is_null())
 }
+
+/// The retries of the functions below, from a `const`.
+pub const RETRIES: u32 = 2;
+
+/// An error implementing `std::error::Error`: logged with its `Display`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// What was unavailable.
+    pub what: String,
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is unavailable", self.what)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// A one-line sync body.
+///
+/// # Errors
+/// Never.
+// Kept on one line: the body is written as users write it.
+#[rustfmt::skip]
+#[retry(delay = "0ms")]
+pub fn one_line_sync() -> Result<(), Unavailable> { Ok(()) }
+
+/// A one-line async body.
+///
+/// # Errors
+/// Never.
+// Kept on one line: the body is written as users write it.
+#[rustfmt::skip]
+#[retry(delay = "0ms")]
+pub async fn one_line_async() -> Result<(), Unavailable> { Ok(()) }
+
+/// A one-line sync body in the background.
+// Kept on one line: the body is written as users write it.
+#[rustfmt::skip]
+#[retry(delay = "0ms", mode = "background")]
+pub fn one_line_background() -> Result<(), Unavailable> { Ok(()) }
+
+/// A one-line async body in the background.
+// Kept on one line: the body is written as users write it.
+#[rustfmt::skip]
+#[retry(delay = "0ms", mode = "background")]
+pub async fn one_line_background_async() -> Result<(), Unavailable> { Ok(()) }
+
+/// A one-line sync body handed off after a first failure.
+// Kept on one line: the body is written as users write it.
+#[rustfmt::skip]
+#[retry(delay = "0ms", mode = "handoff")]
+pub fn one_line_handoff() -> Result<(), Unavailable> { Ok(()) }
+
+/// A one-line async body handed off after a first failure.
+// Kept on one line: the body is written as users write it.
+#[rustfmt::skip]
+#[retry(delay = "0ms", mode = "handoff")]
+pub async fn one_line_handoff_async() -> Result<(), Unavailable> { Ok(()) }
+
+/// `max` from a `const`, with an error logged by its `Display`.
+///
+/// # Errors
+/// When every attempt failed.
+#[retry(max = RETRIES, delay = "0ms")]
+pub fn max_from_const(what: String) -> Result<u32, Unavailable> {
+    Err(Unavailable { what })
+}
+
+/// `attempts` from a `const` expression.
+///
+/// # Errors
+/// When every attempt failed.
+#[retry(attempts = RETRIES + 1, delay = "0ms")]
+pub async fn attempts_from_const(what: String) -> Result<u32, Unavailable> {
+    Err(Unavailable { what })
+}
+
+/// A client shared behind an `Arc` or owned in a `Box`.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    base: u32,
+}
+
+impl Client {
+    /// A background method on `self: Arc<Self>`.
+    #[retry(max = RETRIES, delay = "0ms", mode = "background")]
+    pub fn fetch_shared(self: std::sync::Arc<Self>, id: u32) -> Result<u32, Unavailable> {
+        Ok(self.base + id)
+    }
+
+    /// A background method on `self: Box<Self>`.
+    #[retry(max = RETRIES, delay = "0ms", mode = "background")]
+    pub fn fetch_boxed(self: Box<Self>, id: u32) -> Result<u32, Unavailable> {
+        Ok(self.base + id)
+    }
+}
+
+/// One of two types with a `&self` method of the same name.
+#[derive(Debug, Default)]
+pub struct Orders {
+    count: u32,
+}
+
+/// The other type with a `&self` method of the same name.
+#[derive(Debug, Default)]
+pub struct Invoices {
+    count: u32,
+}
+
+impl Orders {
+    /// The default name: `pedantic_user::Orders::count`.
+    ///
+    /// # Errors
+    /// Never.
+    #[retry(delay = "0ms")]
+    pub fn count(&self) -> Result<u32, Unavailable> {
+        Ok(self.count)
+    }
+}
+
+impl Invoices {
+    /// The default name: `pedantic_user::Invoices::count`.
+    ///
+    /// # Errors
+    /// Never.
+    #[retry(delay = "0ms")]
+    pub fn count(&self) -> Result<u32, Unavailable> {
+        Ok(self.count)
+    }
+}
