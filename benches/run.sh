@@ -39,7 +39,7 @@ json.dump({
 PY
 
 criterion_bench() {
-    cargo bench --bench "$1" -- "${CRITERION_ARGS[@]}"
+    cargo bench -p retry-benches --bench "$1" -- "${CRITERION_ARGS[@]}"
 }
 
 # The inline mode: sync, then async on the real and on the paused clock.
@@ -52,7 +52,7 @@ inline_benches() {
 # tokio::spawn loop (criterion), then heap bytes per call (a counting global allocator).
 background_benches() {
     criterion_bench background
-    cargo bench --bench background_alloc | tee "$RESULTS/alloc.jsonl"
+    cargo bench -p retry-benches --bench background_alloc | tee "$RESULTS/alloc.jsonl"
 }
 
 # 300 #[retry] functions against 300 hand-written loops, `cargo build`, median of 3.
@@ -60,7 +60,7 @@ compile_time() {
     python3 benches/compile_time.py "$PWD" "$RESULTS/compile.json" 3
 }
 
-cargo bench --no-run
+cargo bench -p retry-benches --no-run
 inline_benches
 if grep -rq RetryHandle retry-runtime/src; then
     background_benches

@@ -2,7 +2,7 @@
 //! user, retried in the background. No tokio runtime is set up here: the first background call
 //! starts the library's own small executor.
 //!
-//! Run with `cargo run --example activity_saver`.
+//! Run with `cargo run -p retry-examples --example activity_saver`.
 
 use retry_runtime::{retry, Report};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,6 +1,6 @@
 //! The main demonstration: one flaky downstream call under each execution mode of `#[retry]`.
 //!
-//! Run with `cargo run --example demo`. Events and spans are printed by a `tracing`
+//! Run with `cargo run -p retry-examples --example demo`. Events and spans are printed by a `tracing`
 //! subscriber, so each retry, its correlation ID and the final outcome are visible.
 
 use retry_runtime::{current_cid, retry, Handoff, Report};

@@ -2,7 +2,7 @@
 //! soon as the first attempt has failed, the retries go on in the background, and their
 //! outcome is logged by the completion callback with the request's correlation ID.
 //!
-//! Run with `cargo run --example handoff_service`.
+//! Run with `cargo run -p retry-examples --example handoff_service`.
 
 use retry_runtime::{retry, Handoff, Report};
 use std::sync::atomic::{AtomicU32, Ordering};

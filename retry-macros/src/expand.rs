@@ -448,22 +448,25 @@ fn is_method(sig: &syn::Signature) -> bool {
 
 // Input:
 //     #[retry(max = 2)]
-//     async fn get(&self, id: Id) -> Result<T, E> { BODY }
+//     async fn get(&self, id: Id) -> Result<T, E> { BODY(id) }
 // Output:
 //     async fn get(&self, id: Id) -> Result<T, E> {
-//         static __RETRY_SITE: Site = ...;       // name and span callsite
-//         const __RETRY_POLICY: Policy = ...;    // or a `let` when a duration is an expression
-//         let hooks = Hooks { ... };
-//         let mut call = Call::<Result<T, E>, TokioClock>::new(&__RETRY_SITE, &__RETRY_POLICY);
+//         static __RETRY_SITE: Site = Site::new(NAME, true, module_path!(), file!(), line!());
+//         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::new();
+//         static __RETRY_SETUP: Setup = Setup { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(2)) };
+//         let mut call = Call::<_, TokioClock, _>::new(__retry_r, &__RETRY_SETUP,
+//             hooks(ErrorFormatOf(__retry_r).error_format()).with_type(Hook(type_name::<Self>)));
 //         loop {
-//             let out = call.attempt_async(async { let id = fresh(&id); BODY }).await;
-//             match call.settle(out, &hooks) {
+//             let out = call.attempt_async(async { let id = fresh(&id); BODY(id) }).await;
+//             match call.settle(out) {
 //                 Step::Done(r) => break r,
 //                 Step::Wait(d) => call.wait(d).await,
 //             }
 //         }
 //     }
-// A sync function is the same with a closure `|| { ...; BODY }` and a blocking wait.
+// A sync function is the same with a closure `|| { ...; BODY }` and a blocking wait; the
+// setup is a `let` when a duration is an expression. (A test checks that every runtime item
+// named here is in the real expansion.)
 fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
     let Parts {
         private,
@@ -534,14 +537,18 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
 }
 
 // Input:
-//     #[retry(mode = "background")]
-//     async fn push(id: Id) -> Result<T, E> { BODY }
+//     #[retry(mode = "background", on_done = log)]
+//     async fn push(id: Id) -> Result<T, E> { BODY(id) }
 // Output:
 //     fn push(id: Id) -> HandleFor<Result<T, E>> {
-//         background::<Result<T, E>, ..>(
-//             Spec { site, policy, hooks, on_done, timed_out },
-//             async_attempts(move || { let id = fresh(&id); async move { BODY } }),
-//         )
+//         static __RETRY_SITE: Site = Site::new(NAME, false, module_path!(), file!(), line!());
+//         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::new();
+//         send_arg(&id);
+//         background(__retry_r,
+//             Spec { site: &__RETRY_SITE, policy: Policy::new(),
+//                    hooks: hooks(ErrorFormatOf(__retry_r).error_format()).with_on_done(on_done(__retry_r, log)),
+//                    timed_out: None },
+//             async_attempts(__retry_r, move || { let id = fresh(&id); async move { BODY(id) } }))
 //     }
 // `mode = "handoff"` keeps `async` and returns `HandoffFor<..>` from `handoff(..).await`; a
 // sync body's maker returns a closure `move || { BODY }` run on the blocking pool.
@@ -624,5 +631,116 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
         #(#attrs)*
         #allow
         #vis #sig #body
+    }
+}
+
+#[cfg(test)]
+mod sketches {
+    //! The `// Input: ... // Output: ...` sketches above each rewrite, checked against the
+    //! real expansion, so that they cannot drift: every item the sketch names (a word
+    //! followed by `(`, `::`, `!` or ` {`, other than keywords and ALL-CAPS placeholders)
+    //! must be an identifier of the expansion of its input.
+
+    use std::collections::BTreeSet;
+
+    const KEYWORDS: &[&str] = &[
+        "fn", "async", "loop", "match", "let", "static", "mut", "move", "if", "break", "as",
+    ];
+
+    fn sketches() -> Vec<(String, String)> {
+        let src = include_str!("expand.rs");
+        let mut out = Vec::new();
+        let mut lines = src.lines().peekable();
+        while let Some(l) = lines.next() {
+            if l != "// Input:" {
+                continue;
+            }
+            let mut input = String::new();
+            let mut output = String::new();
+            let mut in_output = false;
+            while let Some(l) = lines.next_if(|l| l.starts_with("//     ") || *l == "// Output:") {
+                if l == "// Output:" {
+                    in_output = true;
+                } else if in_output {
+                    output.push_str(&l[7..]);
+                    output.push('\n');
+                } else {
+                    input.push_str(&l[7..]);
+                    input.push('\n');
+                }
+            }
+            out.push((input, output));
+        }
+        out
+    }
+
+    fn named_items(sketch: &str) -> BTreeSet<String> {
+        let chars: Vec<char> = sketch.chars().collect();
+        let mut names = BTreeSet::new();
+        let mut i = 0;
+        while i < chars.len() {
+            if chars[i].is_alphabetic() || chars[i] == '_' {
+                let start = i;
+                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
+                let is_item = rest.starts_with('(')
+                    || rest.starts_with("::")
+                    || rest.starts_with('!')
+                    || rest == " {";
+                let placeholder = word.chars().all(|c| c.is_uppercase() || c == '_');
+                if is_item && !placeholder && !KEYWORDS.contains(&word.as_str()) {
+                    names.insert(word);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        names
+    }
+
+    fn idents(tokens: proc_macro2::TokenStream, out: &mut BTreeSet<String>) {
+        for t in tokens {
+            match t {
+                proc_macro2::TokenTree::Ident(i) => {
+                    out.insert(i.to_string());
+                }
+                proc_macro2::TokenTree::Group(g) => idents(g.stream(), out),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn every_sketch_names_only_what_the_expansion_has() {
+        let all = sketches();
+        assert_eq!(all.len(), 2, "the inline and the spawned sketch");
+        for (input, output) in all {
+            let (attr, item) = input
+                .split_once('\n')
+                .expect("an attribute line, then the fn");
+            let args = attr
+                .trim()
+                .strip_prefix("#[retry(")
+                .and_then(|a| a.strip_suffix(")]"))
+                .expect("the input starts with #[retry(...)]");
+            let args: proc_macro2::TokenStream = args.parse().expect("the arguments parse");
+            let item: proc_macro2::TokenStream = item.parse().expect("the function parses");
+            let expanded = super::retry(args, &item);
+            let mut have = BTreeSet::new();
+            idents(expanded, &mut have);
+            let named = named_items(&output);
+            assert!(
+                named.len() > 10,
+                "the sketch names the runtime items: {named:?}"
+            );
+            let missing: Vec<_> = named.difference(&have).collect();
+            assert!(
+                missing.is_empty(),
+                "the sketch of `{attr}` names {missing:?}, which its expansion does not have"
+            );
+        }
     }
 }

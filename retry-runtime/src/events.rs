@@ -157,21 +157,16 @@ impl Site {
             return;
         }
         let cs = self.callsites(hooks.type_name());
-        let cs = if level == Level::WARN {
-            &cs.failed
+        let (cs, msg) = if level == Level::WARN {
+            (&cs.failed, "call failed")
         } else {
-            &cs.ended
+            (&cs.ended, "call ended")
         };
         let error = report
             .last_error
             .as_ref()
             .map(|e| display(Shown::<R, H>(hooks, e, PhantomData)));
-        end_event(
-            cs,
-            "call failed",
-            report,
-            error.as_ref().map(|e| e as &dyn Value),
-        );
+        end_event(cs, msg, report, error.as_ref().map(|e| e as &dyn Value));
     }
 
     /// The INFO event of a call that the fallback recovered.

@@ -96,9 +96,9 @@ pub struct Hooks<W, D, OR, OE, FB, OD, F, T> {
     pub fallback: FB,
     /// `on_done`
     pub on_done: OD,
-    /// How errors are shown in events ([`ErrorFormat`]).
+    /// How errors are shown in events (an `ErrorFormat`).
     pub format: F,
-    /// The `Self` type name of a method ([`TypeSlot`]).
+    /// The `Self` type name of a method (a `TypeSlot`).
     pub ty: T,
 }
 
@@ -118,119 +118,33 @@ pub const fn hooks<F>(
     }
 }
 
-// Builder methods, one per slot: each replaces one slot and keeps the others.
+/// A builder method that sets one slot (`$set`) and keeps the others.
+macro_rules! setter {
+    ($name:ident: $set:ident, keeps $($keep:ident),* => Hooks<$($p:ident),*>) => {
+        #[doc = concat!("Sets the `", stringify!($set), "` slot.")]
+        #[must_use]
+        #[inline]
+        pub fn $name<X>(self, x: X) -> Hooks<$($p),*> {
+            Hooks { $set: x, $($keep: self.$keep),* }
+        }
+    };
+}
+
 impl<W, D, OR, OE, FB, OD, F, T> Hooks<W, D, OR, OE, FB, OD, F, T> {
-    /// Sets the `when` slot.
-    #[must_use]
-    #[inline]
-    pub fn with_when<X>(self, x: X) -> Hooks<X, D, OR, OE, FB, OD, F, T> {
-        Hooks {
-            when: x,
-            delay_from: self.delay_from,
-            on_retry: self.on_retry,
-            on_exhausted: self.on_exhausted,
-            fallback: self.fallback,
-            on_done: self.on_done,
-            format: self.format,
-            ty: self.ty,
-        }
-    }
-
-    /// Sets the `delay_from` slot.
-    #[must_use]
-    #[inline]
-    pub fn with_delay_from<X>(self, x: X) -> Hooks<W, X, OR, OE, FB, OD, F, T> {
-        Hooks {
-            when: self.when,
-            delay_from: x,
-            on_retry: self.on_retry,
-            on_exhausted: self.on_exhausted,
-            fallback: self.fallback,
-            on_done: self.on_done,
-            format: self.format,
-            ty: self.ty,
-        }
-    }
-
-    /// Sets the `on_retry` slot.
-    #[must_use]
-    #[inline]
-    pub fn with_on_retry<X>(self, x: X) -> Hooks<W, D, X, OE, FB, OD, F, T> {
-        Hooks {
-            when: self.when,
-            delay_from: self.delay_from,
-            on_retry: x,
-            on_exhausted: self.on_exhausted,
-            fallback: self.fallback,
-            on_done: self.on_done,
-            format: self.format,
-            ty: self.ty,
-        }
-    }
-
-    /// Sets the `on_exhausted` slot.
-    #[must_use]
-    #[inline]
-    pub fn with_on_exhausted<X>(self, x: X) -> Hooks<W, D, OR, X, FB, OD, F, T> {
-        Hooks {
-            when: self.when,
-            delay_from: self.delay_from,
-            on_retry: self.on_retry,
-            on_exhausted: x,
-            fallback: self.fallback,
-            on_done: self.on_done,
-            format: self.format,
-            ty: self.ty,
-        }
-    }
-
-    /// Sets the `fallback` slot.
-    #[must_use]
-    #[inline]
-    pub fn with_fallback<X>(self, x: X) -> Hooks<W, D, OR, OE, X, OD, F, T> {
-        Hooks {
-            when: self.when,
-            delay_from: self.delay_from,
-            on_retry: self.on_retry,
-            on_exhausted: self.on_exhausted,
-            fallback: x,
-            on_done: self.on_done,
-            format: self.format,
-            ty: self.ty,
-        }
-    }
-
-    /// Sets the `on_done` slot.
-    #[must_use]
-    #[inline]
-    pub fn with_on_done<X>(self, x: X) -> Hooks<W, D, OR, OE, FB, X, F, T> {
-        Hooks {
-            when: self.when,
-            delay_from: self.delay_from,
-            on_retry: self.on_retry,
-            on_exhausted: self.on_exhausted,
-            fallback: self.fallback,
-            on_done: x,
-            format: self.format,
-            ty: self.ty,
-        }
-    }
-
-    /// Sets the `ty` slot.
-    #[must_use]
-    #[inline]
-    pub fn with_type<X>(self, x: X) -> Hooks<W, D, OR, OE, FB, OD, F, X> {
-        Hooks {
-            when: self.when,
-            delay_from: self.delay_from,
-            on_retry: self.on_retry,
-            on_exhausted: self.on_exhausted,
-            fallback: self.fallback,
-            on_done: self.on_done,
-            format: self.format,
-            ty: x,
-        }
-    }
+    setter!(with_when: when, keeps delay_from, on_retry, on_exhausted, fallback, on_done, format, ty
+        => Hooks<X, D, OR, OE, FB, OD, F, T>);
+    setter!(with_delay_from: delay_from, keeps when, on_retry, on_exhausted, fallback, on_done, format, ty
+        => Hooks<W, X, OR, OE, FB, OD, F, T>);
+    setter!(with_on_retry: on_retry, keeps when, delay_from, on_exhausted, fallback, on_done, format, ty
+        => Hooks<W, D, X, OE, FB, OD, F, T>);
+    setter!(with_on_exhausted: on_exhausted, keeps when, delay_from, on_retry, fallback, on_done, format, ty
+        => Hooks<W, D, OR, X, FB, OD, F, T>);
+    setter!(with_fallback: fallback, keeps when, delay_from, on_retry, on_exhausted, on_done, format, ty
+        => Hooks<W, D, OR, OE, X, OD, F, T>);
+    setter!(with_on_done: on_done, keeps when, delay_from, on_retry, on_exhausted, fallback, format, ty
+        => Hooks<W, D, OR, OE, FB, X, F, T>);
+    setter!(with_type: ty, keeps when, delay_from, on_retry, on_exhausted, fallback, on_done, format
+        => Hooks<W, D, OR, OE, FB, OD, F, X>);
 }
 
 /// What the engine asks of the hooks.

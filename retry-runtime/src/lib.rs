@@ -27,23 +27,23 @@
 //!
 //! | key | value | default | meaning |
 //! |---|---|---|---|
-//! | `max` | integer ≥ 1, or `"forever"` | 3 | retries after the first attempt (`max = 5`: at most 6 attempts) |
-//! | `attempts` | integer ≥ 1 | – | total attempts, instead of `max` (`attempts = 6` is `max = 5`) |
+//! | `max` | integer ≥ 1, a constant (`max = RETRIES`), or `"forever"` | 3 | retries after the first attempt (`max = 5`: at most 6 attempts) |
+//! | `attempts` | integer ≥ 1 or a constant | – | total attempts, instead of `max` (`attempts = 6` is `max = 5`) |
 //! | `backoff` | `"fixed"`, `"linear"`, `"exp"` | `"exp"` | how the wait grows: d, d, …; d, 2d, 3d, …; d, d·f, d·f², … |
 //! | `delay` | duration string or `Duration` expression | `"100ms"` | the first wait |
 //! | `factor` | number > 1 | 2 | the multiplier of `"exp"` |
-//! | `max_delay` | duration | none | cap on any single wait |
+//! | `max_delay` | duration | 1 minute ([`DEFAULT_MAX_DELAY`]), or the first wait if longer | cap on any single computed wait |
 //! | `jitter` | `"none"`, `"full"`, `"equal"`, `"decorrelated"` | `"none"` | randomisation of each wait ([`Jitter`]) |
 //! | `budget` | duration | none | no attempt starts after this much time since the call began; the last wait is shortened to fit |
 //! | `timeout` | duration | none | per-attempt limit, async functions only; the error type must implement `From<`[`TimedOut`]`>` |
 //! | `when` | path or closure, `Fn(&E) -> bool` | every `Err` | which errors are worth retrying; a rejected error ends the call at once |
-//! | `delay_from` | path or closure, `Fn(&E) -> Option<Duration>` | none | a wait the error asks for (a `Retry-After`), replacing the computed one |
+//! | `delay_from` | path or closure, `Fn(&E) -> Option<Duration>` | none | a wait the error asks for (a `Retry-After`), replacing the computed one; honoured as asked (not capped by `max_delay`), and a wait that would end past the `budget` ends the call with [`Reason::BudgetSpent`] |
 //! | `on_retry` | path or closure, `Fn(u32, &E, Duration)` | none | before each wait: attempt number, error, coming wait |
 //! | `on_exhausted` | path or closure, `Fn(&Report<E>)` | none | once, when the call ends in failure |
 //! | `fallback` | path or closure, `Fn(Report<E>) -> R` | none | turns the final failure into the return value; the report owns the last error |
 //! | `on_done` | path or closure, `Fn(&Report<E>)` | none | background and hand-off modes: once, when the call ends, whatever the outcome |
 //! | `mode` | `"inline"`, `"handoff"`, `"background"` | `"inline"` | where the attempts run (below); `"durable"` is planned |
-//! | `name` | string | `module::function` | the stable name in reports, spans and events |
+//! | `name` | string | `module::function`, `module::Type::method` | the stable name in reports, spans and events |
 //! | `crate` | string path | `"::retry_runtime"` | where this crate is, if the dependency is renamed |
 //!
 //! Durations are written `"250ms"`, `"1.5s"`, `"2m"`, `"1m30s"` (units `ns`, `us`, `ms`, `s`, `m`,
@@ -113,7 +113,8 @@
 //! 'static`, and a closure hook gets its own copies of the arguments it uses. A panic in a
 //! background attempt ends the call with [`Reason::Panicked`]. [`shutdown`] stops them
 //! gracefully and returns the reports of the calls that did not finish; [`in_flight`] counts
-//! them.
+//! them. Both act on the process's default [`Tracker`]; a library or a test that wants its own
+//! shutdown enters its own tracker around the calls it starts.
 //!
 //! ```
 //! use retry_runtime::{retry, Handoff};
@@ -138,10 +139,16 @@
 //!
 //! # What it accepts
 //!
-//! Free functions, methods (`&self`, `&mut self`, `self`), generics, `where` clauses,
+//! Free functions, methods (`&self`, `&mut self`, `self`, and in the spawned modes any owned
+//! receiver: `self`, `self: Arc<Self>`, `self: Box<Self>`), generics, `where` clauses,
 //! lifetimes, `impl Trait` arguments, pattern arguments, `async fn` and `unsafe fn`, with any
 //! other attributes. The return type is any spelling of `Result<T, E>` (`std::io::Result<T>`,
 //! `anyhow::Result<T>`); `E` must implement `Debug`, since failed attempts are logged.
+//!
+//! The default name of a method includes its type (`billing::Orders::get`), so methods of
+//! different types stay apart; it is taken from `Self` when the method takes `self` or names
+//! `Self` in its signature. An associated function that does neither reads like a free
+//! function (`billing::get`): give it a `name`.
 //!
 //! Each attempt gets fresh arguments: by-value arguments are cloned for every attempt (so they
 //! must be `Clone`), references are reborrowed. `return`, `?` and early exits inside the body
@@ -149,18 +156,41 @@
 //!
 //! # Observability
 //!
-//! Every call has a [`CorrelationId`], available in the body through [`current_cid`] and in
-//! every [`Report`]; it is minted only when asked for. A call started inside another records
-//! the outer call's ID as its parent. Each attempt runs in a `tracing` span named after the
-//! function with the fields `cid` and `attempt`; a failed attempt that will be retried logs one
-//! `INFO` event (target `retry_runtime`) with the attempt number, the error (`Debug`) and the
-//! next wait, and a call that fails logs one `WARN` event with its report.
+//! Every call has a [`CorrelationId`], available in the body and in every hook through
+//! [`current_cid`] and in every [`Report`]; it is minted only when asked for. A call started
+//! inside another records the outer call's ID as its parent.
+//!
+//! Spans and events use the caller's module path as their target (as `tracing::instrument`
+//! does), so `RUST_LOG=my_crate::billing=info` reaches them:
+//!
+//! - each attempt runs in a span named after the function, with the fields `cid` and
+//!   `attempt`;
+//! - a failed attempt that will be retried logs one `INFO` event with the attempt number,
+//!   the error and the next wait;
+//! - a call that fails after retrying (retries exhausted, budget spent, timed out) logs one
+//!   `WARN` event with its report; an expected end (an error `when` rejects, a cancel, a
+//!   shutdown) and a call the `fallback` recovered log at `INFO`; a panic in a spawned
+//!   attempt logs at `ERROR`.
+//!
+//! Errors are shown with their `Display` when they have one (every `std::error::Error`, and
+//! `anyhow::Error`, whose `Debug` would drag its backtrace into the line), with `Debug`
+//! otherwise.
 //!
 //! # Cost
 //!
-//! A call whose first attempt succeeds allocates nothing, reads no clock, mints no ID, draws no
-//! random number and enters no span unless a subscriber wants it. Async waits use
-//! `tokio::time::sleep`, and a zero wait registers no timer.
+//! A call whose first attempt succeeds allocates nothing, mints no ID, draws no random number
+//! and enters no span unless a subscriber wants it. It reads the clock once, at its start, only
+//! when something will see the elapsed time (a `budget`, a hook that reads the report, a
+//! subscriber that wants the `WARN` event), so a report's `elapsed` includes the first
+//! attempt. Async waits use tokio's timer when a tokio runtime is current (so its paused clock
+//! drives them) and a shared timer thread under any other executor
+//! (`futures::executor::block_on`, smol, async-std); a zero wait registers no timer.
+//!
+//! # How it is built
+//!
+//! The rules of a call live in one place, the [`engine`]: the outcome of an attempt in, the
+//! next step out, with no I/O. Each mode is a thin executor around it that runs attempts and
+//! sleeps or spawns as told.
 //!
 //! # Testing
 //!

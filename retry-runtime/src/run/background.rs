@@ -51,6 +51,18 @@ impl<E, H> Spec<E, H> {
     }
 }
 
+/// A return type whose calls can run in a spawned task: it, its value and its error move
+/// to the task's thread.
+pub trait SpawnResult:
+    RetryResult<Ok: Send + 'static, Err: Send + 'static> + Send + 'static
+{
+}
+
+impl<R> SpawnResult for R where
+    R: RetryResult<Ok: Send + 'static, Err: Send + 'static> + Send + 'static
+{
+}
+
 /// Where the driver starts: a new call, or the rest of a hand-off call.
 pub(crate) struct Resume<E> {
     pub(crate) state: Attempts,
@@ -61,9 +73,7 @@ pub(crate) struct Resume<E> {
 /// Starts a `mode = "background"` call.
 pub fn background<R, A, H>(_: Returns<R>, spec: Spec<R::Err, H>, attempter: A) -> HandleFor<R>
 where
-    R: RetryResult + Send + 'static,
-    R::Ok: Send + 'static,
-    R::Err: Send + 'static,
+    R: SpawnResult,
     A: Attempter<R>,
     H: HookSet<R> + Send + Sync + 'static,
 {
@@ -89,9 +99,7 @@ pub(crate) fn start<R, A, H>(
     resume: Resume<R::Err>,
 ) -> HandleFor<R>
 where
-    R: RetryResult + Send + 'static,
-    R::Ok: Send + 'static,
-    R::Err: Send + 'static,
+    R: SpawnResult,
     A: Attempter<R>,
     H: HookSet<R> + Send + Sync + 'static,
 {
@@ -151,9 +159,7 @@ async fn drive<R, A, H>(
     _flight: InFlight,
 ) -> Result<R::Ok, Failure<R::Err>>
 where
-    R: RetryResult + Send + 'static,
-    R::Ok: Send + 'static,
-    R::Err: Send + 'static,
+    R: SpawnResult,
     A: Attempter<R>,
     H: HookSet<R> + Send + Sync + 'static,
 {

@@ -8,12 +8,11 @@ use crate::cid::CallCtx;
 use crate::engine::{Done, Outcome, Step};
 use crate::hooks::HookSet;
 use crate::run::attempter::{Attempter, SyncAttempts};
-use crate::run::background::{start, Resume, Spec};
+use crate::run::background::{start, Resume, SpawnResult, Spec};
 use crate::run::clock::TokioClock;
 use crate::run::handle::{Handoff, HandoffFor};
 use crate::run::inline::Wait;
 use crate::run::race::Limited;
-use crate::RetryResult;
 
 /// Runs a `mode = "handoff"` call: the first attempt here, the rest in the background.
 ///
@@ -26,9 +25,7 @@ pub async fn handoff<R, A, H>(
     mut attempter: A,
 ) -> HandoffFor<R>
 where
-    R: RetryResult + Send + 'static,
-    R::Ok: Send + 'static,
-    R::Err: Send + 'static,
+    R: SpawnResult,
     A: Attempter<R>,
     H: HookSet<R> + Send + Sync + 'static,
 {
@@ -74,9 +71,7 @@ pub fn handoff_sync<R, M, A, H>(
     attempter: SyncAttempts<M>,
 ) -> HandoffFor<R>
 where
-    R: RetryResult + Send + 'static,
-    R::Ok: Send + 'static,
-    R::Err: Send + 'static,
+    R: SpawnResult,
     M: FnMut() -> A + Send + 'static,
     A: FnOnce() -> R + Send + 'static,
     H: HookSet<R> + Send + Sync + 'static,
