@@ -172,6 +172,9 @@
 mod attempt;
 mod background;
 mod cid;
+/// Durable calls kept in a database (SQLite), with the `sqlite` feature.
+#[cfg(feature = "sqlite")]
+pub mod durable;
 mod hooks;
 mod policy;
 mod report;
