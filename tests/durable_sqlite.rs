@@ -67,7 +67,11 @@ async fn reopening_a_file_keeps_its_calls() {
         store.enqueue(vec![call]).await.unwrap();
     }
     let store = Store::open_existing(&url).await.unwrap();
-    let record = store.get(cid).await.unwrap().expect("kept across reopening");
+    let record = store
+        .get(cid)
+        .await
+        .unwrap()
+        .expect("kept across reopening");
     assert_eq!(record.state, CallState::Pending);
     assert_eq!(record.args, r#"{"x":[1,2]}"#);
 }
@@ -82,7 +86,11 @@ async fn a_file_of_garbage_is_not_a_store() {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
     assert!(err.to_string().contains("not a SQLite database"), "{err}");
-    assert_eq!(std::fs::read(&path).unwrap(), vec![0x5a_u8; 8192], "left as it was");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        vec![0x5a_u8; 8192],
+        "left as it was"
+    );
 }
 
 #[tokio::test]
@@ -145,8 +153,14 @@ async fn bad_urls_are_refused() {
     ] {
         let err = Store::open(url).await.unwrap_err();
         assert!(matches!(err, StoreError::BadUrl { .. }), "{url}: {err}");
-        assert!(err.to_string().contains(url), "the message names the URL: {err}");
-        assert!(err.to_string().contains("sqlite::memory:"), "and the forms: {err}");
+        assert!(
+            err.to_string().contains(url),
+            "the message names the URL: {err}"
+        );
+        assert!(
+            err.to_string().contains("sqlite::memory:"),
+            "and the forms: {err}"
+        );
     }
     let err = Store::open("postgres://localhost/calls").await.unwrap_err();
     assert!(err.to_string().contains("`postgres` feature"), "{err}");
@@ -195,10 +209,16 @@ async fn concurrent_enqueues_share_commits() {
     for enqueue in pending {
         enqueue.await.unwrap();
     }
-    assert_eq!(store.stats().await.unwrap().count("f", CallState::Pending), 64);
+    assert_eq!(
+        store.stats().await.unwrap().count("f", CallState::Pending),
+        64
+    );
     let commits = backend.commits() - before;
     assert!(commits >= 1);
-    assert!(commits < 64, "64 enqueues took {commits} commits: no group commit");
+    assert!(
+        commits < 64,
+        "64 enqueues took {commits} commits: no group commit"
+    );
 }
 
 #[tokio::test]

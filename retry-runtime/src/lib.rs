@@ -172,7 +172,7 @@
 mod attempt;
 mod background;
 mod cid;
-/// Durable calls kept in a database (SQLite), with the `sqlite` feature.
+// Durable calls kept in a database (feature `sqlite`); documented in durable/mod.rs.
 #[cfg(feature = "sqlite")]
 pub mod durable;
 mod hooks;

@@ -1,11 +1,14 @@
 //! Durations on the command line: `90s`, `30m`, `1h`, `7d`, or a sum such as `1h30m`.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Parses a duration: one or more `<integer><unit>` with units `ms`, `s`, `m`, `h`, `d`, `w`.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let bad = || {
-        format!("invalid duration `{text}`: write a number and a unit, like 90s, 30m, 1h, 7d or 1h30m")
+        format!(
+            "invalid duration `{text}`: write a number and a unit, like 90s, 30m, 1h, 7d or 1h30m"
+        )
     };
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -19,7 +22,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit_ms: u64 = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -31,7 +36,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         };
         rest = &rest[unit_len..];
         let ms = n.checked_mul(unit_ms).ok_or_else(bad)?;
-        total = total.checked_add(Duration::from_millis(ms)).ok_or_else(bad)?;
+        total = total
+            .checked_add(Duration::from_millis(ms))
+            .ok_or_else(bad)?;
     }
     Ok(total)
 }
@@ -43,9 +50,15 @@ pub fn format(d: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if ms >= size {
-            out.push_str(&format!("{}{unit}", ms / size));
+            let _ = write!(out, "{}{unit}", ms / size);
             ms %= size;
         }
     }
@@ -74,6 +87,9 @@ mod tests {
     fn formats_back() {
         assert_eq!(format(Duration::from_secs(5400)), "1h30m");
         assert_eq!(format(Duration::ZERO), "0s");
-        assert_eq!(parse(&format(Duration::from_millis(90_061_001))), Ok(Duration::from_millis(90_061_001)));
+        assert_eq!(
+            parse(&format(Duration::from_millis(90_061_001))),
+            Ok(Duration::from_millis(90_061_001))
+        );
     }
 }

@@ -15,6 +15,7 @@
 mod duration;
 mod table;
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -304,7 +305,7 @@ fn list_table(records: &[CallRecord]) -> String {
         })
         .collect();
     let mut out = render(&headers, &rows);
-    out.push_str(&format!("{} calls\n", records.len()));
+    let _ = writeln!(out, "{} calls", records.len());
     out
 }
 
@@ -336,7 +337,7 @@ fn show(r: &CallRecord) -> String {
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (key, value) in fields {
-        out.push_str(&format!("{key:<width$}  {value}\n"));
+        let _ = writeln!(out, "{key:<width$}  {value}");
     }
     out.push_str("args:\n");
     for line in args.lines() {

@@ -61,7 +61,10 @@ mod tests {
     fn columns_line_up() {
         let out = render(
             &[("NAME", Align::Left), ("N", Align::Right)],
-            &[vec!["a".into(), "10".into()], vec!["long".into(), "2".into()]],
+            &[
+                vec!["a".into(), "10".into()],
+                vec!["long".into(), "2".into()],
+            ],
         );
         assert_eq!(out, "NAME   N\na     10\nlong   2\n");
     }

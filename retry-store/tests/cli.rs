@@ -81,9 +81,19 @@ async fn filled() -> Filled {
                 last_wait_ns: 0,
                 attempt_started: now,
             };
-            let error = if cid == ids.2 { "card declined" } else { "smtp down" };
+            let error = if cid == ids.2 {
+                "card declined"
+            } else {
+                "smtp down"
+            };
             let buried = store
-                .bury(cid, c.fence, Some(progress), "exhausted".into(), Some(error.into()))
+                .bury(
+                    cid,
+                    c.fence,
+                    Some(progress),
+                    "exhausted".into(),
+                    Some(error.into()),
+                )
                 .await
                 .unwrap();
             assert!(buried);
@@ -120,7 +130,11 @@ async fn stats_table_and_json() {
 
     let v = json(&retry_store(&f.url, &["stats", "--json"]));
     assert_eq!(v["total"], 4);
-    assert_eq!(v["rows"].as_array().unwrap().len(), 4, "one row per (function, state)");
+    assert_eq!(
+        v["rows"].as_array().unwrap().len(),
+        4,
+        "one row per (function, state)"
+    );
 }
 
 #[tokio::test]
@@ -144,14 +158,28 @@ async fn list_with_filters() {
 
     let v = json(&retry_store(
         &f.url,
-        &["--json", "list", "--state", "dead", "--function", "billing::charge"],
+        &[
+            "--json",
+            "list",
+            "--state",
+            "dead",
+            "--function",
+            "billing::charge",
+        ],
     ));
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["last_error"], "card declined");
     assert_eq!(v[0]["state"], "dead");
 
-    let v = json(&retry_store(&f.url, &["list", "--older-than", "1h", "--json"]));
-    assert_eq!(v.as_array().unwrap().len(), 0, "everything changed just now");
+    let v = json(&retry_store(
+        &f.url,
+        &["list", "--older-than", "1h", "--json"],
+    ));
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        0,
+        "everything changed just now"
+    );
     let v = json(&retry_store(&f.url, &["list", "--limit", "2", "--json"]));
     assert_eq!(v.as_array().unwrap().len(), 2);
 
@@ -169,9 +197,15 @@ async fn show_prints_the_whole_record() {
     assert!(out.contains("billing::charge"));
     assert!(out.contains("card declined"));
     assert!(out.contains("exhausted"));
-    assert!(out.contains("\"invoice\": 42"), "arguments pretty-printed: {out}");
+    assert!(
+        out.contains("\"invoice\": 42"),
+        "arguments pretty-printed: {out}"
+    );
 
-    let v = json(&retry_store(&f.url, &["show", &f.dead.to_string(), "--json"]));
+    let v = json(&retry_store(
+        &f.url,
+        &["show", &f.dead.to_string(), "--json"],
+    ));
     assert_eq!(v["cid"], f.dead.to_string());
     assert_eq!(v["attempts"], 4);
     assert_eq!(v["args"], r#"{"invoice":42}"#);
@@ -192,7 +226,13 @@ async fn requeue_one_and_all_dead() {
 
     let v = json(&retry_store(
         &f.url,
-        &["requeue", "--dead", "--function", "billing::charge", "--json"],
+        &[
+            "requeue",
+            "--dead",
+            "--function",
+            "billing::charge",
+            "--json",
+        ],
     ));
     assert_eq!(v["requeued"], 0, "billing's dead call was requeued already");
     assert_eq!(state(&f.url, f.dead_other).await, Some(CallState::Dead));
@@ -204,7 +244,10 @@ async fn requeue_one_and_all_dead() {
 #[tokio::test]
 async fn cancel_a_pending_call() {
     let f = filled().await;
-    let v = json(&retry_store(&f.url, &["cancel", &f.pending.to_string(), "--json"]));
+    let v = json(&retry_store(
+        &f.url,
+        &["cancel", &f.pending.to_string(), "--json"],
+    ));
     assert_eq!(v["cancelled"], f.pending.to_string());
     assert_eq!(state(&f.url, f.pending).await, Some(CallState::Cancelled));
     fails_with(
@@ -229,7 +272,10 @@ async fn purge_by_state_and_age() {
     assert_eq!(v["purged"], 2);
     assert_eq!(state(&f.url, f.dead).await, None);
     fails_with(
-        &retry_store(&f.url, &["purge", "--state", "pending", "--older-than", "1h"]),
+        &retry_store(
+            &f.url,
+            &["purge", "--state", "pending", "--older-than", "1h"],
+        ),
         "only finished calls can be purged",
     );
     assert_eq!(state(&f.url, f.pending).await, Some(CallState::Pending));
@@ -250,7 +296,10 @@ async fn unknown_and_malformed_ids() {
 
 #[test]
 fn bad_url() {
-    fails_with(&retry_store("calls.db", &["stats"]), "bad store URL `calls.db`");
+    fails_with(
+        &retry_store("calls.db", &["stats"]),
+        "bad store URL `calls.db`",
+    );
     fails_with(
         &retry_store("postgres://db/calls", &["stats"]),
         "`postgres` feature",

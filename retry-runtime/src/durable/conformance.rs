@@ -71,7 +71,14 @@ async fn finished(store: &Store, function: &str) -> (CorrelationId, CorrelationI
     assert!(b.complete(ok, fence, 1, at(0), at(1)).await.unwrap());
     let (dead, fence) = running(store, function, "w", 0).await;
     assert!(b
-        .bury(dead, fence, Some(progress(3, at(0))), "exhausted".into(), Some("boom".into()), at(1))
+        .bury(
+            dead,
+            fence,
+            Some(progress(3, at(0))),
+            "exhausted".into(),
+            Some("boom".into()),
+            at(1)
+        )
         .await
         .unwrap());
     let cancelled = enqueue(store, function, 0).await;
@@ -95,10 +102,17 @@ pub async fn lifecycle_success(store: &Store) {
     assert_eq!((r.attempts, r.fence, r.last_wait_ns), (0, 0, 0));
     assert_eq!(r.created_at, at(0));
     assert_eq!(r.updated_at, at(0));
-    assert_eq!(r.next_due_at, Some(at(0)), "no due time given: due at enqueue");
+    assert_eq!(
+        r.next_due_at,
+        Some(at(0)),
+        "no due time given: due at enqueue"
+    );
     assert_eq!((r.worker, r.lease_until, r.started_at), (None, None, None));
 
-    let claims = b.claim("w1", &names(&["mail::send"]), 10, LEASE, at(1)).await.unwrap();
+    let claims = b
+        .claim("w1", &names(&["mail::send"]), 10, LEASE, at(1))
+        .await
+        .unwrap();
     assert_eq!(claims.len(), 1);
     let claim = &claims[0];
     assert_eq!(claim.record.state, CallState::Running);
@@ -129,7 +143,14 @@ pub async fn lifecycle_retry_then_dead(store: &Store) {
     let b = store.backend();
     let (cid, fence) = running(store, "f", "w1", 0).await;
     assert!(b
-        .reschedule(cid, fence, progress(1, at(0)), at(10), "boom 1".into(), at(1))
+        .reschedule(
+            cid,
+            fence,
+            progress(1, at(0)),
+            at(10),
+            "boom 1".into(),
+            at(1)
+        )
         .await
         .unwrap());
     let r = record(store, cid).await;
@@ -141,16 +162,32 @@ pub async fn lifecycle_retry_then_dead(store: &Store) {
     assert_eq!(r.last_error.as_deref(), Some("boom 1"));
     assert_eq!((r.worker, r.lease_until), (None, None));
 
-    let early = b.claim("w2", &names(&["f"]), 10, LEASE, at(9)).await.unwrap();
-    assert!(early.is_empty(), "a waiting call is not claimed before it is due");
-    let claims = b.claim("w2", &names(&["f"]), 10, LEASE, at(10)).await.unwrap();
+    let early = b
+        .claim("w2", &names(&["f"]), 10, LEASE, at(9))
+        .await
+        .unwrap();
+    assert!(
+        early.is_empty(),
+        "a waiting call is not claimed before it is due"
+    );
+    let claims = b
+        .claim("w2", &names(&["f"]), 10, LEASE, at(10))
+        .await
+        .unwrap();
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0].fence, 2);
     assert_eq!(claims[0].record.attempts, 1);
     assert_eq!(claims[0].record.worker.as_deref(), Some("w2"));
 
     assert!(b
-        .bury(cid, 2, Some(progress(2, at(10))), "exhausted".into(), Some("boom 2".into()), at(11))
+        .bury(
+            cid,
+            2,
+            Some(progress(2, at(10))),
+            "exhausted".into(),
+            Some("boom 2".into()),
+            at(11)
+        )
         .await
         .unwrap());
     let r = record(store, cid).await;
@@ -161,7 +198,10 @@ pub async fn lifecycle_retry_then_dead(store: &Store) {
     assert_eq!(r.first_attempt_at, Some(at(0)));
     assert_eq!(r.last_attempt_at, Some(at(10)));
     assert_eq!(r.next_due_at, None);
-    let later = b.claim("w2", &names(&["f"]), 10, LEASE, at(1000)).await.unwrap();
+    let later = b
+        .claim("w2", &names(&["f"]), 10, LEASE, at(1000))
+        .await
+        .unwrap();
     assert!(later.is_empty(), "a dead call is never claimed");
 }
 
@@ -173,9 +213,19 @@ pub async fn bury_undecodable_keeps_attempts(store: &Store) {
         .reschedule(cid, fence, progress(2, at(0)), at(5), "boom".into(), at(1))
         .await
         .unwrap());
-    let claims = b.claim("w1", &names(&["f"]), 1, LEASE, at(5)).await.unwrap();
+    let claims = b
+        .claim("w1", &names(&["f"]), 1, LEASE, at(5))
+        .await
+        .unwrap();
     assert!(b
-        .bury(cid, claims[0].fence, None, "arguments do not decode".into(), None, at(6))
+        .bury(
+            cid,
+            claims[0].fence,
+            None,
+            "arguments do not decode".into(),
+            None,
+            at(6)
+        )
         .await
         .unwrap());
     let r = record(store, cid).await;
@@ -183,7 +233,11 @@ pub async fn bury_undecodable_keeps_attempts(store: &Store) {
     assert_eq!(r.attempts, 2);
     assert_eq!(r.last_attempt_at, Some(at(0)));
     assert_eq!(r.dead_reason.as_deref(), Some("arguments do not decode"));
-    assert_eq!(r.last_error.as_deref(), Some("boom"), "no new error: the last one is kept");
+    assert_eq!(
+        r.last_error.as_deref(),
+        Some("boom"),
+        "no new error: the last one is kept"
+    );
 }
 
 /// Cancel works from pending, waiting and running, not from a finished state.
@@ -198,7 +252,14 @@ pub async fn cancel_from_each_state(store: &Store) {
 
     let (waiting, fence) = running(store, "f", "w1", 0).await;
     assert!(b
-        .reschedule(waiting, fence, progress(1, at(0)), at(50), "boom".into(), at(1))
+        .reschedule(
+            waiting,
+            fence,
+            progress(1, at(0)),
+            at(50),
+            "boom".into(),
+            at(1)
+        )
         .await
         .unwrap());
     assert!(b.cancel(waiting, at(2)).await.unwrap());
@@ -212,8 +273,15 @@ pub async fn cancel_from_each_state(store: &Store) {
     assert_eq!((r.worker.clone(), r.lease_until), (None, None));
     assert!(!b.complete(run, fence, 1, at(0), at(3)).await.unwrap());
     assert!(!b.renew(run, fence, LEASE, at(3)).await.unwrap());
-    assert_eq!(record(store, run).await, r, "the late outcome changed nothing");
-    let none = b.claim("w2", &names(&["f"]), 10, LEASE, at(1000)).await.unwrap();
+    assert_eq!(
+        record(store, run).await,
+        r,
+        "the late outcome changed nothing"
+    );
+    let none = b
+        .claim("w2", &names(&["f"]), 10, LEASE, at(1000))
+        .await
+        .unwrap();
     assert!(none.is_empty(), "cancelled calls are never claimed");
 }
 
@@ -227,7 +295,10 @@ pub async fn cancel_finished_is_refused(store: &Store) {
         (cancelled, CallState::Cancelled),
     ] {
         let before = record(store, cid).await;
-        assert!(!b.cancel(cid, at(5)).await.unwrap(), "{state} cannot be cancelled");
+        assert!(
+            !b.cancel(cid, at(5)).await.unwrap(),
+            "{state} cannot be cancelled"
+        );
         assert_eq!(record(store, cid).await, before);
     }
     assert!(!b.cancel(CorrelationId::new(), at(5)).await.unwrap());
@@ -238,7 +309,13 @@ pub async fn lease_expiry_and_reclaim(store: &Store) {
     let b = store.backend();
     let (cid, old) = running(store, "f", "w1", 0).await;
     let f = names(&["f"]);
-    assert!(b.claim("w2", &f, 10, LEASE, at(29)).await.unwrap().is_empty(), "lease still held");
+    assert!(
+        b.claim("w2", &f, 10, LEASE, at(29))
+            .await
+            .unwrap()
+            .is_empty(),
+        "lease still held"
+    );
     let claims = b.claim("w2", &f, 10, LEASE, at(30)).await.unwrap();
     assert_eq!(claims.len(), 1, "an expired lease is reclaimed");
     let new = claims[0].fence;
@@ -255,11 +332,25 @@ pub async fn lease_expiry_and_reclaim(store: &Store) {
         .await
         .unwrap());
     assert!(!b
-        .bury(cid, old, Some(progress(1, at(0))), "late".into(), None, at(31))
+        .bury(
+            cid,
+            old,
+            Some(progress(1, at(0))),
+            "late".into(),
+            None,
+            at(31)
+        )
         .await
         .unwrap());
-    assert!(!b.bury(cid, old, None, "late".into(), None, at(31)).await.unwrap());
-    assert_eq!(record(store, cid).await, before, "fenced-off writes change nothing");
+    assert!(!b
+        .bury(cid, old, None, "late".into(), None, at(31))
+        .await
+        .unwrap());
+    assert_eq!(
+        record(store, cid).await,
+        before,
+        "fenced-off writes change nothing"
+    );
 
     assert!(b.complete(cid, new, 1, at(30), at(32)).await.unwrap());
     assert_eq!(record(store, cid).await.state, CallState::Succeeded);
@@ -274,7 +365,11 @@ pub async fn renew_extends_lease(store: &Store) {
     assert_eq!(r.lease_until, Some(at(50)));
     assert_eq!(r.fence, fence, "renewing keeps the fence");
     let f = names(&["f"]);
-    assert!(b.claim("w2", &f, 10, LEASE, at(40)).await.unwrap().is_empty());
+    assert!(b
+        .claim("w2", &f, 10, LEASE, at(40))
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(b.claim("w2", &f, 10, LEASE, at(50)).await.unwrap().len(), 1);
 }
 
@@ -291,14 +386,24 @@ pub async fn release_on_shutdown(store: &Store) {
         assert_eq!(r.next_due_at, Some(at(5)));
         assert_eq!((r.worker.clone(), r.lease_until), (None, None));
         assert!(r.fence > fence);
-        assert!(!b.complete(cid, fence, 1, at(0), at(6)).await.unwrap(), "late outcome fenced");
+        assert!(
+            !b.complete(cid, fence, 1, at(0), at(6)).await.unwrap(),
+            "late outcome fenced"
+        );
         assert_eq!(record(store, cid).await, r);
     }
     let r = record(store, other).await;
-    assert_eq!(r.state, CallState::Running, "another worker's calls are left");
+    assert_eq!(
+        r.state,
+        CallState::Running,
+        "another worker's calls are left"
+    );
     assert_eq!(r.fence, fo);
     assert_eq!(b.release("w1", at(6)).await.unwrap(), 0);
-    let claims = b.claim("w3", &names(&["f"]), 10, LEASE, at(5)).await.unwrap();
+    let claims = b
+        .claim("w3", &names(&["f"]), 10, LEASE, at(5))
+        .await
+        .unwrap();
     assert_eq!(claims.len(), 2, "released calls are due at once");
 }
 
@@ -316,11 +421,20 @@ pub async fn requeue_one(store: &Store) {
     assert!(b.requeue(cancelled, at(100)).await.unwrap());
     assert_eq!(record(store, cancelled).await.state, CallState::Pending);
 
-    assert!(!b.requeue(ok, at(100)).await.unwrap(), "a succeeded call is not requeued");
+    assert!(
+        !b.requeue(ok, at(100)).await.unwrap(),
+        "a succeeded call is not requeued"
+    );
     assert_eq!(record(store, ok).await.state, CallState::Succeeded);
-    assert!(!b.requeue(dead, at(101)).await.unwrap(), "a pending call is not requeued");
+    assert!(
+        !b.requeue(dead, at(101)).await.unwrap(),
+        "a pending call is not requeued"
+    );
     assert!(!b.requeue(CorrelationId::new(), at(101)).await.unwrap());
-    let claims = b.claim("w", &names(&["f"]), 10, LEASE, at(100)).await.unwrap();
+    let claims = b
+        .claim("w", &names(&["f"]), 10, LEASE, at(100))
+        .await
+        .unwrap();
     assert_eq!(claims.len(), 2, "requeued calls are due at once");
 }
 
@@ -333,8 +447,16 @@ pub async fn requeue_all_dead(store: &Store) {
     assert_eq!(b.requeue_dead(Some("f"), at(10)).await.unwrap(), 2);
     assert_eq!(record(store, f_dead).await.state, CallState::Pending);
     assert_eq!(record(store, f_dead2).await.state, CallState::Pending);
-    assert_eq!(record(store, g_dead).await.state, CallState::Dead, "other function left");
-    assert_eq!(record(store, f_cancelled).await.state, CallState::Cancelled, "only dead ones");
+    assert_eq!(
+        record(store, g_dead).await.state,
+        CallState::Dead,
+        "other function left"
+    );
+    assert_eq!(
+        record(store, f_cancelled).await.state,
+        CallState::Cancelled,
+        "only dead ones"
+    );
     assert_eq!(b.requeue_dead(None, at(11)).await.unwrap(), 1);
     assert_eq!(record(store, g_dead).await.state, CallState::Pending);
     assert_eq!(b.requeue_dead(None, at(12)).await.unwrap(), 0);
@@ -349,18 +471,39 @@ pub async fn purge_by_state_and_age(store: &Store) {
     let pending = enqueue(store, "f", 0).await;
 
     let now = at(901); // `ok` changed 900 s ago, `young` 300 s ago
-    assert_eq!(b.purge(CallState::Succeeded, Duration::from_secs(600), now).await.unwrap(), 1);
+    assert_eq!(
+        b.purge(CallState::Succeeded, Duration::from_secs(600), now)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(store.get(ok).await.unwrap().is_none());
-    assert!(store.get(young).await.unwrap().is_some(), "too young to purge");
+    assert!(
+        store.get(young).await.unwrap().is_some(),
+        "too young to purge"
+    );
     assert!(store.get(dead).await.unwrap().is_some(), "another state");
-    assert_eq!(b.purge(CallState::Dead, Duration::from_secs(600), now).await.unwrap(), 1);
+    assert_eq!(
+        b.purge(CallState::Dead, Duration::from_secs(600), now)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(store.get(dead).await.unwrap().is_none());
-    assert_eq!(b.purge(CallState::Cancelled, Duration::ZERO, now).await.unwrap(), 1);
+    assert_eq!(
+        b.purge(CallState::Cancelled, Duration::ZERO, now)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(store.get(cancelled).await.unwrap().is_none());
 
     for state in [CallState::Pending, CallState::Running, CallState::Waiting] {
         let err = b.purge(state, Duration::ZERO, now).await.unwrap_err();
-        assert!(matches!(err, StoreError::Invalid(_)), "purge {state}: {err}");
+        assert!(
+            matches!(err, StoreError::Invalid(_)),
+            "purge {state}: {err}"
+        );
     }
     assert_eq!(record(store, pending).await.state, CallState::Pending);
     assert_eq!(store.stats().await.unwrap().total(), 2);
@@ -384,7 +527,11 @@ pub async fn stats_counts(store: &Store) {
     assert_eq!(stats.count("h", CallState::Running), 1);
     assert_eq!(stats.count("h", CallState::Pending), 0);
     assert_eq!(stats.count_state(CallState::Pending), 3);
-    assert_eq!(stats.rows.len(), 6, "one row per (function, state) with calls");
+    assert_eq!(
+        stats.rows.len(),
+        6,
+        "one row per (function, state) with calls"
+    );
 }
 
 /// List filters by state, function, age and count, oldest change first.
@@ -427,7 +574,11 @@ pub async fn list_filters(store: &Store) {
         function: Some("g".into()),
         ..ListFilter::default()
     };
-    assert_eq!(cids(b.list(&f, now).await.unwrap()), vec![g1], "g2 changed 100 s ago");
+    assert_eq!(
+        cids(b.list(&f, now).await.unwrap()),
+        vec![g1],
+        "g2 changed 100 s ago"
+    );
 
     let f = ListFilter {
         state: Some(CallState::Succeeded),
@@ -454,11 +605,18 @@ pub async fn only_registered_functions_claimed(store: &Store) {
     let f = enqueue(store, "known", 0).await;
     let g = enqueue(store, "unknown", 0).await;
     let before = record(store, g).await;
-    let claims = b.claim("w", &names(&["known", "other"]), 10, LEASE, at(1)).await.unwrap();
+    let claims = b
+        .claim("w", &names(&["known", "other"]), 10, LEASE, at(1))
+        .await
+        .unwrap();
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0].record.cid, f);
     assert_eq!(record(store, g).await, before, "unknown function untouched");
-    assert!(b.claim("w", &[], 10, LEASE, at(1)).await.unwrap().is_empty());
+    assert!(b
+        .claim("w", &[], 10, LEASE, at(1))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// A claim takes at most `limit` calls, the earliest due first.
@@ -484,7 +642,13 @@ pub async fn claim_batch_limit(store: &Store) {
     assert_eq!(b.claim("w", &f, 2, LEASE, at(10)).await.unwrap().len(), 2);
     assert_eq!(b.claim("w", &f, 2, LEASE, at(10)).await.unwrap().len(), 1);
     assert!(b.claim("w", &f, 2, LEASE, at(10)).await.unwrap().is_empty());
-    assert!(b.claim("w", &f, 0, LEASE, at(100)).await.unwrap().is_empty(), "limit 0");
+    assert!(
+        b.claim("w", &f, 0, LEASE, at(100))
+            .await
+            .unwrap()
+            .is_empty(),
+        "limit 0"
+    );
 }
 
 /// The earliest time claimable work of the given functions comes due, leases included.
@@ -494,16 +658,35 @@ pub async fn next_due(store: &Store) {
     assert_eq!(b.next_due(&f).await.unwrap(), None);
     enqueue(store, "f", 50).await;
     enqueue(store, "g", 5).await;
-    assert_eq!(b.next_due(&f).await.unwrap(), Some(at(50)), "other functions ignored");
+    assert_eq!(
+        b.next_due(&f).await.unwrap(),
+        Some(at(50)),
+        "other functions ignored"
+    );
     let (waiting, fence) = running(store, "f", "w", 0).await; // lease until at(30)
-    assert_eq!(b.next_due(&f).await.unwrap(), Some(at(30)), "a lease's expiry");
+    assert_eq!(
+        b.next_due(&f).await.unwrap(),
+        Some(at(30)),
+        "a lease's expiry"
+    );
     assert!(b
-        .reschedule(waiting, fence, progress(1, at(0)), at(40), "boom".into(), at(1))
+        .reschedule(
+            waiting,
+            fence,
+            progress(1, at(0)),
+            at(40),
+            "boom".into(),
+            at(1)
+        )
         .await
         .unwrap());
     assert_eq!(b.next_due(&f).await.unwrap(), Some(at(40)));
     assert!(b.cancel(waiting, at(2)).await.unwrap());
-    assert_eq!(b.next_due(&f).await.unwrap(), Some(at(50)), "finished calls ignored");
+    assert_eq!(
+        b.next_due(&f).await.unwrap(),
+        Some(at(50)),
+        "finished calls ignored"
+    );
     assert_eq!(b.next_due(&names(&["f", "g"])).await.unwrap(), Some(at(5)));
     assert_eq!(b.next_due(&[]).await.unwrap(), None);
 }
@@ -518,7 +701,11 @@ pub async fn duplicate_cid_is_an_error(store: &Store) {
     let err = b.enqueue(vec![fresh, again], at(1)).await.unwrap_err();
     assert_eq!(err, StoreError::Duplicate(a));
     assert!(store.get(fresh_cid).await.unwrap().is_none(), "all or none");
-    assert_eq!(record(store, a).await.args, r#"{"n":1}"#, "the first call is kept");
+    assert_eq!(
+        record(store, a).await.args,
+        r#"{"n":1}"#,
+        "the first call is kept"
+    );
 
     let bad = NewCall::new("f", "{not json");
     let bad_cid = bad.cid;

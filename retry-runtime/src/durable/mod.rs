@@ -1,5 +1,5 @@
 //! Durable calls: calls kept in a database until they succeed or are given up, so they
-//! survive a crash or a restart of the program that made them.
+//! survive a crash or a restart of the program that made them. Needs the `sqlite` feature.
 //!
 //! This module is the storage half: the [`Store`] that keeps the calls, the [`Backend`] trait
 //! a database implements, and the SQLite backend. The worker that runs the calls and the

@@ -12,7 +12,9 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::{Type, Value};
-use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
+use rusqlite::{
+    params, params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension, Row,
+};
 use tokio::sync::oneshot;
 
 use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats, StatsRow};
@@ -104,7 +106,11 @@ impl SqliteBackend {
     /// [`StoreError::NoStore`] (missing file, `create` unset), [`StoreError::NotAStore`] (not
     /// SQLite, damaged, or another program's database), [`StoreError::NewerSchema`],
     /// [`StoreError::Io`].
-    pub fn open_file(path: &Path, synchronous: Synchronous, create: bool) -> Result<Self, StoreError> {
+    pub fn open_file(
+        path: &Path,
+        synchronous: Synchronous,
+        create: bool,
+    ) -> Result<Self, StoreError> {
         if !create && !path.exists() {
             return Err(StoreError::NoStore {
                 path: path.to_owned(),
@@ -115,7 +121,8 @@ impl SqliteBackend {
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
-        let writer = Connection::open_with_flags(path, flags).map_err(|e| open_error(&shown, &e))?;
+        let writer =
+            Connection::open_with_flags(path, flags).map_err(|e| open_error(&shown, &e))?;
         prepare(&writer, &shown)?;
         // Only now that the file is known to be ours is anything about it changed.
         let mode: String = writer
@@ -254,7 +261,7 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>, commits: &AtomicU6
             }
         };
         for reply in replies {
-            reply(outcome.as_ref().map(|()| ()));
+            reply(outcome.as_ref().copied());
         }
     }
 }
@@ -264,7 +271,8 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT job").map_err(|e| db_error(&e))?;
+    conn.execute_batch("SAVEPOINT job")
+        .map_err(|e| db_error(&e))?;
     let result = f(conn);
     let end = if result.is_ok() {
         "RELEASE job"
@@ -352,13 +360,18 @@ fn open_error(shown: &str, e: &rusqlite::Error) -> StoreError {
 
 fn db_error(e: &rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
-        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly | ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => {
-            StoreError::Io(e.to_string())
-        }
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::ReadOnly
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure,
+        ) => StoreError::Io(e.to_string()),
         _ => StoreError::Backend(e.to_string()),
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // made for `map_err(sql)`
 fn sql(e: rusqlite::Error) -> StoreError {
     db_error(&e)
 }
@@ -443,7 +456,9 @@ fn record(row: &Row<'_>) -> rusqlite::Result<CallRecord> {
 
 /// `?N, ?N+1, ...` for the function names, and the names as values.
 fn function_list(functions: &[String], first: usize) -> (String, Vec<Value>) {
-    let marks: Vec<String> = (0..functions.len()).map(|i| format!("?{}", first + i)).collect();
+    let marks: Vec<String> = (0..functions.len())
+        .map(|i| format!("?{}", first + i))
+        .collect();
     let values = functions.iter().map(|f| Value::Text(f.clone())).collect();
     (marks.join(", "), values)
 }
@@ -453,10 +468,17 @@ fn changed(n: usize) -> bool {
 }
 
 impl Backend for SqliteBackend {
-    fn enqueue(&self, calls: Vec<NewCall>, now: SystemTime) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn enqueue(
+        &self,
+        calls: Vec<NewCall>,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         for call in &calls {
             if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&call.args) {
-                let err = StoreError::Invalid(format!("the arguments of call {} are not JSON: {e}", call.cid));
+                let err = StoreError::Invalid(format!(
+                    "the arguments of call {} are not JSON: {e}",
+                    call.cid
+                ));
                 return Box::pin(async move { Err(err) });
             }
         }
@@ -520,7 +542,9 @@ impl Backend for SqliteBackend {
         args.append(&mut values);
         self.write(move |conn| {
             let mut stmt = conn.prepare(&query).map_err(sql)?;
-            let rows = stmt.query_map(params_from_iter(args), record).map_err(sql)?;
+            let rows = stmt
+                .query_map(params_from_iter(args), record)
+                .map_err(sql)?;
             let mut claims = Vec::new();
             for row in rows {
                 let record = row.map_err(sql)?;
@@ -565,7 +589,13 @@ impl Backend for SqliteBackend {
                  first_attempt_at = COALESCE(first_attempt_at, ?4), last_attempt_at = ?4, \
                  worker = NULL, lease_until = NULL, next_due_at = NULL, updated_at = ?5 \
                  WHERE cid = ?1 AND fence = ?2 AND state = 'running'",
-                params![cid.to_string(), int(fence), attempts, ms(attempt_started), ms(now)],
+                params![
+                    cid.to_string(),
+                    int(fence),
+                    attempts,
+                    ms(attempt_started),
+                    ms(now)
+                ],
             )
             .map(changed)
             .map_err(sql)
@@ -646,7 +676,11 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn release<'a>(&'a self, worker: &'a str, now: SystemTime) -> BoxFuture<'a, Result<u64, StoreError>> {
+    fn release<'a>(
+        &'a self,
+        worker: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
         let worker = worker.to_owned();
         self.write(move |conn| {
             conn.execute(
@@ -660,7 +694,11 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn cancel(&self, cid: CorrelationId, now: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn cancel(
+        &self,
+        cid: CorrelationId,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
         self.write(move |conn| {
             conn.execute(
                 "UPDATE calls SET state = 'cancelled', fence = fence + 1, worker = NULL, \
@@ -707,7 +745,11 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn requeue(&self, cid: CorrelationId, now: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn requeue(
+        &self,
+        cid: CorrelationId,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
         self.write(move |conn| {
             conn.execute(
                 "UPDATE calls SET state = 'pending', attempts = 0, started_at = NULL, \
@@ -784,7 +826,10 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn next_due<'a>(&'a self, functions: &'a [String]) -> BoxFuture<'a, Result<Option<SystemTime>, StoreError>> {
+    fn next_due<'a>(
+        &'a self,
+        functions: &'a [String],
+    ) -> BoxFuture<'a, Result<Option<SystemTime>, StoreError>> {
         if functions.is_empty() {
             return Box::pin(async { Ok(None) });
         }
@@ -794,9 +839,11 @@ impl Backend for SqliteBackend {
              FROM calls WHERE state IN ('pending', 'waiting', 'running') AND function IN ({marks})"
         );
         self.read(move |conn| {
-            conn.query_row(&query, params_from_iter(values), |r| r.get::<_, Option<i64>>(0))
-                .map(|t| t.map(time))
-                .map_err(sql)
+            conn.query_row(&query, params_from_iter(values), |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map(|t| t.map(time))
+            .map_err(sql)
         })
     }
 }

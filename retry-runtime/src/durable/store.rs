@@ -101,7 +101,11 @@ pub trait Backend: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Duplicate`] if an ID is already stored (or repeated in `calls`),
     /// [`StoreError::Invalid`] if some `args` is not JSON.
-    fn enqueue(&self, calls: Vec<NewCall>, now: SystemTime) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn enqueue(
+        &self,
+        calls: Vec<NewCall>,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Claims up to `limit` due calls of the given functions for `worker`: pending or waiting
     /// calls due at or before `now`, and running calls whose lease expired at or before `now`.
@@ -164,11 +168,19 @@ pub trait Backend: Send + Sync + 'static {
     /// A worker shutting down hands its running calls back: each becomes `waiting`, due at
     /// `now`, without a lease and with a raised fence (so the worker's late outcomes are
     /// refused). Returns how many were released.
-    fn release<'a>(&'a self, worker: &'a str, now: SystemTime) -> BoxFuture<'a, Result<u64, StoreError>>;
+    fn release<'a>(
+        &'a self,
+        worker: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
 
     /// Cancels a pending, waiting or running call (raising its fence, so a running attempt's
     /// outcome is refused). `false` if the call is unknown or already finished.
-    fn cancel(&self, cid: CorrelationId, now: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>>;
+    fn cancel(
+        &self,
+        cid: CorrelationId,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
 
     /// The call's record, if stored.
     fn get(&self, cid: CorrelationId) -> BoxFuture<'_, Result<Option<CallRecord>, StoreError>>;
@@ -183,7 +195,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Puts a dead or cancelled call back to `pending`, due at `now`, with its attempts reset to
     /// 0 and its start cleared (its last error is kept). `false` if unknown or in another state.
-    fn requeue(&self, cid: CorrelationId, now: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>>;
+    fn requeue(
+        &self,
+        cid: CorrelationId,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
 
     /// [`requeue`](Backend::requeue)s every dead call (of `function`, if given); returns how many.
     fn requeue_dead<'a>(
@@ -209,7 +225,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The earliest time a call of the given functions becomes claimable (a due time, or the
     /// expiry of a running call's lease); `None` if there is none. For the worker's timer.
-    fn next_due<'a>(&'a self, functions: &'a [String]) -> BoxFuture<'a, Result<Option<SystemTime>, StoreError>>;
+    fn next_due<'a>(
+        &'a self,
+        functions: &'a [String],
+    ) -> BoxFuture<'a, Result<Option<SystemTime>, StoreError>>;
 }
 
 /// A parsed store URL.
@@ -407,8 +426,15 @@ impl Store {
     ///
     /// # Errors
     /// A database error.
-    pub async fn renew(&self, cid: CorrelationId, fence: u64, lease: Duration) -> Result<bool, StoreError> {
-        self.backend.renew(cid, fence, lease, SystemTime::now()).await
+    pub async fn renew(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.backend
+            .renew(cid, fence, lease, SystemTime::now())
+            .await
     }
 
     /// See [`Backend::complete`].
@@ -510,7 +536,10 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn requeue_dead(&self, function: Option<&str>) -> Result<u64, StoreError> {
-        let n = self.backend.requeue_dead(function, SystemTime::now()).await?;
+        let n = self
+            .backend
+            .requeue_dead(function, SystemTime::now())
+            .await?;
         if n > 0 {
             self.wake.notify_waiters();
         }
@@ -522,7 +551,9 @@ impl Store {
     /// # Errors
     /// [`StoreError::Invalid`] for an unfinished state; a database error.
     pub async fn purge(&self, state: CallState, older_than: Duration) -> Result<u64, StoreError> {
-        self.backend.purge(state, older_than, SystemTime::now()).await
+        self.backend
+            .purge(state, older_than, SystemTime::now())
+            .await
     }
 
     /// See [`Backend::stats`].
