@@ -473,6 +473,9 @@ impl Backend for SqliteBackend {
         calls: Vec<NewCall>,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
+        if calls.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
         for call in &calls {
             if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&call.args) {
                 let err = StoreError::Invalid(format!(
@@ -541,7 +544,7 @@ impl Backend for SqliteBackend {
         ];
         args.append(&mut values);
         self.write(move |conn| {
-            let mut stmt = conn.prepare(&query).map_err(sql)?;
+            let mut stmt = conn.prepare_cached(&query).map_err(sql)?;
             let rows = stmt
                 .query_map(params_from_iter(args), record)
                 .map_err(sql)?;
@@ -839,11 +842,12 @@ impl Backend for SqliteBackend {
              FROM calls WHERE state IN ('pending', 'waiting', 'running') AND function IN ({marks})"
         );
         self.read(move |conn| {
-            conn.query_row(&query, params_from_iter(values), |r| {
-                r.get::<_, Option<i64>>(0)
-            })
-            .map(|t| t.map(time))
-            .map_err(sql)
+            conn.prepare_cached(&query)
+                .and_then(|mut stmt| {
+                    stmt.query_row(params_from_iter(values), |r| r.get::<_, Option<i64>>(0))
+                })
+                .map(|t| t.map(time))
+                .map_err(sql)
         })
     }
 }

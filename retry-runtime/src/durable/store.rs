@@ -110,7 +110,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Claims up to `limit` due calls of the given functions for `worker`: pending or waiting
     /// calls due at or before `now`, and running calls whose lease expired at or before `now`.
     /// Each becomes `running` with `lease_until = now + lease` and a raised fence; `attempts` is
-    /// unchanged. Calls of other functions are left alone. Earliest due first.
+    /// unchanged. Calls of other functions are left alone. The earliest due are taken first;
+    /// the order of the returned claims is unspecified.
     fn claim<'a>(
         &'a self,
         worker: &'a str,
