@@ -332,15 +332,14 @@ fn corrupt_file() {
 fn foreign_database() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("foreign.db");
-    // A SQLite database of another program, built by hand: the store's own dependency opens
-    // it through the tool below; rusqlite is not a dependency of this test crate.
+    // Another program's SQLite database: a valid store whose header's application ID is
+    // changed to someone else's (rusqlite is not a dependency of this crate).
     let store_url = format!("sqlite:{}", path.display());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        // Make a valid retry store, then mark it as someone else's.
         drop(Store::open(&store_url).await.unwrap());
     });
     let mut bytes = std::fs::read(&path).unwrap();
