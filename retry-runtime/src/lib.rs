@@ -202,6 +202,9 @@
 mod cid;
 pub mod engine;
 mod events;
+// Durable calls kept in a database (feature `sqlite`); documented in durable/mod.rs.
+#[cfg(feature = "sqlite")]
+pub mod durable;
 mod hooks;
 mod policy;
 mod report;

@@ -1,0 +1,91 @@
+//! Durable calls: calls kept in a database until they succeed or are given up, so they
+//! survive a crash or a restart of the program that made them. Needs the `sqlite` feature.
+//!
+//! This module is the storage half: the [`Store`] that keeps the calls, the [`Backend`] trait
+//! a database implements, and the SQLite backend. The worker that runs the calls and the
+//! `mode = "durable"` expansion of `#[retry]` are built on top of it.
+//!
+//! # A durable call
+//!
+//! Enqueuing stores a [`NewCall`]: the function's registered name, its arguments as JSON
+//! text, a [`CorrelationId`](crate::CorrelationId) and when it is due. A worker *claims* due
+//! calls of the functions it knows, taking a *lease* (a time until which the call is its
+//! own) and a *fencing token*; it runs an attempt, renews the lease while the attempt runs,
+//! and reports the outcome with the token:
+//!
+//! | state | meaning | leaves by |
+//! |---|---|---|
+//! | `pending` | enqueued, not yet attempted | claim, cancel |
+//! | `running` | claimed; a worker holds the lease | complete, reschedule, bury, release, cancel, lease expiry + claim |
+//! | `waiting` | an attempt failed; another is due at `next_due_at` | claim, cancel |
+//! | `succeeded` | done | purge |
+//! | `dead` | given up (policy exhausted, or arguments that no longer decode) | requeue, purge |
+//! | `cancelled` | cancelled | requeue, purge |
+//!
+//! # At least once
+//!
+//! A worker that dies mid-attempt cannot report; when its lease expires another worker claims
+//! the call and runs it again. So a durable call runs **at least once**, and an attempt may run
+//! after an earlier one whose outcome was lost. Make durable functions idempotent, with the
+//! call's ID as the idempotency key (for instance as the key of the payment request, or in a
+//! unique column of the row the function inserts). The fencing token guarantees only that the
+//! store records one outcome per claim: a worker whose lease expired and was re-claimed, or
+//! whose call was cancelled, gets `false` back and changes nothing.
+//!
+//! # URLs
+//!
+//! | URL | store |
+//! |---|---|
+//! | `sqlite:PATH` | the SQLite file at `PATH`, created if missing, `synchronous = FULL` |
+//! | `sqlite:PATH?synchronous=normal` | the same, `normal` or `off`: faster commits, which a power loss may undo |
+//! | `sqlite::memory:` | a private in-memory store, gone with its last handle |
+//!
+//! # The SQLite schema
+//!
+//! One table, `calls`, one row per call, times as Unix milliseconds; the file is marked with
+//! `PRAGMA application_id = 0x52545259` and `PRAGMA user_version` = the schema version (1),
+//! so another program's database is never mistaken for a store, and a store written by a newer
+//! version is refused rather than damaged. The schema, with a comment on every column:
+//!
+//! ```sql
+#![doc = include_str!("schema.sql")]
+//! ```
+//!
+//! # Example
+//!
+//! A worker's round trip, with explicit times through [`Store::backend`]:
+//!
+//! ```
+//! use retry_runtime::durable::{CallState, NewCall, Store};
+//! use std::time::{Duration, UNIX_EPOCH};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Store::open("sqlite::memory:").await?;
+//! let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+//! let call = NewCall::new("mail::send", r#"{"to":"ops@example.com"}"#);
+//! store.backend().enqueue(vec![call.clone()], now).await?;
+//!
+//! let functions = ["mail::send".to_string()];
+//! let lease = Duration::from_secs(30);
+//! let claims = store.backend().claim("worker-1", &functions, 10, lease, now).await?;
+//! assert_eq!(claims.len(), 1);
+//! let claim = &claims[0];
+//! assert!(store.backend().complete(call.cid, claim.fence, 1, now, now).await?);
+//! assert_eq!(store.get(call.cid).await?.unwrap().state, CallState::Succeeded);
+//! # Ok(())
+//! # }
+//! ```
+
+#[doc(hidden)]
+pub mod conformance;
+mod record;
+mod sqlite;
+mod store;
+
+pub use record::{
+    format_time, CallRecord, CallState, Claim, ListFilter, NewCall, ParseStateError, Progress,
+    Stats, StatsRow,
+};
+pub use sqlite::{SqliteBackend, Synchronous};
+pub use store::{Backend, BoxFuture, Store, StoreError, StoreUrl};

@@ -1,0 +1,575 @@
+//! The store's contract: the [`Backend`] trait every database implements, its errors, and
+//! [`Store`], the cheap handle programs and workers hold.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
+
+use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats};
+use super::sqlite::{SqliteBackend, Synchronous};
+use crate::CorrelationId;
+
+/// A boxed, sendable future: what the [`Backend`] methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store URL is not one of the accepted forms.
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// [`Store::open_existing`] found no file at the path.
+    NoStore {
+        /// The path of the missing file.
+        path: PathBuf,
+    },
+    /// The file is not a SQLite database, is damaged, or is another program's database.
+    NotAStore {
+        /// The path, or the URL.
+        path: String,
+        /// What was found instead.
+        reason: String,
+    },
+    /// The store was written by a newer version of this crate; it is left untouched.
+    NewerSchema {
+        /// The store's schema version.
+        found: u32,
+        /// The newest schema version this build knows.
+        supported: u32,
+    },
+    /// A call with this ID is already in the store.
+    Duplicate(CorrelationId),
+    /// The request itself is wrong (arguments that are not JSON, purging an unfinished state).
+    Invalid(String),
+    /// The file could not be opened, read or written.
+    Io(String),
+    /// The database reported an error.
+    Backend(String),
+    /// The store's writer has stopped (the store is shutting down or crashed).
+    Closed,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::BadUrl { url, reason } => write!(
+                f,
+                "bad store URL `{url}`: {reason}; accepted forms: `sqlite:PATH`, \
+                 `sqlite:PATH?synchronous=full|normal|off`, `sqlite::memory:`"
+            ),
+            StoreError::NoStore { path } => write!(f, "no store at {}", path.display()),
+            StoreError::NotAStore { path, reason } => {
+                write!(f, "{path} is not a retry store: {reason}")
+            }
+            StoreError::NewerSchema { found, supported } => write!(
+                f,
+                "the store has schema version {found}, newer than the {supported} this build \
+                 supports; upgrade retry-runtime to use it"
+            ),
+            StoreError::Duplicate(cid) => write!(f, "a call with ID {cid} is already stored"),
+            StoreError::Invalid(why) => write!(f, "invalid request: {why}"),
+            StoreError::Io(why) => write!(f, "store I/O error: {why}"),
+            StoreError::Backend(why) => write!(f, "store error: {why}"),
+            StoreError::Closed => f.write_str("the store is closed"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A database that keeps durable calls.
+///
+/// Every time is passed in (`now`), never read by the backend, so a test drives time by hand.
+/// Every write about a claimed call names the claim's fencing token (`fence`) and returns
+/// `Ok(false)`, changing nothing, when the token is no longer current (the lease expired and
+/// another worker claimed the call, the call was released or cancelled) or the call is no
+/// longer running. The conformance suite (`durable::conformance`) states the contract as tests.
+pub trait Backend: Send + Sync + 'static {
+    /// Inserts the calls as `pending`, due at their `due` or at `now`, all or none.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] if an ID is already stored (or repeated in `calls`),
+    /// [`StoreError::Invalid`] if some `args` is not JSON.
+    fn enqueue(
+        &self,
+        calls: Vec<NewCall>,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Claims up to `limit` due calls of the given functions for `worker`: pending or waiting
+    /// calls due at or before `now`, and running calls whose lease expired at or before `now`.
+    /// Each becomes `running` with `lease_until = now + lease` and a raised fence; `attempts` is
+    /// unchanged. Calls of other functions are left alone. The earliest due are taken first;
+    /// the order of the returned claims is unspecified.
+    fn claim<'a>(
+        &'a self,
+        worker: &'a str,
+        functions: &'a [String],
+        limit: usize,
+        lease: Duration,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<Claim>, StoreError>>;
+
+    /// Extends a running call's lease to `now + lease`; `false` when fenced off.
+    fn renew(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        lease: Duration,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Records success: the call becomes `succeeded` after `attempts` attempts, the last one
+    /// started at `attempt_started`. `false` when fenced off.
+    fn complete(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        attempts: u32,
+        attempt_started: SystemTime,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Records a failed attempt that will be retried: the call becomes `waiting`, due at `due`,
+    /// with the engine's `progress` and the attempt's `error`. `false` when fenced off.
+    fn reschedule(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        progress: Progress,
+        due: SystemTime,
+        error: String,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Gives the call up: it becomes `dead` with `reason` (and `error`, if given, as its last
+    /// error). `progress` is `None` when no attempt ran (arguments that no longer decode):
+    /// the attempt counts are then left as they are. `false` when fenced off.
+    fn bury(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        progress: Option<Progress>,
+        reason: String,
+        error: Option<String>,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// A worker shutting down hands its running calls back: each becomes `waiting`, due at
+    /// `now`, without a lease and with a raised fence (so the worker's late outcomes are
+    /// refused). Returns how many were released.
+    fn release<'a>(
+        &'a self,
+        worker: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// Cancels a pending, waiting or running call (raising its fence, so a running attempt's
+    /// outcome is refused). `false` if the call is unknown or already finished.
+    fn cancel(
+        &self,
+        cid: CorrelationId,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// The call's record, if stored.
+    fn get(&self, cid: CorrelationId) -> BoxFuture<'_, Result<Option<CallRecord>, StoreError>>;
+
+    /// The records the filter selects (`older_than` counts back from `now`), oldest change
+    /// first.
+    fn list<'a>(
+        &'a self,
+        filter: &'a ListFilter,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<CallRecord>, StoreError>>;
+
+    /// Puts a dead or cancelled call back to `pending`, due at `now`, with its attempts reset to
+    /// 0 and its start cleared (its last error is kept). `false` if unknown or in another state.
+    fn requeue(
+        &self,
+        cid: CorrelationId,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// [`requeue`](Backend::requeue)s every dead call (of `function`, if given); returns how many.
+    fn requeue_dead<'a>(
+        &'a self,
+        function: Option<&'a str>,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// Deletes the calls in `state` whose record last changed at least `older_than` before
+    /// `now`; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] unless `state` is finished (succeeded, dead or cancelled).
+    fn purge(
+        &self,
+        state: CallState,
+        older_than: Duration,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Counts of calls per function and state.
+    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>>;
+
+    /// The earliest time a call of the given functions becomes claimable (a due time, or the
+    /// expiry of a running call's lease); `None` if there is none. For the worker's timer.
+    fn next_due<'a>(
+        &'a self,
+        functions: &'a [String],
+    ) -> BoxFuture<'a, Result<Option<SystemTime>, StoreError>>;
+}
+
+/// A parsed store URL.
+///
+/// ```
+/// use retry_runtime::durable::{StoreUrl, Synchronous};
+///
+/// assert_eq!(StoreUrl::parse("sqlite::memory:"), Ok(StoreUrl::SqliteMemory));
+/// assert_eq!(
+///     StoreUrl::parse("sqlite:calls.db?synchronous=normal"),
+///     Ok(StoreUrl::SqliteFile { path: "calls.db".into(), synchronous: Synchronous::Normal }),
+/// );
+/// assert!(StoreUrl::parse("calls.db").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `sqlite:PATH` or `sqlite:PATH?synchronous=...` (`sqlite://PATH` is read the same way).
+    SqliteFile {
+        /// The database file.
+        path: PathBuf,
+        /// How hard SQLite works to make each commit survive a power loss (default `full`).
+        synchronous: Synchronous,
+    },
+    /// `sqlite::memory:`: a private store that lives as long as its [`Store`].
+    SqliteMemory,
+}
+
+impl StoreUrl {
+    /// Parses a store URL.
+    ///
+    /// # Errors
+    /// [`StoreError::BadUrl`], naming the URL and what is wrong.
+    pub fn parse(url: &str) -> Result<StoreUrl, StoreError> {
+        let bad = |reason: &str| StoreError::BadUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(bad(
+                "PostgreSQL stores need the `postgres` feature of retry-runtime, which is not enabled",
+            ));
+        }
+        let Some(rest) = url.strip_prefix("sqlite:") else {
+            return Err(bad("it does not start with `sqlite:`"));
+        };
+        if rest == ":memory:" {
+            return Ok(StoreUrl::SqliteMemory);
+        }
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let (path, query) = match rest.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+        if path.is_empty() {
+            return Err(bad("the path is empty"));
+        }
+        let mut synchronous = Synchronous::Full;
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            match pair.split_once('=') {
+                Some(("synchronous", value)) => {
+                    synchronous = match value.to_ascii_lowercase().as_str() {
+                        "full" => Synchronous::Full,
+                        "normal" => Synchronous::Normal,
+                        "off" => Synchronous::Off,
+                        _ => return Err(bad("`synchronous` must be `full`, `normal` or `off`")),
+                    };
+                }
+                _ => return Err(bad(&format!("unknown parameter `{pair}`"))),
+            }
+        }
+        Ok(StoreUrl::SqliteFile {
+            path: PathBuf::from(path),
+            synchronous,
+        })
+    }
+}
+
+/// A handle on a durable store: cheap to clone, shared by the program that enqueues and the
+/// workers that run the calls. Its methods read the clock for `now`; [`Store::backend`] reaches
+/// the same operations with explicit times.
+///
+/// ```
+/// use retry_runtime::durable::{CallState, NewCall, Store};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = Store::open("sqlite::memory:").await?;
+/// let call = NewCall::new("mail::send", r#"{"to":"ops@example.com"}"#);
+/// let cid = call.cid;
+/// store.enqueue(vec![call]).await?;
+///
+/// let record = store.get(cid).await?.expect("just enqueued");
+/// assert_eq!(record.state, CallState::Pending);
+/// assert_eq!(store.stats().await?.count("mail::send", CallState::Pending), 1);
+///
+/// assert!(store.cancel(cid).await?);
+/// assert_eq!(store.get(cid).await?.unwrap().state, CallState::Cancelled);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    wake: Arc<Notify>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `url`: `sqlite:PATH`,
+    /// `sqlite:PATH?synchronous=full|normal|off` or `sqlite::memory:`.
+    ///
+    /// # Errors
+    /// [`StoreError::BadUrl`], [`StoreError::NotAStore`] (not SQLite, damaged, or another
+    /// program's database), [`StoreError::NewerSchema`], [`StoreError::Io`].
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Self::open_url(StoreUrl::parse(url)?, true).await
+    }
+
+    /// Like [`Store::open`], but never creates a store: a missing file is
+    /// [`StoreError::NoStore`]. For tools that inspect an existing store.
+    ///
+    /// # Errors
+    /// As [`Store::open`], and [`StoreError::NoStore`].
+    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
+        Self::open_url(StoreUrl::parse(url)?, false).await
+    }
+
+    async fn open_url(url: StoreUrl, create: bool) -> Result<Store, StoreError> {
+        let backend = tokio::task::spawn_blocking(move || match url {
+            StoreUrl::SqliteMemory => SqliteBackend::open_memory(),
+            StoreUrl::SqliteFile { path, synchronous } => {
+                SqliteBackend::open_file(&path, synchronous, create)
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("opening the store failed: {e}")))??;
+        Ok(Store::from_backend(Arc::new(backend)))
+    }
+
+    /// A store on any backend.
+    #[must_use]
+    pub fn from_backend(backend: Arc<dyn Backend>) -> Store {
+        Store {
+            backend,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The backend, for operations with explicit times.
+    #[must_use]
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// Completes after the next [`enqueue`](Store::enqueue) through this store (or a clone):
+    /// a local worker waits on it beside its timer. A wake-up may be spurious.
+    pub fn notified(&self) -> Notified<'_> {
+        self.wake.notified()
+    }
+
+    /// Enqueues the calls (all or none) and wakes local workers; see [`Backend::enqueue`].
+    ///
+    /// # Errors
+    /// See [`Backend::enqueue`].
+    pub async fn enqueue(&self, calls: Vec<NewCall>) -> Result<(), StoreError> {
+        self.backend.enqueue(calls, SystemTime::now()).await?;
+        // Wake every worker waiting now, and leave a permit for one about to wait.
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// See [`Backend::claim`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn claim(
+        &self,
+        worker: &str,
+        functions: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        self.backend
+            .claim(worker, functions, limit, lease, SystemTime::now())
+            .await
+    }
+
+    /// See [`Backend::renew`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn renew(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.backend
+            .renew(cid, fence, lease, SystemTime::now())
+            .await
+    }
+
+    /// See [`Backend::complete`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn complete(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        attempts: u32,
+        attempt_started: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.backend
+            .complete(cid, fence, attempts, attempt_started, SystemTime::now())
+            .await
+    }
+
+    /// See [`Backend::reschedule`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn reschedule(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        progress: Progress,
+        due: SystemTime,
+        error: String,
+    ) -> Result<bool, StoreError> {
+        self.backend
+            .reschedule(cid, fence, progress, due, error, SystemTime::now())
+            .await
+    }
+
+    /// See [`Backend::bury`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn bury(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        progress: Option<Progress>,
+        reason: String,
+        error: Option<String>,
+    ) -> Result<bool, StoreError> {
+        self.backend
+            .bury(cid, fence, progress, reason, error, SystemTime::now())
+            .await
+    }
+
+    /// See [`Backend::release`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn release(&self, worker: &str) -> Result<u64, StoreError> {
+        self.backend.release(worker, SystemTime::now()).await
+    }
+
+    /// See [`Backend::cancel`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn cancel(&self, cid: CorrelationId) -> Result<bool, StoreError> {
+        self.backend.cancel(cid, SystemTime::now()).await
+    }
+
+    /// See [`Backend::get`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn get(&self, cid: CorrelationId) -> Result<Option<CallRecord>, StoreError> {
+        self.backend.get(cid).await
+    }
+
+    /// See [`Backend::list`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<CallRecord>, StoreError> {
+        self.backend.list(filter, SystemTime::now()).await
+    }
+
+    /// See [`Backend::requeue`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn requeue(&self, cid: CorrelationId) -> Result<bool, StoreError> {
+        let requeued = self.backend.requeue(cid, SystemTime::now()).await?;
+        if requeued {
+            self.wake.notify_waiters();
+        }
+        Ok(requeued)
+    }
+
+    /// See [`Backend::requeue_dead`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn requeue_dead(&self, function: Option<&str>) -> Result<u64, StoreError> {
+        let n = self
+            .backend
+            .requeue_dead(function, SystemTime::now())
+            .await?;
+        if n > 0 {
+            self.wake.notify_waiters();
+        }
+        Ok(n)
+    }
+
+    /// See [`Backend::purge`].
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for an unfinished state; a database error.
+    pub async fn purge(&self, state: CallState, older_than: Duration) -> Result<u64, StoreError> {
+        self.backend
+            .purge(state, older_than, SystemTime::now())
+            .await
+    }
+
+    /// See [`Backend::stats`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        self.backend.stats().await
+    }
+
+    /// See [`Backend::next_due`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn next_due(&self, functions: &[String]) -> Result<Option<SystemTime>, StoreError> {
+        self.backend.next_due(functions).await
+    }
+}

@@ -1,0 +1,349 @@
+//! `retry-store`: the operator's tool for the durable store of `#[retry]` calls.
+//!
+//! ```text
+//! retry-store --store sqlite:calls.db stats
+//! retry-store --store sqlite:calls.db list --state dead --function billing::charge
+//! retry-store --store sqlite:calls.db show 01JD5Z3KQ8M4X2V7N0R6T9B1CA
+//! retry-store --store sqlite:calls.db requeue --dead --function billing::charge
+//! retry-store --store sqlite:calls.db purge --state succeeded --older-than 7d
+//! ```
+//!
+//! The store URL can come from `RETRY_STORE`. Tables by default, `--json` for scripts. The
+//! tool never creates a store: a missing file is an error. Errors are one line on stderr and
+//! a non-zero exit status.
+
+mod duration;
+mod table;
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use retry_runtime::durable::{format_time, CallRecord, CallState, ListFilter, Stats, Store};
+use retry_runtime::CorrelationId;
+use serde_json::json;
+
+use crate::table::{clip, render, Align};
+
+/// Inspect and repair the durable store of `#[retry]` calls.
+#[derive(Parser)]
+#[command(name = "retry-store", version)]
+struct Cli {
+    /// The store: `sqlite:PATH` (or `sqlite:PATH?synchronous=...`).
+    #[arg(long, env = "RETRY_STORE", value_name = "URL")]
+    store: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Count calls per function and state.
+    Stats,
+    /// List calls, oldest change first.
+    List {
+        /// Only calls in this state (pending, running, waiting, succeeded, dead, cancelled).
+        #[arg(long, value_parser = parse_state)]
+        state: Option<CallState>,
+        /// Only calls of this function.
+        #[arg(long)]
+        function: Option<String>,
+        /// Only calls unchanged for at least this long (90s, 30m, 1h, 7d).
+        #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
+        older_than: Option<Duration>,
+        /// At most this many calls.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Show one call: every field, its last error and its arguments.
+    Show {
+        /// The call's correlation ID.
+        cid: String,
+    },
+    /// Put a dead or cancelled call, or every dead call, back to pending.
+    Requeue(RequeueArgs),
+    /// Cancel a pending, waiting or running call.
+    Cancel {
+        /// The call's correlation ID.
+        cid: String,
+    },
+    /// Delete finished calls of one state, unchanged for at least the given time.
+    Purge {
+        /// succeeded, dead or cancelled.
+        #[arg(long, value_parser = parse_state)]
+        state: CallState,
+        /// Only calls unchanged for at least this long (90s, 30m, 1h, 7d).
+        #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
+        older_than: Duration,
+    },
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["cid", "dead"]))]
+struct RequeueArgs {
+    /// The call's correlation ID.
+    cid: Option<String>,
+    /// Every dead call (of `--function`, if given).
+    #[arg(long, conflicts_with = "cid")]
+    dead: bool,
+    /// With `--dead`: only this function's calls.
+    #[arg(long, requires = "dead")]
+    function: Option<String>,
+}
+
+fn parse_state(text: &str) -> Result<CallState, String> {
+    text.parse().map_err(|e| format!("{e}"))
+}
+
+fn parse_cid(text: &str) -> Result<CorrelationId, String> {
+    text.parse()
+        .map_err(|e| format!("malformed correlation ID `{text}`: {e}"))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("retry-store: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command; the text to print, or the one-line error.
+async fn run(cli: Cli) -> Result<String, String> {
+    let store = Store::open_existing(&cli.store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let json = cli.json;
+    match cli.command {
+        Command::Stats => {
+            let stats = store.stats().await.map_err(|e| e.to_string())?;
+            Ok(if json {
+                to_json(&json!({ "rows": stats.rows, "total": stats.total() }))
+            } else {
+                stats_table(&stats)
+            })
+        }
+        Command::List {
+            state,
+            function,
+            older_than,
+            limit,
+        } => {
+            let filter = ListFilter {
+                state,
+                function,
+                older_than,
+                limit,
+            };
+            let records = store.list(&filter).await.map_err(|e| e.to_string())?;
+            Ok(if json {
+                to_json(&records)
+            } else {
+                list_table(&records)
+            })
+        }
+        Command::Show { cid } => {
+            let record = find(&store, &cid).await?;
+            Ok(if json {
+                to_json(&record)
+            } else {
+                show(&record)
+            })
+        }
+        Command::Requeue(args) => requeue(&store, args, json).await,
+        Command::Cancel { cid } => {
+            let record = find(&store, &cid).await?;
+            if !store.cancel(record.cid).await.map_err(|e| e.to_string())? {
+                let now = store.get(record.cid).await.map_err(|e| e.to_string())?;
+                let state = now.map_or("gone".into(), |r| r.state.to_string());
+                return Err(format!(
+                    "call {} is {state}: only pending, waiting or running calls can be cancelled",
+                    record.cid
+                ));
+            }
+            Ok(if json {
+                to_json(&json!({ "cancelled": record.cid.to_string() }))
+            } else {
+                format!("cancelled {}\n", record.cid)
+            })
+        }
+        Command::Purge { state, older_than } => {
+            if !state.is_finished() {
+                return Err(format!(
+                    "only finished calls can be purged (succeeded, dead, cancelled), not {state} ones"
+                ));
+            }
+            let n = store
+                .purge(state, older_than)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(if json {
+                to_json(&json!({ "purged": n, "state": state }))
+            } else {
+                format!(
+                    "purged {n} {state} calls unchanged for {}\n",
+                    duration::format(older_than)
+                )
+            })
+        }
+    }
+}
+
+async fn requeue(store: &Store, args: RequeueArgs, json: bool) -> Result<String, String> {
+    if let Some(cid) = args.cid {
+        let record = find(store, &cid).await?;
+        if !store.requeue(record.cid).await.map_err(|e| e.to_string())? {
+            return Err(format!(
+                "call {} is {}: only dead or cancelled calls can be requeued",
+                record.cid, record.state
+            ));
+        }
+        return Ok(if json {
+            to_json(&json!({ "requeued": 1, "cid": record.cid.to_string() }))
+        } else {
+            format!("requeued {}\n", record.cid)
+        });
+    }
+    let n = store
+        .requeue_dead(args.function.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(if json {
+        to_json(&json!({ "requeued": n }))
+    } else {
+        match args.function {
+            Some(f) => format!("requeued {n} dead calls of {f}\n"),
+            None => format!("requeued {n} dead calls\n"),
+        }
+    })
+}
+
+/// The record of the call `text` names: a malformed or unknown ID is an error.
+async fn find(store: &Store, text: &str) -> Result<CallRecord, String> {
+    let cid = parse_cid(text)?;
+    store
+        .get(cid)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no call with ID {cid} in the store"))
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    let mut out = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("\"{e}\""));
+    out.push('\n');
+    out
+}
+
+fn stats_table(stats: &Stats) -> String {
+    let mut functions: Vec<&str> = stats.rows.iter().map(|r| r.function.as_str()).collect();
+    functions.dedup();
+    let mut headers = vec![("FUNCTION", Align::Left)];
+    headers.extend(CallState::ALL.iter().map(|s| (upper(*s), Align::Right)));
+    headers.push(("TOTAL", Align::Right));
+    let line = |name: &str, count: &dyn Fn(CallState) -> u64| {
+        let mut row = vec![name.to_owned()];
+        let mut total = 0;
+        for state in CallState::ALL {
+            total += count(state);
+            row.push(count(state).to_string());
+        }
+        row.push(total.to_string());
+        row
+    };
+    let mut rows: Vec<Vec<String>> = functions
+        .iter()
+        .map(|f| line(f, &|s| stats.count(f, s)))
+        .collect();
+    rows.push(line("(all)", &|s| stats.count_state(s)));
+    render(&headers, &rows)
+}
+
+fn upper(state: CallState) -> &'static str {
+    match state {
+        CallState::Pending => "PENDING",
+        CallState::Running => "RUNNING",
+        CallState::Waiting => "WAITING",
+        CallState::Succeeded => "SUCCEEDED",
+        CallState::Dead => "DEAD",
+        CallState::Cancelled => "CANCELLED",
+    }
+}
+
+fn list_table(records: &[CallRecord]) -> String {
+    let headers = [
+        ("CID", Align::Left),
+        ("FUNCTION", Align::Left),
+        ("STATE", Align::Left),
+        ("ATTEMPTS", Align::Right),
+        ("NEXT DUE", Align::Left),
+        ("UPDATED", Align::Left),
+        ("LAST ERROR", Align::Left),
+    ];
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.cid.to_string(),
+                r.function.clone(),
+                r.state.to_string(),
+                r.attempts.to_string(),
+                r.next_due_at.map_or("-".into(), format_time),
+                format_time(r.updated_at),
+                r.last_error.as_deref().map_or("-".into(), |e| clip(e, 60)),
+            ]
+        })
+        .collect();
+    let mut out = render(&headers, &rows);
+    let _ = writeln!(out, "{} calls", records.len());
+    out
+}
+
+fn show(r: &CallRecord) -> String {
+    let time = |t: Option<std::time::SystemTime>| t.map_or("-".into(), format_time);
+    let text = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".into());
+    let args = serde_json::from_str::<serde_json::Value>(&r.args)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| r.args.clone());
+    let fields = [
+        ("cid", r.cid.to_string()),
+        ("parent", r.parent.map_or("-".into(), |p| p.to_string())),
+        ("function", r.function.clone()),
+        ("state", r.state.to_string()),
+        ("attempts", r.attempts.to_string()),
+        ("created at", format_time(r.created_at)),
+        ("started at", time(r.started_at)),
+        ("first attempt at", time(r.first_attempt_at)),
+        ("last attempt at", time(r.last_attempt_at)),
+        ("next due at", time(r.next_due_at)),
+        ("worker", text(&r.worker)),
+        ("lease until", time(r.lease_until)),
+        ("fence", r.fence.to_string()),
+        ("last wait", format!("{}ns", r.last_wait_ns)),
+        ("updated at", format_time(r.updated_at)),
+        ("dead reason", text(&r.dead_reason)),
+        ("last error", text(&r.last_error)),
+    ];
+    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (key, value) in fields {
+        let _ = writeln!(out, "{key:<width$}  {value}");
+    }
+    out.push_str("args:\n");
+    for line in args.lines() {
+        out.push_str("  ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}

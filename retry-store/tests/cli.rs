@@ -1,0 +1,372 @@
+//! The `retry-store` binary against stores filled through `retry_runtime::durable::Store`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use retry_runtime::durable::{CallState, NewCall, Progress, Store};
+use retry_runtime::CorrelationId;
+
+fn retry_store(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_retry-store"))
+        .env_remove("RETRY_STORE")
+        .arg("--store")
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Asserts a failure with one line on stderr containing `message`.
+fn fails_with(out: &Output, message: &str) {
+    assert!(!out.status.success(), "expected a failure");
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert!(err.contains(message), "stderr {err:?} lacks {message:?}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(out.stdout.is_empty());
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out)).expect("--json prints JSON")
+}
+
+struct Filled {
+    _dir: tempfile::TempDir,
+    url: String,
+    pending: CorrelationId,
+    dead: CorrelationId,
+    dead_other: CorrelationId,
+    succeeded: CorrelationId,
+}
+
+/// A store with a pending `mail::send`, a succeeded `mail::send`, a dead `billing::charge`
+/// (last error "card declined") and a dead `mail::send`.
+async fn filled() -> Filled {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("calls.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let pending = NewCall::new("mail::send", r#"{"to":"ops@example.com"}"#);
+    let succeeded = NewCall::new("mail::send", r#"{"to":"dev@example.com"}"#);
+    let dead = NewCall::new("billing::charge", r#"{"invoice":42}"#);
+    let dead_other = NewCall::new("mail::send", r#"{"to":"x@example.com"}"#);
+    let ids = (pending.cid, succeeded.cid, dead.cid, dead_other.cid);
+    store
+        .enqueue(vec![succeeded, dead, dead_other])
+        .await
+        .unwrap();
+    let fs = ["mail::send".to_string(), "billing::charge".to_string()];
+    let claims = store
+        .claim("w", &fs, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 3);
+    let now = SystemTime::now();
+    for c in claims {
+        let cid = c.record.cid;
+        if cid == ids.1 {
+            assert!(store.complete(cid, c.fence, 1, now).await.unwrap());
+        } else {
+            let progress = Progress {
+                attempts: 4,
+                started_at: Some(now),
+                last_wait_ns: 0,
+                attempt_started: now,
+            };
+            let error = if cid == ids.2 {
+                "card declined"
+            } else {
+                "smtp down"
+            };
+            let buried = store
+                .bury(
+                    cid,
+                    c.fence,
+                    Some(progress),
+                    "exhausted".into(),
+                    Some(error.into()),
+                )
+                .await
+                .unwrap();
+            assert!(buried);
+        }
+    }
+    store.enqueue(vec![pending]).await.unwrap();
+    Filled {
+        _dir: dir,
+        url,
+        pending: ids.0,
+        succeeded: ids.1,
+        dead: ids.2,
+        dead_other: ids.3,
+    }
+}
+
+async fn state(url: &str, cid: CorrelationId) -> Option<CallState> {
+    let store = Store::open(url).await.unwrap();
+    store.get(cid).await.unwrap().map(|r| r.state)
+}
+
+#[tokio::test]
+async fn stats_table_and_json() {
+    let f = filled().await;
+    let table = stdout(&retry_store(&f.url, &["stats"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("FUNCTION"), "{table}");
+    assert!(lines[0].contains("PENDING") && lines[0].contains("DEAD"));
+    let mail = lines.iter().find(|l| l.starts_with("mail::send")).unwrap();
+    let cells: Vec<&str> = mail.split_whitespace().collect();
+    // FUNCTION PENDING RUNNING WAITING SUCCEEDED DEAD CANCELLED TOTAL
+    assert_eq!(cells, ["mail::send", "1", "0", "0", "1", "1", "0", "3"]);
+    assert!(lines.last().unwrap().ends_with(" 4"), "total row: {table}");
+
+    let v = json(&retry_store(&f.url, &["stats", "--json"]));
+    assert_eq!(v["total"], 4);
+    assert_eq!(
+        v["rows"].as_array().unwrap().len(),
+        4,
+        "one row per (function, state)"
+    );
+}
+
+#[tokio::test]
+async fn list_with_filters() {
+    let f = filled().await;
+    let table = stdout(&retry_store(&f.url, &["list"]));
+    assert!(table.starts_with("CID"), "{table}");
+    assert!(table.contains(&f.pending.to_string()));
+    assert!(table.contains("card declined"));
+    assert!(table.ends_with("4 calls\n"), "{table}");
+
+    let v = json(&retry_store(&f.url, &["list", "--state", "dead", "--json"]));
+    let cids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cid"].as_str().unwrap())
+        .collect();
+    assert_eq!(cids.len(), 2);
+    assert!(cids.contains(&f.dead.to_string().as_str()));
+
+    let v = json(&retry_store(
+        &f.url,
+        &[
+            "--json",
+            "list",
+            "--state",
+            "dead",
+            "--function",
+            "billing::charge",
+        ],
+    ));
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["last_error"], "card declined");
+    assert_eq!(v[0]["state"], "dead");
+
+    let v = json(&retry_store(
+        &f.url,
+        &["list", "--older-than", "1h", "--json"],
+    ));
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        0,
+        "everything changed just now"
+    );
+    let v = json(&retry_store(&f.url, &["list", "--limit", "2", "--json"]));
+    assert_eq!(v.as_array().unwrap().len(), 2);
+
+    // A usage error: clap's message and exit status 2.
+    let out = retry_store(&f.url, &["list", "--state", "finished"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown call state `finished`"));
+}
+
+#[tokio::test]
+async fn show_prints_the_whole_record() {
+    let f = filled().await;
+    let out = stdout(&retry_store(&f.url, &["show", &f.dead.to_string()]));
+    assert!(out.contains(&f.dead.to_string()));
+    assert!(out.contains("billing::charge"));
+    assert!(out.contains("card declined"));
+    assert!(out.contains("exhausted"));
+    assert!(
+        out.contains("\"invoice\": 42"),
+        "arguments pretty-printed: {out}"
+    );
+
+    let v = json(&retry_store(
+        &f.url,
+        &["show", &f.dead.to_string(), "--json"],
+    ));
+    assert_eq!(v["cid"], f.dead.to_string());
+    assert_eq!(v["attempts"], 4);
+    assert_eq!(v["args"], r#"{"invoice":42}"#);
+    assert_eq!(v["dead_reason"], "exhausted");
+}
+
+#[tokio::test]
+async fn requeue_one_and_all_dead() {
+    let f = filled().await;
+    let out = stdout(&retry_store(&f.url, &["requeue", &f.dead.to_string()]));
+    assert_eq!(out, format!("requeued {}\n", f.dead));
+    assert_eq!(state(&f.url, f.dead).await, Some(CallState::Pending));
+
+    fails_with(
+        &retry_store(&f.url, &["requeue", &f.succeeded.to_string()]),
+        "only dead or cancelled calls can be requeued",
+    );
+
+    let v = json(&retry_store(
+        &f.url,
+        &[
+            "requeue",
+            "--dead",
+            "--function",
+            "billing::charge",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["requeued"], 0, "billing's dead call was requeued already");
+    assert_eq!(state(&f.url, f.dead_other).await, Some(CallState::Dead));
+    let out = stdout(&retry_store(&f.url, &["requeue", "--dead"]));
+    assert_eq!(out, "requeued 1 dead calls\n");
+    assert_eq!(state(&f.url, f.dead_other).await, Some(CallState::Pending));
+}
+
+#[tokio::test]
+async fn cancel_a_pending_call() {
+    let f = filled().await;
+    let v = json(&retry_store(
+        &f.url,
+        &["cancel", &f.pending.to_string(), "--json"],
+    ));
+    assert_eq!(v["cancelled"], f.pending.to_string());
+    assert_eq!(state(&f.url, f.pending).await, Some(CallState::Cancelled));
+    fails_with(
+        &retry_store(&f.url, &["cancel", &f.succeeded.to_string()]),
+        "is succeeded",
+    );
+}
+
+#[tokio::test]
+async fn purge_by_state_and_age() {
+    let f = filled().await;
+    let out = stdout(&retry_store(
+        &f.url,
+        &["purge", "--state", "succeeded", "--older-than", "1d"],
+    ));
+    assert_eq!(out, "purged 0 succeeded calls unchanged for 1d\n");
+    assert_eq!(state(&f.url, f.succeeded).await, Some(CallState::Succeeded));
+    let v = json(&retry_store(
+        &f.url,
+        &["purge", "--state", "dead", "--older-than", "0s", "--json"],
+    ));
+    assert_eq!(v["purged"], 2);
+    assert_eq!(state(&f.url, f.dead).await, None);
+    fails_with(
+        &retry_store(
+            &f.url,
+            &["purge", "--state", "pending", "--older-than", "1h"],
+        ),
+        "only finished calls can be purged",
+    );
+    assert_eq!(state(&f.url, f.pending).await, Some(CallState::Pending));
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_ids() {
+    let f = filled().await;
+    let unknown = CorrelationId::new().to_string();
+    for cmd in ["show", "cancel", "requeue"] {
+        fails_with(&retry_store(&f.url, &[cmd, &unknown]), "no call with ID");
+        fails_with(
+            &retry_store(&f.url, &[cmd, "not-an-id"]),
+            "malformed correlation ID `not-an-id`",
+        );
+    }
+}
+
+#[test]
+fn bad_url() {
+    fails_with(
+        &retry_store("calls.db", &["stats"]),
+        "bad store URL `calls.db`",
+    );
+    fails_with(
+        &retry_store("postgres://db/calls", &["stats"]),
+        "`postgres` feature",
+    );
+}
+
+#[test]
+fn missing_file_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nothing.db");
+    let out = retry_store(&format!("sqlite:{}", path.display()), &["stats"]);
+    fails_with(&out, &format!("no store at {}", path.display()));
+    assert!(!path.exists(), "the tool created a store");
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn corrupt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.db");
+    write(&path, &[0xA5; 4096]);
+    let out = retry_store(&format!("sqlite:{}", path.display()), &["list"]);
+    fails_with(&out, "not a SQLite database");
+}
+
+#[test]
+fn foreign_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("foreign.db");
+    // Another program's SQLite database: a valid store whose header's application ID is
+    // changed to someone else's (rusqlite is not a dependency of this crate).
+    let store_url = format!("sqlite:{}", path.display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        drop(Store::open(&store_url).await.unwrap());
+    });
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The application ID is the big-endian u32 at offset 68 of the SQLite header.
+    bytes[68..72].copy_from_slice(&0x1234_5678_u32.to_be_bytes());
+    write(&path, &bytes);
+    let out = retry_store(&store_url, &["stats"]);
+    fails_with(&out, "another program's SQLite database");
+}
+
+#[test]
+fn store_url_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("env.db");
+    let url = format!("sqlite:{}", path.display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        store.enqueue(vec![NewCall::new("f", "1")]).await.unwrap();
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_retry-store"))
+        .env("RETRY_STORE", &url)
+        .args(["stats", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["total"], 1);
+}

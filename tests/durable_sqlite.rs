@@ -1,0 +1,235 @@
+//! The durable store on SQLite: the backend-agnostic conformance suite on a fresh file each,
+//! and what only SQLite has (files, schema versions, foreign databases, group commit).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use retry_runtime::durable::{
+    conformance, CallState, NewCall, SqliteBackend, Store, StoreError, Synchronous,
+};
+
+/// A fresh store file in its own temporary directory (kept alive by the returned guard).
+async fn fresh() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("calls.db").display());
+    (Store::open(&url).await.unwrap(), dir)
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $case() {
+            let (store, _dir) = fresh().await;
+            conformance::$case(&store).await;
+        }
+    )*};
+}
+
+conformance!(
+    lifecycle_success,
+    lifecycle_retry_then_dead,
+    bury_undecodable_keeps_attempts,
+    cancel_from_each_state,
+    cancel_finished_is_refused,
+    lease_expiry_and_reclaim,
+    renew_extends_lease,
+    release_on_shutdown,
+    requeue_one,
+    requeue_all_dead,
+    purge_by_state_and_age,
+    stats_counts,
+    list_filters,
+    only_registered_functions_claimed,
+    claim_batch_limit,
+    next_due,
+    duplicate_cid_is_an_error,
+);
+
+/// The in-memory store passes one case too (its reads go through the writer).
+#[tokio::test]
+async fn memory_store_runs_the_lifecycle() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    conformance::lifecycle_retry_then_dead(&store).await;
+}
+
+fn temp_file(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
+
+#[tokio::test]
+async fn reopening_a_file_keeps_its_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", temp_file(&dir, "calls.db").display());
+    let call = NewCall::new("f", r#"{"x":[1,2]}"#);
+    let cid = call.cid;
+    {
+        let store = Store::open(&url).await.unwrap();
+        store.enqueue(vec![call]).await.unwrap();
+    }
+    let store = Store::open_existing(&url).await.unwrap();
+    let record = store
+        .get(cid)
+        .await
+        .unwrap()
+        .expect("kept across reopening");
+    assert_eq!(record.state, CallState::Pending);
+    assert_eq!(record.args, r#"{"x":[1,2]}"#);
+}
+
+#[tokio::test]
+async fn a_file_of_garbage_is_not_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_file(&dir, "garbage.db");
+    std::fs::write(&path, [0x5a_u8; 8192]).unwrap();
+    let err = Store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+    assert!(err.to_string().contains("not a SQLite database"), "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        vec![0x5a_u8; 8192],
+        "left as it was"
+    );
+}
+
+#[tokio::test]
+async fn another_programs_database_is_not_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_file(&dir, "foreign.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL);")
+            .unwrap();
+    }
+    let err = Store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+    assert!(err.to_string().contains("another program"), "{err}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete", "the foreign file was not switched to WAL");
+    let calls: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'calls'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(calls, 0, "no table was added");
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_file(&dir, "newer.db");
+    let url = format!("sqlite:{}", path.display());
+    drop(Store::open(&url).await.unwrap());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA user_version = 99;").unwrap();
+    }
+    let err = Store::open(&url).await.unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::NewerSchema {
+            found: 99,
+            supported: 1
+        }
+    );
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused() {
+    for url in [
+        "calls.db",
+        "sqlite:",
+        "sqlite:calls.db?synchronous=sometimes",
+        "sqlite:calls.db?mode=rw",
+        "mysql://localhost/calls",
+    ] {
+        let err = Store::open(url).await.unwrap_err();
+        assert!(matches!(err, StoreError::BadUrl { .. }), "{url}: {err}");
+        assert!(
+            err.to_string().contains(url),
+            "the message names the URL: {err}"
+        );
+        assert!(
+            err.to_string().contains("sqlite::memory:"),
+            "and the forms: {err}"
+        );
+    }
+    let err = Store::open("postgres://localhost/calls").await.unwrap_err();
+    assert!(err.to_string().contains("`postgres` feature"), "{err}");
+}
+
+#[tokio::test]
+async fn open_existing_never_creates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_file(&dir, "missing.db");
+    let err = Store::open_existing(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap_err();
+    assert_eq!(err, StoreError::NoStore { path: path.clone() });
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn synchronous_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_file(&dir, "normal.db");
+    let store = Store::open(&format!("sqlite:{}?synchronous=normal", path.display()))
+        .await
+        .unwrap();
+    store.enqueue(vec![NewCall::new("f", "1")]).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().total(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_enqueues_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(
+        SqliteBackend::open_file(&temp_file(&dir, "group.db"), Synchronous::Full, true).unwrap(),
+    );
+    let store = Store::from_backend(backend.clone());
+    let before = backend.commits();
+    // Each enqueue is sent to the writer when it is called, before it is awaited, so the
+    // writer finds many queued behind the first and commits them together.
+    let now = std::time::SystemTime::now();
+    let pending: Vec<_> = (0..64)
+        .map(|i| {
+            store
+                .backend()
+                .enqueue(vec![NewCall::new("f", format!("{i}"))], now)
+        })
+        .collect();
+    for enqueue in pending {
+        enqueue.await.unwrap();
+    }
+    assert_eq!(
+        store.stats().await.unwrap().count("f", CallState::Pending),
+        64
+    );
+    let commits = backend.commits() - before;
+    assert!(commits >= 1);
+    assert!(
+        commits < 64,
+        "64 enqueues took {commits} commits: no group commit"
+    );
+}
+
+#[tokio::test]
+async fn enqueue_wakes_a_waiting_worker() {
+    let (store, _dir) = fresh().await;
+    let waiter = store.clone();
+    let woken = tokio::spawn(async move { waiter.notified().await });
+    tokio::task::yield_now().await;
+    store.enqueue(vec![NewCall::new("f", "1")]).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), woken)
+        .await
+        .expect("the worker was woken")
+        .unwrap();
+}
