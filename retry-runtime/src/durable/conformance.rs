@@ -538,7 +538,7 @@ pub async fn stats_counts(store: &Store) {
 pub async fn list_filters(store: &Store) {
     let b = store.backend();
     let (ok, dead, cancelled) = finished(store, "f").await; // changed at at(1)
-    // Changed at at(0); due much later, so the claim of g2 below cannot take it instead.
+                                                            // Changed at at(0); due much later, so the claim of g2 below cannot take it instead.
     let g1 = enqueue(store, "g", 10_000).await;
     let (g2, fence) = running(store, "g", "w", 0).await;
     assert!(b.complete(g2, fence, 1, at(0), at(500)).await.unwrap());
