@@ -110,6 +110,13 @@ impl Attempts {
         self.made
     }
 
+    /// Whether the policy allows no further attempt.
+    #[must_use]
+    #[inline]
+    pub fn out_of_attempts(&self, policy: &Policy) -> bool {
+        policy.max_attempts().is_some_and(|max| self.made >= max)
+    }
+
     /// Decides what follows a failed attempt. `retryable` is the verdict of `when` (or
     /// `true`), `hint` a wait the error asked for, `now` the time, needed only when the policy
     /// has a budget.
@@ -127,10 +134,8 @@ impl Attempts {
         if !retryable {
             return Decision::Stop(Reason::NotRetryable);
         }
-        if let Some(max) = policy.max_attempts() {
-            if self.made >= max {
-                return Decision::Stop(Reason::Exhausted);
-            }
+        if self.out_of_attempts(policy) {
+            return Decision::Stop(Reason::Exhausted);
         }
         let mut wait = match hint {
             Some(h) => h,
@@ -310,8 +315,10 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
     ) -> Step<R> {
         let decision = {
             let _in = ctx.enter();
-            let retryable = timed_out || self.hooks.retryable(&e);
-            let hint = if retryable {
+            // A timed-out attempt's error goes through `when` like any other; `delay_from` is
+            // asked only when a retry may follow.
+            let retryable = self.hooks.retryable(&e);
+            let hint = if retryable && !state.out_of_attempts(self.policy) {
                 self.hooks.delay_hint(&e)
             } else {
                 None

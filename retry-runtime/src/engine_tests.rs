@@ -487,8 +487,7 @@ fn exhausted_after_max_retries_plus_one_attempts() {
             "delay_from boom #2",
             "on_retry 2 boom #2 100ms",
             "when boom #3",
-            // Asked before the engine sees that no retry is left; its answer is unused.
-            "delay_from boom #3",
+            // No retry is left, so `delay_from` is not asked.
             "on_exhausted Exhausted 3 Some(Boom(3))",
             "on_done Exhausted 3 Some(Boom(3))",
         ]
@@ -690,9 +689,10 @@ fn timed_out_attempts_are_retried_and_the_last_one_names_the_end() {
     assert_eq!(
         log.calls(),
         [
+            "when boom #1",
             "delay_from boom #1",
             "on_retry 1 boom #1 50ms",
-            "delay_from boom #2",
+            "when boom #2",
             "on_exhausted TimedOut 2 Some(Boom(2))",
             "on_done TimedOut 2 Some(Boom(2))",
         ]
@@ -703,14 +703,14 @@ fn timed_out_attempts_are_retried_and_the_last_one_names_the_end() {
 }
 
 #[test]
-fn a_timeout_is_retried_even_when_when_rejects_the_error() {
+fn a_timed_out_attempts_error_goes_through_when() {
     let _s = serial();
     let (log, clock, ctx) = (Log::default(), FakeClock::new(), CallCtx::new());
     let policy = fixed(ms(50)).max_retries(Some(1));
     let h = recording!(&log, WithDisplay, never, no_hint);
     let engine = Engine::<R, _>::new(&SITE, &policy, &h);
     let mut state = engine.start(&clock);
-    let (wait, _) = retried(attempt(
+    let r = failed(attempt(
         &engine,
         &ctx,
         &mut state,
@@ -718,10 +718,9 @@ fn a_timeout_is_retried_even_when_when_rejects_the_error() {
         Outcome::TimedOut(Boom(1)),
         None,
     ));
-    assert_eq!(wait, ms(50));
-    // A plain failure after it ends the policy's way.
-    let r = failed(attempt(&engine, &ctx, &mut state, &clock, fail(2), None));
+    // `when` rejects the timed-out attempt's error as it would any other.
     assert_eq!(r.reason, Reason::NotRetryable);
+    assert_eq!(log.calls()[0], "when boom #1");
 }
 
 #[test]
@@ -866,7 +865,6 @@ fn fallback_recovers_and_on_done_sees_no_error() {
     assert_eq!(
         log.calls()[4..],
         [
-            "delay_from boom #2",
             "on_exhausted Exhausted 2 Some(Boom(2))",
             "fallback Exhausted 2 Some(Boom(2))",
             "on_done Exhausted 2 None",
