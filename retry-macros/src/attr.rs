@@ -61,6 +61,7 @@ pub enum Mode {
     Inline,
     Background,
     Handoff,
+    Durable,
 }
 
 /// A duration: a literal checked here, or an expression of type `Duration`.
@@ -431,16 +432,6 @@ fn parse_choice<T: Copy>(
 }
 
 fn parse_mode(value: &Expr, errors: &mut Errors) -> Option<Mode> {
-    if let Some(Lit::Str(s)) = lit(value) {
-        if s.value() == "durable" {
-            errors.at(
-                s.span(),
-                "mode \"durable\" (calls persisted in a store and resumed after a restart) is planned \
-                 but not available yet; use \"inline\", \"background\" or \"handoff\"",
-            );
-            return None;
-        }
-    }
     parse_choice(
         value,
         "mode",
@@ -448,6 +439,7 @@ fn parse_mode(value: &Expr, errors: &mut Errors) -> Option<Mode> {
             ("inline", Mode::Inline),
             ("background", Mode::Background),
             ("handoff", Mode::Handoff),
+            ("durable", Mode::Durable),
         ],
         errors,
     )

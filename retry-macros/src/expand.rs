@@ -272,6 +272,11 @@ struct Parts {
     by_value_args: bool,
     /// A method with the default name: its name gets the `Self` type.
     typed: bool,
+    /// The site's `static` alone, and the return type's marker alone (`site` is both).
+    site_static: TokenStream,
+    returns: TokenStream,
+    /// The function's stable name, a constant expression.
+    name: TokenStream,
 }
 
 impl Parts {
@@ -314,7 +319,7 @@ impl Parts {
             let __retry_r = #private::Returns::<<#ret as #private::RetryResult>::Itself>::new();
         };
         let typed = args.name.is_none() && is_method(&func.sig);
-        let site = quote! {
+        let site_static = quote! {
             static __RETRY_SITE: #private::Site = #private::Site::new(
                 #name,
                 #typed,
@@ -322,14 +327,17 @@ impl Parts {
                 ::core::file!(),
                 ::core::line!(),
             );
-            #returns
         };
+        let site = quote!(#site_static #returns);
         Self {
             private,
             krate,
             ret,
             ret_span,
             site,
+            site_static,
+            returns,
+            name,
             typed,
             lets: rebind.lets,
             send_checks: rebind.send_checks,
@@ -597,12 +605,143 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
     quote!({ #site #(#send_checks)* #run })
 }
 
+// Input:
+//     #[retry(mode = "durable", max = 10)]
+//     async fn push(id: Id) -> Result<T, E> { BODY(id) }
+// Output:
+//     async fn push(id: Id) -> Result<CorrelationId, StoreError> {
+//         static __RETRY_SITE: Site = Site::new(NAME, false, module_path!(), file!(), line!());
+//         fn __retry_durable(job: Job) -> BoxFuture<'static, Verdict> {
+//             let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::new();
+//             let spec = Spec { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(10)),
+//                               hooks: hooks(ErrorFormatOf(__retry_r).error_format()), timed_out: None };
+//             attempt_async(__retry_r, spec, job, |args| {
+//                 let id: Id = args.take("id")?;
+//                 Ok(async move { BODY(id) })
+//             })
+//         }
+//         submit! { Registration { name: NAME, attempt: __retry_durable } }
+//         durable_arg(&id);
+//         let mut out = ArgsOut::new();
+//         out.put("id", &id)?;
+//         enqueue(NAME, out).await
+//     }
+// A sync function's attempt is `attempt_sync(.., |args| Ok(move || BODY))`, run on the
+// blocking pool, and it stores the call with `enqueue_blocking`.
+fn durable_body(args: &Args, p: &Parts, is_async: bool, params: &[DurableParam]) -> TokenStream {
+    let Parts {
+        private,
+        site_static,
+        returns,
+        name,
+        ..
+    } = p;
+    let (policy, _) = policy_tokens(args, private);
+    let hooks = p.hooks(args, false);
+    let timed_out = args.timeout.as_ref().map_or_else(
+        || quote!(::core::option::Option::None),
+        |t| {
+            let maker = timeout_maker(private, t.key);
+            quote!(::core::option::Option::Some(#maker))
+        },
+    );
+    let body = p.body(&p.fake_return());
+    let (attempt, make) = if is_async {
+        (quote!(attempt_async), quote!(async move #body))
+    } else {
+        (quote!(attempt_sync), quote!(move || #body))
+    };
+    let args_in = Ident::new("__retry_args", Span::mixed_site());
+    let args_out = Ident::new("__retry_out", Span::mixed_site());
+    let decode = params.iter().map(|d| {
+        let (id, m, ty) = (&d.ident, &d.mutability, &d.ty);
+        let key = id.to_string();
+        quote!(let #m #id: #ty = #args_in.take(#key)?;)
+    });
+    let checks = params.iter().map(|d| {
+        let id = &d.ident;
+        respan(quote!(#private::durable::durable_arg(&#id);), d.ty.span())
+    });
+    let put = params.iter().map(|d| {
+        let id = &d.ident;
+        let key = id.to_string();
+        quote!(#args_out.put(#key, &#id)?;)
+    });
+    let enqueue = if is_async {
+        quote!(#private::durable::enqueue(#name, #args_out).await)
+    } else {
+        quote!(#private::durable::enqueue_blocking(#name, #args_out))
+    };
+    quote!({
+        #site_static
+        fn __retry_durable(
+            __retry_job: #private::durable::Job,
+        ) -> #private::durable::BoxFuture<'static, #private::durable::Verdict> {
+            #returns
+            let __retry_spec = #private::Spec {
+                site: &__RETRY_SITE,
+                policy: #policy,
+                hooks: #hooks,
+                timed_out: #timed_out,
+            };
+            #private::durable::#attempt(__retry_r, __retry_spec, __retry_job, |#args_in| {
+                #(#decode)*
+                ::core::result::Result::Ok(#make)
+            })
+        }
+        #private::durable::inventory::submit! {
+            #private::durable::Registration { name: #name, attempt: __retry_durable }
+        }
+        #(#checks)*
+        #[allow(unused_mut)]
+        let mut #args_out = #private::durable::ArgsOut::new();
+        #(#put)*
+        #enqueue
+    })
+}
+
+/// A parameter of a durable function: its name is its key among the stored arguments.
+struct DurableParam {
+    ident: Ident,
+    mutability: Option<syn::Token![mut]>,
+    ty: Type,
+}
+
+fn durable_params(func: &ItemFn) -> Vec<DurableParam> {
+    func.sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(pt) => match &*pt.pat {
+                Pat::Ident(pi) => Some(DurableParam {
+                    ident: pi.ident.clone(),
+                    mutability: pi.mutability,
+                    ty: (*pt.ty).clone(),
+                }),
+                _ => None,
+            },
+            FnArg::Receiver(_) => None,
+        })
+        .collect()
+}
+
 fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
     let is_async = func.sig.asyncness.is_some();
     let mode = args.mode.as_ref().map_or(Mode::Inline, |m| m.value);
+    let params = durable_params(&func);
     let p = Parts::new(args, &mut func, mode != Mode::Inline);
     let body = if mode == Mode::Inline {
         inline_body(args, &p, is_async)
+    } else if mode == Mode::Durable {
+        let krate = &p.krate;
+        let arrow = match &func.sig.output {
+            ReturnType::Type(arrow, _) => *arrow,
+            ReturnType::Default => syn::Token![->](func.sig.ident.span()),
+        };
+        let ty: Type = syn::parse_quote_spanned!(p.ret_span=>
+            ::core::result::Result<#krate::CorrelationId, #krate::durable::StoreError>);
+        func.sig.output = ReturnType::Type(arrow, Box::new(ty));
+        durable_body(args, &p, is_async, &params)
     } else {
         let krate = &p.krate;
         let ret = &p.ret;
@@ -716,7 +855,11 @@ mod sketches {
     #[test]
     fn every_sketch_names_only_what_the_expansion_has() {
         let all = sketches();
-        assert_eq!(all.len(), 2, "the inline and the spawned sketch");
+        assert_eq!(
+            all.len(),
+            3,
+            "the inline, the spawned and the durable sketch"
+        );
         for (input, output) in all {
             let (attr, item) = input
                 .split_once('\n')

@@ -66,7 +66,9 @@ pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
             );
         }
     }
-    if mode != Mode::Inline {
+    if mode == Mode::Durable {
+        check_durable(args, sig, errors);
+    } else if mode != Mode::Inline {
         check_owned_args(sig, mode, errors);
     }
     if let Some(c) = &sig.constness {
@@ -115,6 +117,49 @@ pub fn owned_receiver(r: &syn::Receiver) -> bool {
 /// Whether the function takes `self` by value (the body's `self` is rebound per attempt).
 pub fn self_by_value(f: &ItemFn) -> bool {
     f.sig.receiver().is_some_and(owned_receiver)
+}
+
+/// A durable call is stored and run later by a worker, maybe in another process: it has no
+/// `self`, no type parameters, and arguments that are owned, named values.
+fn check_durable(args: &Args, sig: &Signature, errors: &mut Errors) {
+    if let Some(f) = &args.fallback {
+        errors.on(
+            f,
+            "a durable call's outcome is recorded in the store, where no caller waits for a \
+             fallback value; remove `fallback` and use `on_exhausted` or `on_done`",
+        );
+    }
+    if let Some(p) = sig.generics.type_params().next() {
+        errors.on(
+            p,
+            "a durable function is registered under one name for a worker to run, so it \
+             cannot be generic; use concrete types",
+        );
+    }
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(r) => errors.on(
+                r,
+                "a durable call is stored and run later by a worker, which has no `self`: \
+                 make it a free function and pass what it needs as arguments",
+            ),
+            FnArg::Typed(pt) => {
+                if matches!(*pt.ty, Type::Reference(_) | Type::ImplTrait(_)) {
+                    errors.on(
+                        &pt.ty,
+                        "a durable call's arguments are stored as JSON and read back by a \
+                         worker, so each must be an owned, concrete type (`String`, not `&str`)",
+                    );
+                } else if !matches!(*pt.pat, syn::Pat::Ident(_)) {
+                    errors.on(
+                        &pt.pat,
+                        "a durable call's arguments are stored under their names, so each must \
+                         be a plain name (`order: Order`), not a pattern",
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Background and hand-off attempts run after the function returned: no borrowed arguments.

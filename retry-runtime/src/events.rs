@@ -226,6 +226,11 @@ fn end_event<E>(
     );
 }
 
+/// An error as the function's hooks show it, as text (what a durable call stores).
+pub(crate) fn show_error<R: RetryResult, H: HookSet<R>>(hooks: &H, e: &R::Err) -> String {
+    Shown::<R, H>(hooks, e, PhantomData).to_string()
+}
+
 /// An error shown as the function's hooks format it: `Display` for a
 /// `std::error::Error`, `Debug` otherwise.
 struct Shown<'a, R: RetryResult, H>(&'a H, &'a R::Err, PhantomData<fn() -> R>);

@@ -18,6 +18,18 @@ pub use crate::run::inline::{Call, InCall, Setup, Step, Wait};
 pub use crate::RetryResult;
 pub use core;
 
+/// What the expansion of `mode = "durable"` calls.
+#[cfg(feature = "sqlite")]
+pub mod durable {
+    pub use crate::durable::call::{
+        attempt_async, attempt_sync, durable_arg, enqueue, enqueue_blocking, ArgsIn, ArgsOut, Job,
+        Verdict,
+    };
+    pub use crate::durable::registry::Registration;
+    pub use crate::durable::{BoxFuture, StoreError};
+    pub use inventory;
+}
+
 /// The function's return type, carried from the one place that names it to every runtime
 /// call that needs it (hooks, the attempt loop), so a wrong return type is reported once.
 pub struct Returns<R>(core::marker::PhantomData<fn() -> R>);

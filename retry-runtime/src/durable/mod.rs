@@ -77,15 +77,21 @@
 //! # }
 //! ```
 
+pub(crate) mod call;
 #[doc(hidden)]
 pub mod conformance;
 mod record;
+pub(crate) mod registry;
 mod sqlite;
 mod store;
+mod worker;
 
+pub use call::{default_store, set_default_store, Job, Verdict};
 pub use record::{
     format_time, CallRecord, CallState, Claim, ListFilter, NewCall, ParseStateError, Progress,
     Stats, StatsRow,
 };
+pub use registry::{clashing, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
 pub use store::{Backend, BoxFuture, Store, StoreError, StoreUrl};
+pub use worker::{Worker, WorkerBuilder};

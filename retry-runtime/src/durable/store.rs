@@ -58,6 +58,8 @@ pub enum StoreError {
     Backend(String),
     /// The store's writer has stopped (the store is shutting down or crashed).
     Closed,
+    /// A durable call was made before [`set_default_store`](crate::durable::set_default_store).
+    NoDefaultStore,
 }
 
 impl fmt::Display for StoreError {
@@ -82,6 +84,10 @@ impl fmt::Display for StoreError {
             StoreError::Io(why) => write!(f, "store I/O error: {why}"),
             StoreError::Backend(why) => write!(f, "store error: {why}"),
             StoreError::Closed => f.write_str("the store is closed"),
+            StoreError::NoDefaultStore => f.write_str(
+                "no store for durable calls: call `retry_runtime::durable::set_default_store` \
+                 first",
+            ),
         }
     }
 }

@@ -126,7 +126,7 @@ where
 
 /// Spawns on the current tokio runtime, or on a small shared one started on first use when
 /// the caller runs outside any runtime (a plain `fn main`, another executor).
-fn spawn<F>(fut: F) -> JoinHandle<F::Output>
+pub(crate) fn spawn<F>(fut: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,

@@ -31,6 +31,17 @@ impl Clock for TokioClock {
     }
 }
 
+/// Durable calls: the system's wall clock, which every process shares.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WallClock;
+
+impl Clock for WallClock {
+    #[inline]
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
 /// The wall-clock time of a monotonic instant: both clocks are read once, together, and
 /// every later instant is placed by its distance from that reading.
 pub(crate) fn wall(t: Instant) -> SystemTime {

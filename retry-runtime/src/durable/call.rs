@@ -1,0 +1,334 @@
+//! One durable call, both ends: the caller stores it ([`enqueue`]), and a worker runs one
+//! attempt of it through the engine ([`attempt_async`], [`attempt_sync`]) and reports a
+//! [`Verdict`] for the store.
+
+use core::fmt;
+use core::future::Future;
+use core::time::Duration;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::task::{Context, Poll, Wake, Waker};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::cid::CallCtx;
+use crate::durable::{BoxFuture, NewCall, Store, StoreError};
+use crate::engine::{Attempts, Clock, Done, Engine, Outcome, Step};
+use crate::events::show_error;
+use crate::hooks::HookSet;
+use crate::run::attempter::{AsyncAttempts, Attempter, Panicked, SyncAttempts};
+use crate::run::background::{SpawnResult, Spec};
+use crate::run::clock::WallClock;
+use crate::run::inline::Wait;
+use crate::run::race::Limited;
+use crate::{__private::Returns, current_cid, CorrelationId, Reason};
+
+// ---------------------------------------------------------------------------------------
+// The caller's end.
+
+static DEFAULT_STORE: RwLock<Option<Store>> = RwLock::new(None);
+
+/// Makes `store` the one durable calls of this process are stored in.
+///
+/// ```
+/// use retry_runtime::durable::{self, Store};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), durable::StoreError> {
+/// let store = Store::open("sqlite::memory:").await?;
+/// durable::set_default_store(store.clone());
+/// assert!(durable::default_store().is_ok());
+/// # Ok(())
+/// # }
+/// ```
+pub fn set_default_store(store: Store) {
+    *DEFAULT_STORE
+        .write()
+        .unwrap_or_else(PoisonError::into_inner) = Some(store);
+}
+
+/// The store set by [`set_default_store`].
+///
+/// # Errors
+/// [`StoreError::NoDefaultStore`] before one is set.
+pub fn default_store() -> Result<Store, StoreError> {
+    DEFAULT_STORE
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .ok_or(StoreError::NoDefaultStore)
+}
+
+/// The arguments of a call being stored, as a JSON object keyed by the parameters' names
+/// (readable in the store).
+#[derive(Debug, Default)]
+pub struct ArgsOut(serde_json::Map<String, serde_json::Value>);
+
+impl ArgsOut {
+    /// No arguments yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the argument `name`.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] when the value does not serialize.
+    pub fn put<T: Serialize>(&mut self, name: &str, value: &T) -> Result<(), StoreError> {
+        let v = serde_json::to_value(value).map_err(|e| {
+            StoreError::Invalid(format!("argument `{name}` does not serialize: {e}"))
+        })?;
+        self.0.insert(name.to_owned(), v);
+        Ok(())
+    }
+
+    fn into_json(self) -> String {
+        serde_json::Value::Object(self.0).to_string()
+    }
+}
+
+/// Stores a call of the durable function `name` with `args` in the default store; returns
+/// once it is committed.
+///
+/// # Errors
+/// No default store, or the store's error.
+pub async fn enqueue(name: &'static str, args: ArgsOut) -> Result<CorrelationId, StoreError> {
+    let store = default_store()?;
+    let call = new_call(name, args);
+    let cid = call.cid;
+    store.enqueue(vec![call]).await?;
+    Ok(cid)
+}
+
+/// [`enqueue`] for a sync function: blocks this thread until the call is committed.
+///
+/// # Errors
+/// As [`enqueue`].
+pub fn enqueue_blocking(name: &'static str, args: ArgsOut) -> Result<CorrelationId, StoreError> {
+    block_on(enqueue(name, args))
+}
+
+fn new_call(name: &'static str, args: ArgsOut) -> NewCall {
+    let call = NewCall::new(name, args.into_json());
+    match current_cid() {
+        Some(parent) => call.with_parent(parent),
+        None => call,
+    }
+}
+
+/// Polls a future to completion on this thread (the store answers from its own thread, so
+/// nothing here needs a runtime).
+fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = core::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// An argument of a durable function: stored as JSON, read back by a worker.
+#[diagnostic::on_unimplemented(
+    message = "durable calls store their arguments as JSON, so each argument must implement serde's `Serialize` and `DeserializeOwned`; `{Self}` does not",
+    label = "not `Serialize + DeserializeOwned`",
+    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`, or use `mode = \"background\"`"
+)]
+pub trait DurableArg: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> DurableArg for T {}
+
+/// Checks that an argument of a durable function can be stored.
+#[inline]
+pub fn durable_arg<T: DurableArg>(_: &T) {}
+
+// ---------------------------------------------------------------------------------------
+// The worker's end.
+
+/// A stored call, as a worker hands it to its function for one attempt.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The call's ID.
+    pub cid: CorrelationId,
+    /// The enqueuing call's ID.
+    pub parent: Option<CorrelationId>,
+    /// The arguments, JSON text.
+    pub args: String,
+    /// The progress so far.
+    pub progress: Attempts,
+}
+
+/// What follows an attempt of a stored call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The attempt succeeded.
+    Succeeded {
+        /// The progress, this attempt included.
+        progress: Attempts,
+    },
+    /// Retry after `wait`.
+    Retry {
+        /// The progress, this attempt included.
+        progress: Attempts,
+        /// The wait before the next attempt.
+        wait: Duration,
+        /// The attempt's error, as text.
+        error: String,
+    },
+    /// Given up: a dead letter.
+    Dead {
+        /// The progress, this attempt included.
+        progress: Attempts,
+        /// Why.
+        reason: Reason,
+        /// The last error, as text.
+        error: Option<String>,
+    },
+    /// The stored arguments no longer decode (the function's signature changed): a dead
+    /// letter, no attempt made.
+    Undecodable(String),
+}
+
+/// The stored arguments of a call, read back by name.
+#[derive(Debug)]
+pub struct ArgsIn(serde_json::Map<String, serde_json::Value>);
+
+/// Stored arguments that do not fit the function any more.
+#[derive(Debug)]
+pub struct ArgsError(String);
+
+impl fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ArgsIn {
+    fn parse(json: &str) -> Result<Self, ArgsError> {
+        match serde_json::from_str(json) {
+            Ok(serde_json::Value::Object(m)) => Ok(Self(m)),
+            Ok(_) => Err(ArgsError(
+                "the stored arguments are not a JSON object".into(),
+            )),
+            Err(e) => Err(ArgsError(format!("the stored arguments are not JSON: {e}"))),
+        }
+    }
+
+    /// Takes the argument `name`.
+    ///
+    /// # Errors
+    /// When it is missing or does not decode as a `T`.
+    pub fn take<T: DeserializeOwned>(&mut self, name: &str) -> Result<T, ArgsError> {
+        let v = self
+            .0
+            .remove(name)
+            .ok_or_else(|| ArgsError(format!("the stored arguments have no `{name}`")))?;
+        serde_json::from_value(v)
+            .map_err(|e| ArgsError(format!("the stored argument `{name}` does not decode: {e}")))
+    }
+}
+
+/// Runs one attempt of a stored call of an async durable function: `make` decodes the
+/// arguments and returns the attempt's future.
+///
+/// # Panics
+/// Never: the attempt's maker is called once.
+pub fn attempt_async<R, H, M, F>(
+    _: Returns<R>,
+    spec: Spec<R::Err, H>,
+    job: Job,
+    make: M,
+) -> BoxFuture<'static, Verdict>
+where
+    R: SpawnResult,
+    H: HookSet<R> + Send + Sync + 'static,
+    M: FnOnce(&mut ArgsIn) -> Result<F, ArgsError>,
+    F: Future<Output = R> + Send + 'static,
+{
+    match ArgsIn::parse(&job.args).and_then(|mut a| make(&mut a)) {
+        Ok(fut) => {
+            let mut once = Some(fut);
+            let maker = move || once.take().expect("a durable job makes one attempt");
+            Box::pin(run(spec, job, AsyncAttempts(maker)))
+        }
+        Err(e) => Box::pin(core::future::ready(Verdict::Undecodable(e.0))),
+    }
+}
+
+/// Runs one attempt of a stored call of a sync durable function (on tokio's blocking pool):
+/// `make` decodes the arguments and returns the attempt's body.
+///
+/// # Panics
+/// Never: the attempt's maker is called once.
+pub fn attempt_sync<R, H, M, B>(
+    _: Returns<R>,
+    spec: Spec<R::Err, H>,
+    job: Job,
+    make: M,
+) -> BoxFuture<'static, Verdict>
+where
+    R: SpawnResult,
+    H: HookSet<R> + Send + Sync + 'static,
+    M: FnOnce(&mut ArgsIn) -> Result<B, ArgsError>,
+    B: FnOnce() -> R + Send + 'static,
+{
+    match ArgsIn::parse(&job.args).and_then(|mut a| make(&mut a)) {
+        Ok(body) => {
+            let mut once = Some(body);
+            let maker = move || once.take().expect("a durable job makes one attempt");
+            Box::pin(run(spec, job, SyncAttempts(maker)))
+        }
+        Err(e) => Box::pin(core::future::ready(Verdict::Undecodable(e.0))),
+    }
+}
+
+/// One attempt, then the engine's decision, as a verdict for the store.
+async fn run<R, H, A>(spec: Spec<R::Err, H>, job: Job, mut attempter: A) -> Verdict
+where
+    R: SpawnResult,
+    H: HookSet<R> + Send + Sync + 'static,
+    A: Attempter<R>,
+{
+    let ctx = CallCtx::with_ids(job.cid, job.parent);
+    let mut state = job.progress;
+    if state.started.is_none() {
+        state.started = Some(WallClock.now());
+    }
+    let n = state.start_attempt();
+    let span = spec.site.span(spec.hooks.type_name(), || job.cid, n);
+    let attempt = Limited {
+        fut: attempter.attempt(CallCtx::with_ids(job.cid, job.parent), span),
+        deadline: spec.policy.timeout.map(Wait::new),
+    };
+    let outcome = match attempt.await {
+        None => Outcome::TimedOut(spec.timed_out()),
+        Some(Err(Panicked(msg))) => Outcome::Panicked(msg),
+        Some(Ok(r)) => Outcome::Returned(r),
+    };
+    let engine: Engine<'_, R, H> = spec.engine();
+    match engine.settle(&ctx, &mut state, outcome, None, &WallClock) {
+        Step::Retry { wait, error } => Verdict::Retry {
+            progress: state,
+            wait,
+            error: show_error::<R, H>(&spec.hooks, &error),
+        },
+        Step::Done(Done::Ok(_)) => Verdict::Succeeded { progress: state },
+        Step::Done(Done::Failed(report)) => Verdict::Dead {
+            progress: state,
+            reason: report.reason,
+            error: report
+                .last_error
+                .as_ref()
+                .map(|e| show_error::<R, H>(&spec.hooks, e)),
+        },
+    }
+}

@@ -1,0 +1,363 @@
+//! The durable executor: a worker claims due calls of the functions this program registered,
+//! runs an attempt of each through the engine, renews its leases while they run, and records
+//! what the engine decided.
+
+use core::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::durable::call::{Job, Verdict};
+use crate::durable::registry::{self, Registration};
+use crate::durable::{Claim, Progress, Store, StoreError};
+use crate::engine::Attempts;
+
+/// Builds a [`Worker`]; see [`Worker::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `start`"]
+pub struct WorkerBuilder {
+    store: Store,
+    concurrency: usize,
+    lease: Duration,
+    poll: Duration,
+    batch: usize,
+    id: Option<String>,
+}
+
+impl WorkerBuilder {
+    /// Attempts run at once (default 16).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// How long a claim is the worker's before another worker may take the call (default
+    /// 30 s). The worker renews it every third of it while the attempt runs, so only a worker
+    /// that died (or lost the store) lets it run out.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// The longest an idle worker sleeps before it looks at the store again (default 1 s).
+    /// A local enqueue and the next due time wake it earlier.
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll = every;
+        self
+    }
+
+    /// The most calls claimed in one transaction (default 64).
+    pub fn batch(mut self, n: usize) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+
+    /// The worker's name in the store's `worker` column (default: `worker-PID-RANDOM`).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Starts the worker on the current tokio runtime (or the crate's shared one outside any
+    /// runtime).
+    #[must_use = "dropping the worker leaves it running; keep it to shut it down"]
+    pub fn start(self) -> Worker {
+        let id = self
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("worker-{}-{:08x}", std::process::id(), fastrand::u32(..)));
+        let inner = Arc::new(Inner {
+            store: self.store.clone(),
+            id: id.clone(),
+            lease: self.lease,
+            poll: self.poll,
+            batch: self.batch,
+            slots: Arc::new(Semaphore::new(self.concurrency)),
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+        });
+        let join = crate::run::background::spawn(run(Arc::clone(&inner)));
+        Worker { inner, join, id }
+    }
+}
+
+/// Runs the stored calls of the durable functions this program registered.
+///
+/// ```
+/// use retry_runtime::durable::{Store, Worker};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), retry_runtime::durable::StoreError> {
+/// let store = Store::open("sqlite::memory:").await?;
+/// let worker = Worker::builder(store.clone()).concurrency(4).start();
+/// worker.shutdown(Duration::from_secs(1)).await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Worker {
+    inner: Arc<Inner>,
+    join: tokio::task::JoinHandle<JoinSet<()>>,
+    id: String,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    id: String,
+    lease: Duration,
+    poll: Duration,
+    batch: usize,
+    slots: Arc<Semaphore>,
+    stopping: AtomicBool,
+    stop: Notify,
+}
+
+impl Worker {
+    /// A builder for a worker on `store`.
+    pub fn builder(store: Store) -> WorkerBuilder {
+        WorkerBuilder {
+            store,
+            concurrency: 16,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            batch: 64,
+            id: None,
+        }
+    }
+
+    /// The worker's name in the store.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Stops claiming, lets the attempts in progress finish for up to `grace`, abandons the
+    /// rest and releases their leases, so another worker can take them at once.
+    pub async fn shutdown(self, grace: Duration) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.stop.notify_waiters();
+        self.inner.stop.notify_one();
+        let Ok(mut running) = self.join.await else {
+            return;
+        };
+        let drained = tokio::time::timeout(grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            running.abort_all();
+            while running.join_next().await.is_some() {}
+        }
+        if let Err(e) = self.inner.store.release(&self.inner.id).await {
+            tracing::warn!(
+                target: "retry_runtime::durable",
+                worker = %self.inner.id,
+                error = %e,
+                "could not release the worker's leases; they will expire",
+            );
+        }
+    }
+}
+
+/// The claim loop. Returns the attempts still running when it stops.
+async fn run(inner: Arc<Inner>) -> JoinSet<()> {
+    let names: Vec<String> = registry::registered()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let mut running = JoinSet::new();
+    let mut backoff = Duration::from_millis(50);
+    while !inner.stopping.load(Ordering::SeqCst) {
+        while running.try_join_next().is_some() {}
+        let free = inner.slots.available_permits();
+        let mut full_batch = false;
+        if free > 0 && !names.is_empty() {
+            let want = free.min(inner.batch);
+            match inner
+                .store
+                .claim(&inner.id, &names, want, inner.lease)
+                .await
+            {
+                Ok(claims) => {
+                    backoff = Duration::from_millis(50);
+                    full_batch = claims.len() == want;
+                    for claim in claims {
+                        let Ok(permit) = Arc::clone(&inner.slots).acquire_owned().await else {
+                            break;
+                        };
+                        let inner = Arc::clone(&inner);
+                        running.spawn(async move {
+                            attempt(&inner, claim).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        target: "retry_runtime::durable",
+                        worker = %inner.id,
+                        error = %e,
+                        retry_in = ?backoff,
+                        "could not claim calls; backing off",
+                    );
+                    sleep_or_stop(&inner, backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+        }
+        if full_batch && inner.slots.available_permits() > 0 {
+            continue;
+        }
+        let wait = if inner.slots.available_permits() == 0 || names.is_empty() {
+            inner.poll
+        } else {
+            match inner.store.next_due(&names).await {
+                Ok(Some(due)) => due
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO)
+                    .min(inner.poll),
+                Ok(None) | Err(_) => inner.poll,
+            }
+        };
+        if wait.is_zero() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            () = inner.store.notified() => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            () = tokio::time::sleep(wait) => {}
+            () = inner.stop.notified() => {}
+        }
+    }
+    running
+}
+
+async fn sleep_or_stop(inner: &Inner, d: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(d) => {}
+        () = inner.stop.notified() => {}
+    }
+}
+
+/// Runs one claimed call: its attempt, with the lease renewed meanwhile, then the record.
+async fn attempt(inner: &Inner, claim: Claim) {
+    let Claim { record, fence } = claim;
+    let cid = record.cid;
+    let Some(reg) = registry::lookup(&record.function) else {
+        return; // only registered functions are claimed
+    };
+    let job = Job {
+        cid,
+        parent: record.parent,
+        args: record.args,
+        progress: Attempts {
+            made: record.attempts,
+            last_wait_ns: record.last_wait_ns,
+            started: record.started_at,
+        },
+    };
+    let attempt_started = SystemTime::now();
+    let verdict = tokio::select! {
+        v = (reg.attempt)(job) => v,
+        () = keep_lease(inner, cid, fence) => {
+            tracing::warn!(
+                target: "retry_runtime::durable",
+                worker = %inner.id,
+                cid = %cid,
+                "lost the lease of a running call (expired, cancelled or released); \
+                 abandoning the attempt",
+            );
+            return;
+        }
+    };
+    if let Err(e) = record_verdict(inner, reg, cid, fence, attempt_started, verdict).await {
+        tracing::warn!(
+            target: "retry_runtime::durable",
+            worker = %inner.id,
+            cid = %cid,
+            error = %e,
+            "could not record the attempt; the call runs again when its lease expires",
+        );
+    }
+}
+
+/// Renews the lease every third of it; returns when a renewal is refused.
+async fn keep_lease(inner: &Inner, cid: crate::CorrelationId, fence: u64) {
+    loop {
+        tokio::time::sleep(inner.lease / 3).await;
+        // An unreachable store is tried again until the lease runs out for real.
+        if let Ok(false) = inner.store.renew(cid, fence, inner.lease).await {
+            return;
+        }
+    }
+}
+
+async fn record_verdict(
+    inner: &Inner,
+    reg: &Registration,
+    cid: crate::CorrelationId,
+    fence: u64,
+    attempt_started: SystemTime,
+    verdict: Verdict,
+) -> Result<bool, StoreError> {
+    let progress = |p: Attempts| Progress {
+        attempts: p.made,
+        started_at: p.started,
+        last_wait_ns: p.last_wait_ns,
+        attempt_started,
+    };
+    let store = &inner.store;
+    match verdict {
+        Verdict::Succeeded { progress: p } => {
+            store.complete(cid, fence, p.made, attempt_started).await
+        }
+        Verdict::Retry {
+            progress: p,
+            wait,
+            error,
+        } => {
+            let due = SystemTime::now() + wait;
+            store.reschedule(cid, fence, progress(p), due, error).await
+        }
+        Verdict::Dead {
+            progress: p,
+            reason,
+            error,
+        } => {
+            store
+                .bury(
+                    cid,
+                    fence,
+                    Some(progress(p)),
+                    reason.as_str().to_owned(),
+                    error,
+                )
+                .await
+        }
+        Verdict::Undecodable(why) => {
+            tracing::warn!(
+                target: "retry_runtime::durable",
+                function = reg.name,
+                cid = %cid,
+                error = %why,
+                "stored arguments no longer decode; the call goes to the dead letters",
+            );
+            store
+                .bury(
+                    cid,
+                    fence,
+                    None,
+                    "arguments no longer decode".to_owned(),
+                    Some(why),
+                )
+                .await
+        }
+    }
+}
