@@ -621,7 +621,6 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
 //             })
 //         }
 //         submit! { Registration { name: NAME, attempt: __retry_durable } }
-//         durable_arg(&id);
 //         let mut out = ArgsOut::new();
 //         out.put("id", &id)?;
 //         enqueue(NAME, out).await
@@ -653,19 +652,18 @@ fn durable_body(args: &Args, p: &Parts, is_async: bool, params: &[DurableParam])
     };
     let args_in = Ident::new("__retry_args", Span::mixed_site());
     let args_out = Ident::new("__retry_out", Span::mixed_site());
+    // An argument that cannot be stored is reported at its type, by `put` (and `take`).
     let decode = params.iter().map(|d| {
         let (id, m, ty) = (&d.ident, &d.mutability, &d.ty);
         let key = id.to_string();
-        quote!(let #m #id: #ty = #args_in.take(#key)?;)
-    });
-    let checks = params.iter().map(|d| {
-        let id = &d.ident;
-        respan(quote!(#private::durable::durable_arg(&#id);), d.ty.span())
+        let take = Ident::new("take", ty.span());
+        quote!(let #m #id: #ty = #args_in.#take(#key)?;)
     });
     let put = params.iter().map(|d| {
         let id = &d.ident;
         let key = id.to_string();
-        quote!(#args_out.put(#key, &#id)?;)
+        let put = Ident::new("put", d.ty.span());
+        quote!(#args_out.#put(#key, &#id)?;)
     });
     let enqueue = if is_async {
         quote!(#private::durable::enqueue(#name, #args_out).await)
@@ -692,7 +690,6 @@ fn durable_body(args: &Args, p: &Parts, is_async: bool, params: &[DurableParam])
         #private::durable::inventory::submit! {
             #private::durable::Registration { name: #name, attempt: __retry_durable }
         }
-        #(#checks)*
         #[allow(unused_mut)]
         let mut #args_out = #private::durable::ArgsOut::new();
         #(#put)*

@@ -75,8 +75,8 @@ impl ArgsOut {
     ///
     /// # Errors
     /// [`StoreError::Invalid`] when the value does not serialize.
-    pub fn put<T: Serialize>(&mut self, name: &str, value: &T) -> Result<(), StoreError> {
-        let v = serde_json::to_value(value).map_err(|e| {
+    pub fn put<T: DurableArg>(&mut self, name: &str, value: &T) -> Result<(), StoreError> {
+        let v = value.to_json().map_err(|e| {
             StoreError::Invalid(format!("argument `{name}` does not serialize: {e}"))
         })?;
         self.0.insert(name.to_owned(), v);
@@ -143,13 +143,27 @@ fn block_on<F: Future>(fut: F) -> F::Output {
     label = "not `Serialize + DeserializeOwned`",
     note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`, or use `mode = \"background\"`"
 )]
-pub trait DurableArg: Serialize + DeserializeOwned {}
+pub trait DurableArg: Sized {
+    /// The value as JSON.
+    ///
+    /// # Errors
+    /// When it does not serialize.
+    fn to_json(&self) -> serde_json::Result<serde_json::Value>;
+    /// The value from JSON.
+    ///
+    /// # Errors
+    /// When the JSON does not decode as this type.
+    fn from_json(v: serde_json::Value) -> serde_json::Result<Self>;
+}
 
-impl<T: Serialize + DeserializeOwned> DurableArg for T {}
-
-/// Checks that an argument of a durable function can be stored.
-#[inline]
-pub fn durable_arg<T: DurableArg>(_: &T) {}
+impl<T: Serialize + DeserializeOwned> DurableArg for T {
+    fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::to_value(self)
+    }
+    fn from_json(v: serde_json::Value) -> serde_json::Result<Self> {
+        serde_json::from_value(v)
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // The worker's end.
@@ -227,12 +241,12 @@ impl ArgsIn {
     ///
     /// # Errors
     /// When it is missing or does not decode as a `T`.
-    pub fn take<T: DeserializeOwned>(&mut self, name: &str) -> Result<T, ArgsError> {
+    pub fn take<T: DurableArg>(&mut self, name: &str) -> Result<T, ArgsError> {
         let v = self
             .0
             .remove(name)
             .ok_or_else(|| ArgsError(format!("the stored arguments have no `{name}`")))?;
-        serde_json::from_value(v)
+        T::from_json(v)
             .map_err(|e| ArgsError(format!("the stored argument `{name}` does not decode: {e}")))
     }
 }
