@@ -245,3 +245,60 @@ async fn calls_left_by_a_stopped_worker_are_finished_by_the_next_one() {
     assert!(results.values().all(|s| *s == CallState::Succeeded));
     assert!(RUNS.load(Ordering::SeqCst) >= 50);
 }
+
+// ---------------------------------------------------------------- persist = "on_failure"
+
+static FIRST_TRIES: AtomicU32 = AtomicU32::new(0);
+
+/// Succeeds for even orders at once; odd orders fail their first attempt (in the caller) and
+/// succeed in the worker; order 0 is rejected.
+#[retry(
+    mode = "durable",
+    persist = "on_failure",
+    max = 3,
+    delay = "10ms",
+    when = |e: &String| !e.contains("invalid")
+)]
+async fn export(order: u32) -> Result<u32, String> {
+    let n = FIRST_TRIES.fetch_add(1, Ordering::SeqCst);
+    if order == 0 {
+        return Err("order 0 is invalid".into());
+    }
+    if order % 2 == 1 && n == 0 {
+        return Err(format!("export of {order} failed"));
+    }
+    Ok(order)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persist_on_failure_writes_nothing_until_a_retryable_failure() {
+    let f = fixture().await;
+    FIRST_TRIES.store(0, Ordering::SeqCst);
+    // The happy path: the first attempt's value, and no write.
+    assert_eq!(export(4).await.unwrap(), durable::Outcome::Done(Ok(4)));
+    // An error not worth retrying comes back as it is, and no write either.
+    FIRST_TRIES.store(0, Ordering::SeqCst);
+    assert_eq!(
+        export(0).await.unwrap(),
+        durable::Outcome::Done(Err("order 0 is invalid".into()))
+    );
+    assert_eq!(f.store.stats().await.unwrap().total(), 0);
+
+    // A retryable failure is committed before the caller hears of it, waiting, with the
+    // caller's attempt counted.
+    FIRST_TRIES.store(0, Ordering::SeqCst);
+    let durable::Outcome::Stored(cid) = export(7).await.unwrap() else {
+        panic!("a retryable failure is stored");
+    };
+    let rec = f.store.get(cid).await.unwrap().unwrap();
+    assert_eq!(rec.state, CallState::Waiting);
+    assert_eq!(rec.attempts, 1);
+    assert_eq!(rec.last_error.as_deref(), Some("export of 7 failed"));
+    assert!(rec.started_at.is_some() && rec.next_due_at.is_some());
+
+    let w = worker(&f.store);
+    let rec = finished(&f.store, cid).await;
+    w.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(rec.state, CallState::Succeeded);
+    assert_eq!(rec.attempts, 2);
+}

@@ -43,6 +43,7 @@ conformance!(
     claim_batch_limit,
     next_due,
     duplicate_cid_is_an_error,
+    enqueue_tried_waits_with_its_progress,
 );
 
 /// The in-memory store passes one case too (its reads go through the writer).

@@ -23,6 +23,7 @@ pub const KEYS: &[&str] = &[
     "fallback",
     "on_done",
     "mode",
+    "persist",
     "name",
     "crate",
 ];
@@ -54,6 +55,15 @@ pub enum JitterKind {
     Full,
     Equal,
     Decorrelated,
+}
+
+/// When a durable call is written to the store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// Before the first attempt (the default).
+    Always,
+    /// Only after a first attempt, made in the caller, failed and is worth retrying.
+    OnFailure,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -94,6 +104,7 @@ pub struct Args {
     pub fallback: Option<Expr>,
     pub on_done: Option<Spanned2<Expr>>,
     pub mode: Option<Spanned2<Mode>>,
+    pub persist: Option<Spanned2<Persist>>,
     pub name: Option<LitStr>,
     pub krate: Option<syn::Path>,
     /// The keys in the order given, for "the later of two" errors.
@@ -241,6 +252,16 @@ impl Args {
             "mode" => once!(
                 mode,
                 parse_mode(&value, errors).map(|v| Spanned2 { key: span, value: v })
+            ),
+            "persist" => once!(
+                persist,
+                parse_choice(
+                    &value,
+                    "persist",
+                    &[("always", Persist::Always), ("on_failure", Persist::OnFailure)],
+                    errors
+                )
+                .map(|v| Spanned2 { key: span, value: v })
             ),
             "delay" => once!(
                 delay,

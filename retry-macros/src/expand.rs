@@ -5,7 +5,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Expr, FnArg, ItemFn, Pat, PatIdent, ReturnType, Type};
 
-use crate::attr::{Args, BackoffKind, Count, DurationArg, Errors, JitterKind, Max, Mode};
+use crate::attr::{Args, BackoffKind, Count, DurationArg, Errors, JitterKind, Max, Mode, Persist};
 use crate::valid;
 
 /// The whole macro: parse, check, expand. On any error the function is emitted unchanged
@@ -448,6 +448,31 @@ impl Parts {
     }
 }
 
+impl Parts {
+    /// The static parts of a call that an executor other than the inline loop runs: site,
+    /// policy, hooks (`owned`: moved into a spawned task) and the timed-out error's maker.
+    fn spec(&self, args: &Args, owned: bool) -> TokenStream {
+        let private = &self.private;
+        let (policy, _) = policy_tokens(args, private);
+        let hooks = self.hooks(args, owned);
+        let timed_out = args.timeout.as_ref().map_or_else(
+            || quote!(::core::option::Option::None),
+            |t| {
+                let maker = timeout_maker(private, t.key);
+                quote!(::core::option::Option::Some(#maker))
+            },
+        );
+        quote! {
+            #private::Spec {
+                site: &__RETRY_SITE,
+                policy: #policy,
+                hooks: #hooks,
+                timed_out: #timed_out,
+            }
+        }
+    }
+}
+
 /// Whether the function is a method: it takes `self` or names `Self` in its signature (an
 /// associated function that does neither cannot be told from a free function).
 fn is_method(sig: &syn::Signature) -> bool {
@@ -567,15 +592,6 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
         lets,
         ..
     } = p;
-    let (policy, _) = policy_tokens(args, private);
-    let hooks = p.hooks(args, true);
-    let timed_out = args.timeout.as_ref().map_or_else(
-        || quote!(::core::option::Option::None),
-        |t| {
-            let maker = timeout_maker(private, t.key);
-            quote!(::core::option::Option::Some(#maker))
-        },
-    );
     let body = p.body(&p.fake_return());
     let attempts = if is_async {
         quote!(#private::async_attempts(__retry_r, move || {
@@ -588,14 +604,7 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
             move || #body
         }))
     };
-    let spec = quote! {
-        #private::Spec {
-            site: &__RETRY_SITE,
-            policy: #policy,
-            hooks: #hooks,
-            timed_out: #timed_out,
-        }
-    };
+    let spec = p.spec(args, true);
     let run = match (mode, is_async) {
         (Mode::Handoff, true) => quote!(#private::handoff(__retry_r, #spec, #attempts).await),
         (Mode::Handoff, false) => quote!(#private::handoff_sync(__retry_r, #spec, #attempts)),
@@ -635,15 +644,7 @@ fn durable_body(args: &Args, p: &Parts, is_async: bool, params: &[DurableParam])
         name,
         ..
     } = p;
-    let (policy, _) = policy_tokens(args, private);
-    let hooks = p.hooks(args, false);
-    let timed_out = args.timeout.as_ref().map_or_else(
-        || quote!(::core::option::Option::None),
-        |t| {
-            let maker = timeout_maker(private, t.key);
-            quote!(::core::option::Option::Some(#maker))
-        },
-    );
+    let spec = p.spec(args, false);
     let body = p.body(&p.fake_return());
     let (attempt, make) = if is_async {
         (quote!(attempt_async), quote!(async move #body))
@@ -659,16 +660,53 @@ fn durable_body(args: &Args, p: &Parts, is_async: bool, params: &[DurableParam])
         let take = Ident::new("take", ty.span());
         quote!(let #m #id: #ty = #args_in.#take(#key)?;)
     });
-    let put = params.iter().map(|d| {
-        let id = &d.ident;
-        let key = id.to_string();
-        let put = Ident::new("put", d.ty.span());
-        quote!(#args_out.#put(#key, &#id)?;)
-    });
-    let enqueue = if is_async {
-        quote!(#private::durable::enqueue(#name, #args_out).await)
+    let put: Vec<_> = params
+        .iter()
+        .map(|d| {
+            let id = &d.ident;
+            let key = id.to_string();
+            let put = Ident::new("put", d.ty.span());
+            quote!(#args_out.#put(#key, &#id)?;)
+        })
+        .collect();
+    let on_failure = args.persist.as_ref().map(|p| p.value) == Some(Persist::OnFailure);
+    let store = if on_failure {
+        // The first attempt runs here, on fresh copies of the arguments; the originals are
+        // serialized only if the call must be stored.
+        let (run, first) = if is_async {
+            let body = p.body(&{
+                let (lets, fake_return) = (&p.lets, p.fake_return());
+                quote!(#(#lets)* #fake_return)
+            });
+            (quote!(first_attempt), quote!(async #body))
+        } else {
+            let lets = &p.lets;
+            let body = p.body(&quote!(#(#lets)*));
+            (quote!(first_attempt_sync), quote!(|| #body))
+        };
+        let wait = is_async.then(|| quote!(.await));
+        quote! {
+            #returns
+            let __retry_spec = #spec;
+            #private::durable::#run(__retry_r, __retry_spec, #name, #first, || {
+                #[allow(unused_mut)]
+                let mut #args_out = #private::durable::ArgsOut::new();
+                #(#put)*
+                ::core::result::Result::Ok(#args_out)
+            })#wait
+        }
     } else {
-        quote!(#private::durable::enqueue_blocking(#name, #args_out))
+        let enqueue = if is_async {
+            quote!(#private::durable::enqueue(#name, #args_out).await)
+        } else {
+            quote!(#private::durable::enqueue_blocking(#name, #args_out))
+        };
+        quote! {
+            #[allow(unused_mut)]
+            let mut #args_out = #private::durable::ArgsOut::new();
+            #(#put)*
+            #enqueue
+        }
     };
     quote!({
         #site_static
@@ -676,12 +714,7 @@ fn durable_body(args: &Args, p: &Parts, is_async: bool, params: &[DurableParam])
             __retry_job: #private::durable::Job,
         ) -> #private::durable::BoxFuture<'static, #private::durable::Verdict> {
             #returns
-            let __retry_spec = #private::Spec {
-                site: &__RETRY_SITE,
-                policy: #policy,
-                hooks: #hooks,
-                timed_out: #timed_out,
-            };
+            let __retry_spec = #spec;
             #private::durable::#attempt(__retry_r, __retry_spec, __retry_job, |#args_in| {
                 #(#decode)*
                 ::core::result::Result::Ok(#make)
@@ -690,10 +723,7 @@ fn durable_body(args: &Args, p: &Parts, is_async: bool, params: &[DurableParam])
         #private::durable::inventory::submit! {
             #private::durable::Registration { name: #name, attempt: __retry_durable }
         }
-        #[allow(unused_mut)]
-        let mut #args_out = #private::durable::ArgsOut::new();
-        #(#put)*
-        #enqueue
+        #store
     })
 }
 
@@ -726,7 +756,9 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
     let is_async = func.sig.asyncness.is_some();
     let mode = args.mode.as_ref().map_or(Mode::Inline, |m| m.value);
     let params = durable_params(&func);
-    let p = Parts::new(args, &mut func, mode != Mode::Inline);
+    let on_failure = args.persist.as_ref().map(|p| p.value) == Some(Persist::OnFailure);
+    // The first attempt of `persist = "on_failure"` runs in the caller, as an inline one.
+    let p = Parts::new(args, &mut func, mode != Mode::Inline && !on_failure);
     let body = if mode == Mode::Inline {
         inline_body(args, &p, is_async)
     } else if mode == Mode::Durable {
@@ -735,8 +767,13 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
             ReturnType::Type(arrow, _) => *arrow,
             ReturnType::Default => syn::Token![->](func.sig.ident.span()),
         };
-        let ty: Type = syn::parse_quote_spanned!(p.ret_span=>
-            ::core::result::Result<#krate::CorrelationId, #krate::durable::StoreError>);
+        let ret = &p.ret;
+        let ty: Type = if on_failure {
+            syn::parse_quote_spanned!(p.ret_span=> #krate::durable::OutcomeFor<#ret>)
+        } else {
+            syn::parse_quote_spanned!(p.ret_span=>
+                ::core::result::Result<#krate::CorrelationId, #krate::durable::StoreError>)
+        };
         func.sig.output = ReturnType::Type(arrow, Box::new(ty));
         durable_body(args, &p, is_async, &params)
     } else {

@@ -66,6 +66,15 @@ pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
             );
         }
     }
+    if let Some(p) = &args.persist {
+        if mode != Mode::Durable {
+            errors.at(
+                p.key,
+                "`persist` says when a durable call is written to the store; it needs \
+                 `mode = \"durable\"`",
+            );
+        }
+    }
     if mode == Mode::Durable {
         check_durable(args, sig, errors);
     } else if mode != Mode::Inline {

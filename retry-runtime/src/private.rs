@@ -22,7 +22,8 @@ pub use core;
 #[cfg(feature = "sqlite")]
 pub mod durable {
     pub use crate::durable::call::{
-        attempt_async, attempt_sync, enqueue, enqueue_blocking, ArgsIn, ArgsOut, Job, Verdict,
+        attempt_async, attempt_sync, enqueue, enqueue_blocking, first_attempt, first_attempt_sync,
+        ArgsIn, ArgsOut, Job, Verdict,
     };
     pub use crate::durable::registry::Registration;
     pub use crate::durable::{BoxFuture, StoreError};

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::cid::CallCtx;
-use crate::durable::{BoxFuture, NewCall, Store, StoreError};
-use crate::engine::{Attempts, Clock, Done, Engine, Outcome, Step};
+use crate::durable::{BoxFuture, NewCall, Progress, Store, StoreError};
+use crate::engine::{self, Attempts, Clock, Done, Engine, Step};
 use crate::events::show_error;
 use crate::hooks::HookSet;
 use crate::run::attempter::{AsyncAttempts, Attempter, Panicked, SyncAttempts};
@@ -162,6 +162,145 @@ impl<T: Serialize + DeserializeOwned> DurableArg for T {
     }
     fn from_json(v: serde_json::Value) -> serde_json::Result<Self> {
         serde_json::from_value(v)
+    }
+}
+
+/// What a `persist = "on_failure"` durable function returns: the outcome of its first
+/// attempt, made in the caller, or the ID of the call stored for a worker to retry.
+///
+/// ```
+/// use retry_runtime::durable::Outcome;
+///
+/// let done: Outcome<u32, String> = Outcome::Done(Ok(7));
+/// assert_eq!(done.stored(), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome<T, E> {
+    /// The first attempt succeeded, or failed with an error not worth retrying: nothing was
+    /// written.
+    Done(Result<T, E>),
+    /// The first attempt failed and the call was committed to the store; a worker retries it.
+    Stored(CorrelationId),
+}
+
+impl<T, E> Outcome<T, E> {
+    /// The stored call's ID, if the call was stored.
+    #[must_use]
+    pub fn stored(&self) -> Option<CorrelationId> {
+        match self {
+            Self::Stored(cid) => Some(*cid),
+            Self::Done(_) => None,
+        }
+    }
+}
+
+/// The type a `persist = "on_failure"` function with return type `R` returns.
+pub type OutcomeFor<R> =
+    Result<Outcome<<R as crate::RetryResult>::Ok, <R as crate::RetryResult>::Err>, StoreError>;
+
+/// The first attempt of a `persist = "on_failure"` async call, in the caller: its success or
+/// a failure not worth retrying comes back directly; a retryable failure stores the call
+/// (with this attempt's progress and error) before it returns.
+///
+/// # Errors
+/// No default store, or the store's error, when the call had to be stored.
+pub async fn first_attempt<R, H, F, P>(
+    _: Returns<R>,
+    spec: Spec<R::Err, H>,
+    name: &'static str,
+    fut: F,
+    args: P,
+) -> OutcomeFor<R>
+where
+    R: crate::RetryResult,
+    H: HookSet<R>,
+    F: Future<Output = R>,
+    P: FnOnce() -> Result<ArgsOut, StoreError>,
+{
+    let ctx = CallCtx::new();
+    let engine: Engine<'_, R, H> = spec.engine();
+    let mut state = engine.start(&WallClock);
+    let n = state.start_attempt();
+    let span = spec.site.span(spec.hooks.type_name(), || ctx.cid(), n);
+    let attempt = Limited {
+        fut: crate::run::inline::InCall::new(&ctx, span, fut),
+        deadline: spec.policy.timeout.map(Wait::new),
+    };
+    let outcome = match attempt.await {
+        Some(r) => engine::Outcome::Returned(r),
+        None => engine::Outcome::TimedOut(spec.timed_out()),
+    };
+    let step = engine.settle(&ctx, &mut state, outcome, None, &WallClock);
+    store_unless_done(name, &ctx, state, step, &spec, args).await
+}
+
+/// [`first_attempt`] of a sync function: blocks on the store's commit when it stores.
+///
+/// # Errors
+/// As [`first_attempt`].
+pub fn first_attempt_sync<R, H, B, P>(
+    returns: Returns<R>,
+    spec: Spec<R::Err, H>,
+    name: &'static str,
+    body: B,
+    args: P,
+) -> OutcomeFor<R>
+where
+    R: crate::RetryResult,
+    H: HookSet<R>,
+    B: FnOnce() -> R,
+    P: FnOnce() -> Result<ArgsOut, StoreError>,
+{
+    // A sync function has no timeout, so the attempt is done at the first poll and only the
+    // store's commit can make this wait.
+    block_on(first_attempt(
+        returns,
+        spec,
+        name,
+        async move { body() },
+        args,
+    ))
+}
+
+async fn store_unless_done<R, H, P>(
+    name: &'static str,
+    ctx: &CallCtx,
+    mut state: Attempts,
+    step: Step<R>,
+    spec: &Spec<R::Err, H>,
+    args: P,
+) -> OutcomeFor<R>
+where
+    R: crate::RetryResult,
+    H: HookSet<R>,
+    P: FnOnce() -> Result<ArgsOut, StoreError>,
+{
+    match step {
+        Step::Done(Done::Ok(v)) => Ok(Outcome::Done(Ok(v))),
+        Step::Done(Done::Failed(report)) => match report.last_error {
+            Some(e) => Ok(Outcome::Done(Err(e))),
+            None => unreachable!("a failed first attempt has an error"),
+        },
+        Step::Retry { wait, error } => {
+            let store = default_store()?;
+            let now = WallClock.now();
+            let started = *state.started.get_or_insert(now);
+            let progress = Progress {
+                attempts: state.made,
+                started_at: Some(started),
+                last_wait_ns: state.last_wait_ns,
+                attempt_started: started,
+            };
+            let error = show_error::<R, H>(&spec.hooks, &error);
+            let mut call = new_call(name, args()?)
+                .with_cid(ctx.cid())
+                .due_at(now + wait)
+                .tried(progress, error);
+            call.parent = ctx.parent();
+            store.enqueue(vec![call]).await?;
+            Ok(Outcome::Stored(ctx.cid()))
+        }
     }
 }
 
@@ -324,9 +463,9 @@ where
         deadline: spec.policy.timeout.map(Wait::new),
     };
     let outcome = match attempt.await {
-        None => Outcome::TimedOut(spec.timed_out()),
-        Some(Err(Panicked(msg))) => Outcome::Panicked(msg),
-        Some(Ok(r)) => Outcome::Returned(r),
+        None => engine::Outcome::TimedOut(spec.timed_out()),
+        Some(Err(Panicked(msg))) => engine::Outcome::Panicked(msg),
+        Some(Ok(r)) => engine::Outcome::Returned(r),
     };
     let engine: Engine<'_, R, H> = spec.engine();
     match engine.settle(&ctx, &mut state, outcome, None, &WallClock) {

@@ -715,3 +715,39 @@ pub async fn duplicate_cid_is_an_error(store: &Store) {
     assert!(store.get(bad_cid).await.unwrap().is_none());
     assert_eq!(store.stats().await.unwrap().total(), 1);
 }
+
+/// A call stored after its caller's own attempt failed (`persist = "on_failure"`) is stored
+/// waiting, with that attempt's progress and error, and is claimed when due.
+pub async fn enqueue_tried_waits_with_its_progress(store: &Store) {
+    let b = store.backend();
+    let p = Progress {
+        attempts: 1,
+        started_at: Some(at(10)),
+        last_wait_ns: 7,
+        attempt_started: at(10),
+    };
+    let call = NewCall::new("f", r#"{"n":1}"#)
+        .due_at(at(15))
+        .tried(p, "first attempt failed");
+    let cid = call.cid;
+    b.enqueue(vec![call], at(11)).await.unwrap();
+    let r = record(store, cid).await;
+    assert_eq!(r.state, CallState::Waiting);
+    assert_eq!(r.attempts, 1);
+    assert_eq!(r.started_at, Some(at(10)));
+    assert_eq!(r.first_attempt_at, Some(at(10)));
+    assert_eq!(r.last_wait_ns, 7);
+    assert_eq!(r.last_error.as_deref(), Some("first attempt failed"));
+    assert_eq!(r.next_due_at, Some(at(15)));
+    let early = b
+        .claim("w", &names(&["f"]), 10, LEASE, at(14))
+        .await
+        .unwrap();
+    assert!(early.is_empty(), "not due before its wait");
+    let due = b
+        .claim("w", &names(&["f"]), 10, LEASE, at(15))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].record.attempts, 1);
+}

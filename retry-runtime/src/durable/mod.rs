@@ -86,10 +86,10 @@ mod sqlite;
 mod store;
 mod worker;
 
-pub use call::{default_store, set_default_store, Job, Verdict};
+pub use call::{default_store, set_default_store, Job, Outcome, OutcomeFor, Verdict};
 pub use record::{
     format_time, CallRecord, CallState, Claim, ListFilter, NewCall, ParseStateError, Progress,
-    Stats, StatsRow,
+    Stats, StatsRow, Tried,
 };
 pub use registry::{clashing, registered};
 pub use sqlite::{SqliteBackend, Synchronous};

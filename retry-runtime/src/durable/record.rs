@@ -193,6 +193,18 @@ pub struct NewCall {
     pub args: String,
     /// When the first attempt is due; `None`: at once (the enqueue's `now`).
     pub due: Option<SystemTime>,
+    /// Attempts already made before the call was stored (`persist = "on_failure"`): the
+    /// call is stored `waiting` with this progress and error, not `pending`.
+    pub tried: Option<Tried>,
+}
+
+/// The attempts a call made in its caller before it was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tried {
+    /// The progress so far (attempts, the call's start, the engine's last wait).
+    pub progress: Progress,
+    /// The error of the last attempt.
+    pub error: String,
 }
 
 impl NewCall {
@@ -205,6 +217,7 @@ impl NewCall {
             function: function.into(),
             args: args.into(),
             due: None,
+            tried: None,
         }
     }
 
@@ -226,6 +239,16 @@ impl NewCall {
     #[must_use]
     pub fn due_at(mut self, due: SystemTime) -> Self {
         self.due = Some(due);
+        self
+    }
+
+    /// Records attempts the caller already made: the call is stored `waiting`.
+    #[must_use]
+    pub fn tried(mut self, progress: Progress, error: impl Into<String>) -> Self {
+        self.tried = Some(Tried {
+            progress,
+            error: error.into(),
+        });
         self
     }
 }

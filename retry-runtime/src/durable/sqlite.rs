@@ -489,11 +489,13 @@ impl Backend for SqliteBackend {
             let mut insert = conn
                 .prepare_cached(
                     "INSERT INTO calls (cid, parent, function, args, state, attempts, created_at, \
-                     next_due_at, fence, last_wait_ns, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, 0, 0, ?5)",
+                     next_due_at, fence, last_wait_ns, updated_at, started_at, first_attempt_at, \
+                     last_attempt_at, last_error) \
+                     VALUES (?1, ?2, ?3, ?4, ?7, ?8, ?5, ?6, 0, ?9, ?5, ?10, ?11, ?11, ?12)",
                 )
                 .map_err(sql)?;
             for call in calls {
+                let tried = call.tried.as_ref();
                 let result = insert.execute(params![
                     call.cid.to_string(),
                     call.parent.map(|p| p.to_string()),
@@ -501,6 +503,16 @@ impl Backend for SqliteBackend {
                     call.args,
                     ms(now),
                     ms(call.due.unwrap_or(now)),
+                    if tried.is_some() {
+                        "waiting"
+                    } else {
+                        "pending"
+                    },
+                    tried.map_or(0, |t| t.progress.attempts),
+                    tried.map_or(0, |t| t.progress.last_wait_ns),
+                    tried.and_then(|t| t.progress.started_at).map(ms),
+                    tried.map(|t| ms(t.progress.attempt_started)),
+                    tried.map(|t| t.error.clone()),
                 ]);
                 match result {
                     Ok(_) => {}

@@ -32,3 +32,19 @@ fn main() {
     let _ = send;
     let _: fn(u64) -> Result<CorrelationId, StoreError> = sync_push;
 }
+
+#[retry(mode = "durable", persist = "on_failure", max = 3, delay = "1s")]
+fn export_sync(batch: Vec<u8>) -> Result<usize, String> {
+    Ok(batch.len())
+}
+
+#[retry(mode = "durable", persist = "on_failure", max = 3, delay = "1s", timeout = "10s")]
+async fn export(batch: Vec<u8>) -> std::io::Result<usize> {
+    Ok(batch.len())
+}
+
+#[allow(dead_code)]
+fn outcome_types() {
+    let _: fn(Vec<u8>) -> retry_runtime::durable::OutcomeFor<Result<usize, String>> = export_sync;
+    let _ = export;
+}
