@@ -3,7 +3,7 @@
 //! Run with `cargo run -p retry-examples --example demo`. Events and spans are printed by a `tracing`
 //! subscriber, so each retry, its correlation ID and the final outcome are visible.
 
-use retry_runtime::{current_cid, retry, Handoff, Report};
+use retry_runtime::{current_cid, durable, retry, Handoff, Report};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -73,6 +73,78 @@ fn save_activity(user: String) -> Result<(), Downstream> {
     flaky(true).map(|_| ())
 }
 
+static EXPORTS: AtomicU32 = AtomicU32::new(0);
+
+/// Durable: stored before it runs; a worker runs it, here or in a later run of this program.
+/// Its first attempt in each process fails.
+#[retry(mode = "durable", max = 5, backoff = "fixed", delay = "1s")]
+async fn export_report(day: String) -> Result<usize, Downstream> {
+    if EXPORTS.fetch_add(1, Ordering::SeqCst) == 0 {
+        println!("  exporting {day}: the warehouse is down");
+        return Err(Downstream::Unavailable);
+    }
+    println!("  exporting {day}: done");
+    Ok(day.len())
+}
+
+/// The durable part: the first run stores a call and stops before its retry; the next run
+/// finds it in the store and finishes it.
+async fn durable_demo() -> Result<(), durable::StoreError> {
+    let path = std::env::temp_dir().join("retry-demo-calls.db");
+    let store = durable::Store::open(&format!("sqlite:{}", path.display())).await?;
+    durable::set_default_store(store.clone());
+    println!("durable (SQLite store {}):", path.display());
+    let left = store
+        .list(&durable::ListFilter {
+            function: Some("demo::export_report".into()),
+            ..durable::ListFilter::default()
+        })
+        .await?
+        .into_iter()
+        .filter(|r| !r.state.is_finished())
+        .collect::<Vec<_>>();
+    let worker = durable::Worker::builder(store.clone())
+        .poll_interval(Duration::from_millis(100))
+        .start();
+    if left.is_empty() {
+        let cid = export_report("2026-12-01".into()).await?;
+        println!("  stored call {cid}; a worker runs its first attempt");
+        let rec = loop {
+            let rec = store.get(cid).await?.expect("the call is stored");
+            if rec.attempts >= 1 && rec.state != durable::CallState::Running {
+                break rec;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        worker.shutdown(Duration::from_secs(1)).await;
+        println!(
+            "  this run stops now: the call is {} after {} attempt(s) and survives the restart; \
+             run the demo again to see the next run finish it",
+            rec.state, rec.attempts
+        );
+    } else {
+        println!(
+            "  found {} call(s) left by the previous run; resuming",
+            left.len()
+        );
+        for r in left {
+            let rec = loop {
+                let rec = store.get(r.cid).await?.expect("the call is stored");
+                if rec.state.is_finished() {
+                    break rec;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            println!(
+                "  call {} left by the previous run: {} after {} attempt(s) in all",
+                rec.cid, rec.state, rec.attempts
+            );
+        }
+        worker.shutdown(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -111,4 +183,9 @@ async fn main() {
 
     let unfinished = retry_runtime::shutdown(Duration::from_secs(1)).await;
     println!("shutdown: {} unfinished call(s)", unfinished.len());
+
+    if let Err(e) = durable_demo().await {
+        println!("  durable demo failed: {e}");
+        std::process::exit(1);
+    }
 }

@@ -221,6 +221,7 @@ async fn arguments_that_no_longer_decode_go_to_the_dead_letters_and_unknown_func
     let orphan = f.store.get(orphan.cid).await.unwrap().unwrap();
     assert_eq!(orphan.state, CallState::Pending, "left untouched");
     assert!(!durable::registered().contains(&"billing::renamed_long_ago"));
+    assert_eq!(durable::orphans(&f.store.stats().await.unwrap()), 1);
     assert!(durable::registered().contains(&"durable::counted"));
 }
 

@@ -42,7 +42,8 @@
 //! | `on_exhausted` | path or closure, `Fn(&Report<E>)` | none | once, when the call ends in failure |
 //! | `fallback` | path or closure, `Fn(Report<E>) -> R` | none | turns the final failure into the return value; the report owns the last error |
 //! | `on_done` | path or closure, `Fn(&Report<E>)` | none | background and hand-off modes: once, when the call ends, whatever the outcome |
-//! | `mode` | `"inline"`, `"handoff"`, `"background"` | `"inline"` | where the attempts run (below); `"durable"` is planned |
+//! | `mode` | `"inline"`, `"handoff"`, `"background"`, `"durable"` | `"inline"` | where the attempts run (below) |
+//! | `persist` | `"always"`, `"on_failure"` | `"always"` | durable calls: stored before the first attempt, or only after a first attempt in the caller failed and is worth retrying |
 //! | `name` | string | `module::function`, `module::Type::method` | the stable name in reports, spans and events |
 //! | `crate` | string path | `"::retry_runtime"` | where this crate is, if the dependency is renamed |
 //!
@@ -107,6 +108,15 @@
 //!   retrying, comes back directly as [`Handoff::Done`]; a retryable failure moves the rest to
 //!   the background and returns [`Handoff::Retrying`] with the handle. The return type becomes
 //!   [`HandoffFor<R>`](HandoffFor); an `async fn` stays `async`.
+//!
+//! - `"durable"` (feature `sqlite`): the call is committed to a store before the function
+//!   returns its [`CorrelationId`](crate::CorrelationId) (the return type becomes
+//!   `Result<CorrelationId, durable::StoreError>`), and a `durable::Worker` (in this process or
+//!   another, now or after a restart) runs the attempts under a lease, by the same rules; a
+//!   call given up becomes a dead letter that the `retry-store` tool can show and requeue.
+//!   With `persist = "on_failure"` the first attempt runs in the caller and only a retryable
+//!   failure is stored. The arguments must be serde `Serialize + DeserializeOwned`. See the
+//!   `durable` module.
 //!
 //! In both spawned modes the arguments must be owned, `Send + 'static` and `Clone` (a borrowed
 //! argument is a compile error that suggests the owned type), hooks must be `Send + Sync +

@@ -1,9 +1,56 @@
 //! Durable calls: calls kept in a database until they succeed or are given up, so they
 //! survive a crash or a restart of the program that made them. Needs the `sqlite` feature.
 //!
-//! This module is the storage half: the [`Store`] that keeps the calls, the [`Backend`] trait
-//! a database implements, and the SQLite backend. The worker that runs the calls and the
-//! `mode = "durable"` expansion of `#[retry]` are built on top of it.
+//! ```
+//! use retry_runtime::durable::{self, CallState, Store, Worker};
+//! use retry_runtime::retry;
+//! use std::time::Duration;
+//!
+//! #[derive(Debug, serde::Serialize, serde::Deserialize)]
+//! struct Invoice { id: u64, cents: u64 }
+//!
+//! fn alert(r: &retry_runtime::Report<std::io::Error>) { eprintln!("gave up: {r}"); }
+//!
+//! #[retry(mode = "durable", max = 10, backoff = "exp", delay = "10ms", on_exhausted = alert)]
+//! async fn push_invoice(invoice: Invoice) -> std::io::Result<u64> {
+//!     // The call's ID is the natural idempotency key downstream.
+//!     let key = retry_runtime::current_cid().expect("inside the call");
+//!     let _ = key;
+//!     Ok(invoice.id)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), durable::StoreError> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let url = format!("sqlite:{}", dir.path().join("calls.db").display());
+//! let store = Store::open(&url).await?;           // "sqlite:calls.db": created or opened
+//! durable::set_default_store(store.clone());      // durable calls of this process go here
+//! let worker = Worker::builder(store.clone()).concurrency(16).start();
+//!
+//! let cid = push_invoice(Invoice { id: 7, cents: 1200 }).await?; // committed, not yet run
+//! # for _ in 0..500 {
+//! #     if store.get(cid).await?.is_some_and(|r| r.state.is_finished()) { break; }
+//! #     tokio::time::sleep(Duration::from_millis(10)).await;
+//! # }
+//! let rec = store.get(cid).await?.expect("stored");
+//! assert_eq!(rec.state, CallState::Succeeded);
+//! worker.shutdown(Duration::from_secs(5)).await;  // stops claiming, waits, releases leases
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - The function's arguments are stored as a JSON object keyed by their names, readable in
+//!   the store; they must implement serde's `Serialize` and `DeserializeOwned`.
+//! - Every durable function registers itself under its stable name (`module::function`, or
+//!   the attribute's `name`) when the program starts. A worker runs only the functions its
+//!   program registered, so a stored call can never name arbitrary code, and calls of
+//!   functions a worker does not know are left alone (a rolling deployment is safe).
+//!   **Renaming a function orphans its stored calls** unless `name = "..."` pins the old
+//!   name; [`orphans`] counts them.
+//! - Stored arguments that no longer decode (the signature changed) make the call a dead
+//!   letter with that reason; nothing is dropped silently.
+//! - The hooks (`on_retry`, `on_exhausted`, `on_done`) run in the worker; `fallback` is
+//!   refused, since no caller waits for its value.
 //!
 //! # A durable call
 //!
@@ -91,7 +138,7 @@ pub use record::{
     format_time, CallRecord, CallState, Claim, ListFilter, NewCall, ParseStateError, Progress,
     Stats, StatsRow, Tried,
 };
-pub use registry::{clashing, registered};
+pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
 pub use store::{Backend, BoxFuture, Store, StoreError, StoreUrl};
 pub use worker::{Worker, WorkerBuilder};

@@ -360,6 +360,32 @@ impl Stats {
             .map(|r| r.count)
             .sum()
     }
+
+    /// Unfinished calls of functions not in `known`: calls no worker of a program that knows
+    /// only those functions will run (a function renamed without a pinned `name`, or
+    /// removed). [`durable::orphans`](crate::durable::orphans) asks it with the functions
+    /// of this program.
+    ///
+    /// ```
+    /// use retry_runtime::durable::{CallState, Stats, StatsRow};
+    ///
+    /// let stats = Stats {
+    ///     rows: vec![
+    ///         StatsRow { function: "billing::push".into(), state: CallState::Pending, count: 3 },
+    ///         StatsRow { function: "billing::old".into(), state: CallState::Waiting, count: 2 },
+    ///         StatsRow { function: "billing::old".into(), state: CallState::Dead, count: 9 },
+    ///     ],
+    /// };
+    /// assert_eq!(stats.orphaned(&["billing::push"]), 2);
+    /// ```
+    #[must_use]
+    pub fn orphaned(&self, known: &[&str]) -> u64 {
+        self.rows
+            .iter()
+            .filter(|r| !r.state.is_finished() && !known.contains(&r.function.as_str()))
+            .map(|r| r.count)
+            .sum()
+    }
 }
 
 /// Formats a time as RFC 3339 UTC text to the millisecond, as records are serialized:

@@ -73,3 +73,10 @@ pub fn registered() -> Vec<&'static str> {
 pub fn clashing() -> Vec<&'static str> {
     registry().clashes.clone()
 }
+
+/// Unfinished calls in `stats` that no worker of this program will run: their function is
+/// not registered here (renamed without a pinned `name`, or removed).
+#[must_use]
+pub fn orphans(stats: &crate::durable::Stats) -> u64 {
+    stats.orphaned(&registered())
+}
