@@ -206,6 +206,7 @@ mod events;
 #[cfg(feature = "sqlite")]
 pub mod durable;
 mod hooks;
+mod ops;
 mod policy;
 mod report;
 mod run;
@@ -218,7 +219,8 @@ pub mod __private;
 
 pub use cid::{current_cid, CorrelationId, ParseCidError};
 pub use engine::{Attempts, Decision};
-pub use policy::{Backoff, Jitter, Policy, DEFAULT_MAX_DELAY};
+pub use ops::overrides;
+pub use policy::{Backoff, Jitter, Policy, Throttle, DEFAULT_MAX_DELAY};
 pub use report::{Reason, Report, TimedOut};
 pub use run::handle::{Failure, HandleFor, Handoff, HandoffError, HandoffFor, RetryHandle, Status};
 pub use run::shutdown::{in_flight, restart, shutdown, Tracker, TrackerGuard};
