@@ -306,7 +306,7 @@ fn exp_delay(d: Duration, factor: f64, k: u32) -> Duration {
 /// assert!(t.allows(1_000, 209));
 /// assert!(!t.allows(1_000, 210));
 /// // A quiet function still retries.
-/// assert!(t.allows(0, Throttle::FLOOR - 1));
+/// assert!(t.allows(0, u64::from(Throttle::FLOOR) - 1));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Throttle {

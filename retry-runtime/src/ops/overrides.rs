@@ -284,6 +284,40 @@ mod file {
     /// place of every override set before (so a function removed from the file gets its own
     /// policy back). Returns how many functions it overrides. A bad file changes nothing.
     ///
+    /// Reloading on `SIGHUP` (`kill -HUP <pid>` after editing the file), with tokio's
+    /// `signal` feature:
+    ///
+    /// ```no_run
+    /// use std::path::PathBuf;
+    ///
+    /// /// Loads the overrides now and again on every SIGHUP. A bad file is reported and the
+    /// /// overrides in force stay.
+    /// #[cfg(unix)]
+    /// async fn reload_on_sighup(path: PathBuf) -> std::io::Result<()> {
+    ///     use tokio::signal::unix::{signal, SignalKind};
+    ///     let mut hangups = signal(SignalKind::hangup())?;
+    ///     loop {
+    ///         match retry_runtime::overrides::load_file(&path) {
+    ///             Ok(n) => eprintln!("retry overrides: {n} function(s) from {}", path.display()),
+    ///             Err(e) => eprintln!("retry overrides unchanged: {e}"),
+    ///         }
+    ///         if hangups.recv().await.is_none() {
+    ///             return Ok(());
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// #[cfg(unix)]
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() {
+    ///     tokio::spawn(reload_on_sighup(PathBuf::from("/etc/billing/retry.toml")));
+    ///     // ... the application.
+    /// }
+    ///
+    /// #[cfg(not(unix))]
+    /// fn main() {}
+    /// ```
+    ///
     /// # Errors
     /// [`OverrideError::Io`] if the file cannot be read, [`OverrideError::Invalid`] with the
     /// line of the first mistake otherwise.
