@@ -55,7 +55,7 @@ fn read<T>(f: impl FnOnce(&Totals) -> T) -> T {
                 .histograms
                 .entry(s)
                 .or_default()
-                .extend(v.into_iter().map(|x| x.into_inner())),
+                .extend(v.into_iter().map(|x| x.0)),
         }
     }
     f(totals)

@@ -374,6 +374,7 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
     /// The metrics of a call's end (feature `metrics`; nothing without it). `elapsed` is
     /// asked only of a call that failed at least once.
     #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(clippy::unused_self))]
     fn count(
         &self,
         state: &Attempts,

@@ -199,7 +199,7 @@
 //!
 //! With the feature `metrics`, every `#[retry]` function reports through the
 //! [`metrics`](https://docs.rs/metrics/0.24) facade to whatever recorder the application
-//! installs (a Prometheus exporter, StatsD, ...). Install it before the first call: each
+//! installs (a Prometheus exporter, a `StatsD` one, ...). Install it before the first call: each
 //! function registers its series on its first call and keeps the handles. Every series has
 //! the labels `function` (the reported name) and `mode` (`inline`, `background`,
 //! `handoff`).
@@ -230,7 +230,7 @@
 //! retry_call_attempts_count{function="billing::push_invoice",mode="inline"} 1
 //! ```
 //!
-//! `examples/grafana.md` in the repository has the PromQL of a dashboard: retry rate,
+//! `examples/grafana.md` in the repository has the queries (`PromQL`) of a dashboard: retry rate,
 //! failure rate by reason, attempts p95, calls in flight.
 //!
 //! ## Overrides: policies tuned at run time
