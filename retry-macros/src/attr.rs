@@ -16,6 +16,7 @@ pub const KEYS: &[&str] = &[
     "jitter",
     "budget",
     "timeout",
+    "throttle",
     "when",
     "delay_from",
     "on_retry",
@@ -97,6 +98,8 @@ pub struct Args {
     pub jitter: Option<Spanned2<JitterKind>>,
     pub budget: Option<Spanned2<DurationArg>>,
     pub timeout: Option<Spanned2<DurationArg>>,
+    /// `throttle = "20%"`: the percentage.
+    pub throttle: Option<Spanned2<u32>>,
     pub when: Option<Expr>,
     pub delay_from: Option<Expr>,
     pub on_retry: Option<Expr>,
@@ -278,6 +281,10 @@ impl Args {
             "timeout" => once!(
                 timeout,
                 parse_duration_arg(value, errors).map(|v| Spanned2 { key: span, value: v })
+            ),
+            "throttle" => once!(
+                throttle,
+                parse_throttle(&value, errors).map(|v| Spanned2 { key: span, value: v })
             ),
             "factor" => once!(
                 factor,
@@ -490,6 +497,44 @@ fn parse_factor(value: &Expr, errors: &mut Errors) -> Option<f64> {
     }
 }
 
+/// `throttle = "20%"`: a whole percentage from 1 to 100.
+fn parse_throttle(value: &Expr, errors: &mut Errors) -> Option<u32> {
+    let Some(Lit::Str(s)) = lit(value) else {
+        errors.on(
+            value,
+            "`throttle` takes a percentage in a string, like `throttle = \"20%\"`: retries may \
+             add at most that share to the function's calls",
+        );
+        return None;
+    };
+    let text = s.value();
+    let why = match text.strip_suffix('%').map(str::parse::<u32>) {
+        Some(Ok(p @ 1..=100)) => return Some(p),
+        Some(Ok(0)) => {
+            "0% would refuse every retry beyond the floor; to disable retries, leave `#[retry]` off"
+                .to_string()
+        }
+        Some(Ok(_)) => "it is more than 100%".to_string(),
+        Some(Err(_)) => "the share must be a whole number".to_string(),
+        None => match text.parse::<f64>() {
+            Ok(f) if f > 0.0 && f < 1.0 => format!(
+                "a share is written as a percentage; did you mean \"{}%\"?",
+                (f * 100.0).round()
+            ),
+            Ok(_) => format!("it has no `%`; did you mean \"{text}%\"?"),
+            Err(_) => "it is not a percentage".to_string(),
+        },
+    };
+    errors.at(
+        s.span(),
+        format!(
+            "invalid throttle \"{text}\": {why}; write a whole percentage from 1% to 100%, \
+             like `throttle = \"20%\"`"
+        ),
+    );
+    None
+}
+
 fn parse_duration_arg(value: Expr, errors: &mut Errors) -> Option<DurationArg> {
     match lit(&value) {
         Some(Lit::Str(s)) => match parse_duration(&s.value()) {
@@ -600,6 +645,30 @@ mod tests {
         assert!(parse_duration("99999999999999999999999999h").is_err());
         assert!(parse_duration("1.0000000001s").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn throttles() {
+        let parse = |src: &str| {
+            let mut errors = Errors::default();
+            let v = parse_throttle(&syn::parse_str(src).unwrap(), &mut errors);
+            (v, errors.finish().err().map(|e| e.to_string()))
+        };
+        assert_eq!(parse("\"20%\""), (Some(20), None));
+        assert_eq!(parse("\"100%\"").0, Some(100));
+        for (bad, says) in [
+            ("\"0.2\"", "did you mean \"20%\"?"),
+            ("\"20\"", "did you mean \"20%\"?"),
+            ("\"150%\"", "more than 100%"),
+            ("\"0%\"", "leave `#[retry]` off"),
+            ("\"2.5%\"", "whole number"),
+            ("20", "takes a percentage in a string"),
+        ] {
+            let (v, e) = parse(bad);
+            assert_eq!(v, None, "{bad}");
+            let e = e.unwrap();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -161,6 +161,11 @@ fn policy_tokens(args: &Args, private: &TokenStream) -> (TokenStream, bool) {
             calls.push(quote!(.#method(::core::option::Option::Some(#d))));
         }
     }
+    if let Some(t) = &args.throttle {
+        let p = t.value;
+        calls
+            .push(quote!(.throttle(::core::option::Option::Some(#private::Throttle::percent(#p)))));
+    }
     (quote!(#private::Policy::new() #(#calls)*), constant)
 }
 
@@ -319,10 +324,17 @@ impl Parts {
             let __retry_r = #private::Returns::<<#ret as #private::RetryResult>::Itself>::new();
         };
         let typed = args.name.is_none() && is_method(&func.sig);
+        let mode = match args.mode.as_ref().map_or(Mode::Inline, |m| m.value) {
+            Mode::Inline => "inline",
+            Mode::Background => "background",
+            Mode::Handoff => "handoff",
+            Mode::Durable => "durable",
+        };
         let site_static = quote! {
             static __RETRY_SITE: #private::Site = #private::Site::new(
                 #name,
                 #typed,
+                #mode,
                 ::core::module_path!(),
                 ::core::file!(),
                 ::core::line!(),
@@ -484,7 +496,7 @@ fn is_method(sig: &syn::Signature) -> bool {
 //     async fn get(&self, id: Id) -> Result<T, E> { BODY(id) }
 // Output:
 //     async fn get(&self, id: Id) -> Result<T, E> {
-//         static __RETRY_SITE: Site = Site::new(NAME, true, module_path!(), file!(), line!());
+//         static __RETRY_SITE: Site = Site::new(NAME, true, "inline", module_path!(), file!(), line!());
 //         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::new();
 //         static __RETRY_SETUP: Setup = Setup { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(2)) };
 //         let mut call = Call::<_, TokioClock, _>::new(__retry_r, &__RETRY_SETUP,
@@ -574,7 +586,7 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
 //     async fn push(id: Id) -> Result<T, E> { BODY(id) }
 // Output:
 //     fn push(id: Id) -> HandleFor<Result<T, E>> {
-//         static __RETRY_SITE: Site = Site::new(NAME, false, module_path!(), file!(), line!());
+//         static __RETRY_SITE: Site = Site::new(NAME, false, "background", module_path!(), file!(), line!());
 //         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::new();
 //         send_arg(&id);
 //         background(__retry_r,

@@ -248,12 +248,19 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
     }
 
     /// The progress of a call starting now. The clock is read only when something will see
-    /// the call's elapsed time: a budget, a hook that reads the report, or a subscriber that
-    /// wants the failure event; a call that nothing observes reads no clock.
+    /// the call's elapsed time: a budget, a hook that reads the report, a subscriber that
+    /// wants the failure event, or the metrics (feature `metrics`); a call that nothing
+    /// observes reads no clock. A function with a `throttle` counts the call in its window.
     #[inline]
     pub fn start(&self, clock: &impl Clock) -> Attempts {
+        if self.policy.throttle.is_some() {
+            let now = clock.now();
+            self.site.throttle.call(now);
+            return Attempts::started_at(now);
+        }
         if self.policy.budget.is_some()
             || H::WANTS_REPORT
+            || cfg!(feature = "metrics")
             || tracing::level_enabled!(tracing::Level::WARN)
         {
             Attempts::started_at(clock.now())
@@ -296,6 +303,9 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         previous: Option<R::Err>,
         clock: &impl Clock,
     ) -> Step<R> {
+        self.count(state, Reason::Succeeded, false, || {
+            state.elapsed(clock.now())
+        });
         if H::HAS_ON_DONE {
             let report = self.report(ctx, state, Reason::Succeeded, previous, clock);
             let _in = ctx.enter();
@@ -323,11 +333,12 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
             } else {
                 None
             };
-            let now = self.policy.budget.map(|_| clock.now());
-            state.decide(self.policy, retryable, hint, now)
+            self.decide(state, retryable, hint, clock)
         };
         match decision {
             Decision::Retry(wait) => {
+                #[cfg(feature = "metrics")]
+                self.site.metrics(self.name()).retry();
                 let _in = ctx.enter();
                 self.site
                     .retrying(self.hooks, || ctx.cid(), state.made, &e, wait);
@@ -340,6 +351,60 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         }
     }
 
+    /// The decision after a failed attempt, the one place an operator's settings enter: the
+    /// policy in force (the function's, or an override of it), the kill switch (an override
+    /// with `max = 0`), the policy's rules, then the retry throttle.
+    fn decide(
+        &self,
+        state: &mut Attempts,
+        retryable: bool,
+        hint: Option<Duration>,
+        clock: &impl Clock,
+    ) -> Decision {
+        let overridden = crate::ops::overrides::applied(self.name(), self.policy);
+        if retryable && overridden.is_some_and(|p| p.max_retries == Some(0)) {
+            return Decision::Stop(Reason::Disabled);
+        }
+        let policy = overridden.as_ref().unwrap_or(self.policy);
+        let now = (policy.budget.is_some() || policy.throttle.is_some()).then(|| clock.now());
+        let decision = state.decide(policy, retryable, hint, now);
+        match (decision, policy.throttle, now) {
+            (Decision::Retry(_), Some(throttle), Some(now))
+                if !self.site.throttle.try_retry(throttle, now) =>
+            {
+                Decision::Stop(Reason::Throttled)
+            }
+            _ => decision,
+        }
+    }
+
+    /// The metrics of a call's end (feature `metrics`; nothing without it). `elapsed` is
+    /// asked only of a call that failed at least once.
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(clippy::unused_self))]
+    fn count(
+        &self,
+        state: &Attempts,
+        reason: Reason,
+        recovered: bool,
+        elapsed: impl FnOnce() -> Duration,
+    ) {
+        #[cfg(feature = "metrics")]
+        {
+            use crate::ops::metrics::End;
+            let end = match reason {
+                _ if recovered => End::Recovered,
+                Reason::Succeeded => End::Succeeded,
+                other => End::Failed(other),
+            };
+            self.site
+                .metrics(self.name())
+                .ended(end, state.made, || elapsed().as_secs_f64());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (state, reason, recovered, elapsed);
+    }
+
     #[cold]
     fn panicked(
         &self,
@@ -350,6 +415,7 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         clock: &impl Clock,
     ) -> Step<R> {
         let report = self.report(ctx, state, Reason::Panicked, previous, clock);
+        self.count(state, Reason::Panicked, false, || report.elapsed);
         let _in = ctx.enter();
         self.site.panicked(self.hooks, &report, msg);
         self.hooks.done(&report);
@@ -375,6 +441,7 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
                 let facts = report.facts();
                 report = match self.hooks.recover(report).map(RetryResult::into_result) {
                     Ok(Ok(v)) => {
+                        self.count(state, reason, true, || facts.elapsed);
                         self.site.recovered(self.hooks.type_name(), &facts);
                         self.hooks.done(&facts.with_error(None));
                         return Done::Ok(v);
@@ -384,6 +451,7 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
                 };
             }
         }
+        self.count(state, reason, false, || report.elapsed);
         self.site.ended(self.hooks, &report);
         self.hooks.done(&report);
         Done::Failed(report)

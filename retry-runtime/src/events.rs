@@ -22,27 +22,37 @@ use crate::hooks::HookSet;
 use crate::report::{Reason, Report};
 use crate::{CorrelationId, RetryResult};
 
-/// The static facts of one `#[retry]` function: its name and where it is.
+/// The static facts of one `#[retry]` function: its name, mode and where it is; and what its
+/// calls share: their retry throttle's window and, with the feature `metrics`, their metric
+/// handles.
 #[derive(Debug)]
 pub struct Site {
     name: &'static str,
     /// A method whose default name gets its type (`module::Type::method`) from the hooks.
     typed: bool,
+    /// `"inline"`, `"background"` or `"handoff"`: the `mode` label of its metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    mode: &'static str,
     module: &'static str,
     file: &'static str,
     line: u32,
     full_name: OnceLock<&'static str>,
     callsites: OnceLock<&'static Callsites>,
+    /// The calls and retries its throttle counts (untouched without `throttle`).
+    pub(crate) throttle: crate::ops::throttle::Window,
+    #[cfg(feature = "metrics")]
+    metrics: OnceLock<crate::ops::metrics::Handles>,
 }
 
 impl Site {
     /// A site named `name`, in `module` (the target of its events), at `file:line`. With
     /// `typed`, `name` is the default `module::method` of a method, and the name used is
-    /// `module::Type::method` once the type is known.
+    /// `module::Type::method` once the type is known. `mode` is the attribute's.
     #[must_use]
     pub const fn new(
         name: &'static str,
         typed: bool,
+        mode: &'static str,
         module: &'static str,
         file: &'static str,
         line: u32,
@@ -50,12 +60,24 @@ impl Site {
         Self {
             name,
             typed,
+            mode,
             module,
             file,
             line,
             full_name: OnceLock::new(),
             callsites: OnceLock::new(),
+            throttle: crate::ops::throttle::Window::new(),
+            #[cfg(feature = "metrics")]
+            metrics: OnceLock::new(),
         }
+    }
+
+    /// The function's metric handles, registered on first use; `name` is its full name.
+    #[cfg(feature = "metrics")]
+    #[inline]
+    pub(crate) fn metrics(&self, name: &'static str) -> &crate::ops::metrics::Handles {
+        self.metrics
+            .get_or_init(|| crate::ops::metrics::Handles::new(name, self.mode))
     }
 
     /// The function's name; `ty` is the `Self` type of a method, if known.
@@ -144,12 +166,12 @@ impl Site {
     }
 
     /// The event of a call that ends without success: WARN when it failed after retrying
-    /// (exhausted, budget spent, timed out), INFO for an expected end (an error `when`
+    /// (exhausted, budget spent, timed out, throttled), INFO for an expected end (an error `when`
     /// rejected, a cancel, a shutdown).
     pub(crate) fn ended<R: RetryResult, H: HookSet<R>>(&self, hooks: &H, report: &Report<R::Err>) {
         let warn = matches!(
             report.reason,
-            Reason::Exhausted | Reason::BudgetSpent | Reason::TimedOut
+            Reason::Exhausted | Reason::BudgetSpent | Reason::TimedOut | Reason::Throttled
         );
         let level = if warn { Level::WARN } else { Level::INFO };
         if !tracing::level_enabled!(Level::INFO) || (warn && !tracing::level_enabled!(Level::WARN))

@@ -36,6 +36,7 @@
 //! | `jitter` | `"none"`, `"full"`, `"equal"`, `"decorrelated"` | `"none"` | randomisation of each wait ([`Jitter`]) |
 //! | `budget` | duration | none | no attempt starts after this much time since the call began; the last wait is shortened to fit |
 //! | `timeout` | duration | none | per-attempt limit, async functions only; the error type must implement `From<`[`TimedOut`]`>` |
+//! | `throttle` | percentage string, `"1%"` to `"100%"` | none | retries of all the function's calls may add at most this share to its calls ([`Throttle`]); a refused retry ends the call with [`Reason::Throttled`] |
 //! | `when` | path or closure, `Fn(&E) -> bool` | every `Err` | which errors are worth retrying; a rejected error ends the call at once |
 //! | `delay_from` | path or closure, `Fn(&E) -> Option<Duration>` | none | a wait the error asks for (a `Retry-After`), replacing the computed one; honoured as asked (not capped by `max_delay`), and a wait that would end past the `budget` ends the call with [`Reason::BudgetSpent`] |
 //! | `on_retry` | path or closure, `Fn(u32, &E, Duration)` | none | before each wait: attempt number, error, coming wait |
@@ -177,9 +178,10 @@
 //!   `attempt`;
 //! - a failed attempt that will be retried logs one `INFO` event with the attempt number,
 //!   the error and the next wait;
-//! - a call that fails after retrying (retries exhausted, budget spent, timed out) logs one
-//!   `WARN` event with its report; an expected end (an error `when` rejects, a cancel, a
-//!   shutdown) and a call the `fallback` recovered log at `INFO`; a panic in a spawned
+//! - a call that fails after retrying (retries exhausted, budget spent, timed out, retries
+//!   throttled) logs one `WARN` event with its report; an expected end (an error `when`
+//!   rejects, retries disabled by an operator, a cancel, a shutdown) and a call the
+//!   `fallback` recovered log at `INFO`; a panic in a spawned
 //!   attempt logs at `ERROR`.
 //!
 //! Errors are shown with their `Display` when they have one (every `std::error::Error`, and
@@ -195,6 +197,146 @@
 //! attempt. Async waits use tokio's timer when a tokio runtime is current (so its paused clock
 //! drives them) and a shared timer thread under any other executor
 //! (`futures::executor::block_on`, smol, async-std); a zero wait registers no timer.
+//!
+//! With the feature `metrics`, a call also reads the clock at its start (for its duration)
+//! and a first-attempt success increments one cached counter, still without allocating.
+//! Overrides are looked at only after a failed attempt. A function with a `throttle` takes a
+//! short lock when a call starts and when it would retry.
+//!
+//! # For operators
+//!
+//! ## Metrics
+//!
+//! With the feature `metrics`, every `#[retry]` function reports through the
+//! [`metrics`](https://docs.rs/metrics/0.24) facade to whatever recorder the application
+//! installs (a Prometheus exporter, a `StatsD` one, ...). Install it before the first call: each
+//! function registers its series on its first call and keeps the handles. Every series has
+//! the labels `function` (the reported name) and `mode` (`inline`, `background`,
+//! `handoff`).
+//!
+//! | name | type | more labels | what |
+//! |---|---|---|---|
+//! | `retry_calls_total` | counter | `outcome`, and `reason` when `outcome="failed"` | calls that ended |
+//! | `retry_retries_total` | counter | | retries decided: attempts after the first |
+//! | `retry_call_attempts` | histogram | | attempts per finished call that failed at least once |
+//! | `retry_call_duration_seconds` | histogram | | seconds from the first attempt to the outcome, same calls |
+//! | `retry_in_flight` | gauge | | background and hand-off calls in progress |
+//!
+//! `outcome` is `succeeded`, `failed`, `recovered` (the `fallback` answered with a success)
+//! or `cancelled`. `reason`, on failed calls, is `exhausted`, `budget`, `not_retryable`,
+//! `timed_out`, `panicked`, `throttled`, `disabled` (the kill switch) or `shut_down` (the
+//! runtime shut down before the call finished: [`shutdown`]).
+//!
+//! A call whose first attempt succeeds only increments `retry_calls_total`, so that the
+//! common case costs one atomic add: the histograms describe the calls that failed at least
+//! once (their `_count` is the number of such calls; `retry_calls_total` minus it is the
+//! number of first-attempt successes). A retry is counted when the engine decides it, before
+//! its wait. What a Prometheus exporter shows after a call that succeeded at its second
+//! attempt:
+//!
+//! ```text
+//! retry_calls_total{function="billing::push_invoice",mode="inline",outcome="succeeded"} 1
+//! retry_retries_total{function="billing::push_invoice",mode="inline"} 1
+//! retry_call_attempts_count{function="billing::push_invoice",mode="inline"} 1
+//! ```
+//!
+//! `examples/grafana.md` in the repository has the queries (`PromQL`) of a dashboard: retry rate,
+//! failure rate by reason, attempts p95, calls in flight.
+//!
+//! ## Overrides: policies tuned at run time
+//!
+//! [`overrides::set`] replaces the policy of a function, named as it reports itself, for
+//! every decision made after it, in calls already under way too; [`overrides::clear`]
+//! gives it its own policy back. An override covers `max`, `backoff`, `delay`, `factor`,
+//! `max_delay`, `jitter` and `budget`; `timeout` and `throttle` stay the attribute's.
+//! Overrides are read only after a failed attempt.
+//!
+//! ```
+//! use retry_runtime::{overrides, retry, Policy};
+//! use std::time::Duration;
+//!
+//! #[retry(max = 3, delay = "0ms", name = "billing::push_invoice")]
+//! fn push_invoice() -> Result<(), String> {
+//!     Err("the ledger is down".into())
+//! }
+//!
+//! // The ledger is down for a while: retry longer, and less often.
+//! overrides::set(
+//!     "billing::push_invoice",
+//!     Policy::new().max_retries(Some(10)).delay(Duration::from_secs(30)),
+//! );
+//! assert_eq!(overrides::get("billing::push_invoice").unwrap().max_retries, Some(Some(10)));
+//! overrides::clear("billing::push_invoice");
+//! ```
+//!
+//! With the feature `overrides-file`, [`overrides::load_file`] reads them from a TOML file
+//! the application names, one section per function; a key left out keeps the attribute's
+//! value. Loading a file replaces every override set before; a bad file is an error that
+//! names its line, and changes nothing. Its docs have a reload-on-SIGHUP recipe.
+//!
+//! ```toml
+//! ["billing::push_invoice"]
+//! max = 10            # or "forever"; 0 = kill switch
+//! backoff = "exp"     # fixed | linear | exp
+//! delay = "200ms"
+//! factor = 2.0
+//! max_delay = "30s"   # or "none": the default cap
+//! jitter = "full"     # none | full | equal | decorrelated
+//! budget = "5m"       # or "none"
+//! ```
+//!
+//! ## The kill switch
+//!
+//! An override with `max = 0` (`Policy::new().max_retries(Some(0))`, or `max = 0` in the
+//! file) makes the next failure of every call of the function final, with
+//! [`Reason::Disabled`] ("retries disabled"; metrics reason `disabled`). A call that is
+//! waiting when it is set runs the attempt it waits for; that attempt's failure ends it.
+//!
+//! ```
+//! use retry_runtime::{overrides, retry, Policy};
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//!
+//! static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+//!
+//! #[retry(max = 5, delay = "0ms", name = "mail::send")]
+//! fn send() -> Result<(), String> {
+//!     ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+//!     Err("the mail server is down".into())
+//! }
+//!
+//! overrides::set("mail::send", Policy::new().max_retries(Some(0)));
+//! assert!(send().is_err());
+//! assert_eq!(ATTEMPTS.load(Ordering::Relaxed), 1);
+//! overrides::clear("mail::send");
+//! ```
+//!
+//! ## Retry throttling
+//!
+//! `throttle = "20%"` bounds the retries of all of a function's calls together: over a
+//! sliding window of 10 seconds ([`Throttle::WINDOW`]) they may add at most 20% to its
+//! calls, plus [`Throttle::FLOOR`] retries so that a function with little traffic can still
+//! retry. A retry refused ends the call with [`Reason::Throttled`] ("retries throttled";
+//! metrics reason `throttled`), which `on_exhausted` and `fallback` see. This is Finagle's
+//! retry budget and gRPC's retry throttling: when a dependency is down, retries no longer
+//! multiply the load on it; when it recovers, its successes earn retries again.
+//!
+//! ```
+//! use retry_runtime::{retry, Reason, Throttle};
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//!
+//! static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+//!
+//! #[retry(max = 3, delay = "0ms", throttle = "20%", fallback = |r| Err(r.reason))]
+//! fn fetch() -> Result<(), Reason> {
+//!     ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+//!     Err(Reason::Exhausted)
+//! }
+//!
+//! let throttled = (0..100).filter(|_| fetch() == Err(Reason::Throttled)).count();
+//! let retries = ATTEMPTS.load(Ordering::Relaxed) - 100;
+//! assert!(retries <= 100 * 20 / 100 + Throttle::FLOOR);
+//! assert!(throttled > 0);
+//! ```
 //!
 //! # How it is built
 //!
@@ -216,6 +358,7 @@ mod events;
 #[cfg(feature = "sqlite")]
 pub mod durable;
 mod hooks;
+mod ops;
 mod policy;
 mod report;
 mod run;
@@ -228,7 +371,8 @@ pub mod __private;
 
 pub use cid::{current_cid, CorrelationId, ParseCidError};
 pub use engine::{Attempts, Decision};
-pub use policy::{Backoff, Jitter, Policy, DEFAULT_MAX_DELAY};
+pub use ops::overrides;
+pub use policy::{Backoff, Jitter, Policy, Throttle, DEFAULT_MAX_DELAY};
 pub use report::{Reason, Report, TimedOut};
 pub use run::handle::{Failure, HandleFor, Handoff, HandoffError, HandoffFor, RetryHandle, Status};
 pub use run::shutdown::{in_flight, restart, shutdown, Tracker, TrackerGuard};

@@ -90,6 +90,8 @@ pub struct Policy {
     pub budget: Option<Duration>,
     /// A limit on each attempt (async functions only).
     pub timeout: Option<Duration>,
+    /// A limit on the retries of all the function's calls together, as a share of its calls.
+    pub throttle: Option<Throttle>,
 }
 
 impl Default for Policy {
@@ -114,6 +116,7 @@ impl Policy {
             jitter: Jitter::None,
             budget: None,
             timeout: None,
+            throttle: None,
         }
     }
 
@@ -163,6 +166,19 @@ impl Policy {
     #[must_use]
     pub const fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`Policy::throttle`].
+    ///
+    /// ```
+    /// use retry_runtime::{Policy, Throttle};
+    /// const P: Policy = Policy::new().throttle(Some(Throttle::percent(20)));
+    /// assert_eq!(P.throttle.map(Throttle::as_percent), Some(20));
+    /// ```
+    #[must_use]
+    pub const fn throttle(mut self, throttle: Option<Throttle>) -> Self {
+        self.throttle = throttle;
         self
     }
 
@@ -269,6 +285,59 @@ fn exp_delay(d: Duration, factor: f64, k: u32) -> Duration {
         Duration::from_nanos(nanos.round() as u64)
     } else {
         MAX_WAIT
+    }
+}
+
+/// Retry throttling (`throttle = "20%"`): the retries of all of a function's calls together
+/// may add at most this share to its calls, over a sliding window of [`Throttle::WINDOW`],
+/// plus a floor of [`Throttle::FLOOR`] retries per window so that a function with little
+/// traffic can still retry. A retry it refuses ends the call with
+/// [`Reason::Throttled`](crate::Reason::Throttled).
+///
+/// This is the retry budget of Finagle and the retry throttling of gRPC: when a dependency
+/// is down, every call fails, and without a limit each call would multiply the load on it by
+/// its attempts; with `throttle = "20%"` the load stays within 1.2 times the traffic.
+///
+/// ```
+/// use retry_runtime::Throttle;
+///
+/// let t = Throttle::percent(20);
+/// // 1,000 calls in the window allow 200 retries, plus the floor.
+/// assert!(t.allows(1_000, 209));
+/// assert!(!t.allows(1_000, 210));
+/// // A quiet function still retries.
+/// assert!(t.allows(0, u64::from(Throttle::FLOOR) - 1));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Throttle {
+    percent: u32,
+}
+
+impl Throttle {
+    /// The sliding window the calls and retries are counted over.
+    pub const WINDOW: Duration = Duration::from_secs(10);
+
+    /// Retries allowed in any window, whatever the traffic.
+    pub const FLOOR: u32 = 10;
+
+    /// Retries may add `percent` percent to the calls (`#[retry]` accepts 1 to 100).
+    #[must_use]
+    pub const fn percent(percent: u32) -> Self {
+        Self { percent }
+    }
+
+    /// The share, in percent.
+    #[must_use]
+    pub const fn as_percent(self) -> u32 {
+        self.percent
+    }
+
+    /// Whether one more retry is allowed after `calls` calls and `retries` retries in the
+    /// window.
+    #[must_use]
+    pub const fn allows(self, calls: u64, retries: u64) -> bool {
+        let share = calls.saturating_mul(self.percent as u64) / 100;
+        retries < share.saturating_add(Self::FLOOR as u64)
     }
 }
 

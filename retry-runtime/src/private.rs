@@ -7,7 +7,7 @@ pub use crate::hooks::{
     delay_from, fallback, hooks, on_done, on_exhausted, on_retry, when, ErrorFormatOf, Hook,
     HookSet, Hooks, NoHook, ViaDebug, ViaDisplay,
 };
-pub use crate::policy::{Backoff, Jitter, Policy};
+pub use crate::policy::{Backoff, Jitter, Policy, Throttle};
 pub use crate::run::attempter::{
     async_attempts, sync_attempts, AsyncAttempts, Attempter, SyncAttempts,
 };

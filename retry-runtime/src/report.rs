@@ -38,6 +38,12 @@ pub enum Reason {
     Panicked,
     /// The runtime shut down before the call finished.
     ShutDown,
+    /// The function's retry throttle (`throttle = "20%"`) refused the retry: too many of its
+    /// calls were retrying already.
+    Throttled,
+    /// An operator disabled the function's retries (an override with `max = 0`, the kill
+    /// switch): the failure that met it was final.
+    Disabled,
 }
 
 impl Reason {
@@ -53,6 +59,8 @@ impl Reason {
             Self::Cancelled => "cancelled",
             Self::Panicked => "panicked",
             Self::ShutDown => "shut down",
+            Self::Throttled => "retries throttled",
+            Self::Disabled => "retries disabled",
         }
     }
 }
@@ -130,7 +138,12 @@ impl Reason {
     pub const fn ends_retrying(self) -> bool {
         matches!(
             self,
-            Self::Exhausted | Self::BudgetSpent | Self::NotRetryable | Self::TimedOut
+            Self::Exhausted
+                | Self::BudgetSpent
+                | Self::NotRetryable
+                | Self::TimedOut
+                | Self::Throttled
+                | Self::Disabled
         )
     }
 }

@@ -108,14 +108,16 @@ where
     let name = spec.engine::<R>().name();
     let policy = spec.policy;
     let flight = InFlight::enter(tracker);
-    let join = spawn(drive(
-        Arc::clone(&shared),
-        spec,
-        attempter,
-        parent,
-        resume,
-        flight,
-    ));
+    #[cfg(feature = "metrics")]
+    let gauge = spec.site.metrics(name).in_flight();
+    let call = drive(Arc::clone(&shared), spec, attempter, parent, resume, flight);
+    // `retry_in_flight` counts the call until its task ends or is dropped.
+    #[cfg(feature = "metrics")]
+    let call = async move {
+        let _gauge = gauge;
+        call.await
+    };
+    let join = spawn(call);
     RetryHandle {
         shared,
         join,

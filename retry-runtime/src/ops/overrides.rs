@@ -1,0 +1,543 @@
+//! Policies tuned at run time: an operator's override of a function's policy, by name.
+//!
+//! An override replaces some or all of a function's `max`, `backoff`, `delay`, `factor`,
+//! `max_delay`, `jitter` and `budget` for every decision made after it is set, including
+//! the next decision of calls already under way. `timeout` and `throttle` stay the
+//! attribute's. The function is named as it reports itself (`module::function`,
+//! `module::Type::method`, or its `name = "..."`).
+//!
+//! Overrides are read only after a failed attempt: a call whose first attempt succeeds takes
+//! no lock and looks nothing up, and while no override is set a failure costs one atomic load.
+//!
+//! ```
+//! use retry_runtime::{overrides, retry, Policy};
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//!
+//! static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+//!
+//! #[retry(max = 5, delay = "0ms", name = "docs::push")]
+//! fn push() -> Result<(), &'static str> {
+//!     ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+//!     Err("down")
+//! }
+//!
+//! overrides::set("docs::push", Policy::new().max_retries(Some(1)));
+//! assert!(push().is_err());
+//! assert_eq!(ATTEMPTS.swap(0, Ordering::Relaxed), 2);
+//!
+//! overrides::clear("docs::push");
+//! assert!(push().is_err());
+//! assert_eq!(ATTEMPTS.load(Ordering::Relaxed), 6);
+//! ```
+//!
+//! With the feature `overrides-file`, [`load_file`] reads them from a TOML file; see "For
+//! operators" in the crate docs for its format and a reload-on-SIGHUP recipe.
+
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::time::Duration;
+use std::collections::HashMap;
+use std::sync::{LazyLock, PoisonError, RwLock};
+
+use crate::{Backoff, Jitter, Policy};
+
+/// An override of some of a function's policy: each field that is `Some` replaces the
+/// function's own value; the others keep it.
+///
+/// ```
+/// use retry_runtime::overrides::Override;
+/// use retry_runtime::{Backoff, Policy};
+/// use std::time::Duration;
+///
+/// let own = Policy::new().max_retries(Some(3)).backoff(Backoff::Linear);
+/// let mut o = Override::default();
+/// o.max_retries = Some(Some(10));
+/// let p = o.apply(&own);
+/// assert_eq!(p.max_retries, Some(10));
+/// assert_eq!(p.backoff, Backoff::Linear); // kept
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Override {
+    /// Retries after the first attempt (`Some(None)`: forever; `Some(Some(0))`: the kill
+    /// switch, see [`Reason::Disabled`](crate::Reason::Disabled)).
+    pub max_retries: Option<Option<u32>>,
+    /// How the wait grows.
+    pub backoff: Option<Backoff>,
+    /// The multiplier of an exponential backoff, when the backoff is (or stays) exponential.
+    pub factor: Option<f64>,
+    /// The first wait.
+    pub delay: Option<Duration>,
+    /// The cap on a computed wait (`Some(None)`: the default cap).
+    pub max_delay: Option<Option<Duration>>,
+    /// The randomisation of each wait.
+    pub jitter: Option<Jitter>,
+    /// The time budget of a call (`Some(None)`: none).
+    pub budget: Option<Option<Duration>>,
+}
+
+impl Override {
+    /// The function's policy `own` with this override on top.
+    #[must_use]
+    pub fn apply(&self, own: &Policy) -> Policy {
+        let mut p = *own;
+        if let Some(m) = self.max_retries {
+            p.max_retries = m;
+        }
+        if let Some(b) = self.backoff {
+            p.backoff = b;
+        }
+        if let (Some(f), Backoff::Exponential { factor }) = (self.factor, &mut p.backoff) {
+            *factor = f;
+        }
+        if let Some(d) = self.delay {
+            p.delay = d;
+        }
+        if let Some(m) = self.max_delay {
+            p.max_delay = m;
+        }
+        if let Some(j) = self.jitter {
+            p.jitter = j;
+        }
+        if let Some(b) = self.budget {
+            p.budget = b;
+        }
+        p
+    }
+}
+
+impl From<Policy> for Override {
+    /// Every value an override can replace, from `p`.
+    fn from(p: Policy) -> Self {
+        Self {
+            max_retries: Some(p.max_retries),
+            backoff: Some(p.backoff),
+            factor: None,
+            delay: Some(p.delay),
+            max_delay: Some(p.max_delay),
+            jitter: Some(p.jitter),
+            budget: Some(p.budget),
+        }
+    }
+}
+
+/// Whether any override is set: the one load a failure pays while none is.
+static ANY: AtomicBool = AtomicBool::new(false);
+static ALL: LazyLock<RwLock<HashMap<String, Override>>> = LazyLock::new(RwLock::default);
+
+fn write(f: impl FnOnce(&mut HashMap<String, Override>)) {
+    let mut all = ALL.write().unwrap_or_else(PoisonError::into_inner);
+    f(&mut all);
+    ANY.store(!all.is_empty(), Ordering::Release);
+}
+
+/// Replaces the policy of the function `name` with `policy` (all but its `timeout` and
+/// `throttle`) for decisions made from now on.
+///
+/// ```
+/// use retry_runtime::{overrides, Policy};
+/// overrides::set("billing::push_invoice", Policy::new().max_retries(Some(10)));
+/// assert_eq!(overrides::get("billing::push_invoice").unwrap().max_retries, Some(Some(10)));
+/// # overrides::clear("billing::push_invoice");
+/// ```
+pub fn set(name: &str, policy: Policy) {
+    set_partial(name, Override::from(policy));
+}
+
+/// Overrides only the fields of the function's policy that `o` sets.
+///
+/// ```
+/// use retry_runtime::overrides::{self, Override};
+/// let mut kill = Override::default();
+/// kill.max_retries = Some(Some(0)); // the kill switch
+/// overrides::set_partial("billing::push_invoice", kill);
+/// # overrides::clear("billing::push_invoice");
+/// ```
+pub fn set_partial(name: &str, o: Override) {
+    write(|all| {
+        all.insert(name.to_owned(), o);
+    });
+}
+
+/// Removes the override of the function `name`: its own policy is back for the decisions
+/// made from now on.
+///
+/// ```
+/// use retry_runtime::{overrides, Policy};
+/// overrides::set("billing::refund", Policy::new());
+/// overrides::clear("billing::refund");
+/// assert!(overrides::get("billing::refund").is_none());
+/// ```
+pub fn clear(name: &str) {
+    write(|all| {
+        all.remove(name);
+    });
+}
+
+/// Removes every override.
+pub fn clear_all() {
+    write(HashMap::clear);
+}
+
+/// The override of the function `name`, if one is set.
+#[must_use]
+pub fn get(name: &str) -> Option<Override> {
+    ALL.read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(name)
+        .copied()
+}
+
+/// The policy in force for `name` when an override is set, `None` otherwise (then `own`
+/// is). One atomic load while no override is set anywhere.
+#[inline]
+pub(crate) fn applied(name: &str, own: &Policy) -> Option<Policy> {
+    if !ANY.load(Ordering::Acquire) {
+        return None;
+    }
+    get(name).map(|o| o.apply(own))
+}
+
+/// A bad override file: the line and what is wrong, or why it could not be read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OverrideError {
+    /// The file could not be read.
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The text is not a valid override file.
+    Invalid {
+        /// The file, when it came from one.
+        path: Option<std::path::PathBuf>,
+        /// The line (from 1) of the mistake.
+        line: usize,
+        /// What is wrong, and how to fix it.
+        message: String,
+    },
+}
+
+impl OverrideError {
+    /// The line of the mistake, for an invalid file.
+    #[must_use]
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            Self::Invalid { line, .. } => Some(*line),
+            Self::Io { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for OverrideError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { path, error } => {
+                write!(
+                    f,
+                    "cannot read the override file {}: {error}",
+                    path.display()
+                )
+            }
+            Self::Invalid {
+                path: Some(p),
+                line,
+                message,
+            } => write!(f, "{}, line {line}: {message}", p.display()),
+            Self::Invalid {
+                path: None,
+                line,
+                message,
+            } => write!(f, "line {line}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for OverrideError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { error, .. } => Some(error),
+            Self::Invalid { .. } => None,
+        }
+    }
+}
+
+#[cfg(feature = "overrides-file")]
+pub use file::{load_file, load_str};
+
+#[cfg(feature = "overrides-file")]
+mod file {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use toml::{Spanned, Value};
+
+    use super::{write, Override, OverrideError};
+    use crate::{Backoff, Jitter};
+
+    type Section = BTreeMap<Spanned<String>, Spanned<Value>>;
+    type File = BTreeMap<Spanned<String>, Spanned<Section>>;
+
+    /// Reads the override file at `path` and makes its overrides the ones in force, in
+    /// place of every override set before (so a function removed from the file gets its own
+    /// policy back). Returns how many functions it overrides. A bad file changes nothing.
+    ///
+    /// Reloading on `SIGHUP` (`kill -HUP <pid>` after editing the file), with tokio's
+    /// `signal` feature:
+    ///
+    /// ```no_run
+    /// use std::path::PathBuf;
+    ///
+    /// /// Loads the overrides now and again on every SIGHUP. A bad file is reported and the
+    /// /// overrides in force stay.
+    /// #[cfg(unix)]
+    /// async fn reload_on_sighup(path: PathBuf) -> std::io::Result<()> {
+    ///     use tokio::signal::unix::{signal, SignalKind};
+    ///     let mut hangups = signal(SignalKind::hangup())?;
+    ///     loop {
+    ///         match retry_runtime::overrides::load_file(&path) {
+    ///             Ok(n) => eprintln!("retry overrides: {n} function(s) from {}", path.display()),
+    ///             Err(e) => eprintln!("retry overrides unchanged: {e}"),
+    ///         }
+    ///         if hangups.recv().await.is_none() {
+    ///             return Ok(());
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// #[cfg(unix)]
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() {
+    ///     tokio::spawn(reload_on_sighup(PathBuf::from("/etc/billing/retry.toml")));
+    ///     // ... the application.
+    /// }
+    ///
+    /// #[cfg(not(unix))]
+    /// fn main() {}
+    /// ```
+    ///
+    /// # Errors
+    /// [`OverrideError::Io`] if the file cannot be read, [`OverrideError::Invalid`] with the
+    /// line of the first mistake otherwise.
+    pub fn load_file(path: impl AsRef<Path>) -> Result<usize, OverrideError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|error| OverrideError::Io {
+            path: path.to_owned(),
+            error,
+        })?;
+        load_str(&text).map_err(|e| match e {
+            OverrideError::Invalid { line, message, .. } => OverrideError::Invalid {
+                path: Some(path.to_owned()),
+                line,
+                message,
+            },
+            io @ OverrideError::Io { .. } => io,
+        })
+    }
+
+    /// [`load_file`] on the text of a file.
+    ///
+    /// ```
+    /// use retry_runtime::overrides;
+    ///
+    /// let n = overrides::load_str(r#"
+    ///     ["billing::push_invoice"]
+    ///     max = 10
+    ///     delay = "200ms"
+    /// "#).unwrap();
+    /// assert_eq!(n, 1);
+    /// let err = overrides::load_str("[\"billing::push_invoice\"]\nmax = -1\n").unwrap_err();
+    /// assert_eq!(err.line(), Some(2));
+    /// # overrides::clear_all();
+    /// ```
+    ///
+    /// # Errors
+    /// [`OverrideError::Invalid`] with the line of the first mistake.
+    pub fn load_str(text: &str) -> Result<usize, OverrideError> {
+        let line_of = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
+        let invalid = |at: usize, message: String| OverrideError::Invalid {
+            path: None,
+            line: line_of(at),
+            message,
+        };
+        let file: File = toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start);
+            invalid(at, e.message().trim().to_owned())
+        })?;
+        let mut parsed = Vec::with_capacity(file.len());
+        for (name, section) in file {
+            let mut o = Override::default();
+            for (key, value) in section.into_inner() {
+                let at = key.span().start;
+                set_key(&mut o, key.get_ref(), value.get_ref())
+                    .map_err(|m| invalid(at, format!("in [\"{}\"]: {m}", name.get_ref())))?;
+            }
+            parsed.push((name.into_inner(), o));
+        }
+        let n = parsed.len();
+        write(|all| {
+            all.clear();
+            all.extend(parsed);
+        });
+        Ok(n)
+    }
+
+    fn set_key(o: &mut Override, key: &str, v: &Value) -> Result<(), String> {
+        match key {
+            "max" => {
+                o.max_retries = Some(match v {
+                    Value::String(s) if s == "forever" => None,
+                    Value::Integer(n) => Some(u32::try_from(*n).map_err(|_| {
+                        format!("`max` is {n}: write a whole number from 0 (the kill switch) to {}, or \"forever\"", u32::MAX)
+                    })?),
+                    _ => return Err("`max` takes a whole number (0 is the kill switch) or \"forever\"".into()),
+                });
+            }
+            "backoff" => {
+                o.backoff = Some(match string(key, v)? {
+                    "fixed" => Backoff::Fixed,
+                    "linear" => Backoff::Linear,
+                    "exp" => Backoff::Exponential {
+                        factor: o.factor.unwrap_or(2.0),
+                    },
+                    other => {
+                        return Err(format!(
+                            "unknown backoff \"{other}\": expected \"fixed\", \"linear\" or \"exp\""
+                        ))
+                    }
+                });
+            }
+            "factor" => {
+                #[allow(clippy::cast_precision_loss)]
+                let f = match v {
+                    Value::Float(f) => *f,
+                    Value::Integer(n) => *n as f64,
+                    _ => return Err("`factor` takes a number greater than 1".into()),
+                };
+                if !(f > 1.0 && f.is_finite()) {
+                    return Err(format!("`factor` is {f}: it must be greater than 1"));
+                }
+                o.factor = Some(f);
+                if let Some(Backoff::Exponential { factor }) = &mut o.backoff {
+                    *factor = f;
+                }
+            }
+            "delay" => o.delay = Some(duration(key, v)?),
+            "max_delay" => o.max_delay = Some(optional_duration(key, v)?),
+            "budget" => o.budget = Some(optional_duration(key, v)?),
+            "jitter" => {
+                o.jitter = Some(match string(key, v)? {
+                    "none" => Jitter::None,
+                    "full" => Jitter::Full,
+                    "equal" => Jitter::Equal,
+                    "decorrelated" => Jitter::Decorrelated,
+                    other => return Err(format!(
+                        "unknown jitter \"{other}\": expected \"none\", \"full\", \"equal\" or \"decorrelated\""
+                    )),
+                });
+            }
+            other => {
+                return Err(format!(
+                    "unknown key `{other}`: the keys are max, backoff, delay, factor, max_delay, jitter, budget"
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn string<'v>(key: &str, v: &'v Value) -> Result<&'v str, String> {
+        v.as_str()
+            .ok_or_else(|| format!("`{key}` takes a string, like `{key} = \"...\"`"))
+    }
+
+    fn optional_duration(key: &str, v: &Value) -> Result<Option<core::time::Duration>, String> {
+        if v.as_str() == Some("none") {
+            return Ok(None);
+        }
+        duration(key, v).map(Some)
+    }
+
+    fn duration(key: &str, v: &Value) -> Result<core::time::Duration, String> {
+        let s = string(key, v)?;
+        super::parse_duration(s).map_err(|why| {
+            format!("`{key}` is \"{s}\": {why}; write a number and a unit (ns, us, ms, s, m, h), like \"250ms\" or \"1m30s\"")
+        })
+    }
+}
+
+/// Parses `"250ms"`, `"1.5s"`, `"1m30s"`: the grammar of the attribute's durations (whose
+/// parser lives in the macro crate, which this crate cannot call at run time).
+#[cfg_attr(not(feature = "overrides-file"), allow(dead_code))]
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text.is_empty() {
+        return Err("it is empty".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_len);
+        let unit_len = tail
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(tail.len());
+        let (unit, after) = tail.split_at(unit_len);
+        if num.is_empty() {
+            return Err(format!("expected a number before `{tail}`"));
+        }
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err(format!("the number `{num}` has no unit")),
+            other => return Err(format!("unknown unit `{other}`")),
+        };
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        let too_long = || "it is too long to represent".to_string();
+        let not_a_number = || format!("`{num}` is not a number");
+        if int.is_empty() || frac.contains('.') || (num.contains('.') && frac.is_empty()) {
+            return Err(not_a_number());
+        }
+        let mut nanos = int
+            .parse::<u128>()
+            .map_err(|_| not_a_number())?
+            .checked_mul(scale)
+            .ok_or_else(too_long)?;
+        if !frac.is_empty() {
+            let den = 10u128
+                .checked_pow(u32::try_from(frac.len()).map_err(|_| too_long())?)
+                .ok_or_else(too_long)?;
+            let f = frac.parse::<u128>().map_err(|_| not_a_number())?;
+            nanos += f.checked_mul(scale).ok_or_else(too_long)? / den;
+        }
+        let part = u64::try_from(nanos).map_err(|_| too_long())?;
+        total = total
+            .checked_add(Duration::from_nanos(part))
+            .ok_or_else(too_long)?;
+        rest = after;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use core::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5 s").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,10 @@
+use retry_runtime::retry;
+
+#[retry(max = 3, throttle = "0.2")]
+fn push() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {
+    let _ = push();
+}
