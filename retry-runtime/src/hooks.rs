@@ -8,7 +8,7 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::__private::Returns;
+use crate::result::Returns;
 use crate::{Report, RetryResult};
 
 /// The error type of the function's `Result`.

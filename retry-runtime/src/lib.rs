@@ -361,6 +361,7 @@ mod hooks;
 mod ops;
 mod policy;
 mod report;
+mod result;
 mod run;
 pub mod testing;
 
@@ -374,6 +375,7 @@ pub use engine::{Attempts, Decision};
 pub use ops::overrides;
 pub use policy::{Backoff, Jitter, Policy, Throttle, DEFAULT_MAX_DELAY};
 pub use report::{Reason, Report, TimedOut};
+pub use result::RetryResult;
 pub use run::handle::{Failure, HandleFor, Handoff, HandoffError, HandoffFor, RetryHandle, Status};
 pub use run::shutdown::{in_flight, restart, shutdown, Tracker, TrackerGuard};
 
@@ -388,57 +390,3 @@ pub use run::shutdown::{in_flight, restart, shutdown, Tracker, TrackerGuard};
 /// assert!(connect("localhost:80").is_ok());
 /// ```
 pub use retry_macros::retry;
-
-/// A return type `#[retry]` can retry: `Result<T, E>` under any name.
-///
-/// The expansion never looks at how the return type is spelled; it asks this trait, so
-/// `std::io::Result<T>`, `anyhow::Result<T>` and your own aliases all work.
-///
-/// ```
-/// use retry_runtime::RetryResult;
-/// let r: std::io::Result<u8> = RetryResult::from_ok(1);
-/// assert_eq!(r.into_result().unwrap(), 1);
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`#[retry]` needs a function that returns `Result<T, E>` with `E: Debug`, but this one returns `{Self}`",
-    label = "not a `Result` whose error implements `Debug`",
-    note = "return `Result<T, E>` (an alias such as `std::io::Result<T>` or `anyhow::Result<T>` works too): its `Err` is what gets retried",
-    note = "the error type must implement `Debug`, since every failed attempt is logged: add `#[derive(Debug)]` to it"
-)]
-pub trait RetryResult: Sized {
-    /// The success type.
-    type Ok;
-    /// The error type; failed attempts are logged with its `Debug`.
-    type Err: core::fmt::Debug;
-    /// `Self`, named through the trait: the expansion writes the return type as
-    /// `<R as RetryResult>::Itself`, so a return type that is not a `Result` is reported once,
-    /// at the return type, and not again at every use.
-    type Itself;
-    /// Splits into success or error.
-    ///
-    /// # Errors
-    /// The error, when it is one.
-    fn into_result(self) -> Result<Self::Ok, Self::Err>;
-    /// Wraps a success.
-    fn from_ok(v: Self::Ok) -> Self;
-    /// Wraps an error.
-    fn from_err(e: Self::Err) -> Self;
-}
-
-impl<T, E: core::fmt::Debug> RetryResult for Result<T, E> {
-    type Ok = T;
-    type Err = E;
-    type Itself = Self;
-    #[inline]
-    fn into_result(self) -> Result<T, E> {
-        self
-    }
-    #[inline]
-    fn from_ok(v: T) -> Self {
-        Ok(v)
-    }
-    #[inline]
-    fn from_err(e: E) -> Self {
-        Err(e)
-    }
-}

@@ -14,7 +14,8 @@ pub use crate::run::attempter::{
 pub use crate::run::background::{background, Spec};
 pub use crate::run::clock::{SyncClock, TokioClock};
 pub use crate::run::handoff::{handoff, handoff_sync};
-pub use crate::run::inline::{Call, InCall, Setup, Step, Wait};
+pub use crate::run::inline::{Call, InCall, Setup, Step};
+pub use crate::run::wait::Wait;
 pub use crate::RetryResult;
 pub use core;
 
@@ -30,32 +31,7 @@ pub mod durable {
     pub use inventory;
 }
 
-/// The function's return type, carried from the one place that names it to every runtime
-/// call that needs it (hooks, the attempt loop), so a wrong return type is reported once.
-pub struct Returns<R>(core::marker::PhantomData<fn() -> R>);
-
-impl<R> Clone for Returns<R> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<R> Copy for Returns<R> {}
-
-impl<R: RetryResult> Default for Returns<R> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<R: RetryResult> Returns<R> {
-    /// The marker of a return type.
-    #[must_use]
-    #[inline]
-    pub const fn new() -> Self {
-        Self(core::marker::PhantomData)
-    }
-}
+pub use crate::result::Returns;
 
 /// The error type can be made from [`crate::TimedOut`] (for `timeout = ...`).
 #[diagnostic::on_unimplemented(

@@ -16,12 +16,13 @@ use crate::durable::{BoxFuture, NewCall, Progress, Store, StoreError};
 use crate::engine::{self, Attempts, Clock, Done, Engine, Step};
 use crate::events::show_error;
 use crate::hooks::HookSet;
+use crate::result::Returns;
 use crate::run::attempter::{AsyncAttempts, Attempter, Panicked, SyncAttempts};
 use crate::run::background::{SpawnResult, Spec};
 use crate::run::clock::WallClock;
-use crate::run::inline::Wait;
 use crate::run::race::Limited;
-use crate::{__private::Returns, current_cid, CorrelationId, Reason};
+use crate::run::wait::Wait;
+use crate::{current_cid, CorrelationId, Reason};
 
 // ---------------------------------------------------------------------------------------
 // The caller's end.
@@ -392,9 +393,6 @@ impl ArgsIn {
 
 /// Runs one attempt of a stored call of an async durable function: `make` decodes the
 /// arguments and returns the attempt's future.
-///
-/// # Panics
-/// Never: the attempt's maker is called once.
 pub fn attempt_async<R, H, M, F>(
     _: Returns<R>,
     spec: Spec<R::Err, H>,
@@ -407,21 +405,11 @@ where
     M: FnOnce(&mut ArgsIn) -> Result<F, ArgsError>,
     F: Future<Output = R> + Send + 'static,
 {
-    match ArgsIn::parse(&job.args).and_then(|mut a| make(&mut a)) {
-        Ok(fut) => {
-            let mut once = Some(fut);
-            let maker = move || once.take().expect("a durable job makes one attempt");
-            Box::pin(run(spec, job, AsyncAttempts(maker)))
-        }
-        Err(e) => Box::pin(core::future::ready(Verdict::Undecodable(e.0))),
-    }
+    decode_then_run(spec, job, make, |fut| AsyncAttempts(once(fut)))
 }
 
 /// Runs one attempt of a stored call of a sync durable function (on tokio's blocking pool):
 /// `make` decodes the arguments and returns the attempt's body.
-///
-/// # Panics
-/// Never: the attempt's maker is called once.
 pub fn attempt_sync<R, H, M, B>(
     _: Returns<R>,
     spec: Spec<R::Err, H>,
@@ -434,14 +422,33 @@ where
     M: FnOnce(&mut ArgsIn) -> Result<B, ArgsError>,
     B: FnOnce() -> R + Send + 'static,
 {
+    decode_then_run(spec, job, make, |body| SyncAttempts(once(body)))
+}
+
+/// Decodes the arguments, then runs the one attempt `attempter` makes of them; arguments that
+/// do not decode are the verdict.
+fn decode_then_run<R, H, M, X, A>(
+    spec: Spec<R::Err, H>,
+    job: Job,
+    make: M,
+    attempter: impl FnOnce(X) -> A,
+) -> BoxFuture<'static, Verdict>
+where
+    R: SpawnResult,
+    H: HookSet<R> + Send + Sync + 'static,
+    M: FnOnce(&mut ArgsIn) -> Result<X, ArgsError>,
+    A: Attempter<R>,
+{
     match ArgsIn::parse(&job.args).and_then(|mut a| make(&mut a)) {
-        Ok(body) => {
-            let mut once = Some(body);
-            let maker = move || once.take().expect("a durable job makes one attempt");
-            Box::pin(run(spec, job, SyncAttempts(maker)))
-        }
+        Ok(x) => Box::pin(run(spec, job, attempter(x))),
         Err(e) => Box::pin(core::future::ready(Verdict::Undecodable(e.0))),
     }
+}
+
+/// The maker of a job's one attempt.
+fn once<X>(x: X) -> impl FnMut() -> X {
+    let mut x = Some(x);
+    move || x.take().expect("a durable job makes one attempt")
 }
 
 /// One attempt, then the engine's decision, as a verdict for the store.

@@ -7,8 +7,8 @@ use core::task::{Context, Poll};
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 
-use crate::__private::Returns;
 use crate::cid::CallCtx;
+use crate::result::Returns;
 use crate::run::inline::InCall;
 
 /// A panic in an attempt, with its message when it had one.

@@ -2,23 +2,22 @@
 //! engine says, and answers the call's handle.
 
 use core::future::Future;
-use core::sync::atomic::Ordering;
 use core::time::Duration;
 use std::sync::{Arc, OnceLock};
 
 use tokio::task::JoinHandle;
 
-use crate::__private::Returns;
 use crate::cid::CallCtx;
 use crate::engine::{Attempts, Done, Engine, Outcome, Step};
 use crate::events::Site;
 use crate::hooks::HookSet;
+use crate::result::Returns;
 use crate::run::attempter::{Attempter, Panicked};
 use crate::run::clock::TokioClock;
 use crate::run::handle::{Failure, HandleFor, RetryHandle, Shared, Status};
-use crate::run::inline::Wait;
 use crate::run::race::{Either, Limited, Race};
 use crate::run::shutdown::{InFlight, Tracker, ABORTING, DRAINING};
+use crate::run::wait::Wait;
 use crate::{CorrelationId, Policy, Reason, RetryResult};
 
 /// The static parts of a spawned call.
@@ -184,14 +183,14 @@ where
                 if !w.is_zero() {
                     let interrupted = Race {
                         a: tokio::time::sleep(w),
-                        b: tracker.interruption(&shared, DRAINING, true),
+                        b: tracker.interruption(&shared.cancel, DRAINING, true),
                     };
                     if let Either::Right(reason) = interrupted.await {
                         break 'attempt Outcome::Stopped(reason, None);
                     }
                 }
             }
-            if let Some(reason) = tracker.interrupted(&shared, DRAINING, true) {
+            if let Some(reason) = tracker.interrupted(&shared.cancel, DRAINING, true) {
                 break 'attempt Outcome::Stopped(reason, None);
             }
             let n = state.start_attempt();
@@ -203,7 +202,7 @@ where
             };
             let raced = Race {
                 a: attempt,
-                b: tracker.interruption(&shared, ABORTING, A::ABORTABLE),
+                b: tracker.interruption(&shared.cancel, ABORTING, A::ABORTABLE),
             };
             match raced.await {
                 Either::Right(reason) => Outcome::Stopped(reason, None),
@@ -211,9 +210,7 @@ where
                 Either::Left(Some(Err(Panicked(msg)))) => Outcome::Panicked(msg),
                 // A sync attempt is let finish after a cancel: its success stands, its
                 // failure ends the call as cancelled.
-                Either::Left(Some(Ok(r)))
-                    if !A::ABORTABLE && shared.cancelled.load(Ordering::SeqCst) =>
-                {
+                Either::Left(Some(Ok(r))) if !A::ABORTABLE && shared.cancel.is_cancelled() => {
                     match r.into_result() {
                         Ok(v) => Outcome::Returned(R::from_ok(v)),
                         Err(e) => Outcome::Stopped(Reason::Cancelled, Some(e)),
@@ -236,7 +233,7 @@ where
             Ok(v)
         }
         Done::Failed(report) => {
-            tracker.record_unfinished(&shared, &report);
+            tracker.record_unfinished(shared.epoch, &report);
             shared.set(if report.reason == Reason::Cancelled {
                 Status::Cancelled
             } else {

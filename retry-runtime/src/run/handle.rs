@@ -4,13 +4,14 @@
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, Ordering};
-use core::task::{Context, Poll, Waker};
+
+use core::task::{Context, Poll};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use tokio::task::JoinHandle;
 
+use crate::run::cancel::Cancel;
 use crate::run::shutdown::Tracker;
 use crate::{Attempts, CorrelationId, Policy, Reason, Report, RetryResult};
 
@@ -71,10 +72,7 @@ impl Status {
 #[derive(Debug)]
 pub(crate) struct Shared {
     status: Mutex<Status>,
-    pub(crate) cancelled: AtomicBool,
-    /// The waker of the task while it waits to be cancelled (a plain slot, not a `Notify`
-    /// waiter, so that the task does not carry one).
-    pub(crate) cancel_waker: Mutex<Option<Waker>>,
+    pub(crate) cancel: Cancel,
     pub(crate) cid: CorrelationId,
     /// The tracker of this call's shutdown.
     pub(crate) tracker: &'static Tracker,
@@ -88,8 +86,7 @@ impl Shared {
     pub(crate) fn new(cid: CorrelationId, tracker: &'static Tracker) -> Self {
         Self {
             status: Mutex::new(Status::Pending),
-            cancelled: AtomicBool::new(false),
-            cancel_waker: Mutex::new(None),
+            cancel: Cancel::default(),
             cid,
             tracker,
             epoch: tracker.epoch(),
@@ -207,16 +204,7 @@ impl<T, E> RetryHandle<T, E> {
     /// work is done; if it fails, the call ends as cancelled). The report's reason is
     /// [`Reason::Cancelled`]. Cancelling a finished call does nothing.
     pub fn cancel(&self) {
-        self.shared.cancelled.store(true, Ordering::SeqCst);
-        let waker = self
-            .shared
-            .cancel_waker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.shared.cancel.cancel();
     }
 }
 

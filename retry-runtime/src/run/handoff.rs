@@ -3,16 +3,16 @@
 use core::future::Future;
 use core::task::{Context, Poll};
 
-use crate::__private::Returns;
 use crate::cid::CallCtx;
 use crate::engine::{Done, Outcome, Step};
 use crate::hooks::HookSet;
+use crate::result::Returns;
 use crate::run::attempter::{Attempter, SyncAttempts};
 use crate::run::background::{start, Resume, SpawnResult, Spec};
 use crate::run::clock::TokioClock;
 use crate::run::handle::{Handoff, HandoffFor};
-use crate::run::inline::Wait;
 use crate::run::race::Limited;
+use crate::run::wait::Wait;
 
 /// Runs a `mode = "handoff"` call: the first attempt here, the rest in the background.
 ///

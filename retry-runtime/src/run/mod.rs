@@ -8,9 +8,11 @@
 
 pub(crate) mod attempter;
 pub(crate) mod background;
+pub(crate) mod cancel;
 pub(crate) mod clock;
 pub(crate) mod handle;
 pub(crate) mod handoff;
 pub(crate) mod inline;
 pub(crate) mod race;
 pub(crate) mod shutdown;
+pub(crate) mod wait;

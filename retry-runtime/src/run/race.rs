@@ -4,7 +4,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use crate::run::inline::Wait;
+use crate::run::wait::Wait;
 
 pin_project_lite::pin_project! {
     /// An attempt with an optional time limit: `None` when the limit ran out first. The

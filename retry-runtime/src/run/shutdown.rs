@@ -7,16 +7,13 @@
 
 use core::cell::Cell;
 use core::fmt;
-use core::future::Future;
-use core::pin::Pin;
 use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use core::task::{Context, Poll};
 use core::time::Duration;
 use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
-use crate::run::handle::Shared;
+use crate::run::cancel::Cancel;
 use crate::run::race::Race;
 use crate::{Reason, Report};
 
@@ -164,8 +161,9 @@ impl Tracker {
     }
 
     /// Keeps the report of a call that a shutdown found in flight.
-    pub(crate) fn record_unfinished<E: fmt::Debug>(&self, shared: &Shared, report: &Report<E>) {
-        if report.reason == Reason::ShutDown && shared.epoch < self.epoch() {
+    /// `epoch` is the tracker's epoch when the call started.
+    pub(crate) fn record_unfinished<E: fmt::Debug>(&self, epoch: u64, report: &Report<E>) {
+        if report.reason == Reason::ShutDown && epoch < self.epoch() {
             let kept = report.with_error(report.last_error.as_ref().map(|e| format!("{e:?}")));
             self.unfinished
                 .lock()
@@ -177,11 +175,11 @@ impl Tracker {
     /// Whether the call is cancelled (if `with_cancel`) or the shutdown reached `level`.
     pub(crate) fn interrupted(
         &self,
-        shared: &Shared,
+        cancel: &Cancel,
         level: u8,
         with_cancel: bool,
     ) -> Option<Reason> {
-        if with_cancel && shared.cancelled.load(Ordering::SeqCst) {
+        if with_cancel && cancel.is_cancelled() {
             Some(Reason::Cancelled)
         } else if self.phase.load(Ordering::SeqCst) >= level {
             Some(Reason::ShutDown)
@@ -194,7 +192,7 @@ impl Tracker {
     /// `level`.
     pub(crate) async fn interruption(
         &self,
-        shared: &Shared,
+        cancel: &Cancel,
         level: u8,
         with_cancel: bool,
     ) -> Reason {
@@ -202,38 +200,18 @@ impl Tracker {
             let phase = self.phase_changed.notified();
             let mut phase = core::pin::pin!(phase);
             phase.as_mut().enable();
-            if let Some(i) = self.interrupted(shared, level, with_cancel) {
+            if let Some(i) = self.interrupted(cancel, level, with_cancel) {
                 return i;
             }
             if with_cancel {
                 Race {
-                    a: CancelSignal(shared),
+                    a: cancel.signal(),
                     b: phase,
                 }
                 .await;
             } else {
                 phase.await;
             }
-        }
-    }
-}
-
-/// Completes once the call's handle has cancelled it.
-struct CancelSignal<'a>(&'a Shared);
-
-impl Future for CancelSignal<'_> {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // Register first, then check: a `cancel()` after the check finds the waker.
-        *self
-            .0
-            .cancel_waker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
-        if self.0.cancelled.load(Ordering::SeqCst) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
         }
     }
 }
