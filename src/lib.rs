@@ -1,1 +1,3 @@
-//! Integration tests, examples and benchmarks of `#[retry]`; nothing to use here.
+//! Integration tests of `#[retry]`; nothing to use here. The README's Rust example is
+//! compiled and run as a doc test of this crate, so it cannot go stale.
+#![doc = include_str!("../README.md")]
