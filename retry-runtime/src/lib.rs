@@ -212,7 +212,7 @@
 //! installs (a Prometheus exporter, a `StatsD` one, ...). Install it before the first call: each
 //! function registers its series on its first call and keeps the handles. Every series has
 //! the labels `function` (the reported name) and `mode` (`inline`, `background`,
-//! `handoff`).
+//! `handoff`, `durable`).
 //!
 //! | name | type | more labels | what |
 //! |---|---|---|---|
@@ -220,7 +220,7 @@
 //! | `retry_retries_total` | counter | | retries decided: attempts after the first |
 //! | `retry_call_attempts` | histogram | | attempts per finished call that failed at least once |
 //! | `retry_call_duration_seconds` | histogram | | seconds from the first attempt to the outcome, same calls |
-//! | `retry_in_flight` | gauge | | background and hand-off calls in progress |
+//! | `retry_in_flight` | gauge | | background and hand-off calls in progress, and durable attempts running in this process (the durable calls waiting between attempts are counted by `durable::Store::stats`) |
 //!
 //! `outcome` is `succeeded`, `failed`, `recovered` (the `fallback` answered with a success)
 //! or `cancelled`. `reason`, on failed calls, is `exhausted`, `budget`, `not_retryable`,

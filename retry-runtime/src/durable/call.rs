@@ -458,6 +458,10 @@ where
     H: HookSet<R> + Send + Sync + 'static,
     A: Attempter<R>,
 {
+    // `retry_in_flight` counts the durable attempts running in this process (the calls
+    // waiting between attempts are in the store: `Store::stats`).
+    #[cfg(feature = "metrics")]
+    let _gauge = spec.site.metrics(spec.engine::<R>().name()).in_flight();
     let ctx = CallCtx::with_ids(job.cid, job.parent);
     let mut state = job.progress;
     if state.started.is_none() {
