@@ -405,3 +405,42 @@ fn throttled_and_disabled_calls() {
     assert_eq!(retries(d, "inline"), 0);
     assert_eq!(histogram("retry_call_attempts", d, "inline"), [1.0]);
 }
+
+// ---------------------------------------------------------------- durable
+
+#[retry(mode = "durable", max = 3, backoff = "fixed", delay = "5ms")]
+async fn durable_flaky(fail: u32) -> Result<u32, String> {
+    static TRIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = TRIES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if n < fail {
+        Err(format!("try {n}"))
+    } else {
+        Ok(n)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_calls() {
+    use retry_runtime::durable::{self, CallState, Store, Worker};
+    snapshotter();
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    durable::set_default_store(store.clone());
+    let cid = durable_flaky(2).await.unwrap();
+    let worker = Worker::builder(store.clone())
+        .poll_interval(Duration::from_millis(10))
+        .start();
+    for _ in 0..500 {
+        if store.get(cid).await.unwrap().unwrap().state == CallState::Succeeded {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.shutdown(Duration::from_secs(1)).await;
+    let f = "metrics::durable_flaky";
+    assert_eq!(store.get(cid).await.unwrap().unwrap().attempts, 3);
+    // The call is counted once, when it ends, in the worker that ran its last attempt.
+    assert_eq!(calls(f, "durable", "succeeded", None), 1);
+    assert_eq!(retries(f, "durable"), 2);
+    assert_eq!(histogram("retry_call_attempts", f, "durable"), [3.0]);
+    assert_eq!(in_flight(f, "durable"), 0.0, "no attempt left running");
+}
