@@ -4,9 +4,10 @@
 Usage: report.py CRITERION_DIR RESULTS_DIR OUT_MD
 
 Reads CRITERION_DIR/**/new/{benchmark,estimates}.json (the median and its 95% confidence
-interval), RESULTS_DIR/alloc.jsonl (benches/background_alloc.rs), RESULTS_DIR/compile.json
-(benches/compile_time.py) and RESULTS_DIR/machine.json (benches/run.sh). Every ratio is to the
-hand-written loop measured in the same run.
+interval), RESULTS_DIR/alloc.jsonl (benches/background_alloc.rs), RESULTS_DIR/durable.jsonl
+(benches/durable.rs), RESULTS_DIR/compile.json (benches/compile_time.py) and
+RESULTS_DIR/machine.json (benches/run.sh). Every ratio is to the hand-written loop (for the
+durable enqueue: the plain rusqlite loop) measured in the same run.
 """
 
 import json
@@ -140,6 +141,246 @@ def crit_ratio(crit, a, b):
     if a in crit and b in crit:
         return ratio(crit[a], crit[b])
     return None
+
+
+def load_durable(path):
+    """The `durable-result: {json}` lines of benches/durable.rs, or None."""
+    if not path.exists():
+        return None
+    recs = [
+        json.loads(line[len("durable-result: ") :])
+        for line in path.read_text().splitlines()
+        if line.startswith("durable-result: ")
+    ]
+    return recs or None
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def fmt_rate(x):
+    return f"{x:,.0f}/s"
+
+
+def verdict(met, miss_pct):
+    return "**met**" if met else f"**missed** by {miss_pct:.0f}%"
+
+
+# The targets of the durable goals (issue 9). The memory target is ours: "does not grow with
+# the calls in the store" read as: 10× the calls, at most 1.5× the growth.
+DURABLE_ENQUEUE_RATIO = 20.0
+DURABLE_DRAIN_PER_S = 20_000.0
+DURABLE_ON_FAILURE_RATIO = 1.05
+DURABLE_MEMORY_RATIO = 1.5
+
+
+def durable_section(recs):
+    """The "Durable calls (SQLite)" section, as a list of markdown blocks."""
+    md = ["## Durable calls (SQLite)\n"]
+    if recs is None:
+        md.append("Not measured in this run (no `durable.jsonl`).\n")
+        return md
+    setup = next((r for r in recs if r["kind"] == "setup"), {})
+    enq = [r for r in recs if r["kind"] == "enqueue"]
+    plain = [r["per_s"] for r in enq if r["who"] == "plain"]
+    one = [r["per_s"] for r in enq if r["who"] == "durable" and r["callers"] == 1]
+    many_recs = [r for r in enq if r["who"] == "durable" and r["callers"] > 1]
+    many = [r["per_s"] for r in many_recs]
+    callers = many_recs[0]["callers"] if many_recs else 64
+    drains = [r for r in recs if r["kind"] == "drain"]
+    on_failure = {r["flavor"]: r for r in recs if r["kind"] == "on_failure"}
+    memory = sorted((r for r in recs if r["kind"] == "memory"), key=lambda r: r["n"])
+    rounds = max((r["round"] for r in enq), default=0) + 1
+
+    if setup.get("quick"):
+        md.append(
+            "**Quick run** (`RETRY_BENCH_QUICK=1`): small sizes and one round, a check of the "
+            "harness; these figures are not the benchmark's.\n"
+        )
+    md.append(
+        f"`benches/durable.rs`: store files in `{setup.get('dir', '?')}` "
+        f"({setup.get('fs', '?')}), SQLite {setup.get('sqlite', '?')}, every store fresh, "
+        "`sqlite:PATH` (WAL, `synchronous = FULL`). The durable function is "
+        "`#[retry(mode = \"durable\", max = 3, delay = \"10ms\")] async fn noop(n: u64) -> "
+        "Result<u64, String>`, whose body returns `Ok(n)`. Rates are medians over "
+        f"{rounds} round{'s' if rounds != 1 else ''}, each round: the plain loop (first in even "
+        f"rounds, last in odd ones), 1 caller, {callers} callers, then the drain of the "
+        f"{callers} callers' store.\n"
+    )
+    md.append(
+        f"- **Enqueue**: calls of `noop(i).await` (each returns once its call is committed) "
+        f"from 1 task, and from {callers} tokio tasks at once on a multi-thread runtime (one "
+        "worker thread per core), against a plain `rusqlite` loop in the same run: the "
+        "store's own table and indexes (its schema file), WAL, `synchronous = FULL`, one "
+        "`BEGIN IMMEDIATE; INSERT; COMMIT` per row, the same row (a fresh ID, the function's "
+        "name, `{\"n\":i}`, the times). Each starts with 50 untimed commits in its fresh "
+        "file (the drain then runs those 50 as well).\n"
+        f"- **Drain**: the store the {callers} callers filled, run by one `Worker` "
+        "(concurrency " + str(drains[0]["concurrency"] if drains else "?") + ", default "
+        "batch and lease): from the worker's start until `Store::stats` (polled every 10 ms) "
+        "counts every call succeeded.\n"
+        "- **`persist = \"on_failure\"`**: the same body as `#[retry(mode = \"durable\", "
+        "persist = \"on_failure\", max = 3, delay = \"10ms\")]` and as `#[retry(max = 3, "
+        "delay = \"10ms\")]` (inline), sync and async, first attempt successful (so the "
+        "durable one writes nothing: checked). Timed loops of "
+        + (f"{next(iter(on_failure.values()))['iters']:,}" if on_failure else "?")
+        + " calls (async: awaited in one `block_on` of a current-thread runtime), rounds "
+        "interleaved, median per contestant.\n"
+        "- **Memory**: a child process (the bench binary again) opens a store filled "
+        "beforehand, starts a worker and drains it, sampling `VmRSS` and `RssAnon` every "
+        "2 ms, counting the Rust heap's live bytes (a counting global allocator) and reading "
+        "SQLite's own heap (`sqlite3_memory_highwater`, which the Rust count does not see). "
+        "Growth = peak minus the value just before the worker started.\n"
+    )
+
+    rows = []
+
+    def goal(name, figure, target, measured, met, miss):
+        rows.append([name, figure, target, measured, verdict(met, miss)])
+
+    if plain and many:
+        r = median(many) / median(plain)
+        goal(
+            f"enqueue, {callers} callers",
+            f"durable calls/s ÷ plain loop rows/s",
+            f"≥ {DURABLE_ENQUEUE_RATIO:.0f}×",
+            f"{r:.1f}×",
+            r >= DURABLE_ENQUEUE_RATIO,
+            100 * (1 - r / DURABLE_ENQUEUE_RATIO),
+        )
+    if drains:
+        d = median([r["per_s"] for r in drains])
+        goal(
+            "worker throughput",
+            "no-op calls completed/s, one worker",
+            f"≥ {DURABLE_DRAIN_PER_S:,.0f}/s",
+            fmt_rate(d),
+            d >= DURABLE_DRAIN_PER_S,
+            100 * (1 - d / DURABLE_DRAIN_PER_S),
+        )
+    for flavor in ("sync", "async"):
+        if flavor in on_failure:
+            r = on_failure[flavor]["ratio"]
+            goal(
+                f"`persist = \"on_failure\"` success, {flavor}",
+                "ns/call ÷ inline `#[retry]`",
+                f"≤ {DURABLE_ON_FAILURE_RATIO}×",
+                f"{r:.2f}×",
+                r <= DURABLE_ON_FAILURE_RATIO,
+                100 * (r / DURABLE_ON_FAILURE_RATIO - 1),
+            )
+    if len(memory) >= 2:
+        small, large = memory[0], memory[-1]
+        for label, key in (
+            ("Rust heap, peak live bytes", "heap_peak_growth_bytes"),
+            ("resident memory (`VmRSS`)", "rss_growth_kib"),
+        ):
+            a, b = small[key], large[key]
+            r = b / a if a > 0 else float("inf")
+            goal(
+                f"worker memory, {label}",
+                f"growth draining {large['n']:,} calls ÷ {small['n']:,} calls",
+                f"≤ {DURABLE_MEMORY_RATIO}× (for {large['n'] / small['n']:.0f}× the calls)",
+                f"{r:.2f}×",
+                r <= DURABLE_MEMORY_RATIO,
+                100 * (r / DURABLE_MEMORY_RATIO - 1),
+            )
+    md.append(table(["goal", "figure", "target", "measured", "verdict"], rows))
+    md.append("")
+
+    if plain or one or many:
+        erows = []
+        base = median(plain) if plain else None
+        for name, xs, n in (
+            ("plain rusqlite loop, 1 row per transaction", plain, "plain"),
+            ("durable, 1 caller", one, 1),
+            (f"durable, {callers} callers", many, callers),
+        ):
+            if not xs:
+                continue
+            m = median(xs)
+            erows.append(
+                [
+                    name,
+                    fmt_rate(m),
+                    ", ".join(f"{x:,.0f}" for x in xs),
+                    f"{m / base:.2f}×" if base else "–",
+                ]
+            )
+        md.append(table(["enqueue", "median", "rounds (per s)", "÷ plain loop"], erows))
+        md.append("")
+    if drains:
+        d = drains[0]
+        md.append(
+            table(
+                ["drain", "median", "rounds (per s)"],
+                [
+                    [
+                        f"{d['n']:,} no-op calls, one worker, concurrency {d['concurrency']}",
+                        fmt_rate(median([r["per_s"] for r in drains])),
+                        ", ".join(f"{r['per_s']:,.0f}" for r in drains),
+                    ]
+                ],
+            )
+        )
+        md.append("")
+    if on_failure:
+        orows = []
+        for flavor in ("sync", "async"):
+            if flavor in on_failure:
+                r = on_failure[flavor]
+                orows.append(
+                    [
+                        flavor,
+                        fmt_time(r["inline_ns"]),
+                        fmt_time(r["on_failure_ns"]),
+                        f"{r['ratio']:.2f}×",
+                    ]
+                )
+        md.append(
+            table(
+                ["first-attempt success", "inline `#[retry]`", "`persist = \"on_failure\"`", "ratio"],
+                orows,
+            )
+        )
+        md.append("")
+    if memory:
+        mrows = []
+        for r in memory:
+            mrows.append(
+                [
+                    f"{r['n']:,}",
+                    f"{r['drain_s']:.2f} s",
+                    f"{r['rss_before_kib'] / 1024:.1f} MiB",
+                    f"{r['rss_growth_kib'] / 1024:.2f} MiB "
+                    f"({r['rss_growth_bytes_per_call']:.0f} B/call)",
+                    f"{r.get('rss_anon_growth_kib', 0) / 1024:.2f} MiB",
+                    f"{r['heap_peak_growth_bytes'] / 1024:.0f} KiB "
+                    f"({r['heap_peak_growth_bytes_per_call']:.1f} B/call)",
+                    f"{r['sqlite_heap_peak_growth_bytes'] / 1024:.0f} KiB"
+                    if "sqlite_heap_peak_growth_bytes" in r
+                    else "–",
+                ]
+            )
+        md.append(
+            table(
+                [
+                    "calls in the store",
+                    "drain time",
+                    "RSS before",
+                    "RSS growth (peak)",
+                    "`RssAnon` growth",
+                    "Rust heap growth (peak live)",
+                    "SQLite heap growth (peak)",
+                ],
+                mrows,
+            )
+        )
+        md.append("")
+    return md
 
 
 def main():
@@ -377,6 +618,8 @@ def main():
             "heap bytes per call). They run as soon as the background mode exists."
         )
     md.append("")
+
+    md.extend(durable_section(load_durable(results_dir / "durable.jsonl")))
 
     md.append("## Compile time\n")
     if comp:

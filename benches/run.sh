@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark once and writes BENCHMARKS.md: the inline sync and async suites
-# (criterion), the background mode (criterion, and heap bytes with a counting allocator) and
-# the compile time of 300 #[retry] functions against 300 hand-written loops.
+# (criterion), the background mode (criterion, and heap bytes with a counting allocator), the
+# durable mode on SQLite (enqueue, drain, persist = "on_failure", worker memory) and the
+# compile time of 300 #[retry] functions against 300 hand-written loops.
 #
 #   bash benches/run.sh            # about 8 minutes on two cores
 #
@@ -55,6 +56,14 @@ background_benches() {
     cargo bench -p retry-benches --bench background_alloc | tee "$RESULTS/alloc.jsonl"
 }
 
+# The durable mode on a SQLite file store (synchronous = FULL): enqueues/s with 1 and 64
+# callers against a plain rusqlite loop, a worker's completions/s, persist = "on_failure"
+# against inline, and the worker process's memory for a small and a large store. JSON lines;
+# RETRY_BENCH_QUICK=1 (not set here) runs small sizes.
+durable_benches() {
+    cargo bench -p retry-benches --bench durable | tee "$RESULTS/durable.jsonl"
+}
+
 # 300 #[retry] functions against 300 hand-written loops, `cargo build`, median of 3.
 compile_time() {
     python3 benches/compile_time.py "$PWD" "$RESULTS/compile.json" 3
@@ -65,6 +74,7 @@ inline_benches
 if grep -rq RetryHandle retry-runtime/src; then
     background_benches
 fi
+durable_benches
 compile_time
 python3 benches/report.py "$CRITERION_HOME" "$RESULTS" BENCHMARKS.md
 cat benches/why.md >> BENCHMARKS.md

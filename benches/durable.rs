@@ -1,0 +1,648 @@
+//! Durable calls on a SQLite file store (`sqlite:PATH`, `synchronous = FULL`, WAL). Prints
+//! one `durable-result: {json}` line per figure for `benches/run.sh` (`durable.jsonl`), which
+//! `benches/report.py` turns into the "Durable calls (SQLite)" section of BENCHMARKS.md.
+//!
+//! 1. Enqueue: calls per second of a `#[retry(mode = "durable")] async fn` with 1 caller and
+//!    with 64 concurrent callers (tokio tasks), each on a fresh store file, against a plain
+//!    `rusqlite` loop inserting the same row into the same table one row per transaction
+//!    (`BEGIN IMMEDIATE`, `INSERT`, `COMMIT`; WAL, `synchronous = FULL`), in the same run.
+//!    Each starts with 50 untimed commits in its file; the plain loop runs first in even
+//!    rounds and last in odd ones.
+//! 2. Drain: the store the 64 callers filled, run by one `Worker` (concurrency 64): from the
+//!    worker's start until `Store::stats` shows every call succeeded (polled every 10 ms).
+//! 3. `persist = "on_failure"` on success (the first attempt, in the caller, no write)
+//!    against the same function as a plain inline `#[retry]`, sync and async: interleaved
+//!    timed loops, the median of the rounds.
+//! 4. Memory of the worker's process: for a small and a large store (10× the calls), a child
+//!    process (this binary again) opens the filled store, starts a worker and drains it; it
+//!    samples its resident memory (`VmRSS`, and `RssAnon` without the mapped files, of
+//!    `/proc/self/status`) every 2 ms and counts the Rust heap's live bytes (a counting global
+//!    allocator, on in the child only) and SQLite's own heap (`sqlite3_memory_highwater`).
+//!    Reported: the peaks above the values just before the worker started.
+//!
+//! `RETRY_BENCH_QUICK=1` runs small sizes and one round (a check, under a minute); without it
+//! the sizes of BENCHMARKS.md. The store files live under cargo's `CARGO_TARGET_TMPDIR`, on
+//! the target directory's file system (reported, since an fsync on tmpfs costs nothing).
+
+#![allow(clippy::cast_precision_loss)] // counts and nanoseconds shown as f64 rates
+
+use core::future::Future;
+use core::hint::black_box;
+use core::time::Duration;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use retry_runtime::durable::{self, CallState, NewCall, Outcome, Store, Worker};
+use retry_runtime::{retry, CorrelationId};
+use rusqlite::{params, Connection, TransactionBehavior};
+use serde_json::{json, Value};
+use tokio::runtime::Runtime;
+
+// ---------------------------------------------------------------- the functions
+
+/// The registered name of the durable no-op, pinned so the stores can be filled directly.
+const NOOP: &str = "bench::noop";
+
+/// The operation: succeeds at once.
+#[inline(never)]
+#[allow(clippy::unnecessary_wraps)] // the shape of a fallible operation
+fn op(n: u64) -> Result<u64, String> {
+    Ok(black_box(n))
+}
+
+#[retry(mode = "durable", name = "bench::noop", max = 3, delay = "10ms")]
+async fn noop(n: u64) -> Result<u64, String> {
+    op(n)
+}
+
+#[retry(mode = "durable", persist = "on_failure", max = 3, delay = "10ms")]
+fn on_failure_sync(n: u64) -> Result<u64, String> {
+    op(n)
+}
+
+#[retry(max = 3, delay = "10ms")]
+fn inline_sync(n: u64) -> Result<u64, String> {
+    op(n)
+}
+
+#[retry(mode = "durable", persist = "on_failure", max = 3, delay = "10ms")]
+async fn on_failure_async(n: u64) -> Result<u64, String> {
+    op(n)
+}
+
+#[retry(max = 3, delay = "10ms")]
+async fn inline_async(n: u64) -> Result<u64, String> {
+    op(n)
+}
+
+// ---------------------------------------------------------------- sizes
+
+struct Sizes {
+    quick: bool,
+    /// Rounds of (plain loop, 1 caller, 64 callers, drain).
+    rounds: usize,
+    /// Calls of the plain loop and of the single caller.
+    one: u64,
+    /// Calls of the 64 callers, then drained by the worker.
+    many: u64,
+    callers: usize,
+    concurrency: usize,
+    /// Rounds and calls per round of the `persist = "on_failure"` loops.
+    loop_rounds: usize,
+    loop_iters: u64,
+    /// The small and the large store of the memory figure.
+    memory: [u64; 2],
+}
+
+impl Sizes {
+    fn from_env() -> Sizes {
+        let quick = std::env::var_os("RETRY_BENCH_QUICK").is_some_and(|v| v != "0");
+        if quick {
+            Sizes {
+                quick,
+                rounds: 1,
+                one: 300,
+                many: 5_000,
+                callers: 64,
+                concurrency: 64,
+                loop_rounds: 7,
+                loop_iters: 50_000,
+                memory: [1_000, 10_000],
+            }
+        } else {
+            Sizes {
+                quick,
+                rounds: 3,
+                one: 2_000,
+                many: 20_000,
+                callers: 64,
+                concurrency: 64,
+                loop_rounds: 31,
+                loop_iters: 200_000,
+                memory: [2_000, 20_000],
+            }
+        }
+    }
+}
+
+fn emit(v: &Value) {
+    println!("durable-result: {v}");
+}
+
+// ---------------------------------------------------------------- store files
+
+/// A directory removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("durable-bench-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("a directory for the store file");
+        Dir(path)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("calls.db")
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite:{}", self.db().display())
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The type of the file system holding `path`: the longest mount point above it in
+/// `/proc/self/mountinfo`.
+fn fs_type(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return "unknown".into();
+    };
+    let mut best: Option<(usize, String)> = None;
+    for line in info.lines() {
+        let mut halves = line.splitn(2, " - ");
+        let (Some(left), Some(right)) = (halves.next(), halves.next()) else {
+            continue;
+        };
+        let (Some(mount), Some(fs)) = (left.split(' ').nth(4), right.split(' ').next()) else {
+            continue;
+        };
+        if path.starts_with(mount) && best.as_ref().is_none_or(|(len, _)| mount.len() >= *len) {
+            best = Some((mount.len(), fs.to_owned()));
+        }
+    }
+    best.map_or_else(|| "unknown".into(), |(_, fs)| fs)
+}
+
+fn ms(t: SystemTime) -> i64 {
+    i64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(i64::MAX)
+}
+
+fn args_json(n: u64) -> String {
+    format!("{{\"n\":{n}}}")
+}
+
+// ---------------------------------------------------------------- 1. enqueue
+
+/// Commits made before the clock starts, by the plain loop and by one caller of the durable
+/// function, in the file being measured (the first commits of a fresh file cost more).
+const WARM_UP: u64 = 50;
+
+/// The plain loop: the store's table (the same schema file) in a fresh file, WAL,
+/// `synchronous = FULL`, one `BEGIN IMMEDIATE; INSERT; COMMIT` per row, the row the store
+/// writes for a new call (its ID, the function's name, the arguments as JSON, times).
+fn plain_loop(n: u64) -> Duration {
+    let dir = Dir::new("plain");
+    let mut conn = Connection::open(dir.db()).expect("a SQLite file");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .expect("WAL");
+    assert!(mode.eq_ignore_ascii_case("wal"), "journal_mode is {mode}");
+    conn.pragma_update(None, "synchronous", "FULL")
+        .expect("synchronous = FULL");
+    conn.execute_batch(include_str!("../retry-runtime/src/durable/schema.sql"))
+        .expect("the store's schema");
+    let mut start = Instant::now();
+    for i in 0..WARM_UP + n {
+        if i == WARM_UP {
+            start = Instant::now();
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .expect("BEGIN IMMEDIATE");
+        let now = ms(SystemTime::now());
+        tx.prepare_cached(
+            "INSERT INTO calls (cid, parent, function, args, state, attempts, created_at, \
+             next_due_at, fence, last_wait_ns, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, 0, 0, ?5)",
+        )
+        .expect("the insert")
+        .execute(params![
+            CorrelationId::new().to_string(),
+            None::<String>,
+            NOOP,
+            args_json(i),
+            now
+        ])
+        .expect("a row");
+        tx.commit().expect("COMMIT");
+    }
+    let took = start.elapsed();
+    let rows: u64 = conn
+        .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
+        .expect("a count");
+    assert_eq!(rows, WARM_UP + n, "the plain loop lost rows");
+    took
+}
+
+/// `callers` tasks call the durable function until `n` calls are stored, each waiting for its
+/// call's commit, after `WARM_UP` calls from one task. The store is fresh and is the
+/// process's default store. Returns the time of the `n` calls, the store and the calls in it.
+async fn durable_enqueue(dir: &Dir, callers: usize, n: u64) -> (Duration, Store, u64) {
+    let store = Store::open(&dir.url()).await.expect("a fresh store");
+    durable::set_default_store(store.clone());
+    for i in 0..WARM_UP {
+        noop(n + i).await.expect("an enqueued call");
+    }
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let next = Arc::clone(&next);
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    noop(i).await.expect("an enqueued call");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("a caller");
+    }
+    let took = start.elapsed();
+    let stats = store.stats().await.expect("stats");
+    let total = n + WARM_UP;
+    assert_eq!(
+        stats.count(NOOP, CallState::Pending),
+        total,
+        "calls missing"
+    );
+    (took, store, total)
+}
+
+fn rate(n: u64, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
+
+// ---------------------------------------------------------------- 2. drain
+
+/// Starts a worker on `store` and waits until its `n` calls of the no-op have succeeded.
+async fn drain(store: &Store, n: u64, concurrency: usize) -> Duration {
+    let start = Instant::now();
+    let worker = Worker::builder(store.clone())
+        .concurrency(concurrency)
+        .start();
+    loop {
+        let stats = store.stats().await.expect("stats");
+        if stats.count(NOOP, CallState::Succeeded) >= n {
+            break;
+        }
+        assert_eq!(stats.count_state(CallState::Dead), 0, "a call died");
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "the worker did not drain the store in 10 minutes: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = start.elapsed();
+    worker.shutdown(Duration::from_secs(5)).await;
+    took
+}
+
+// ---------------------------------------------------------------- 3. persist = "on_failure"
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Nanoseconds per call of `f` over `iters` calls.
+fn time_sync<T>(iters: u64, f: impl Fn(u64) -> T) -> f64 {
+    let start = Instant::now();
+    for i in 0..iters {
+        black_box(f(black_box(i)));
+    }
+    start.elapsed().as_nanos() as f64 / iters as f64
+}
+
+/// Nanoseconds per call of the async `f` over `iters` calls awaited in one `block_on`.
+fn time_async<T, F: Future<Output = T>>(rt: &Runtime, iters: u64, f: impl Fn(u64) -> F) -> f64 {
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..iters {
+            black_box(f(black_box(i)).await);
+        }
+        start.elapsed().as_nanos() as f64 / iters as f64
+    })
+}
+
+/// Interleaved rounds of the two contestants (the order alternating), the median of each.
+fn interleaved(
+    rounds: usize,
+    mut a: impl FnMut() -> f64,
+    mut b: impl FnMut() -> f64,
+) -> (f64, f64) {
+    // One warm-up round of each.
+    a();
+    b();
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        if r % 2 == 0 {
+            xs.push(a());
+            ys.push(b());
+        } else {
+            ys.push(b());
+            xs.push(a());
+        }
+    }
+    (median(xs), median(ys))
+}
+
+fn on_failure(sizes: &Sizes, rt: &Runtime) {
+    let dir = Dir::new("on-failure");
+    let store = rt.block_on(Store::open(&dir.url())).expect("a fresh store");
+    durable::set_default_store(store.clone());
+    // Both succeed at the first attempt, and nothing is written.
+    assert_eq!(
+        on_failure_sync(3).expect("no store error"),
+        Outcome::Done(Ok(3))
+    );
+    assert_eq!(inline_sync(3), Ok(3));
+    assert_eq!(
+        rt.block_on(on_failure_async(3)).expect("no store error"),
+        Outcome::Done(Ok(3))
+    );
+    assert_eq!(rt.block_on(inline_async(3)), Ok(3));
+
+    let iters = sizes.loop_iters;
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime");
+    let (persist, inline) = interleaved(
+        sizes.loop_rounds,
+        || time_sync(iters, on_failure_sync),
+        || time_sync(iters, inline_sync),
+    );
+    emit_on_failure("sync", sizes, persist, inline);
+    let (persist, inline) = interleaved(
+        sizes.loop_rounds,
+        || time_async(&current, iters, on_failure_async),
+        || time_async(&current, iters, inline_async),
+    );
+    emit_on_failure("async", sizes, persist, inline);
+
+    let written = rt.block_on(store.stats()).expect("stats").total();
+    assert_eq!(
+        written, 0,
+        "a successful on_failure call wrote to the store"
+    );
+}
+
+fn emit_on_failure(flavor: &str, sizes: &Sizes, persist: f64, inline: f64) {
+    emit(&json!({
+        "kind": "on_failure",
+        "flavor": flavor,
+        "rounds": sizes.loop_rounds,
+        "iters": sizes.loop_iters,
+        "on_failure_ns": persist,
+        "inline_ns": inline,
+        "ratio": persist / inline,
+    }));
+}
+
+// ---------------------------------------------------------------- 4. memory
+
+/// The Rust heap's live bytes, counted only in the memory child.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+#[allow(clippy::cast_possible_wrap)] // no allocation reaches isize::MAX bytes
+fn grew(by: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        let now = LIVE.fetch_add(by as isize, Ordering::Relaxed) + by as isize;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+#[allow(clippy::cast_possible_wrap)] // no allocation reaches isize::MAX bytes
+fn shrank(by: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE.fetch_sub(by as isize, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is passed on to `System` unchanged; the counters only observe.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract for `dealloc`, passed on.
+        unsafe { System.dealloc(ptr, layout) };
+        shrank(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract for `realloc`, passed on.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                shrank(layout.size() - new_size);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const CHILD_STORE: &str = "RETRY_BENCH_DURABLE_CHILD_STORE";
+const CHILD_N: &str = "RETRY_BENCH_DURABLE_CHILD_N";
+const CHILD_CONCURRENCY: &str = "RETRY_BENCH_DURABLE_CHILD_CONCURRENCY";
+
+/// A field of `/proc/self/status` in KiB (`VmRSS`, `RssAnon`, `VmHWM`).
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// Fills a fresh store with `n` calls of the no-op (in transactions of 1,000), for a child.
+async fn fill(dir: &Dir, n: u64) {
+    let store = Store::open(&dir.url()).await.expect("a fresh store");
+    let mut i = 0;
+    while i < n {
+        let end = (i + 1_000).min(n);
+        let calls = (i..end).map(|k| NewCall::new(NOOP, args_json(k))).collect();
+        store.enqueue(calls).await.expect("a batch of calls");
+        i = end;
+    }
+}
+
+/// The parent's side: a child process drains a store of `n` calls; it prints its own line.
+fn memory(sizes: &Sizes, rt: &Runtime) {
+    for n in sizes.memory {
+        let dir = Dir::new(&format!("memory-{n}"));
+        rt.block_on(fill(&dir, n));
+        let status = Command::new(std::env::current_exe().expect("this binary"))
+            .env(CHILD_STORE, dir.url())
+            .env(CHILD_N, n.to_string())
+            .env(CHILD_CONCURRENCY, sizes.concurrency.to_string())
+            .status()
+            .expect("the memory child");
+        assert!(status.success(), "the memory child failed: {status}");
+    }
+}
+
+/// The child's side: open the store, start a worker, drain, report the peaks.
+fn memory_child(url: &str, n: u64, concurrency: usize) {
+    COUNTING.store(true, Ordering::SeqCst);
+    let rt = runtime();
+    rt.block_on(async {
+        let store = Store::open_existing(url).await.expect("the filled store");
+        let stats = store.stats().await.expect("stats");
+        assert_eq!(
+            stats.count(NOOP, CallState::Pending),
+            n,
+            "the store is not filled"
+        );
+        let rss_before = status_kib("VmRSS");
+        let anon_before = status_kib("RssAnon");
+        let heap_before = LIVE.load(Ordering::SeqCst);
+        PEAK.store(heap_before, Ordering::SeqCst);
+        // SAFETY: SQLite's memory statistics, thread-safe reads (the reset only moves the
+        // high-water mark down to the current use).
+        let sqlite_before = unsafe {
+            rusqlite::ffi::sqlite3_memory_highwater(1);
+            rusqlite::ffi::sqlite3_memory_used()
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let (mut rss, mut anon) = (0, 0);
+                loop {
+                    rss = rss.max(status_kib("VmRSS"));
+                    anon = anon.max(status_kib("RssAnon"));
+                    if stop.load(Ordering::Relaxed) {
+                        return (rss, anon);
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        };
+        let took = drain(&store, n, concurrency).await;
+        stop.store(true, Ordering::Relaxed);
+        let (rss_peak, anon_peak) = sampler.join().expect("the sampler");
+        let heap_peak = PEAK.load(Ordering::SeqCst) - heap_before;
+        // SAFETY: as above, a read.
+        let sqlite_peak = unsafe { rusqlite::ffi::sqlite3_memory_highwater(0) };
+        let rss_growth = rss_peak.saturating_sub(rss_before);
+        emit(&json!({
+            "kind": "memory",
+            "n": n,
+            "concurrency": concurrency,
+            "drain_s": took.as_secs_f64(),
+            "rss_before_kib": rss_before,
+            "rss_peak_kib": rss_peak,
+            "rss_growth_kib": rss_growth,
+            "rss_growth_bytes_per_call": (rss_growth * 1024) as f64 / n as f64,
+            "rss_anon_before_kib": anon_before,
+            "rss_anon_growth_kib": anon_peak.saturating_sub(anon_before),
+            "heap_peak_growth_bytes": heap_peak,
+            "heap_peak_growth_bytes_per_call": heap_peak as f64 / n as f64,
+            "vm_hwm_kib": status_kib("VmHWM"),
+            "sqlite_heap_before_bytes": sqlite_before,
+            "sqlite_heap_peak_growth_bytes": sqlite_peak - sqlite_before,
+        }));
+    });
+}
+
+// ---------------------------------------------------------------- main
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a multi-thread runtime")
+}
+
+fn main() {
+    if let Ok(url) = std::env::var(CHILD_STORE) {
+        let n = std::env::var(CHILD_N).expect("N").parse().expect("N");
+        let c = std::env::var(CHILD_CONCURRENCY)
+            .expect("concurrency")
+            .parse()
+            .expect("concurrency");
+        memory_child(&url, n, c);
+        return;
+    }
+    let sizes = Sizes::from_env();
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(tmp).expect("CARGO_TARGET_TMPDIR");
+    emit(&json!({
+        "kind": "setup",
+        "quick": sizes.quick,
+        "dir": tmp.display().to_string(),
+        "fs": fs_type(tmp),
+        "sqlite": rusqlite::version(),
+        "threads": std::thread::available_parallelism().map_or(1, usize::from),
+    }));
+    // Write out what the build left dirty, so the first commits do not wait behind it.
+    let _ = Command::new("sync").status();
+    let rt = runtime();
+    let plain = |round: usize| {
+        let took = plain_loop(sizes.one);
+        emit(&json!({
+            "kind": "enqueue", "who": "plain", "round": round, "callers": 1,
+            "n": sizes.one, "secs": took.as_secs_f64(), "per_s": rate(sizes.one, took),
+        }));
+    };
+    // The plain loop first in even rounds, last in odd ones.
+    for round in 0..sizes.rounds {
+        if round % 2 == 0 {
+            plain(round);
+        }
+        for (callers, n) in [(1, sizes.one), (sizes.callers, sizes.many)] {
+            let dir = Dir::new(&format!("enqueue-{callers}"));
+            let (took, store, total) = rt.block_on(durable_enqueue(&dir, callers, n));
+            emit(&json!({
+                "kind": "enqueue", "who": "durable", "round": round, "callers": callers,
+                "n": n, "secs": took.as_secs_f64(), "per_s": rate(n, took),
+            }));
+            if callers > 1 {
+                let took = rt.block_on(drain(&store, total, sizes.concurrency));
+                emit(&json!({
+                    "kind": "drain", "round": round, "concurrency": sizes.concurrency,
+                    "n": total, "secs": took.as_secs_f64(), "per_s": rate(total, took),
+                }));
+            }
+        }
+        if round % 2 == 1 {
+            plain(round);
+        }
+    }
+    on_failure(&sizes, &rt);
+    memory(&sizes, &rt);
+}
