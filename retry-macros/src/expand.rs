@@ -271,6 +271,8 @@ struct Parts {
     /// They are spliced into the expansion's own block (not nested as a block in it), so a
     /// one-line body gets no `unused_braces` warning.
     block: TokenStream,
+    /// The items among the user's statements, which go first.
+    items: TokenStream,
     /// The span of the user's braces.
     braces: proc_macro2::extra::DelimSpan,
     self_by_value: bool,
@@ -308,16 +310,20 @@ impl Parts {
         );
         let self_by_value = valid::self_by_value(func);
         let rebind = rebind_args(func, &private, spawned);
-        let stmts: TokenStream = func
+        // The user's items first: they are visible in the whole block wherever they stand,
+        // and ahead of the expansion's own statements they keep `items_after_statements`
+        // quiet.
+        let (items, others): (Vec<_>, Vec<_>) = func
             .block
             .stmts
             .iter()
-            .map(ToTokens::to_token_stream)
-            .collect();
-        let block = if self_by_value {
-            replace_self(stmts)
+            .partition(|s| matches!(s, syn::Stmt::Item(_)));
+        let stmts: TokenStream = others.iter().map(ToTokens::to_token_stream).collect();
+        let items: TokenStream = items.iter().map(ToTokens::to_token_stream).collect();
+        let (items, block) = if self_by_value {
+            (replace_self(items), replace_self(stmts))
         } else {
-            stmts
+            (items, stmts)
         };
         let braces = func.block.brace_token.span;
         let returns = quote_spanned! {ret_span=>
@@ -354,6 +360,7 @@ impl Parts {
             lets: rebind.lets,
             send_checks: rebind.send_checks,
             block,
+            items,
             braces,
             self_by_value,
             by_value_args: rebind.by_value,
@@ -362,8 +369,9 @@ impl Parts {
 
     /// A block of `prefix` then the user's statements, with the user's braces.
     fn body(&self, prefix: &TokenStream) -> TokenStream {
-        let block = &self.block;
-        let mut g = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, quote!(#prefix #block));
+        let (items, block) = (&self.items, &self.block);
+        let mut g =
+            proc_macro2::Group::new(proc_macro2::Delimiter::Brace, quote!(#items #prefix #block));
         g.set_span(self.braces.join());
         g.into_token_stream()
     }
