@@ -79,6 +79,8 @@
 
 #[doc(hidden)]
 pub mod conformance;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record;
 mod sqlite;
 mod store;
@@ -87,5 +89,7 @@ pub use record::{
     format_time, CallRecord, CallState, Claim, ListFilter, NewCall, ParseStateError, Progress,
     Stats, StatsRow,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresBackend, NOTIFY_CHANNEL, POLL_ALL};
 pub use sqlite::{SqliteBackend, Synchronous};
 pub use store::{Backend, BoxFuture, Store, StoreError, StoreUrl};
