@@ -207,7 +207,9 @@ async fn open_existing_never_creates_the_tables() {
     };
     let err = Store::open_existing(&url).await.unwrap_err();
     assert!(matches!(err, StoreError::NoSchema { .. }), "{err}");
-    assert!(err.to_string().contains("no store in the PostgreSQL database"));
+    assert!(err
+        .to_string()
+        .contains("no store in the PostgreSQL database"));
     let admin = connect(&url).await;
     let tables: i64 = admin
         .query_one(
@@ -265,7 +267,7 @@ async fn enqueue_in_the_callers_transaction() {
 
     let dropped = NewCall::new("mail::send", r#"{"order":1}"#);
     let tx = client.transaction().await.unwrap();
-    PostgresBackend::enqueue_in(&tx, &[dropped.clone()], now)
+    PostgresBackend::enqueue_in(&tx, std::slice::from_ref(&dropped), now)
         .await
         .unwrap();
     tx.rollback().await.unwrap();
@@ -273,7 +275,7 @@ async fn enqueue_in_the_callers_transaction() {
 
     let kept = NewCall::new("mail::send", r#"{"order":2}"#);
     let tx = client.transaction().await.unwrap();
-    PostgresBackend::enqueue_in(&tx, &[kept.clone()], now)
+    PostgresBackend::enqueue_in(&tx, std::slice::from_ref(&kept), now)
         .await
         .unwrap();
     assert_eq!(
@@ -395,7 +397,11 @@ async fn the_store_and_its_listener_survive_terminated_connections() {
     };
     assert_eq!(record.expect("still stored").state, CallState::Pending);
     for _ in 0..3 {
-        assert_eq!(store.stats().await.unwrap().total(), 1, "no poisoned connection");
+        assert_eq!(
+            store.stats().await.unwrap().total(),
+            1,
+            "no poisoned connection"
+        );
     }
 
     assert_eq!(

@@ -374,7 +374,7 @@ fn store_url_from_the_environment() {
     assert_eq!(json(&out)["total"], 1);
 }
 
-/// The server of `RETRY_TEST_POSTGRES_URL` (see tests/durable_postgres.rs for the skip rule).
+/// The server of `RETRY_TEST_POSTGRES_URL` (see `tests/durable_postgres.rs` for the skip rule).
 fn postgres_url() -> Option<String> {
     match std::env::var("RETRY_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -429,7 +429,13 @@ async fn a_postgres_store() {
         .await
         .unwrap();
     assert!(store
-        .bury(doomed.cid, claims[0].fence, None, "exhausted".into(), Some("card declined".into()))
+        .bury(
+            doomed.cid,
+            claims[0].fence,
+            None,
+            "exhausted".into(),
+            Some("card declined".into())
+        )
         .await
         .unwrap());
 

@@ -10,7 +10,9 @@ use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Row, Transaction};
 
@@ -94,7 +96,7 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
 /// and function (sent by PostgreSQL when the transaction commits).
 /// [`listen`](PostgresBackend::listen) opens a connection of its own that `LISTEN`s on it.
 /// `LISTEN` needs a session: connect the store directly, or through a pooler in session mode;
-/// behind PgBouncer in transaction mode notifications never arrive, and workers only find new
+/// behind `PgBouncer` in transaction mode notifications never arrive, and workers only find new
 /// calls when they poll (their timer on [`Backend::next_due`], and a periodic poll).
 ///
 /// # Enqueuing in the caller's transaction
@@ -181,7 +183,10 @@ impl PostgresBackend {
 
     /// A connection from the pool.
     async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(|e| pool_error(&self.shown, e))
+        self.pool
+            .get()
+            .await
+            .map_err(|e| pool_error(&self.shown, e))
     }
 
     /// Checks the schema and applies the missing migrations, under the migration lock.
@@ -246,9 +251,12 @@ impl PostgresBackend {
         for (done, migration) in (version..).zip(&MIGRATIONS[version as usize..]) {
             tx.batch_execute(migration).await.map_err(pg)?;
             let applied = i32::try_from(done + 1).unwrap_or(i32::MAX);
-            tx.execute("INSERT INTO retry_schema (version) VALUES ($1)", &[&applied])
-                .await
-                .map_err(pg)?;
+            tx.execute(
+                "INSERT INTO retry_schema (version) VALUES ($1)",
+                &[&applied],
+            )
+            .await
+            .map_err(pg)?;
         }
         tx.commit().await.map_err(pg)
     }
@@ -338,9 +346,7 @@ impl Listening {
         let (sender, payloads) = mpsc::unbounded_channel();
         // The connection task: ends when the connection does, closing `payloads`.
         tokio::spawn(async move {
-            while let Some(message) =
-                std::future::poll_fn(|cx| connection.poll_message(cx)).await
-            {
+            while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 match message {
                     Ok(AsyncMessage::Notification(n)) if n.channel() == NOTIFY_CHANNEL => {
                         if sender.send(n.payload().to_owned()).is_err() {
@@ -364,7 +370,12 @@ impl Listening {
 
 /// Forwards notifications to `out`, reconnecting when the connection ends, until `out`'s
 /// receiver is dropped.
-async fn listen_loop(config: Config, shown: String, mut current: Listening, out: mpsc::Sender<String>) {
+async fn listen_loop(
+    config: Config,
+    shown: String,
+    mut current: Listening,
+    out: mpsc::Sender<String>,
+) {
     loop {
         loop {
             tokio::select! {
@@ -442,23 +453,22 @@ pub(crate) fn redact(url: &str) -> String {
 
 /// A `tokio-postgres` error on one line, with the server's message when there is one.
 fn describe(e: &tokio_postgres::Error) -> String {
-    let text = match e.as_db_error() {
-        Some(db) => format!(
+    let text = if let Some(db) = e.as_db_error() {
+        format!(
             "{}: {} (SQLSTATE {})",
             db.severity(),
             db.message(),
             db.code().code()
-        ),
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            text
+        )
+    } else {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
         }
+        text
     };
     text.replace('\n', " ")
 }
@@ -495,7 +505,11 @@ fn check_calls(calls: &[NewCall]) -> Result<(), StoreError> {
 }
 
 /// Inserts checked calls and notifies once per function; the caller rolls back on an error.
-async fn insert(tx: &Transaction<'_>, calls: &[NewCall], now: SystemTime) -> Result<(), StoreError> {
+async fn insert(
+    tx: &Transaction<'_>,
+    calls: &[NewCall],
+    now: SystemTime,
+) -> Result<(), StoreError> {
     let cids: Vec<String> = calls.iter().map(|c| c.cid.to_string()).collect();
     let parents: Vec<Option<String>> = calls
         .iter()
@@ -505,7 +519,10 @@ async fn insert(tx: &Transaction<'_>, calls: &[NewCall], now: SystemTime) -> Res
     let args: Vec<&str> = calls.iter().map(|c| c.args.as_str()).collect();
     let dues: Vec<i64> = calls.iter().map(|c| ms(c.due.unwrap_or(now))).collect();
     let rows = tx
-        .query(INSERT, &[&cids, &parents, &functions, &args, &dues, &ms(now)])
+        .query(
+            INSERT,
+            &[&cids, &parents, &functions, &args, &dues, &ms(now)],
+        )
         .await
         .map_err(pg)?;
     if rows.len() < calls.len() {

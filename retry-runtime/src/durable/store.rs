@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats};
 #[cfg(feature = "postgres")]
 use super::postgres::PostgresBackend;
+use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats};
 use super::sqlite::{SqliteBackend, Synchronous};
 use crate::CorrelationId;
 
@@ -676,8 +676,10 @@ mod tests {
             url: "postgres://app:s3cret@db/calls".into(),
         };
         assert!(!format!("{url:?}").contains("s3cret"), "{url:?}");
-        assert!(StoreError::NoSchema { url: "postgres://db/x".into() }
-            .to_string()
-            .contains("postgres://db/x"));
+        assert!(StoreError::NoSchema {
+            url: "postgres://db/x".into()
+        }
+        .to_string()
+        .contains("postgres://db/x"));
     }
 }
