@@ -86,8 +86,9 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
 ///
 /// Operations take a connection from a pool (`deadpool-postgres`, at most 16). A connection
 /// the server or the network dropped fails the operation using it with
-/// [`StoreError::Backend`] (the caller retries, as with any store error) and is then discarded
-/// by the pool, never handed out again. TLS is not supported: connect over a trusted network or
+/// [`StoreError::Backend`] (the caller retries, as with any store error); a connection on which
+/// an operation failed so is closed, never handed out again, and the next operation gets a
+/// live or a new one. TLS is not supported: connect over a trusted network or
 /// a Unix socket (`postgres://app@%2Frun%2Fpostgresql/jobs`).
 ///
 /// # Waking workers
@@ -192,6 +193,11 @@ impl PostgresBackend {
     /// Checks the schema and applies the missing migrations, under the migration lock.
     async fn migrate(&self, create: bool) -> Result<(), StoreError> {
         let mut client = self.client().await?;
+        let result = self.migrate_on(&mut client, create).await;
+        settle(client, result)
+    }
+
+    async fn migrate_on(&self, client: &mut Object, create: bool) -> Result<(), StoreError> {
         let tx = client.transaction().await.map_err(pg)?;
         tx.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '')))",
@@ -637,8 +643,12 @@ impl PostgresBackend {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(pg)?;
-        client.execute(&statement, params).await.map_err(pg)
+        let result = async {
+            let statement = client.prepare_cached(sql).await.map_err(pg)?;
+            client.execute(&statement, params).await.map_err(pg)
+        }
+        .await;
+        settle(client, result)
     }
 
     /// Runs one query on a pooled connection (prepared once per connection).
@@ -648,9 +658,23 @@ impl PostgresBackend {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(pg)?;
-        client.query(&statement, params).await.map_err(pg)
+        let result = async {
+            let statement = client.prepare_cached(sql).await.map_err(pg)?;
+            client.query(&statement, params).await.map_err(pg)
+        }
+        .await;
+        settle(client, result)
     }
+}
+
+/// Hands a pooled connection back after an operation. After a database or connection error it
+/// is closed instead: a connection the server dropped may not look closed yet, and must not
+/// fail a second operation.
+fn settle<T>(client: Object, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    if let Err(StoreError::Backend(_)) = result {
+        drop(Object::take(client));
+    }
+    result
 }
 
 impl Backend for PostgresBackend {
@@ -665,10 +689,14 @@ impl Backend for PostgresBackend {
                 return Ok(());
             }
             let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(pg)?;
-            // On an error the transaction is dropped, which rolls it back: all or none.
-            insert(&tx, &calls, now).await?;
-            tx.commit().await.map_err(pg)
+            let result = async {
+                let tx = client.transaction().await.map_err(pg)?;
+                // On an error the transaction is dropped, which rolls it back: all or none.
+                insert(&tx, &calls, now).await?;
+                tx.commit().await.map_err(pg)
+            }
+            .await;
+            settle(client, result)
         })
     }
 
