@@ -328,9 +328,12 @@ impl StoreUrl {
                 });
             }
             #[cfg(not(feature = "postgres"))]
-            return Err(bad(
-                "PostgreSQL stores need the `postgres` feature of retry-runtime, which is not enabled",
-            ));
+            return Err(StoreError::BadUrl {
+                url: redact(url),
+                reason: "PostgreSQL stores need the `postgres` feature of retry-runtime, which is \
+                         not enabled"
+                    .into(),
+            });
         }
         let Some(rest) = url.strip_prefix("sqlite:") else {
             return Err(bad("it does not start with `sqlite:`"));
@@ -667,6 +670,7 @@ mod tests {
             let err = StoreUrl::parse(url).unwrap_err();
             assert!(matches!(err, StoreError::BadUrl { .. }), "{err}");
             assert!(err.to_string().contains("`postgres` feature"), "{err}");
+            assert!(!err.to_string().contains("s3cret"), "{err}");
         }
     }
 
