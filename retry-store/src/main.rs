@@ -8,8 +8,10 @@
 //! retry-store --store sqlite:calls.db purge --state succeeded --older-than 7d
 //! ```
 //!
-//! The store URL can come from `RETRY_STORE`. Tables by default, `--json` for scripts. The
-//! tool never creates a store: a missing file is an error. Errors are one line on stderr and
+//! The store URL can come from `RETRY_STORE`: `sqlite:PATH` or
+//! `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`). Tables by default,
+//! `--json` for scripts. The tool never creates a store: a missing file, or a PostgreSQL
+//! database without the store's tables, is an error. Errors are one line on stderr and
 //! a non-zero exit status.
 
 mod duration;
@@ -30,7 +32,8 @@ use crate::table::{clip, render, Align};
 #[derive(Parser)]
 #[command(name = "retry-store", version)]
 struct Cli {
-    /// The store: `sqlite:PATH` (or `sqlite:PATH?synchronous=...`).
+    /// The store: `sqlite:PATH` (or `sqlite:PATH?synchronous=...`), or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`.
     #[arg(long, env = "RETRY_STORE", value_name = "URL")]
     store: String,
     /// Print JSON instead of tables.

@@ -1,5 +1,6 @@
 //! Durable calls: calls kept in a database until they succeed or are given up, so they
-//! survive a crash or a restart of the program that made them. Needs the `sqlite` feature.
+//! survive a crash or a restart of the program that made them. Needs the `sqlite` feature;
+//! the `postgres` feature (which enables `sqlite` too) adds PostgreSQL.
 //!
 //! ```
 //! use retry_runtime::durable::{self, CallState, Store, Worker};
@@ -86,6 +87,20 @@
 //! | `sqlite:PATH` | the SQLite file at `PATH`, created if missing, `synchronous = FULL` |
 //! | `sqlite:PATH?synchronous=normal` | the same, `normal` or `off`: faster commits, which a power loss may undo |
 //! | `sqlite::memory:` | a private in-memory store, gone with its last handle |
+//! | `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` | a PostgreSQL database shared by many workers (feature `postgres`; also `postgresql://`, and every parameter `tokio-postgres` reads, e.g. `?options=-csearch_path%3Dretry`) |
+//!
+//! # PostgreSQL
+//!
+//! For workers in many processes or on many machines. Two tables, `retry_schema` (the schema
+//! versions applied) and `retry_calls` (one row per call, finished ones included, times as
+//! BIGINT Unix milliseconds), created in one transaction under `pg_advisory_xact_lock` by the
+//! first program that opens the store; a database with a newer schema version is refused.
+//! Workers claim with `FOR UPDATE SKIP LOCKED` (never waiting on each other) through a
+//! partial index of the unfinished calls, with the same fencing as SQLite. Enqueuing sends
+//! `NOTIFY retry_calls` with the function's name; `PostgresBackend::listen` wakes a worker on
+//! it (it needs a session-mode connection: behind `PgBouncer` in transaction mode workers only
+//! poll), and `PostgresBackend::enqueue_in` enqueues inside the caller's own transaction. The
+//! schema, and more, in the docs of `PostgresBackend`.
 //!
 //! # The SQLite schema
 //!
@@ -127,6 +142,8 @@
 pub(crate) mod call;
 #[doc(hidden)]
 pub mod conformance;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record;
 pub(crate) mod registry;
 mod sqlite;
@@ -134,6 +151,8 @@ mod store;
 mod worker;
 
 pub use call::{default_store, set_default_store, Job, Outcome, OutcomeFor, Verdict};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresBackend, NOTIFY_CHANNEL, POLL_ALL};
 pub use record::{
     format_time, CallRecord, CallState, Claim, ListFilter, NewCall, ParseStateError, Progress,
     Stats, StatsRow, Tried,

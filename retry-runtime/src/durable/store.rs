@@ -11,6 +11,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
+#[cfg(feature = "postgres")]
+use super::postgres::PostgresBackend;
 use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats};
 use super::sqlite::{SqliteBackend, Synchronous};
 use crate::CorrelationId;
@@ -33,6 +35,11 @@ pub enum StoreError {
     NoStore {
         /// The path of the missing file.
         path: PathBuf,
+    },
+    /// [`Store::open_existing`] found a PostgreSQL database without the store's tables.
+    NoSchema {
+        /// The URL, without its password.
+        url: String,
     },
     /// The file is not a SQLite database, is damaged, or is another program's database.
     NotAStore {
@@ -68,9 +75,16 @@ impl fmt::Display for StoreError {
             StoreError::BadUrl { url, reason } => write!(
                 f,
                 "bad store URL `{url}`: {reason}; accepted forms: `sqlite:PATH`, \
-                 `sqlite:PATH?synchronous=full|normal|off`, `sqlite::memory:`"
+                 `sqlite:PATH?synchronous=full|normal|off`, `sqlite::memory:`, \
+                 `postgres://USER@HOST[:PORT]/DATABASE` (feature `postgres`)"
             ),
             StoreError::NoStore { path } => write!(f, "no store at {}", path.display()),
+            StoreError::NoSchema { url } => write!(
+                f,
+                "no store in the PostgreSQL database at {url}: it has no `retry_schema` table \
+                 (a program creates it with `Store::open`; check the database and the \
+                 search_path)"
+            ),
             StoreError::NotAStore { path, reason } => {
                 write!(f, "{path} is not a retry store: {reason}")
             }
@@ -250,7 +264,11 @@ pub trait Backend: Send + Sync + 'static {
 /// );
 /// assert!(StoreUrl::parse("calls.db").is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `postgres://` and `postgresql://` URLs (any form `tokio-postgres` reads) are
+/// [`StoreUrl::Postgres`] with the `postgres` feature, and [`StoreError::BadUrl`] without it.
+/// The `Debug` form hides a URL's password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// `sqlite:PATH` or `sqlite:PATH?synchronous=...` (`sqlite://PATH` is read the same way).
     SqliteFile {
@@ -261,6 +279,40 @@ pub enum StoreUrl {
     },
     /// `sqlite::memory:`: a private store that lives as long as its [`Store`].
     SqliteMemory,
+    /// `postgres://...` or `postgresql://...`: a PostgreSQL database (feature `postgres`).
+    Postgres {
+        /// The URL as given.
+        url: String,
+    },
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUrl::SqliteFile { path, synchronous } => f
+                .debug_struct("SqliteFile")
+                .field("path", path)
+                .field("synchronous", synchronous)
+                .finish(),
+            StoreUrl::SqliteMemory => f.write_str("SqliteMemory"),
+            StoreUrl::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &redact(url))
+                .finish(),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+use super::postgres::redact;
+
+/// Without the `postgres` feature: the URL up to its host, enough to tell which it is.
+#[cfg(not(feature = "postgres"))]
+fn redact(url: &str) -> String {
+    match url.split_once('@') {
+        Some((_, host)) => format!("postgres://***@{host}"),
+        None => url.to_owned(),
+    }
 }
 
 impl StoreUrl {
@@ -274,9 +326,20 @@ impl StoreUrl {
             reason: reason.to_owned(),
         };
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(bad(
-                "PostgreSQL stores need the `postgres` feature of retry-runtime, which is not enabled",
-            ));
+            #[cfg(feature = "postgres")]
+            {
+                super::postgres::parse_url(url)?;
+                return Ok(StoreUrl::Postgres {
+                    url: url.to_owned(),
+                });
+            }
+            #[cfg(not(feature = "postgres"))]
+            return Err(StoreError::BadUrl {
+                url: redact(url),
+                reason: "PostgreSQL stores need the `postgres` feature of retry-runtime, which is \
+                         not enabled"
+                    .into(),
+            });
         }
         let Some(rest) = url.strip_prefix("sqlite:") else {
             return Err(bad("it does not start with `sqlite:`"));
@@ -311,6 +374,15 @@ impl StoreUrl {
             synchronous,
         })
     }
+}
+
+/// Opens a SQLite store (file I/O) on tokio's blocking pool.
+async fn open_sqlite(
+    open: impl FnOnce() -> Result<SqliteBackend, StoreError> + Send + 'static,
+) -> Result<SqliteBackend, StoreError> {
+    tokio::task::spawn_blocking(open)
+        .await
+        .map_err(|e| StoreError::Backend(format!("opening the store failed: {e}")))?
 }
 
 /// A handle on a durable store: cheap to clone, shared by the program that enqueues and the
@@ -350,34 +422,47 @@ impl fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the store at `url`: `sqlite:PATH`,
-    /// `sqlite:PATH?synchronous=full|normal|off` or `sqlite::memory:`.
+    /// `sqlite:PATH?synchronous=full|normal|off`, `sqlite::memory:`, or with the `postgres`
+    /// feature `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`; the
+    /// store's tables are created in the database if missing).
     ///
     /// # Errors
     /// [`StoreError::BadUrl`], [`StoreError::NotAStore`] (not SQLite, damaged, or another
-    /// program's database), [`StoreError::NewerSchema`], [`StoreError::Io`].
+    /// program's database), [`StoreError::NewerSchema`], [`StoreError::Io`],
+    /// [`StoreError::Backend`] (PostgreSQL: cannot connect).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         Self::open_url(StoreUrl::parse(url)?, true).await
     }
 
     /// Like [`Store::open`], but never creates a store: a missing file is
-    /// [`StoreError::NoStore`]. For tools that inspect an existing store.
+    /// [`StoreError::NoStore`], a PostgreSQL database without the store's tables
+    /// [`StoreError::NoSchema`]. For tools that inspect an existing store.
     ///
     /// # Errors
-    /// As [`Store::open`], and [`StoreError::NoStore`].
+    /// As [`Store::open`], and [`StoreError::NoStore`], [`StoreError::NoSchema`].
     pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
         Self::open_url(StoreUrl::parse(url)?, false).await
     }
 
     async fn open_url(url: StoreUrl, create: bool) -> Result<Store, StoreError> {
-        let backend = tokio::task::spawn_blocking(move || match url {
-            StoreUrl::SqliteMemory => SqliteBackend::open_memory(),
-            StoreUrl::SqliteFile { path, synchronous } => {
-                SqliteBackend::open_file(&path, synchronous, create)
+        let backend: Arc<dyn Backend> = match url {
+            StoreUrl::SqliteMemory => Arc::new(open_sqlite(SqliteBackend::open_memory).await?),
+            StoreUrl::SqliteFile { path, synchronous } => Arc::new(
+                open_sqlite(move || SqliteBackend::open_file(&path, synchronous, create)).await?,
+            ),
+            #[cfg(feature = "postgres")]
+            StoreUrl::Postgres { url } => Arc::new(PostgresBackend::open(&url, create).await?),
+            #[cfg(not(feature = "postgres"))]
+            StoreUrl::Postgres { url } => {
+                return Err(StoreError::BadUrl {
+                    url: redact(&url),
+                    reason: "PostgreSQL stores need the `postgres` feature of retry-runtime, \
+                             which is not enabled"
+                        .into(),
+                })
             }
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("opening the store failed: {e}")))??;
-        Ok(Store::from_backend(Arc::new(backend)))
+        };
+        Ok(Store::from_backend(backend))
     }
 
     /// A store on any backend.
@@ -577,5 +662,34 @@ impl Store {
     /// A database error.
     pub async fn next_due(&self, functions: &[String]) -> Result<Option<SystemTime>, StoreError> {
         self.backend.next_due(functions).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StoreError, StoreUrl};
+
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn postgres_urls_need_the_feature() {
+        for url in ["postgres://app:s3cret@db/calls", "postgresql://db/calls"] {
+            let err = StoreUrl::parse(url).unwrap_err();
+            assert!(matches!(err, StoreError::BadUrl { .. }), "{err}");
+            assert!(err.to_string().contains("`postgres` feature"), "{err}");
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_a_postgres_password() {
+        let url = StoreUrl::Postgres {
+            url: "postgres://app:s3cret@db/calls".into(),
+        };
+        assert!(!format!("{url:?}").contains("s3cret"), "{url:?}");
+        assert!(StoreError::NoSchema {
+            url: "postgres://db/x".into()
+        }
+        .to_string()
+        .contains("postgres://db/x"));
     }
 }

@@ -1,0 +1,422 @@
+//! The durable store on PostgreSQL: the backend-agnostic conformance suite, each case in a
+//! schema of its own, and what only PostgreSQL has (concurrent migrations, the caller's
+//! transaction, NOTIFY/LISTEN, connections the server drops).
+//!
+//! The server comes from `RETRY_TEST_POSTGRES_URL` (`source .ci/postgres.sh` starts one and
+//! sets it). Without it the tests print that they are skipped and pass, except under CI
+//! (`CI` set), where they fail: CI must run them.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use retry_runtime::durable::{
+    conformance, CallState, NewCall, PostgresBackend, Store, StoreError, StoreUrl, POLL_ALL,
+};
+use tokio::sync::mpsc;
+use tokio_postgres::NoTls;
+
+/// The server's URL, or `None` (after saying so) when the tests are to be skipped.
+fn server_url() -> Option<String> {
+    match std::env::var("RETRY_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "RETRY_TEST_POSTGRES_URL is not set, and CI must run the PostgreSQL tests: \
+                 `source .ci/postgres.sh` starts a server and sets it"
+            );
+            eprintln!("RETRY_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped");
+            None
+        }
+    }
+}
+
+/// A client on `url`, its connection driven by a task of its own.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A name no other test (of this run or an earlier one) uses.
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `url` with one more query parameter.
+fn with_param(url: &str, param: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{param}")
+}
+
+/// A fresh, empty schema: (the store URL whose `search_path` is that schema, its name).
+async fn fresh_schema() -> Option<(String, String)> {
+    let server = server_url()?;
+    let schema = unique("retry_test");
+    connect(&server)
+        .await
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let url = with_param(&server, &format!("options=-csearch_path%3D{schema}"));
+    Some((url, schema))
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $case() {
+            let Some((url, _)) = fresh_schema().await else { return };
+            let store = Store::open(&url).await.unwrap();
+            conformance::$case(&store).await;
+        }
+    )*};
+}
+
+conformance!(
+    lifecycle_success,
+    lifecycle_retry_then_dead,
+    bury_undecodable_keeps_attempts,
+    cancel_from_each_state,
+    cancel_finished_is_refused,
+    lease_expiry_and_reclaim,
+    renew_extends_lease,
+    release_on_shutdown,
+    requeue_one,
+    requeue_all_dead,
+    purge_by_state_and_age,
+    stats_counts,
+    list_filters,
+    only_registered_functions_claimed,
+    claim_batch_limit,
+    next_due,
+    duplicate_cid_is_an_error,
+    enqueue_tried_waits_with_its_progress,
+);
+
+#[test]
+fn postgres_urls_are_parsed_and_their_passwords_hidden() {
+    for url in [
+        "postgres://app:s3cret@db.internal:5432/jobs",
+        "postgresql://app:s3cret@db.internal/jobs?connect_timeout=5",
+    ] {
+        let parsed = StoreUrl::parse(url).unwrap();
+        assert_eq!(parsed, StoreUrl::Postgres { url: url.into() });
+        let debug = format!("{parsed:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("app:***@db.internal"), "{debug}");
+    }
+    let err = StoreUrl::parse("postgres://app:s3cret@db/jobs?colour=blue").unwrap_err();
+    assert!(matches!(err, StoreError::BadUrl { .. }), "{err}");
+    assert!(err.to_string().contains("not a PostgreSQL URL"), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_backend_error() {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let err = Store::open("postgres://app:s3cret@127.0.0.1:1/jobs?connect_timeout=5")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot connect to PostgreSQL at postgres://app:***@127.0.0.1:1/jobs"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret") && !text.contains('\n'), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_workers_starting_at_once_migrate_once() {
+    let Some((url, schema)) = fresh_schema().await else {
+        return;
+    };
+    let url = Arc::new(url);
+    let opens: Vec<_> = (0..8)
+        .map(|_| {
+            let url = Arc::clone(&url);
+            tokio::spawn(async move { Store::open(&url).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for open in opens {
+        stores.push(open.await.unwrap().expect("every worker opens the store"));
+    }
+    let versions: Vec<i32> = connect(&url)
+        .await
+        .query(&format!("SELECT version FROM {schema}.retry_schema"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1], "one migration, applied once");
+    let call = NewCall::new("f", "[1]");
+    stores[0].enqueue(vec![call.clone()]).await.unwrap();
+    let seen = stores[7].get(call.cid).await.unwrap().expect("one store");
+    assert_eq!(seen.state, CallState::Pending);
+    // Reopening an up-to-date store changes nothing either.
+    drop(Store::open(&url).await.unwrap());
+    assert_eq!(stores[3].stats().await.unwrap().total(), 1);
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let Some((url, schema)) = fresh_schema().await else {
+        return;
+    };
+    drop(Store::open(&url).await.unwrap());
+    let admin = connect(&url).await;
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.retry_schema (version) VALUES (99)"
+        ))
+        .await
+        .unwrap();
+    let newer = StoreError::NewerSchema {
+        found: 99,
+        supported: 1,
+    };
+    assert_eq!(Store::open(&url).await.unwrap_err(), newer);
+    assert_eq!(Store::open_existing(&url).await.unwrap_err(), newer);
+    let versions = admin
+        .query(&format!("SELECT version FROM {schema}.retry_schema"), &[])
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 2, "left untouched");
+}
+
+#[tokio::test]
+async fn open_existing_never_creates_the_tables() {
+    let Some((url, schema)) = fresh_schema().await else {
+        return;
+    };
+    let err = Store::open_existing(&url).await.unwrap_err();
+    assert!(matches!(err, StoreError::NoSchema { .. }), "{err}");
+    assert!(err
+        .to_string()
+        .contains("no store in the PostgreSQL database"));
+    let admin = connect(&url).await;
+    let tables: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "nothing was created");
+    drop(Store::open(&url).await.unwrap());
+    assert_eq!(
+        Store::open_existing(&url)
+            .await
+            .unwrap()
+            .stats()
+            .await
+            .unwrap()
+            .total(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn another_programs_retry_calls_table_is_not_a_store() {
+    let Some((url, schema)) = fresh_schema().await else {
+        return;
+    };
+    let admin = connect(&url).await;
+    admin
+        .batch_execute(&format!("CREATE TABLE {schema}.retry_calls (id INTEGER)"))
+        .await
+        .unwrap();
+    let err = Store::open(&url).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+    let schema_table: Option<String> = admin
+        .query_one(
+            &format!("SELECT to_regclass('{schema}.retry_schema')::text"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(schema_table, None, "nothing was added");
+}
+
+#[tokio::test]
+async fn enqueue_in_the_callers_transaction() {
+    let Some((url, _)) = fresh_schema().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    let mut client = connect(&url).await;
+    let now = SystemTime::now();
+
+    let dropped = NewCall::new("mail::send", r#"{"order":1}"#);
+    let tx = client.transaction().await.unwrap();
+    PostgresBackend::enqueue_in(&tx, std::slice::from_ref(&dropped), now)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(store.get(dropped.cid).await.unwrap(), None, "rolled back");
+
+    let kept = NewCall::new("mail::send", r#"{"order":2}"#);
+    let tx = client.transaction().await.unwrap();
+    PostgresBackend::enqueue_in(&tx, std::slice::from_ref(&kept), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(kept.cid).await.unwrap(),
+        None,
+        "not visible before the commit"
+    );
+    // A duplicate fails alone: its savepoint is rolled back and the transaction goes on.
+    let again = NewCall::new("f", "[]").with_cid(kept.cid);
+    let other = NewCall::new("f", "[]");
+    let err = PostgresBackend::enqueue_in(&tx, &[other.clone(), again], now)
+        .await
+        .unwrap_err();
+    assert_eq!(err, StoreError::Duplicate(kept.cid));
+    tx.commit().await.unwrap();
+    let record = store.get(kept.cid).await.unwrap().expect("committed");
+    assert_eq!(record.state, CallState::Pending);
+    assert_eq!(record.args, r#"{"order":2}"#);
+    assert_eq!(
+        store.get(other.cid).await.unwrap(),
+        None,
+        "all or none of one enqueue_in"
+    );
+}
+
+/// The next wake-up of this test's functions (named with `prefix`) or [`POLL_ALL`]: the
+/// channel is shared by every store in the database, so other tests' names are passed over.
+async fn next_wake(rx: &mut mpsc::Receiver<String>, prefix: &str) -> String {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("a wake-up within 30 s")
+            .expect("the listener is running");
+        if message == POLL_ALL || message.starts_with(prefix) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn notify_reaches_a_listener_once_per_function_and_commit() {
+    let Some((url, _)) = fresh_schema().await else {
+        return;
+    };
+    let backend = Arc::new(PostgresBackend::open(&url, true).await.unwrap());
+    let store = Store::from_backend(backend.clone());
+    let mut rx = backend.listen().await.unwrap();
+    let p = unique("notified");
+    let (f, g, h) = (format!("{p}::f"), format!("{p}::g"), format!("{p}::h"));
+    assert_eq!(
+        next_wake(&mut rx, &p).await,
+        POLL_ALL,
+        "a full poll once listening"
+    );
+
+    let calls = vec![
+        NewCall::new(&f, "1"),
+        NewCall::new(&f, "2"),
+        NewCall::new(&g, "3"),
+    ];
+    store.enqueue(calls).await.unwrap();
+    assert_eq!(next_wake(&mut rx, &p).await, f);
+    assert_eq!(next_wake(&mut rx, &p).await, g);
+
+    // A rolled-back enqueue_in notifies no one; a committed one does.
+    let mut client = connect(&url).await;
+    let tx = client.transaction().await.unwrap();
+    PostgresBackend::enqueue_in(&tx, &[NewCall::new(&g, "4")], SystemTime::now())
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    store.enqueue(vec![NewCall::new(&h, "5")]).await.unwrap();
+    assert_eq!(
+        next_wake(&mut rx, &p).await,
+        h,
+        "one `f` per transaction, and nothing from the rollback"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_and_its_listener_survive_terminated_connections() {
+    let Some((url, _)) = fresh_schema().await else {
+        return;
+    };
+    let app = unique("retry_kill");
+    let url = with_param(&url, &format!("application_name={app}"));
+    let backend = Arc::new(PostgresBackend::open(&url, true).await.unwrap());
+    let store = Store::from_backend(backend.clone());
+    let mut rx = backend.listen().await.unwrap();
+    let p = unique("survivor");
+    assert_eq!(next_wake(&mut rx, &p).await, POLL_ALL);
+    let before = NewCall::new(format!("{p}::f"), "1");
+    store.enqueue(vec![before.clone()]).await.unwrap();
+    assert_eq!(next_wake(&mut rx, &p).await, format!("{p}::f"));
+
+    let admin = connect(&server_url().unwrap()).await;
+    let terminated: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1) AS t",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        terminated >= 2,
+        "the pool's and the listener's connections: {terminated}"
+    );
+
+    // The first operation may still pick the dead connection; the next gets a new one.
+    let first = store.get(before.cid).await;
+    if let Err(e) = &first {
+        assert!(matches!(e, StoreError::Backend(_)), "{e}");
+    }
+    let record = match first {
+        Ok(record) => record,
+        Err(_) => store.get(before.cid).await.expect("the retry succeeds"),
+    };
+    assert_eq!(record.expect("still stored").state, CallState::Pending);
+    for _ in 0..3 {
+        assert_eq!(
+            store.stats().await.unwrap().total(),
+            1,
+            "no poisoned connection"
+        );
+    }
+
+    assert_eq!(
+        next_wake(&mut rx, &p).await,
+        POLL_ALL,
+        "a full poll after reconnecting"
+    );
+    store
+        .enqueue(vec![NewCall::new(format!("{p}::g"), "2")])
+        .await
+        .unwrap();
+    assert_eq!(
+        next_wake(&mut rx, &p).await,
+        format!("{p}::g"),
+        "listening again"
+    );
+}
