@@ -159,5 +159,5 @@ pub use record::{
 };
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
-pub use store::{Backend, BoxFuture, Store, StoreError, StoreUrl};
+pub use store::{Backend, BoxFuture, Store, StoreError, StoreUrl, WakeUps};
 pub use worker::{Worker, WorkerBuilder};

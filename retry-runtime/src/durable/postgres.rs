@@ -717,6 +717,10 @@ fn settle<T>(client: Object, result: Result<T, StoreError>) -> Result<T, StoreEr
 }
 
 impl Backend for PostgresBackend {
+    fn wake_ups(&self) -> BoxFuture<'_, Result<Option<super::store::WakeUps>, StoreError>> {
+        Box::pin(async move { self.listen().await.map(Some) })
+    }
+
     fn enqueue(
         &self,
         calls: Vec<NewCall>,

@@ -250,6 +250,14 @@ pub trait Backend: Send + Sync + 'static {
         &'a self,
         functions: &'a [String],
     ) -> BoxFuture<'a, Result<Option<SystemTime>, StoreError>>;
+
+    /// Wake-ups from other processes' enqueues, if the database can send them: the name of a
+    /// function with new calls, or an empty name for "look at everything" (after a
+    /// reconnection, when notifications may have been missed). `None` (the default): the
+    /// database cannot, and workers rely on their timer and on this process's enqueues.
+    fn wake_ups(&self) -> BoxFuture<'_, Result<Option<WakeUps>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A parsed store URL.
@@ -663,7 +671,16 @@ impl Store {
     pub async fn next_due(&self, functions: &[String]) -> Result<Option<SystemTime>, StoreError> {
         self.backend.next_due(functions).await
     }
+
+    /// Wakes this process's workers, as a local enqueue does.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
 }
+
+/// The receiving end of a database's wake-ups; see [`Backend::wake_ups`].
+pub type WakeUps = tokio::sync::mpsc::Receiver<String>;
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::durable::call::{Job, Verdict};
 use crate::durable::registry::{self, Registration};
-use crate::durable::{Claim, Progress, Store, StoreError};
+use crate::durable::{CallState, Claim, Progress, Store, StoreError};
 use crate::engine::Attempts;
 
 /// Builds a [`Worker`]; see [`Worker::builder`].
@@ -25,6 +25,7 @@ pub struct WorkerBuilder {
     poll: Duration,
     batch: usize,
     id: Option<String>,
+    retention: Option<Duration>,
 }
 
 impl WorkerBuilder {
@@ -55,6 +56,14 @@ impl WorkerBuilder {
         self
     }
 
+    /// How long succeeded calls are kept before the worker deletes them (default 1 day;
+    /// `None` keeps them until purged), so the store stays small under steady load. Dead and
+    /// cancelled calls are kept for a person to inspect (`retry-store purge` removes them).
+    pub fn retention(mut self, keep: Option<Duration>) -> Self {
+        self.retention = keep;
+        self
+    }
+
     /// The worker's name in the store's `worker` column (default: `worker-PID-RANDOM`).
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
@@ -75,6 +84,7 @@ impl WorkerBuilder {
             lease: self.lease,
             poll: self.poll,
             batch: self.batch,
+            retention: self.retention,
             slots: Arc::new(Semaphore::new(self.concurrency)),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
@@ -112,6 +122,7 @@ struct Inner {
     lease: Duration,
     poll: Duration,
     batch: usize,
+    retention: Option<Duration>,
     slots: Arc<Semaphore>,
     stopping: AtomicBool,
     stop: Notify,
@@ -127,6 +138,7 @@ impl Worker {
             poll: Duration::from_secs(1),
             batch: 64,
             id: None,
+            retention: Some(Duration::from_secs(24 * 3600)),
         }
     }
 
@@ -165,18 +177,35 @@ impl Worker {
 }
 
 /// The claim loop. Returns the attempts still running when it stops.
+///
+/// It claims when it has a free slot and calls may be due: at start, after a wake-up (an
+/// enqueue here, a notification from the database, a finished attempt) and when the next due
+/// time comes. Otherwise it asks only for that next due time, so an idle worker makes one
+/// cheap query per poll interval.
 async fn run(inner: Arc<Inner>) -> JoinSet<()> {
     let names: Vec<String> = registry::registered()
         .into_iter()
         .map(str::to_owned)
         .collect();
+    let wake_ups = forward_wake_ups(&inner, &names).await;
     let mut running = JoinSet::new();
     let mut backoff = Duration::from_millis(50);
-    while !inner.stopping.load(Ordering::SeqCst) {
+    let mut may_be_due = true;
+    let mut last_purge: Option<SystemTime> = None;
+    while !inner.stopping.load(Ordering::SeqCst) && !names.is_empty() {
         while running.try_join_next().is_some() {}
+        purge_old(&inner, &mut last_purge).await;
         let free = inner.slots.available_permits();
-        let mut full_batch = false;
-        if free > 0 && !names.is_empty() {
+        // The next due time, when this round already asked for it.
+        let mut next = None;
+        if free > 0 && !may_be_due {
+            match inner.store.next_due(&names).await {
+                Ok(Some(due)) if due <= SystemTime::now() => may_be_due = true,
+                Ok(due) => next = Some(due),
+                Err(_) => may_be_due = true, // let the claim report it and back off
+            }
+        }
+        if free > 0 && may_be_due {
             let want = free.min(inner.batch);
             match inner
                 .store
@@ -185,7 +214,8 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
             {
                 Ok(claims) => {
                     backoff = Duration::from_millis(50);
-                    full_batch = claims.len() == want;
+                    // A full batch may leave more behind it; otherwise nothing else is due now.
+                    may_be_due = claims.len() == want;
                     for claim in claims {
                         let Ok(permit) = Arc::clone(&inner.slots).acquire_owned().await else {
                             break;
@@ -195,6 +225,9 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
                             attempt(&inner, claim).await;
                             drop(permit);
                         });
+                    }
+                    if may_be_due {
+                        continue;
                     }
                 }
                 Err(e) => {
@@ -211,13 +244,14 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
                 }
             }
         }
-        if full_batch && inner.slots.available_permits() > 0 {
-            continue;
-        }
-        let wait = if inner.slots.available_permits() == 0 || names.is_empty() {
+        let wait = if inner.slots.available_permits() == 0 {
             inner.poll
         } else {
-            match inner.store.next_due(&names).await {
+            let next = match next {
+                Some(n) => Ok(n),
+                None => inner.store.next_due(&names).await,
+            };
+            match next {
                 Ok(Some(due)) => due
                     .duration_since(SystemTime::now())
                     .unwrap_or(Duration::ZERO)
@@ -226,17 +260,69 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
             }
         };
         if wait.is_zero() {
+            may_be_due = true;
             tokio::task::yield_now().await;
             continue;
         }
         tokio::select! {
-            () = inner.store.notified() => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            () = inner.store.notified() => may_be_due = true,
+            Some(_) = running.join_next(), if !running.is_empty() => may_be_due = true,
             () = tokio::time::sleep(wait) => {}
             () = inner.stop.notified() => {}
         }
     }
+    if let Some(w) = wake_ups {
+        w.abort();
+    }
     running
+}
+
+/// Turns the database's wake-ups for this program's functions into local ones.
+async fn forward_wake_ups(
+    inner: &Arc<Inner>,
+    names: &[String],
+) -> Option<tokio::task::JoinHandle<()>> {
+    let mut rx = match inner.store.backend().wake_ups().await {
+        Ok(Some(rx)) => rx,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(
+                target: "retry_runtime::durable",
+                worker = %inner.id,
+                error = %e,
+                "cannot listen for other processes' calls; polling only",
+            );
+            return None;
+        }
+    };
+    let names = names.to_vec();
+    let store = inner.store.clone();
+    Some(tokio::spawn(async move {
+        while let Some(function) = rx.recv().await {
+            // An empty name follows a reconnection: look at everything.
+            if function.is_empty() || names.contains(&function) {
+                store.wake();
+            }
+        }
+    }))
+}
+
+/// Deletes succeeded calls older than the retention, at most once a minute.
+async fn purge_old(inner: &Inner, last: &mut Option<SystemTime>) {
+    let Some(keep) = inner.retention else { return };
+    let now = SystemTime::now();
+    if last.is_some_and(|t| now.duration_since(t).unwrap_or_default() < Duration::from_secs(60)) {
+        return;
+    }
+    *last = Some(now);
+    if let Err(e) = inner.store.purge(CallState::Succeeded, keep).await {
+        tracing::warn!(
+            target: "retry_runtime::durable",
+            worker = %inner.id,
+            error = %e,
+            "could not purge old succeeded calls",
+        );
+    }
 }
 
 async fn sleep_or_stop(inner: &Inner, d: Duration) {
@@ -288,13 +374,18 @@ async fn attempt(inner: &Inner, claim: Claim) {
     }
 }
 
-/// Renews the lease every third of it; returns when a renewal is refused.
+/// Renews the lease every third of it; returns when a renewal is refused, or when no
+/// renewal succeeded for a whole lease (the store unreachable): by then another worker may
+/// have claimed the call, and this attempt must not run beside it.
 async fn keep_lease(inner: &Inner, cid: crate::CorrelationId, fence: u64) {
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(inner.lease / 3).await;
-        // An unreachable store is tried again until the lease runs out for real.
-        if let Ok(false) = inner.store.renew(cid, fence, inner.lease).await {
-            return;
+        match inner.store.renew(cid, fence, inner.lease).await {
+            Ok(true) => renewed = tokio::time::Instant::now(),
+            Ok(false) => return,
+            Err(_) if renewed.elapsed() + inner.lease / 3 >= inner.lease => return,
+            Err(_) => {}
         }
     }
 }
