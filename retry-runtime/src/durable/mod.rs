@@ -142,6 +142,7 @@
 pub(crate) mod call;
 #[doc(hidden)]
 pub mod conformance;
+mod millis;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;

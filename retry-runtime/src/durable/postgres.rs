@@ -6,9 +6,10 @@
 //! another worker is claiming is skipped), every write about a claimed call checks its fencing
 //! token in the same statement, and the schema is created and migrated under an advisory lock.
 
+use super::millis::{earlier, int, later, ms, time};
 use std::collections::HashSet;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
@@ -591,35 +592,6 @@ async fn insert(
         }
     }
     Ok(())
-}
-
-/// Unix milliseconds, as stored; times before 1970 are negative.
-fn ms(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |v| -v),
-    }
-}
-
-fn later(now: SystemTime, by: Duration) -> i64 {
-    ms(now).saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn earlier(now: SystemTime, by: Duration) -> i64 {
-    ms(now).saturating_sub(i64::try_from(by.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn time(ms: i64) -> SystemTime {
-    let d = Duration::from_millis(ms.unsigned_abs());
-    if ms >= 0 {
-        UNIX_EPOCH + d
-    } else {
-        UNIX_EPOCH - d
-    }
-}
-
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn int4(v: u32) -> i32 {

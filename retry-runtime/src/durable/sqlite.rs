@@ -6,10 +6,11 @@
 //! then answers each caller: one fsync for many calls. Reads run on a separate connection on
 //! tokio's blocking pool, so WAL readers never wait for the writer.
 
+use super::millis::{earlier, int, later, ms, time};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use rusqlite::types::{Type, Value};
 use rusqlite::{
@@ -374,35 +375,6 @@ fn db_error(e: &rusqlite::Error) -> StoreError {
 #[allow(clippy::needless_pass_by_value)] // made for `map_err(sql)`
 fn sql(e: rusqlite::Error) -> StoreError {
     db_error(&e)
-}
-
-/// Unix milliseconds, as stored; times before 1970 are negative.
-fn ms(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |v| -v),
-    }
-}
-
-fn later(now: SystemTime, by: Duration) -> i64 {
-    ms(now).saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn earlier(now: SystemTime, by: Duration) -> i64 {
-    ms(now).saturating_sub(i64::try_from(by.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn time(ms: i64) -> SystemTime {
-    let d = Duration::from_millis(ms.unsigned_abs());
-    if ms >= 0 {
-        UNIX_EPOCH + d
-    } else {
-        UNIX_EPOCH - d
-    }
-}
-
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 const COLUMNS: &str = "cid, parent, function, args, state, attempts, created_at, started_at, \
