@@ -232,16 +232,23 @@ where
         Some(r) => engine::Outcome::Returned(r),
         None => engine::Outcome::TimedOut(spec.timed_out()),
     };
-    let step = engine.settle(&ctx, &mut state, outcome, None, &WallClock);
-    store_unless_done(name, &ctx, state, step, &spec, args).await
+    match engine.settle(&ctx, &mut state, outcome, None, &WallClock) {
+        Step::Retry { wait, error } => {
+            let call = stored_call(name, &ctx, state, wait, &error, &spec, args)?;
+            store(call).await
+        }
+        Step::Done(done) => Ok(Outcome::Done(done_result(done))),
+    }
 }
 
-/// [`first_attempt`] of a sync function: blocks on the store's commit when it stores.
+/// [`first_attempt`] of a sync function: the attempt runs here, and only storing the call
+/// waits (for the store's commit).
 ///
 /// # Errors
 /// As [`first_attempt`].
+#[allow(clippy::needless_pass_by_value)] // the expansion builds the spec for this call alone
 pub fn first_attempt_sync<R, H, B, P>(
-    returns: Returns<R>,
+    _: Returns<R>,
     spec: Spec<R::Err, H>,
     name: &'static str,
     body: B,
@@ -253,56 +260,78 @@ where
     B: FnOnce() -> R,
     P: FnOnce() -> Result<ArgsOut, StoreError>,
 {
-    // A sync function has no timeout, so the attempt is done at the first poll and only the
-    // store's commit can make this wait.
-    block_on(first_attempt(
-        returns,
-        spec,
-        name,
-        async move { body() },
-        args,
-    ))
+    let ctx = CallCtx::new();
+    let engine: Engine<'_, R, H> = spec.engine();
+    let mut state = engine.start(&WallClock);
+    let n = state.start_attempt();
+    let r = {
+        let span = spec.site.span(spec.hooks.type_name(), || ctx.cid(), n);
+        let _span = span.as_ref().map(tracing::Span::enter);
+        let _ctx = ctx.enter();
+        body()
+    };
+    match engine.settle(
+        &ctx,
+        &mut state,
+        engine::Outcome::Returned(r),
+        None,
+        &WallClock,
+    ) {
+        Step::Retry { wait, error } => {
+            let call = stored_call(name, &ctx, state, wait, &error, &spec, args)?;
+            block_on(store(call))
+        }
+        Step::Done(done) => Ok(Outcome::Done(done_result(done))),
+    }
 }
 
-async fn store_unless_done<R, H, P>(
+/// The value or error of a first attempt that ended the call.
+fn done_result<R: crate::RetryResult>(done: Done<R>) -> Result<R::Ok, R::Err> {
+    match done {
+        Done::Ok(v) => Ok(v),
+        Done::Failed(report) => match report.last_error {
+            Some(e) => Err(e),
+            None => unreachable!("a failed first attempt has an error"),
+        },
+    }
+}
+
+/// The call to store after its first attempt failed: due after the engine's wait, with the
+/// attempt's progress and error.
+fn stored_call<R, H, P>(
     name: &'static str,
     ctx: &CallCtx,
     mut state: Attempts,
-    step: Step<R>,
+    wait: Duration,
+    error: &R::Err,
     spec: &Spec<R::Err, H>,
     args: P,
-) -> OutcomeFor<R>
+) -> Result<NewCall, StoreError>
 where
     R: crate::RetryResult,
     H: HookSet<R>,
     P: FnOnce() -> Result<ArgsOut, StoreError>,
 {
-    match step {
-        Step::Done(Done::Ok(v)) => Ok(Outcome::Done(Ok(v))),
-        Step::Done(Done::Failed(report)) => match report.last_error {
-            Some(e) => Ok(Outcome::Done(Err(e))),
-            None => unreachable!("a failed first attempt has an error"),
-        },
-        Step::Retry { wait, error } => {
-            let store = default_store()?;
-            let now = WallClock.now();
-            let started = *state.started.get_or_insert(now);
-            let progress = Progress {
-                attempts: state.made,
-                started_at: Some(started),
-                last_wait_ns: state.last_wait_ns,
-                attempt_started: started,
-            };
-            let error = show_error::<R, H>(&spec.hooks, &error);
-            let mut call = new_call(name, args()?)
-                .with_cid(ctx.cid())
-                .due_at(now + wait)
-                .tried(progress, error);
-            call.parent = ctx.parent();
-            store.enqueue(vec![call]).await?;
-            Ok(Outcome::Stored(ctx.cid()))
-        }
-    }
+    let now = WallClock.now();
+    let started = *state.started.get_or_insert(now);
+    let progress = Progress {
+        attempts: state.made,
+        started_at: Some(started),
+        last_wait_ns: state.last_wait_ns,
+        attempt_started: started,
+    };
+    let mut call = new_call(name, args()?)
+        .with_cid(ctx.cid())
+        .due_at(now + wait)
+        .tried(progress, show_error::<R, H>(&spec.hooks, error));
+    call.parent = ctx.parent();
+    Ok(call)
+}
+
+async fn store<T, E>(call: NewCall) -> Result<Outcome<T, E>, StoreError> {
+    let cid = call.cid;
+    default_store()?.enqueue(vec![call]).await?;
+    Ok(Outcome::Stored(cid))
 }
 
 // ---------------------------------------------------------------------------------------
