@@ -68,8 +68,8 @@ retry_pg_start() {
     dir=$(mktemp -d "${TMPDIR:-/tmp}/retry-pg.XXXXXX") || return 1
     chmod 755 "$dir"
     [ "$(id -u)" = 0 ] && chown postgres: "$dir"
-    RETRY_PG_DIR=$dir
-    RETRY_PG_BINDIR=$bindir
+    export RETRY_PG_DIR=$dir
+    export RETRY_PG_BINDIR=$bindir
     trap retry_pg_stop EXIT
     retry_pg_as_server_user "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust \
         --encoding=UTF8 --no-locale --no-sync >"$dir/initdb.log" 2>&1 || {

@@ -635,6 +635,12 @@ fn a_server_restart_loses_no_call() {
             std::env::var("RETRY_PG_BINDIR"),
         ) else {
             if server_url().is_some() {
+                // Under CI, .ci/postgres.sh exports them: their absence is a failure there.
+                assert!(
+                    std::env::var("CI").is_err(),
+                    "RETRY_PG_DIR and RETRY_PG_BINDIR are not set under CI: the server restart \
+                     would go untested"
+                );
                 eprintln!(
                     "SERVER RESTART NOT TESTED: RETRY_PG_DIR and RETRY_PG_BINDIR (the server's \
                      directory and binaries, from .ci/postgres.sh) are not in the environment"

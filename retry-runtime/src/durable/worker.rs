@@ -363,14 +363,24 @@ async fn attempt(inner: &Inner, claim: Claim) {
             return;
         }
     };
-    if let Err(e) = record_verdict(inner, reg, cid, fence, attempt_started, verdict).await {
-        tracing::warn!(
-            target: "retry_runtime::durable",
-            worker = %inner.id,
-            cid = %cid,
-            error = %e,
-            "could not record the attempt; the call runs again when its lease expires",
-        );
+    // A lost connection must not make the call run again: the record is tried again a few
+    // times (the fencing token makes a repeat harmless) before the lease is left to expire.
+    let mut pause = Duration::from_millis(100);
+    for tries_left in (0..3).rev() {
+        match record_verdict(inner, reg, cid, fence, attempt_started, verdict.clone()).await {
+            Ok(_) => return,
+            Err(e) if tries_left == 0 => tracing::warn!(
+                target: "retry_runtime::durable",
+                worker = %inner.id,
+                cid = %cid,
+                error = %e,
+                "could not record the attempt; the call runs again when its lease expires",
+            ),
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause *= 3;
+            }
+        }
     }
 }
 
