@@ -249,6 +249,7 @@ fn end_event<E>(
 }
 
 /// An error as the function's hooks show it, as text (what a durable call stores).
+#[cfg(feature = "sqlite")]
 pub(crate) fn show_error<R: RetryResult, H: HookSet<R>>(hooks: &H, e: &R::Err) -> String {
     Shown::<R, H>(hooks, e, PhantomData).to_string()
 }

@@ -32,9 +32,11 @@ impl Clock for TokioClock {
 }
 
 /// Durable calls: the system's wall clock, which every process shares.
+#[cfg(feature = "sqlite")]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WallClock;
 
+#[cfg(feature = "sqlite")]
 impl Clock for WallClock {
     #[inline]
     fn now(&self) -> SystemTime {
