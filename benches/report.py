@@ -5,9 +5,10 @@ Usage: report.py CRITERION_DIR RESULTS_DIR OUT_MD
 
 Reads CRITERION_DIR/**/new/{benchmark,estimates}.json (the median and its 95% confidence
 interval), RESULTS_DIR/alloc.jsonl (benches/background_alloc.rs), RESULTS_DIR/durable.jsonl
-(benches/durable.rs), RESULTS_DIR/compile.json (benches/compile_time.py) and
-RESULTS_DIR/machine.json (benches/run.sh). Every ratio is to the hand-written loop (for the
-durable enqueue: the plain rusqlite loop) measured in the same run.
+(benches/durable.rs), RESULTS_DIR/durable_pg.jsonl (benches/durable_pg.rs),
+RESULTS_DIR/compile.json (benches/compile_time.py) and RESULTS_DIR/machine.json
+(benches/run.sh). Every ratio is to the hand-written loop (for the durable enqueue: the plain
+rusqlite loop) measured in the same run.
 """
 
 import json
@@ -383,6 +384,161 @@ def durable_section(recs):
     return md
 
 
+# The targets of the PostgreSQL goals: completions/s with 4 worker processes; each added
+# worker count at least as fast as the one before; the failover within the lease plus 1 s.
+DURABLE_PG_PER_S = 10_000.0
+DURABLE_PG_FAILOVER_SLACK_MS = 1_000.0
+
+
+def load_durable_pg(path):
+    """The `durable-pg-result: {json}` lines of benches/durable_pg.rs, or None."""
+    if not path.exists():
+        return None
+    recs = [
+        json.loads(line[len("durable-pg-result: ") :])
+        for line in path.read_text().splitlines()
+        if line.startswith("durable-pg-result: ")
+    ]
+    return recs or None
+
+
+def durable_pg_section(recs):
+    """The "Durable calls (PostgreSQL)" section, as a list of markdown blocks."""
+    md = ["## Durable calls (PostgreSQL)\n"]
+    if recs is None:
+        md.append("Not measured in this run (no `durable_pg.jsonl`).\n")
+        return md
+    if any(r["kind"] == "skipped" for r in recs):
+        md.append("Skipped in this run: no PostgreSQL server (no URL, and none started).\n")
+        return md
+    setup = next((r for r in recs if r["kind"] == "setup"), {})
+    runs = [r for r in recs if r["kind"] == "throughput"]
+    failovers = [r for r in recs if r["kind"] == "failover"]
+    pg = {}
+    for r in runs:
+        if r["store"] == "postgres":
+            pg.setdefault(r["workers"], []).append(r["per_s"])
+    sqlite = [r["per_s"] for r in runs if r["store"] == "sqlite"]
+    rounds = setup.get("rounds", 1)
+
+    if setup.get("quick"):
+        md.append(
+            "**Quick run** (`RETRY_BENCH_QUICK=1`): small sizes and one round, a check of the "
+            "harness; these figures are not the benchmark's.\n"
+        )
+    md.append(
+        f"`benches/durable_pg.rs`: PostgreSQL {setup.get('server_version', '?')} on the same "
+        f"{setup.get('threads', '?')}-core machine as the workers (the server of "
+        "`.ci/postgres.sh`: `fsync = off`), a fresh schema per measurement. The durable "
+        "function is `#[retry(mode = \"durable\", name = \"bench::pg_noop\", max = 3, "
+        "delay = \"10ms\")] async fn pg_noop(n: u64) -> Result<u64, String>`, whose body "
+        "returns `Ok(n)`.\n"
+    )
+    md.append(
+        f"- **Throughput**: {setup.get('n', 0):,} calls stored first, then 1, 2 or 4 worker "
+        "processes (the bench binary again, one `Worker` each, concurrency "
+        f"{setup.get('concurrency', '?')}, batch {setup.get('batch', '?')}) open the store; "
+        "the clock runs from the moment all are told to start until no unfinished call is "
+        "left (`Store::next_due` polled every 10 ms, then `Store::stats` confirms every call "
+        "succeeded). Beside them, in the same run, one worker process on a fresh SQLite file "
+        f"store (WAL, `synchronous = FULL`, SQLite {setup.get('sqlite', '?')}). Medians over "
+        f"{rounds} round{'s' if rounds != 1 else ''}, the order rotating between rounds.\n"
+        "- **Failover**: worker process A claims a call whose body sleeps for an hour; worker "
+        "process B (same lease) is running and idle. Right after A renews the lease (so a "
+        "whole lease is left: the worst case), A is killed with SIGKILL. Measured: from the "
+        "kill to the start of B's attempt of that call (wall clock, B's attempt prints its "
+        "start).\n"
+    )
+
+    rows = []
+
+    def goal(name, figure, target, measured, met, miss):
+        rows.append([name, figure, target, measured, verdict(met, miss)])
+
+    med = {w: median(xs) for w, xs in sorted(pg.items())}
+    if 4 in med:
+        d = med[4]
+        goal(
+            "throughput, 4 worker processes",
+            "no-op calls completed/s, one PostgreSQL store",
+            f"≥ {DURABLE_PG_PER_S:,.0f}/s",
+            fmt_rate(d),
+            d >= DURABLE_PG_PER_S,
+            100 * (1 - d / DURABLE_PG_PER_S),
+        )
+    counts = sorted(med)
+    for lo, hi in zip(counts, counts[1:]):
+        r = med[hi] / med[lo]
+        goal(
+            f"scaling, {lo} → {hi} worker processes",
+            f"completed/s with {hi} ÷ with {lo}",
+            "≥ 1.00× (does not fall)",
+            f"{r:.2f}×",
+            r >= 1.0,
+            100 * (1 - r),
+        )
+    if failovers:
+        worst = max(r["kill_to_start_ms"] for r in failovers)
+        lease = failovers[0]["lease_ms"]
+        target = lease + DURABLE_PG_FAILOVER_SLACK_MS
+        goal(
+            f"failover, lease {lease / 1000:g} s",
+            f"SIGKILL → attempt running in another worker (worst of {len(failovers)})",
+            f"< {target / 1000:g} s (lease + 1 s)",
+            f"{worst / 1000:.3f} s",
+            worst < target,
+            100 * (worst / target - 1),
+        )
+    md.append(table(["goal", "figure", "target", "measured", "verdict"], rows))
+    md.append("")
+
+    trows = []
+    if sqlite:
+        trows.append(
+            [
+                "SQLite, 1 worker process",
+                fmt_rate(median(sqlite)),
+                ", ".join(f"{x:,.0f}" for x in sqlite),
+            ]
+        )
+    for w, xs in sorted(pg.items()):
+        trows.append(
+            [
+                f"PostgreSQL, {w} worker process{'es' if w != 1 else ''}",
+                fmt_rate(median(xs)),
+                ", ".join(f"{x:,.0f}" for x in xs),
+            ]
+        )
+    if trows:
+        md.append(table(["store, workers", "median", "rounds (per s)"], trows))
+        md.append("")
+    if failovers:
+        frows = [
+            [
+                str(r["trial"] + 1),
+                f"{r['lease_ms'] / 1000:g} s",
+                f"{r['lease_left_at_kill_ms']:.0f} ms",
+                f"{r['kill_to_start_ms']:.0f} ms",
+                f"{r['after_expiry_ms']:.0f} ms",
+            ]
+            for r in failovers
+        ]
+        md.append(
+            table(
+                [
+                    "trial",
+                    "lease",
+                    "lease left at the kill",
+                    "kill → B's attempt starts",
+                    "after the lease ran out",
+                ],
+                frows,
+            )
+        )
+        md.append("")
+    return md
+
+
 def main():
     crit_dir, results_dir, out = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
     crit = load_criterion(crit_dir)
@@ -620,6 +776,7 @@ def main():
     md.append("")
 
     md.extend(durable_section(load_durable(results_dir / "durable.jsonl")))
+    md.extend(durable_pg_section(load_durable_pg(results_dir / "durable_pg.jsonl")))
 
     md.append("## Compile time\n")
     if comp:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every benchmark once and writes BENCHMARKS.md: the inline sync and async suites
 # (criterion), the background mode (criterion, and heap bytes with a counting allocator), the
-# durable mode on SQLite (enqueue, drain, persist = "on_failure", worker memory) and the
-# compile time of 300 #[retry] functions against 300 hand-written loops.
+# durable mode on SQLite (enqueue, drain, persist = "on_failure", worker memory) and on
+# PostgreSQL (worker processes sharing a store, crash failover), and the compile time of 300
+# #[retry] functions against 300 hand-written loops.
 #
 #   bash benches/run.sh            # about 8 minutes on two cores
 #
@@ -64,6 +65,23 @@ durable_benches() {
     cargo bench -p retry-benches --bench durable | tee "$RESULTS/durable.jsonl"
 }
 
+# The durable mode on PostgreSQL: no-op calls completed/s by 1, 2 and 4 worker processes sharing
+# one store (beside one on SQLite), and the time from a worker's SIGKILL to its call running in
+# another worker. Uses $RETRY_BENCH_POSTGRES_URL or $RETRY_TEST_POSTGRES_URL; without either, a
+# throw-away server from .ci/postgres.sh, stopped afterwards.
+durable_pg_benches() {
+    local started=
+    if [ -z "${RETRY_BENCH_POSTGRES_URL:-}${RETRY_TEST_POSTGRES_URL:-}" ]; then
+        # shellcheck source=../.ci/postgres.sh
+        source .ci/postgres.sh
+        started=1
+    fi
+    cargo bench -p retry-benches --bench durable_pg | tee "$RESULTS/durable_pg.jsonl"
+    if [ -n "$started" ]; then
+        retry_pg_stop
+    fi
+}
+
 # 300 #[retry] functions against 300 hand-written loops, `cargo build`, median of 3.
 compile_time() {
     python3 benches/compile_time.py "$PWD" "$RESULTS/compile.json" 3
@@ -75,6 +93,7 @@ if grep -rq RetryHandle retry-runtime/src; then
     background_benches
 fi
 durable_benches
+durable_pg_benches
 compile_time
 python3 benches/report.py "$CRITERION_HOME" "$RESULTS" BENCHMARKS.md
 cat benches/why.md >> BENCHMARKS.md
