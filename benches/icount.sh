@@ -15,9 +15,9 @@ count() {
         sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 printf '| scenario | hand loop | #[retry] |\n|---|---|---|\n'
-for s in success k1-zero k4-zero k4-exp0; do
+for s in ${SCENARIOS:-success k1-zero k4-zero k4-exp0}; do
     row="| $s"
-    for who in hand retry; do
+    for who in ${CONTESTANTS:-hand retry}; do
         a=$(count "$who" "$s" 10000)
         b=$(count "$who" "$s" 20000)
         row="$row | $(( (b - a) / 10000 ))"

@@ -499,8 +499,9 @@ fn is_method(sig: &syn::Signature) -> bool {
 //         static __RETRY_SITE: Site = Site::new(NAME, true, "inline", module_path!(), file!(), line!());
 //         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::new();
 //         static __RETRY_SETUP: Setup = Setup { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(2)) };
-//         let mut call = Call::<_, TokioClock, _>::new(__retry_r, &__RETRY_SETUP,
-//             hooks(ErrorFormatOf(__retry_r).error_format()).with_type(Hook(type_name::<Self>)));
+//         let hooks = hooks(ErrorFormatOf(__retry_r).error_format()).with_type(Hook(type_name::<Self>));
+//         let ctx = CallCtx::starting();
+//         let mut call = Call::<_, TokioClock, _>::new(__retry_r, &__RETRY_SETUP, &hooks, &ctx);
 //         loop {
 //             let out = call.attempt_async(async { let id = fresh(&id); BODY(id) }).await;
 //             match call.settle(out) {
@@ -533,6 +534,8 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
     };
     let hooks = p.hooks(args, false);
     let call = Ident::new("__retry_call", mixed);
+    let ctx = Ident::new("__retry_ctx", mixed);
+    let hooks_ref = Ident::new("__retry_hooks", mixed);
     let out = Ident::new("__retry_out", mixed);
     let done = Ident::new("__retry_done", mixed);
     let wait = Ident::new("__retry_wait", mixed);
@@ -569,7 +572,9 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
         {
             #site
             #setup_item
-            let mut #call = #private::Call::<_, #clock, _>::new(__retry_r, #setup_ref, #hooks);
+            let #hooks_ref = #hooks;
+            let #ctx = #private::CallCtx::starting();
+            let mut #call = #private::Call::<_, #clock, _>::new(__retry_r, #setup_ref, &#hooks_ref, &#ctx);
             loop {
                 let #out = #attempt;
                 match #call.#settle(#out) {

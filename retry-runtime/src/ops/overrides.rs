@@ -188,6 +188,12 @@ pub fn get(name: &str) -> Option<Override> {
         .copied()
 }
 
+/// Whether any override is set: one atomic load.
+#[inline]
+pub(crate) fn any() -> bool {
+    ANY.load(Ordering::Acquire)
+}
+
 /// The policy in force for `name` when an override is set, `None` otherwise (then `own`
 /// is). One atomic load while no override is set anywhere.
 #[inline]

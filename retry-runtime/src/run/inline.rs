@@ -39,28 +39,32 @@ pub enum Step<R> {
 }
 
 /// One inline call of a `#[retry]` function, as the expansion drives it.
+///
+/// Its hooks and context are locals of the expansion's own ([`CallCtx::starting`]), and the
+/// engine works on a copy of the attempt count: so no address inside the `Call` reaches
+/// the code out of line (the end of a call, an override), and the optimizer keeps it in
+/// registers, where a constant policy folds into the loop.
 #[derive(Debug)]
 pub struct Call<'p, R, C, H> {
     setup: &'p Setup,
-    hooks: H,
-    ctx: CallCtx,
+    hooks: &'p H,
+    ctx: &'p CallCtx,
     state: Attempts,
-    clock: C,
-    _returns: core::marker::PhantomData<fn() -> R>,
+    _returns: core::marker::PhantomData<fn() -> (R, C)>,
 }
 
 impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>> Call<'p, R, C, H> {
     /// Starts a call.
-    #[inline]
-    pub fn new(_: Returns<R>, setup: &'p Setup, hooks: H) -> Self {
-        let clock = C::default();
-        let state = Engine::<R, H>::new(setup.site, &setup.policy, &hooks).start(&clock);
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    pub fn new(_: Returns<R>, setup: &'p Setup, hooks: &'p H, ctx: &'p CallCtx) -> Self {
+        let state = Engine::<R, H>::new(setup.site, &setup.policy, hooks).start(&C::default());
         Self {
             setup,
             hooks,
-            ctx: CallCtx::new(),
+            ctx,
             state,
-            clock,
             _returns: core::marker::PhantomData,
         }
     }
@@ -86,16 +90,24 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>> Call<'p, R, C, H> {
     }
 
     /// Decides what follows an attempt's value.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn settle(&mut self, out: R) -> Step<R> {
         self.settle_outcome(Outcome::Returned(out))
     }
 
     /// Decides what follows an attempt's outcome.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn settle_outcome(&mut self, outcome: Outcome<R>) -> Step<R> {
-        let engine = Engine::new(self.setup.site, &self.setup.policy, &self.hooks);
-        match engine.settle(&self.ctx, &mut self.state, outcome, None, &self.clock) {
+        let setup = self.setup;
+        let engine = Engine::new(setup.site, &setup.policy, self.hooks);
+        let mut state = self.state;
+        let step = engine.settle(self.ctx, &mut state, outcome, None, &C::default());
+        self.state = state;
+        match step {
             engine::Step::Done(engine::Done::Ok(v)) => Step::Done(R::from_ok(v)),
             engine::Step::Done(engine::Done::Failed(report)) => match report.last_error {
                 Some(e) => Step::Done(R::from_err(e)),
@@ -110,20 +122,23 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>> Call<'p, R, C, H> {
 // where the call starts and settles, not again here.
 impl<R, C, H: TypeSlot> Call<'_, R, C, H> {
     /// Runs one sync attempt inside the call's context and span.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn attempt(&mut self, body: impl FnOnce() -> R) -> R {
         let n = self.state.start_attempt();
+        let ctx = self.ctx;
         // Two paths, so that the common one (no subscriber) has no span to drop.
         if let Some(span) = self
             .setup
             .site
-            .span(self.hooks.type_name(), || self.ctx.cid(), n)
+            .span(self.hooks.type_name(), || ctx.cid(), n)
         {
             let _span = span.enter();
-            let _ctx = self.ctx.enter();
+            let _ctx = ctx.enter();
             body()
         } else {
-            let _ctx = self.ctx.enter();
+            let _ctx = ctx.enter();
             body()
         }
     }
@@ -132,18 +147,15 @@ impl<R, C, H: TypeSlot> Call<'_, R, C, H> {
     #[inline]
     pub fn attempt_async<F: Future<Output = R>>(&mut self, fut: F) -> InCall<&CallCtx, F> {
         let n = self.state.start_attempt();
+        let ctx = self.ctx;
         // Boxed, so that the attempt's future carries 8 bytes for it, not 40: a span is only
         // there when a subscriber wants it, and then the subscriber allocates for it anyway.
         let span = self
             .setup
             .site
-            .span(self.hooks.type_name(), || self.ctx.cid(), n)
+            .span(self.hooks.type_name(), || ctx.cid(), n)
             .map(Box::new);
-        InCall {
-            ctx: &self.ctx,
-            span,
-            fut,
-        }
+        InCall { ctx, span, fut }
     }
 }
 
