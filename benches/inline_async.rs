@@ -113,9 +113,9 @@ async fn tokio_retry2<I: Iterator<Item = Duration>>(delays: I) -> Result<u64, Tr
 
 /// The original tokio-retry: every error is retried. Its `ExponentialBackoff` waits
 /// `base^n` ms (2, 4, 8, ... from a base of 2), so the 1, 2, 4, 8 ms policy is given as the
-/// plain iterator of waits, which `Retry::spawn` takes as well.
+/// plain iterator of waits, which `Retry::start` takes as well.
 async fn tokio_retry<I: Iterator<Item = Duration>>(delays: I) -> Result<u64, Transient> {
-    tokio_retry::Retry::spawn(delays.take(MAX), op_async).await
+    tokio_retry::Retry::start(delays.take(MAX), op_async).await
 }
 
 fn doubling() -> impl Iterator<Item = Duration> {

@@ -263,7 +263,7 @@ def main():
         "(`Retry::spawn(delays.take(5), ..)` with `map_transient_err`, async only); `backoff` "
         "(`backoff::retry` with `Constant` or `ExponentialBackoff` without randomization or "
         "time limit, behind a 5-wait adapter, sync only); `tokio-retry` "
-        "(`Retry::spawn(delays.take(5), op_async)`, its `FixedInterval` or the doubling waits "
+        "(`Retry::start(delays.take(5), op_async)`, its `FixedInterval` or the doubling waits "
         "as an iterator, async only).\n"
         "- Sync waits are `std::thread::sleep` (a zero one is a no-op in `std`). Async waits "
         "are `tokio::time::sleep`. The async `hand loop` always sleeps, even for a zero "

@@ -62,10 +62,12 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
 
 #[retry(max = 3, backoff = "fixed", delay = "1ms", mode = "background")]
 async fn ours(key: u64) -> Result<u64, String> {
+    tokio::task::yield_now().await;
     Ok(key)
 }
 
 async fn hand(key: u64) -> Result<u64, String> {
+    tokio::task::yield_now().await;
     Ok(key)
 }
 

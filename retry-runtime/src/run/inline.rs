@@ -51,7 +51,8 @@ pub struct Call<'p, R, C, H, X> {
     setup: &'p Setup,
     held: X,
     state: Attempts,
-    _returns: core::marker::PhantomData<fn() -> (R, C, H)>,
+    _returns: core::marker::PhantomData<fn() -> R>,
+    _clock_and_hooks: core::marker::PhantomData<fn() -> (C, H)>,
 }
 
 /// How a [`Call`] holds its hooks `H` and its context: by reference or by value.
@@ -97,6 +98,7 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p,
             held,
             state,
             _returns: core::marker::PhantomData,
+            _clock_and_hooks: core::marker::PhantomData,
         }
     }
 
