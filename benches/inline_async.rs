@@ -1,6 +1,6 @@
 //! Async retries: a direct call, two hand-written loops with `tokio::time::sleep` (one that
-//! always sleeps, one that skips zero waits), `#[retry]`, `backon`, `tryhard` and
-//! `tokio-retry2`, each on the same operation under the same policies.
+//! always sleeps, one that skips zero waits), `#[retry]`, `backon`, `tryhard`,
+//! `tokio-retry2` and `tokio-retry`, each on the same operation under the same policies.
 //!
 //! Every contestant runs the same way: one current-thread runtime, made once, and one
 //! `rt.block_on` per iteration. Two runtimes: the real clock (`async-real/...`, waits round up
@@ -111,6 +111,17 @@ async fn tokio_retry2<I: Iterator<Item = Duration>>(delays: I) -> Result<u64, Tr
     .await
 }
 
+/// The original tokio-retry: every error is retried. Its `ExponentialBackoff` waits
+/// `base^n` ms (2, 4, 8, ... from a base of 2), so the 1, 2, 4, 8 ms policy is given as the
+/// plain iterator of waits, which `Retry::start` takes as well.
+async fn tokio_retry<I: Iterator<Item = Duration>>(delays: I) -> Result<u64, Transient> {
+    tokio_retry::Retry::start(delays.take(MAX), op_async).await
+}
+
+fn doubling() -> impl Iterator<Item = Duration> {
+    core::iter::successors(Some(DELAY), |d| Some(*d * 2))
+}
+
 /// Checks that the contestant retries through `k` failures, then measures it.
 fn run<F, Fut>(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, name: &str, k: u32, f: F)
 where
@@ -158,6 +169,9 @@ fn main() {
                     run(&mut g, rt, "tokio-retry2", k, || {
                         tokio_retry2(FixedInterval::new(Duration::ZERO))
                     });
+                    run(&mut g, rt, "tokio-retry", k, || {
+                        tokio_retry(tokio_retry::strategy::FixedInterval::new(Duration::ZERO))
+                    });
                 }
                 Pol::Fixed => {
                     run(&mut g, rt, "hand", k, hand::<DELAY_MS, false, false>);
@@ -166,6 +180,9 @@ fn main() {
                     run(&mut g, rt, "tryhard", k, tryhard_fixed);
                     run(&mut g, rt, "tokio-retry2", k, || {
                         tokio_retry2(FixedInterval::new(DELAY))
+                    });
+                    run(&mut g, rt, "tokio-retry", k, || {
+                        tokio_retry(tokio_retry::strategy::FixedInterval::new(DELAY))
                     });
                 }
                 Pol::Exp => {
@@ -176,6 +193,7 @@ fn main() {
                     run(&mut g, rt, "tokio-retry2", k, || {
                         tokio_retry2(ExponentialFactorBackoff::from_millis(DELAY_MS, 2.0))
                     });
+                    run(&mut g, rt, "tokio-retry", k, || tokio_retry(doubling()));
                 }
             }
             g.finish();

@@ -1,5 +1,5 @@
 //! Sync retries: a direct call, a hand-written loop with `std::thread::sleep`, `#[retry]`,
-//! `backon` and `retry`, on the same operation under the same policies.
+//! `backon`, `retry` and `backoff`, on the same operation under the same policies.
 //!
 //! IDs are `sync/<scenario>/<contestant>`; `benches/run.sh` turns them into BENCHMARKS.md.
 
@@ -69,6 +69,43 @@ fn retry_crate<I: IntoIterator<Item = Duration>>(delays: I) -> Result<u64, Trans
     retry::retry(delays.into_iter().take(MAX), op).map_err(|e| e.error)
 }
 
+/// `backoff` has no limit on the number of retries (only on the elapsed time), so it gets
+/// the adapter a user would write: at most [`MAX`] waits of the inner policy.
+struct Times<B> {
+    inner: B,
+    left: usize,
+}
+
+impl<B: backoff::backoff::Backoff> backoff::backoff::Backoff for Times<B> {
+    fn next_backoff(&mut self) -> Option<Duration> {
+        self.left = self.left.checked_sub(1)?;
+        self.inner.next_backoff()
+    }
+}
+
+fn backoff_crate(policy: impl backoff::backoff::Backoff) -> Result<u64, Transient> {
+    let policy = Times {
+        inner: policy,
+        left: MAX,
+    };
+    backoff::retry(policy, || op().map_err(backoff::Error::transient)).map_err(|e| match e {
+        backoff::Error::Permanent(e) | backoff::Error::Transient { err: e, .. } => e,
+    })
+}
+
+/// `backoff`'s exponential policy: from [`DELAY`], factor 2, no randomization, no time limit.
+fn backoff_exp() -> Result<u64, Transient> {
+    backoff_crate(
+        backoff::ExponentialBackoffBuilder::new()
+            .with_initial_interval(DELAY)
+            .with_multiplier(2.0)
+            .with_randomization_factor(0.0)
+            .with_max_interval(Duration::from_secs(60))
+            .with_max_elapsed_time(None)
+            .build(),
+    )
+}
+
 /// Checks that the contestant retries through `k` failures, then measures it.
 fn run(
     g: &mut BenchmarkGroup<'_, WallTime>,
@@ -102,6 +139,9 @@ fn main() {
                 run(&mut g, "retry-crate", k, || {
                     retry_crate(retry::delay::NoDelay)
                 });
+                run(&mut g, "backoff", k, || {
+                    backoff_crate(backoff::backoff::Constant::new(Duration::ZERO))
+                });
             }
             Pol::Fixed => {
                 run(&mut g, "hand", k, hand::<DELAY_MS, false>);
@@ -109,6 +149,9 @@ fn main() {
                 run(&mut g, "backon", k, || backon_constant(DELAY));
                 run(&mut g, "retry-crate", k, || {
                     retry_crate(retry::delay::Fixed::from(DELAY))
+                });
+                run(&mut g, "backoff", k, || {
+                    backoff_crate(backoff::backoff::Constant::new(DELAY))
                 });
             }
             Pol::Exp => {
@@ -118,6 +161,7 @@ fn main() {
                 run(&mut g, "retry-crate", k, || {
                     retry_crate(retry::delay::Exponential::from_millis(DELAY_MS))
                 });
+                run(&mut g, "backoff", k, backoff_exp);
             }
         }
         g.finish();

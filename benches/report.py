@@ -17,8 +17,8 @@ import pathlib
 import sys
 
 SCENARIOS = ["success", "k1-zero", "k1-fixed", "k1-exp", "k4-zero", "k4-fixed", "k4-exp"]
-SYNC = ["direct", "hand", "retry", "backon", "retry-crate"]
-ASYNC = ["direct", "hand", "hand-skip0", "retry", "backon", "tryhard", "tokio-retry2"]
+SYNC = ["direct", "hand", "retry", "backon", "retry-crate", "backoff"]
+ASYNC = ["direct", "hand", "hand-skip0", "retry", "backon", "tryhard", "tokio-retry2", "tokio-retry"]
 HEADINGS = {
     "direct": "direct call",
     "hand": "hand loop",
@@ -28,6 +28,8 @@ HEADINGS = {
     "retry-crate": "retry",
     "tryhard": "tryhard",
     "tokio-retry2": "tokio-retry2",
+    "backoff": "backoff",
+    "tokio-retry": "tokio-retry",
 }
 BACKGROUND_N = 10_000
 
@@ -655,11 +657,15 @@ def main():
         "`backon` (`ConstantBuilder`/`ExponentialBuilder`, `.retry(..).call()` or `.await`); "
         "`retry` (`retry::retry(delays.take(5), op)`, sync only); `tryhard` "
         "(`retry_fn(op_async).retries(5)…`, async only); `tokio-retry2` "
-        "(`Retry::spawn(delays.take(5), ..)` with `map_transient_err`, async only).\n"
+        "(`Retry::spawn(delays.take(5), ..)` with `map_transient_err`, async only); `backoff` "
+        "(`backoff::retry` with `Constant` or `ExponentialBackoff` without randomization or "
+        "time limit, behind a 5-wait adapter, sync only); `tokio-retry` "
+        "(`Retry::start(delays.take(5), op_async)`, its `FixedInterval` or the doubling waits "
+        "as an iterator, async only).\n"
         "- Sync waits are `std::thread::sleep` (a zero one is a no-op in `std`). Async waits "
         "are `tokio::time::sleep`. The async `hand loop` always sleeps, even for a zero "
         "wait, which registers a timer; `hand loop, skips 0` does not. `#[retry]` skips zero "
-        "waits; backon, tryhard and tokio-retry2 always sleep.\n"
+        "waits; backon, tryhard, tokio-retry2 and tokio-retry always sleep.\n"
         "- Async: one current-thread runtime per clock, made once, and one `rt.block_on` per "
         "iteration for every contestant alike. `async-real`: the real clock, where a wait "
         "lasts at least until tokio's next 1 ms timer tick. `async-paused`: "
@@ -697,6 +703,8 @@ def main():
         ("retry-crate", "retry"),
         ("tryhard", "tryhard"),
         ("tokio-retry2", "tokio-retry2"),
+        ("backoff", "backoff"),
+        ("tokio-retry", "tokio-retry"),
     ]
     names = [c for c, _ in per_retry]
     md.append(

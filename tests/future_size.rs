@@ -104,3 +104,27 @@ async fn async_retry_future_is_no_bigger_than_a_hand_written_loop_plain_body() {
         "#[retry] future {ours} B > hand-written {hand} B"
     );
 }
+
+// ---------------------------------------------------------------- a background call's handle
+
+#[retry(max = 3, backoff = "fixed", delay = "10ms", mode = "background")]
+async fn ours_background(key: u64) -> Result<u64, String> {
+    Ok(key)
+}
+
+#[tokio::test(start_paused = true)]
+async fn background_handle_is_no_bigger_than_two_words() {
+    let handle = ours_background(7);
+    let ours = std::mem::size_of_val(&handle);
+    let join = std::mem::size_of::<tokio::task::JoinHandle<Result<u64, String>>>();
+    println!("handle sizes: RetryHandle {ours} bytes, JoinHandle {join} bytes");
+    assert_eq!(handle.await.ok(), Some(7));
+    assert_eq!(
+        std::mem::size_of::<retry_runtime::RetryHandle<u64, String>>(),
+        ours
+    );
+    assert!(
+        ours <= 2 * std::mem::size_of::<usize>(),
+        "RetryHandle {ours} B > two words"
+    );
+}

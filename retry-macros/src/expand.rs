@@ -507,8 +507,9 @@ fn is_method(sig: &syn::Signature) -> bool {
 //         static __RETRY_SITE: Site = Site::new(NAME, true, "inline", module_path!(), file!(), line!());
 //         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::new();
 //         static __RETRY_SETUP: Setup = Setup { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(2)) };
-//         let mut call = Call::<_, TokioClock, _>::new(__retry_r, &__RETRY_SETUP,
-//             hooks(ErrorFormatOf(__retry_r).error_format()).with_type(Hook(type_name::<Self>)));
+//         let mut call = Call::<_, TokioClock, _, _>::new(__retry_r, &__RETRY_SETUP,
+//             (hooks(ErrorFormatOf(__retry_r).error_format()).with_type(Hook(type_name::<Self>)),
+//              CallCtx::starting()));
 //         loop {
 //             let out = call.attempt_async(async { let id = fresh(&id); BODY(id) }).await;
 //             match call.settle(out) {
@@ -517,8 +518,9 @@ fn is_method(sig: &syn::Signature) -> bool {
 //             }
 //         }
 //     }
-// A sync function is the same with a closure `|| { ...; BODY }` and a blocking wait; the
-// setup is a `let` when a duration is an expression. (A test checks that every runtime item
+// A sync function is the same with a closure `|| { ...; BODY }` and a blocking wait, and
+// its hooks and context are locals the call borrows, `(&hooks, &ctx)`; the setup is a `let`
+// when a duration is an expression. (A test checks that every runtime item
 // named here is in the real expansion.)
 fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
     let Parts {
@@ -541,9 +543,27 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
     };
     let hooks = p.hooks(args, false);
     let call = Ident::new("__retry_call", mixed);
+    let ctx = Ident::new("__retry_ctx", mixed);
+    let hooks_ref = Ident::new("__retry_hooks", mixed);
     let out = Ident::new("__retry_out", mixed);
     let done = Ident::new("__retry_done", mixed);
     let wait = Ident::new("__retry_wait", mixed);
+    // A sync call borrows its hooks and context from locals (see `Call`), an async one owns
+    // them.
+    let (held_lets, held) = if is_async {
+        (
+            TokenStream::new(),
+            quote!((#hooks, #private::CallCtx::starting())),
+        )
+    } else {
+        (
+            quote! {
+                let #hooks_ref = #hooks;
+                let #ctx = #private::CallCtx::starting();
+            },
+            quote!((&#hooks_ref, &#ctx)),
+        )
+    };
     let (clock, attempt, settle, wait_expr) = if is_async {
         let fake_return = p.fake_return();
         let body = p.body(&quote!(#(#lets)* #fake_return));
@@ -577,7 +597,8 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
         {
             #site
             #setup_item
-            let mut #call = #private::Call::<_, #clock, _>::new(__retry_r, #setup_ref, #hooks);
+            #held_lets
+            let mut #call = #private::Call::<_, #clock, _, _>::new(__retry_r, #setup_ref, #held);
             loop {
                 let #out = #attempt;
                 match #call.#settle(#out) {

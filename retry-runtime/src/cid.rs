@@ -164,6 +164,15 @@ impl CallCtx {
     /// this thread, if any (that call's ID is minted here, since the child may outlive it).
     #[inline]
     pub(crate) fn new() -> Self {
+        Self::starting()
+    }
+
+    /// The same, for the expansion: an inline call keeps its context in a local of its own,
+    /// apart from the rest of the call's state, so that the one address the thread-local
+    /// takes does not keep the policy and the attempt count in memory.
+    #[must_use]
+    #[inline]
+    pub fn starting() -> Self {
         Self {
             hi: AtomicU64::new(0),
             lo: AtomicU64::new(0),
@@ -180,6 +189,7 @@ impl CallCtx {
         }
     }
 
+    #[inline]
     pub(crate) fn cid(&self) -> CorrelationId {
         if let Some(hi) = NonZeroU64::new(self.hi.load(Ordering::Relaxed)) {
             return CorrelationId {
@@ -187,6 +197,12 @@ impl CallCtx {
                 lo: self.lo.load(Ordering::Relaxed),
             };
         }
+        self.mint()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn mint(&self) -> CorrelationId {
         let c = CorrelationId::new();
         self.lo.store(c.lo, Ordering::Relaxed);
         self.hi.store(c.hi.get(), Ordering::Relaxed);

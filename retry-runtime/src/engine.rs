@@ -124,6 +124,9 @@ impl Attempts {
     /// A wait the error asks for is honoured as asked: `max_delay` caps only computed waits.
     /// When an asked-for wait would end past the budget, the call stops with
     /// [`Reason::BudgetSpent`] rather than retry early; a computed wait is shortened to fit.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn decide(
         &mut self,
         policy: &Policy,
@@ -215,6 +218,10 @@ pub enum Done<R: RetryResult> {
 }
 
 /// The rules of one function's calls: its site, policy and hooks.
+///
+/// Three references, copied by value into the code out of line (the end of a call, an
+/// override, the clock at the start), so that no address of the caller's reaches it: the
+/// caller's loop keeps its state in registers, and a constant policy folds into it.
 #[derive(Debug)]
 pub struct Engine<'a, R, H> {
     site: &'a Site,
@@ -222,6 +229,14 @@ pub struct Engine<'a, R, H> {
     hooks: &'a H,
     _returns: PhantomData<fn() -> R>,
 }
+
+impl<R, H> Clone for Engine<'_, R, H> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R, H> Copy for Engine<'_, R, H> {}
 
 impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
     /// The engine of a function.
@@ -251,28 +266,39 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
     /// the call's elapsed time: a budget, a hook that reads the report, a subscriber that
     /// wants the failure event, or the metrics (feature `metrics`); a call that nothing
     /// observes reads no clock. A function with a `throttle` counts the call in its window.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn start(&self, clock: &impl Clock) -> Attempts {
-        if self.policy.throttle.is_some() {
-            let now = clock.now();
-            self.site.throttle.call(now);
-            return Attempts::started_at(now);
-        }
-        if self.policy.budget.is_some()
+        // With a constant policy and no hooks that read the report, all but the level check
+        // folds away; the clock is read out of line.
+        if self.policy.throttle.is_some()
+            || self.policy.budget.is_some()
             || H::WANTS_REPORT
             || cfg!(feature = "metrics")
             || tracing::level_enabled!(tracing::Level::WARN)
         {
-            Attempts::started_at(clock.now())
+            Attempts::started_at(self.start_observed(clock))
         } else {
             Attempts::new()
         }
     }
 
+    #[inline(never)]
+    fn start_observed(self, clock: &impl Clock) -> SystemTime {
+        let now = clock.now();
+        if self.policy.throttle.is_some() {
+            self.site.throttle.call(now);
+        }
+        now
+    }
+
     /// Takes the outcome of the attempt `state.made` and returns what follows. `previous` is
     /// the error of the attempt before, which an executor that keeps it passes in: a success
     /// or a stop from outside reports it as the last error.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn settle(
         &self,
         ctx: &CallCtx,
@@ -294,7 +320,9 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         }
     }
 
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     fn succeeded(
         &self,
         ctx: &CallCtx,
@@ -314,7 +342,11 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         Step::Done(Done::Ok(v))
     }
 
-    #[inline(never)]
+    /// A failed attempt. The common path (a retry) is inline, so that with a constant policy
+    /// the decision folds into the caller's loop; the end of the call is out of line.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     fn failed(
         &self,
         ctx: &CallCtx,
@@ -324,7 +356,8 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         clock: &impl Clock,
     ) -> Step<R> {
         let decision = {
-            let _in = ctx.enter();
+            // The hooks run inside the call's context (they may ask for `current_cid()`).
+            let _in = H::HOOKS_ON_FAILURE.then(|| ctx.enter());
             // A timed-out attempt's error goes through `when` like any other; `delay_from` is
             // asked only when a retry may follow.
             let retryable = self.hooks.retryable(&e);
@@ -339,21 +372,40 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
             Decision::Retry(wait) => {
                 #[cfg(feature = "metrics")]
                 self.site.metrics(self.name()).retry();
-                let _in = ctx.enter();
-                self.site
-                    .retrying(self.hooks, || ctx.cid(), state.made, &e, wait);
-                self.hooks.before_retry(state.made, &e, wait);
+                // The event and `on_retry` see the call's context; with neither, nothing is
+                // entered.
+                if H::HOOKS_ON_FAILURE || tracing::level_enabled!(tracing::Level::INFO) {
+                    let _in = ctx.enter();
+                    self.site
+                        .retrying(self.hooks, || ctx.cid(), state.made, &e, wait);
+                    self.hooks.before_retry(state.made, &e, wait);
+                }
                 Step::Retry { wait, error: e }
             }
             Decision::Stop(reason) => {
-                Step::Done(self.end(ctx, state, reason.given_timeout(timed_out), Some(e), clock))
+                self.stopped(ctx, *state, reason.given_timeout(timed_out), e, clock)
             }
         }
+    }
+
+    #[inline(never)]
+    fn stopped(
+        self,
+        ctx: &CallCtx,
+        state: Attempts,
+        reason: Reason,
+        e: R::Err,
+        clock: &impl Clock,
+    ) -> Step<R> {
+        Step::Done(self.end(ctx, &state, reason, Some(e), clock))
     }
 
     /// The decision after a failed attempt, the one place an operator's settings enter: the
     /// policy in force (the function's, or an override of it), the kill switch (an override
     /// with `max = 0`), the policy's rules, then the retry throttle.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     fn decide(
         &self,
         state: &mut Attempts,
@@ -361,11 +413,41 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         hint: Option<Duration>,
         clock: &impl Clock,
     ) -> Decision {
-        let overridden = crate::ops::overrides::applied(self.name(), self.policy);
-        if retryable && overridden.is_some_and(|p| p.max_retries == Some(0)) {
-            return Decision::Stop(Reason::Disabled);
+        if crate::ops::overrides::any() {
+            let (decision, after) = self.decide_overridden(*state, retryable, hint, clock);
+            *state = after;
+            return decision;
         }
-        let policy = overridden.as_ref().unwrap_or(self.policy);
+        self.decide_with(self.policy, state, retryable, hint, clock)
+    }
+
+    #[inline(never)]
+    fn decide_overridden(
+        self,
+        mut state: Attempts,
+        retryable: bool,
+        hint: Option<Duration>,
+        clock: &impl Clock,
+    ) -> (Decision, Attempts) {
+        let decision = match crate::ops::overrides::applied(self.name(), self.policy) {
+            Some(p) if retryable && p.max_retries == Some(0) => Decision::Stop(Reason::Disabled),
+            Some(p) => self.decide_with(&p, &mut state, retryable, hint, clock),
+            None => self.decide_with(self.policy, &mut state, retryable, hint, clock),
+        };
+        (decision, state)
+    }
+
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    fn decide_with(
+        &self,
+        policy: &Policy,
+        state: &mut Attempts,
+        retryable: bool,
+        hint: Option<Duration>,
+        clock: &impl Clock,
+    ) -> Decision {
         let now = (policy.budget.is_some() || policy.throttle.is_some()).then(|| clock.now());
         let decision = state.decide(policy, retryable, hint, now);
         match (decision, policy.throttle, now) {

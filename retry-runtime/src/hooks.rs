@@ -171,6 +171,9 @@ pub trait HookSet<R: RetryResult>: TypeSlot {
     /// Whether a hook reads the report (`on_exhausted`, `fallback`, `on_done`), which needs
     /// the clock at the call's start.
     const WANTS_REPORT: bool;
+    /// Whether a hook runs after a failed attempt (`when`, `delay_from`, `on_retry`), which
+    /// then runs inside the call's context.
+    const HOOKS_ON_FAILURE: bool;
     /// Turns the failure into the return value, or gives the report back.
     ///
     /// # Errors
@@ -181,18 +184,24 @@ pub trait HookSet<R: RetryResult>: TypeSlot {
 
 /// The `when` slot.
 pub trait WhenSlot<E> {
+    /// Whether a hook is there.
+    const PRESENT: bool;
     /// The verdict, or `None` when absent.
     fn call(&self, e: &E) -> Option<bool>;
 }
 
 /// The `delay_from` slot.
 pub trait DelaySlot<E> {
+    /// Whether a hook is there.
+    const PRESENT: bool;
     /// The wait asked for (`None` also when absent).
     fn call(&self, e: &E) -> Option<Duration>;
 }
 
 /// The `on_retry` slot.
 pub trait RetrySlot<E> {
+    /// Whether a hook is there.
+    const PRESENT: bool;
     /// Calls the hook, if present.
     fn call(&self, attempt: u32, e: &E, delay: Duration);
 }
@@ -206,6 +215,7 @@ pub trait ReportSlot<E> {
 }
 
 impl<E> WhenSlot<E> for NoHook {
+    const PRESENT: bool = false;
     #[inline]
     fn call(&self, _: &E) -> Option<bool> {
         None
@@ -213,6 +223,7 @@ impl<E> WhenSlot<E> for NoHook {
 }
 
 impl<E, F: Fn(&E) -> bool> WhenSlot<E> for Hook<F> {
+    const PRESENT: bool = true;
     #[inline]
     fn call(&self, e: &E) -> Option<bool> {
         Some((self.0)(e))
@@ -220,6 +231,7 @@ impl<E, F: Fn(&E) -> bool> WhenSlot<E> for Hook<F> {
 }
 
 impl<E> DelaySlot<E> for NoHook {
+    const PRESENT: bool = false;
     #[inline]
     fn call(&self, _: &E) -> Option<Duration> {
         None
@@ -227,6 +239,7 @@ impl<E> DelaySlot<E> for NoHook {
 }
 
 impl<E, F: Fn(&E) -> Option<Duration>> DelaySlot<E> for Hook<F> {
+    const PRESENT: bool = true;
     #[inline]
     fn call(&self, e: &E) -> Option<Duration> {
         (self.0)(e)
@@ -234,11 +247,13 @@ impl<E, F: Fn(&E) -> Option<Duration>> DelaySlot<E> for Hook<F> {
 }
 
 impl<E> RetrySlot<E> for NoHook {
+    const PRESENT: bool = false;
     #[inline]
     fn call(&self, _: u32, _: &E, _: Duration) {}
 }
 
 impl<E, F: Fn(u32, &E, Duration)> RetrySlot<E> for Hook<F> {
+    const PRESENT: bool = true;
     #[inline]
     fn call(&self, attempt: u32, e: &E, delay: Duration) {
         (self.0)(attempt, e, delay);
@@ -327,6 +342,7 @@ where
     const HAS_FALLBACK: bool = FB::PRESENT;
     const HAS_ON_DONE: bool = OD::PRESENT;
     const WANTS_REPORT: bool = FB::PRESENT || OE::PRESENT || OD::PRESENT;
+    const HOOKS_ON_FAILURE: bool = W::PRESENT || D::PRESENT || OR::PRESENT;
     #[inline]
     #[allow(clippy::result_large_err)]
     fn recover(&self, report: Report<R::Err>) -> Result<R, Report<R::Err>> {

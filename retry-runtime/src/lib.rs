@@ -111,7 +111,7 @@
 //!   [`HandoffFor<R>`](HandoffFor); an `async fn` stays `async`.
 //!
 //! - `"durable"` (feature `sqlite`): the call is committed to a store before the function
-//!   returns its [`CorrelationId`](crate::CorrelationId) (the return type becomes
+//!   returns its [`CorrelationId`] (the return type becomes
 //!   `Result<CorrelationId, durable::StoreError>`), and a `durable::Worker` (in this process or
 //!   another, now or after a restart) runs the attempts under a lease, by the same rules; a
 //!   call given up becomes a dead letter that the `retry-store` tool can show and requeue.
@@ -269,7 +269,7 @@
 //! overrides::clear("billing::push_invoice");
 //! ```
 //!
-//! With the feature `overrides-file`, [`overrides::load_file`] reads them from a TOML file
+//! With the feature `overrides-file`, `overrides::load_file` reads them from a TOML file
 //! the application names, one section per function; a key left out keeps the attribute's
 //! value. Loading a file replaces every override set before; a bad file is an error that
 //! names its line, and changes nothing. Its docs have a reload-on-SIGHUP recipe.

@@ -199,7 +199,9 @@ impl Policy {
     /// The wait before retry `n` (1 for the wait after the first attempt), before jitter and
     /// capped by `max_delay`. Reads no clock and draws no random number.
     #[must_use]
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn base_delay(&self, n: u32) -> Duration {
         let n = n.max(1);
         let d = self.delay;
@@ -214,7 +216,9 @@ impl Policy {
     /// Applies the jitter to a computed wait `w`; `previous` is the wait before it (used by
     /// decorrelated jitter). Draws a random number only when jitter is on.
     #[must_use]
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn jittered(&self, w: Duration, previous: Duration) -> Duration {
         match self.jitter {
             Jitter::None => w,
@@ -244,7 +248,9 @@ impl Policy {
     /// assert_eq!(wide.base_delay(40), Duration::from_secs(600));
     /// ```
     #[must_use]
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn cap(&self, w: Duration) -> Duration {
         let cap = match self.max_delay {
             Some(cap) => cap,
@@ -256,6 +262,9 @@ impl Policy {
 }
 
 /// `d · factor^k`, rounded to the nanosecond, saturating at `u64::MAX` nanoseconds.
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+#[allow(clippy::inline_always)]
 fn exp_delay(d: Duration, factor: f64, k: u32) -> Duration {
     if k == 0 {
         return d;

@@ -30,7 +30,7 @@
 //! assert_eq!(ATTEMPTS.load(Ordering::Relaxed), 6);
 //! ```
 //!
-//! With the feature `overrides-file`, [`load_file`] reads them from a TOML file; see "For
+//! With the feature `overrides-file`, `load_file` reads them from a TOML file; see "For
 //! operators" in the crate docs for its format and a reload-on-SIGHUP recipe.
 
 use core::fmt;
@@ -186,6 +186,12 @@ pub fn get(name: &str) -> Option<Override> {
         .unwrap_or_else(PoisonError::into_inner)
         .get(name)
         .copied()
+}
+
+/// Whether any override is set: one atomic load.
+#[inline]
+pub(crate) fn any() -> bool {
+    ANY.load(Ordering::Acquire)
 }
 
 /// The policy in force for `name` when an override is set, `None` otherwise (then `own`

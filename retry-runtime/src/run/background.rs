@@ -103,9 +103,8 @@ where
     H: HookSet<R> + Send + Sync + 'static,
 {
     let tracker = Tracker::current();
-    let shared = Arc::new(Shared::new(cid, tracker));
     let name = spec.engine::<R>().name();
-    let policy = spec.policy;
+    let shared = Arc::new(Shared::new(cid, tracker, name, spec.policy));
     let flight = InFlight::enter(tracker);
     #[cfg(feature = "metrics")]
     let gauge = spec.site.metrics(name).in_flight();
@@ -117,12 +116,7 @@ where
         call.await
     };
     let join = spawn(call);
-    RetryHandle {
-        shared,
-        join,
-        name,
-        policy,
-    }
+    RetryHandle { shared, join }
 }
 
 /// Spawns on the current tokio runtime, or on a small shared one started on first use when

@@ -80,16 +80,27 @@ pub(crate) struct Shared {
     /// in flight is reported by it; one started after it began is refused, and reported only
     /// through its handle and `on_done`.
     pub(crate) epoch: u64,
+    /// The function's name and policy, for the report of a task lost with its runtime (kept
+    /// here, so that the handle is two words).
+    pub(crate) name: &'static str,
+    pub(crate) policy: Policy,
 }
 
 impl Shared {
-    pub(crate) fn new(cid: CorrelationId, tracker: &'static Tracker) -> Self {
+    pub(crate) fn new(
+        cid: CorrelationId,
+        tracker: &'static Tracker,
+        name: &'static str,
+        policy: Policy,
+    ) -> Self {
         Self {
             status: Mutex::new(Status::Pending),
             cancel: Cancel::default(),
             cid,
             tracker,
             epoch: tracker.epoch(),
+            name,
+            policy,
         }
     }
     pub(crate) fn set(&self, s: Status) {
@@ -176,8 +187,6 @@ impl<E: fmt::Debug> std::error::Error for Failure<E> {}
 pub struct RetryHandle<T, E> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) join: JoinHandle<Result<T, Failure<E>>>,
-    pub(crate) name: &'static str,
-    pub(crate) policy: Policy,
 }
 
 /// The handle type a `mode = "background"` function with return type `R` returns.
@@ -219,7 +228,7 @@ impl<T, E> Future for RetryHandle<T, E> {
             // The task was dropped with its runtime before it finished.
             Poll::Ready(Err(e)) => Poll::Ready(Err(Failure {
                 report: Box::new(Report::new(
-                    self.name,
+                    self.shared.name,
                     (self.shared.cid, None),
                     &Attempts::new(),
                     SystemTime::now(),
@@ -228,7 +237,7 @@ impl<T, E> Future for RetryHandle<T, E> {
                     } else {
                         Reason::ShutDown
                     },
-                    self.policy,
+                    self.shared.policy,
                     None,
                 )),
             })),

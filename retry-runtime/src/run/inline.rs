@@ -39,29 +39,66 @@ pub enum Step<R> {
 }
 
 /// One inline call of a `#[retry]` function, as the expansion drives it.
+///
+/// A sync call holds its hooks and context by reference, `(&hooks, &ctx)`, locals of the
+/// expansion's own ([`CallCtx::starting`]), and the engine works on a copy of the attempt
+/// count: so no address inside the `Call` reaches the code out of line (the end of a call,
+/// an override), and the optimizer keeps it in registers, where a constant policy folds
+/// into the loop. An async call, whose state is in its future anyway, holds them by value,
+/// `(hooks, ctx)`, which keeps the future as small as a hand-written loop's.
 #[derive(Debug)]
-pub struct Call<'p, R, C, H> {
+pub struct Call<'p, R, C, H, X> {
     setup: &'p Setup,
-    hooks: H,
-    ctx: CallCtx,
+    held: X,
     state: Attempts,
-    clock: C,
     _returns: core::marker::PhantomData<fn() -> R>,
+    _clock_and_hooks: core::marker::PhantomData<fn() -> (C, H)>,
 }
 
-impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>> Call<'p, R, C, H> {
-    /// Starts a call.
+/// How a [`Call`] holds its hooks `H` and its context: by reference or by value.
+pub trait Held<H> {
+    /// The hooks.
+    fn hooks(&self) -> &H;
+    /// The context.
+    fn ctx(&self) -> &CallCtx;
+}
+
+impl<H> Held<H> for (&H, &CallCtx) {
     #[inline]
-    pub fn new(_: Returns<R>, setup: &'p Setup, hooks: H) -> Self {
-        let clock = C::default();
-        let state = Engine::<R, H>::new(setup.site, &setup.policy, &hooks).start(&clock);
+    fn hooks(&self) -> &H {
+        self.0
+    }
+    #[inline]
+    fn ctx(&self) -> &CallCtx {
+        self.1
+    }
+}
+
+impl<H> Held<H> for (H, CallCtx) {
+    #[inline]
+    fn hooks(&self) -> &H {
+        &self.0
+    }
+    #[inline]
+    fn ctx(&self) -> &CallCtx {
+        &self.1
+    }
+}
+
+impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p, R, C, H, X> {
+    /// Starts a call.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    pub fn new(_: Returns<R>, setup: &'p Setup, held: X) -> Self {
+        let state =
+            Engine::<R, H>::new(setup.site, &setup.policy, held.hooks()).start(&C::default());
         Self {
             setup,
-            hooks,
-            ctx: CallCtx::new(),
+            held,
             state,
-            clock,
             _returns: core::marker::PhantomData,
+            _clock_and_hooks: core::marker::PhantomData,
         }
     }
 
@@ -86,16 +123,24 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>> Call<'p, R, C, H> {
     }
 
     /// Decides what follows an attempt's value.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn settle(&mut self, out: R) -> Step<R> {
         self.settle_outcome(Outcome::Returned(out))
     }
 
     /// Decides what follows an attempt's outcome.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn settle_outcome(&mut self, outcome: Outcome<R>) -> Step<R> {
-        let engine = Engine::new(self.setup.site, &self.setup.policy, &self.hooks);
-        match engine.settle(&self.ctx, &mut self.state, outcome, None, &self.clock) {
+        let setup = self.setup;
+        let engine = Engine::new(setup.site, &setup.policy, self.held.hooks());
+        let mut state = self.state;
+        let step = engine.settle(self.held.ctx(), &mut state, outcome, None, &C::default());
+        self.state = state;
+        match step {
             engine::Step::Done(engine::Done::Ok(v)) => Step::Done(R::from_ok(v)),
             engine::Step::Done(engine::Done::Failed(report)) => match report.last_error {
                 Some(e) => Step::Done(R::from_err(e)),
@@ -108,22 +153,25 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>> Call<'p, R, C, H> {
 
 // The attempts and waits ask nothing of the return type, so that a wrong one is reported
 // where the call starts and settles, not again here.
-impl<R, C, H: TypeSlot> Call<'_, R, C, H> {
+impl<R, C, H: TypeSlot, X: Held<H>> Call<'_, R, C, H, X> {
     /// Runs one sync attempt inside the call's context and span.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
     pub fn attempt(&mut self, body: impl FnOnce() -> R) -> R {
         let n = self.state.start_attempt();
+        let ctx = self.held.ctx();
         // Two paths, so that the common one (no subscriber) has no span to drop.
         if let Some(span) = self
             .setup
             .site
-            .span(self.hooks.type_name(), || self.ctx.cid(), n)
+            .span(self.held.hooks().type_name(), || ctx.cid(), n)
         {
             let _span = span.enter();
-            let _ctx = self.ctx.enter();
+            let _ctx = ctx.enter();
             body()
         } else {
-            let _ctx = self.ctx.enter();
+            let _ctx = ctx.enter();
             body()
         }
     }
@@ -132,22 +180,19 @@ impl<R, C, H: TypeSlot> Call<'_, R, C, H> {
     #[inline]
     pub fn attempt_async<F: Future<Output = R>>(&mut self, fut: F) -> InCall<&CallCtx, F> {
         let n = self.state.start_attempt();
+        let ctx = self.held.ctx();
         // Boxed, so that the attempt's future carries 8 bytes for it, not 40: a span is only
         // there when a subscriber wants it, and then the subscriber allocates for it anyway.
         let span = self
             .setup
             .site
-            .span(self.hooks.type_name(), || self.ctx.cid(), n)
+            .span(self.held.hooks().type_name(), || ctx.cid(), n)
             .map(Box::new);
-        InCall {
-            ctx: &self.ctx,
-            span,
-            fut,
-        }
+        InCall { ctx, span, fut }
     }
 }
 
-impl<R, H> Call<'_, R, SyncClock, H> {
+impl<R, H, X> Call<'_, R, SyncClock, H, X> {
     /// Waits before the next sync attempt.
     #[inline]
     pub fn wait(&self, d: Duration) {
@@ -155,7 +200,7 @@ impl<R, H> Call<'_, R, SyncClock, H> {
     }
 }
 
-impl<R, H> Call<'_, R, TokioClock, H> {
+impl<R, H, X> Call<'_, R, TokioClock, H, X> {
     /// Waits before the next async attempt; see [`Wait`].
     #[inline]
     pub fn wait(&self, d: Duration) -> Wait {
