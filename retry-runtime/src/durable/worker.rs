@@ -84,6 +84,7 @@ impl WorkerBuilder {
             lease: self.lease,
             poll: self.poll,
             batch: self.batch,
+            refill: (self.concurrency.min(self.batch) / 2).max(1),
             retention: self.retention,
             slots: Arc::new(Semaphore::new(self.concurrency)),
             stopping: AtomicBool::new(false),
@@ -122,6 +123,8 @@ struct Inner {
     lease: Duration,
     poll: Duration,
     batch: usize,
+    /// Free slots that make a claim worth its transaction.
+    refill: usize,
     retention: Option<Duration>,
     slots: Arc<Semaphore>,
     stopping: AtomicBool,
@@ -196,16 +199,19 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
         while running.try_join_next().is_some() {}
         purge_old(&inner, &mut last_purge).await;
         let free = inner.slots.available_permits();
+        // Claims are made in batches: once half a batch of slots is free (or nothing runs),
+        // not one call per finished attempt, which would cost a transaction per call.
+        let ready = free > 0 && (free >= inner.refill || running.is_empty());
         // The next due time, when this round already asked for it.
         let mut next = None;
-        if free > 0 && !may_be_due {
+        if ready && !may_be_due {
             match inner.store.next_due(&names).await {
                 Ok(Some(due)) if due <= SystemTime::now() => may_be_due = true,
                 Ok(due) => next = Some(due),
                 Err(_) => may_be_due = true, // let the claim report it and back off
             }
         }
-        if free > 0 && may_be_due {
+        if ready && may_be_due {
             let want = free.min(inner.batch);
             match inner
                 .store
@@ -244,7 +250,7 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
                 }
             }
         }
-        let wait = if inner.slots.available_permits() == 0 {
+        let wait = if !ready || inner.slots.available_permits() == 0 {
             inner.poll
         } else {
             let next = match next {
