@@ -127,6 +127,8 @@ pub struct PostgresBackend {
     config: Config,
     /// The URL without its password, for messages.
     shown: String,
+    /// Successes waiting to be recorded together (see [`record_acks`]).
+    acks: mpsc::UnboundedSender<Ack>,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -173,10 +175,13 @@ impl PostgresBackend {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("{shown}: cannot build the pool: {e}")))?;
+        let (acks, pending) = mpsc::unbounded_channel();
+        tokio::spawn(record_acks(pool.clone(), shown.clone(), pending));
         let backend = Self {
             pool,
             config,
             shown,
+            acks,
         };
         backend.migrate(create).await?;
         Ok(backend)
@@ -678,6 +683,83 @@ impl PostgresBackend {
     }
 }
 
+/// A success waiting to be recorded.
+struct Ack {
+    cid: String,
+    fence: i64,
+    attempts: i32,
+    started: i64,
+    now: i64,
+    reply: tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// Successes recorded together at most.
+const ACK_BATCH: usize = 256;
+
+/// Records successes as they come, all those waiting in one statement: under load, many
+/// workers' acks share a round trip and a commit (the SQLite store's writer does the same).
+/// Each is still fenced on its own: a call whose claim is no longer current is left alone and
+/// its caller told so.
+async fn record_acks(pool: Pool, shown: String, mut pending: mpsc::UnboundedReceiver<Ack>) {
+    while let Some(first) = pending.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < ACK_BATCH {
+            match pending.try_recv() {
+                Ok(a) => batch.push(a),
+                Err(_) => break,
+            }
+        }
+        match complete_many(&pool, &shown, &batch).await {
+            Ok(done) => {
+                for a in batch {
+                    let recorded = done.contains(&a.cid);
+                    let _ = a.reply.send(Ok(recorded));
+                }
+            }
+            Err(e) => {
+                for a in batch {
+                    let _ = a.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn complete_many(
+    pool: &Pool,
+    shown: &str,
+    batch: &[Ack],
+) -> Result<HashSet<String>, StoreError> {
+    let cids: Vec<&str> = batch.iter().map(|a| a.cid.as_str()).collect();
+    let fences: Vec<i64> = batch.iter().map(|a| a.fence).collect();
+    let attempts: Vec<i32> = batch.iter().map(|a| a.attempts).collect();
+    let started: Vec<i64> = batch.iter().map(|a| a.started).collect();
+    let nows: Vec<i64> = batch.iter().map(|a| a.now).collect();
+    let client = pool.get().await.map_err(|e| pool_error(shown, e))?;
+    let result = async {
+        let statement = client.prepare_cached(COMPLETE_MANY).await.map_err(pg)?;
+        let rows = client
+            .query(&statement, &[&cids, &fences, &attempts, &started, &nows])
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(pg))
+            .collect()
+    }
+    .await;
+    settle(client, result)
+}
+
+/// Records successes: each fenced like a single `complete`.
+const COMPLETE_MANY: &str = "UPDATE retry_calls c SET state = 'succeeded', \
+    attempts = a.attempts, started_at = COALESCE(c.started_at, a.started), \
+    first_attempt_at = COALESCE(c.first_attempt_at, a.started), last_attempt_at = a.started, \
+    worker = NULL, lease_until = NULL, next_due_at = NULL, updated_at = a.now \
+    FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[]) \
+      AS a(cid, fence, attempts, started, now) \
+    WHERE c.cid = a.cid AND c.fence = a.fence AND c.state = 'running' \
+    RETURNING c.cid";
+
 /// Hands a pooled connection back after an operation. After a database or connection error it
 /// is closed instead: a connection the server dropped may not look closed yet, and must not
 /// fail a second operation.
@@ -773,6 +855,21 @@ impl Backend for PostgresBackend {
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let ack = Ack {
+                cid: cid.to_string(),
+                fence: int(fence),
+                attempts: int4(attempts),
+                started: ms(attempt_started),
+                now: ms(now),
+                reply,
+            };
+            if self.acks.send(ack).is_ok() {
+                if let Ok(recorded) = answer.await {
+                    return recorded;
+                }
+            }
+            // The recorder is gone (its runtime ended): record this one on its own.
             self.execute(
                 "UPDATE retry_calls SET state = 'succeeded', attempts = $3, \
                  started_at = COALESCE(started_at, $4), \
