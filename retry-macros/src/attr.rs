@@ -562,68 +562,10 @@ fn parse_duration_arg(value: Expr, errors: &mut Errors) -> Option<DurationArg> {
     }
 }
 
-/// Parses `"250ms"`, `"1.5s"`, `"1m30s"` into whole seconds and nanoseconds.
+/// Parses `"250ms"`, `"1.5s"`, `"1m30s"` into whole seconds and nanoseconds (the grammar is
+/// `retry-duration`'s, shared with the runtime and `retry-store`).
 pub fn parse_duration(text: &str) -> Result<(u64, u32), String> {
-    if text.is_empty() {
-        return Err("it is empty".into());
-    }
-    if text.contains(char::is_whitespace) {
-        return Err("spaces are not allowed".into());
-    }
-    let mut total: u128 = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() {
-            let c = tail.chars().next().unwrap_or(' ');
-            return Err(if c == '-' {
-                "a duration cannot be negative".into()
-            } else if c.is_whitespace() {
-                "spaces are not allowed".into()
-            } else {
-                format!("expected a number before `{tail}`")
-            });
-        }
-        let unit_len = tail
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(tail.len());
-        let (unit, after) = tail.split_at(unit_len);
-        let scale: u128 = match unit {
-            "ns" => 1,
-            "us" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err(format!("the number `{num}` has no unit")),
-            other => return Err(format!("unknown unit `{other}`")),
-        };
-        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-        if int.is_empty() || frac.contains('.') || (num.contains('.') && frac.is_empty()) {
-            return Err(format!("`{num}` is not a number"));
-        }
-        let overflow = || "it is too long to represent".to_string();
-        let int: u128 = int.parse().map_err(|_| overflow())?;
-        let mut part = int.checked_mul(scale).ok_or_else(overflow)?;
-        if !frac.is_empty() {
-            let digits = u32::try_from(frac.len()).map_err(|_| overflow())?;
-            let den = 10u128.checked_pow(digits).ok_or_else(overflow)?;
-            let f: u128 = frac.parse().map_err(|_| overflow())?;
-            let num = f.checked_mul(scale).ok_or_else(overflow)?;
-            if num % den != 0 {
-                return Err("it is finer than a nanosecond".into());
-            }
-            part = part.checked_add(num / den).ok_or_else(overflow)?;
-        }
-        total = total.checked_add(part).ok_or_else(overflow)?;
-        rest = after;
-    }
-    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| "it is too long to represent")?;
-    let nanos = u32::try_from(total % 1_000_000_000).map_err(|_| "it is too long to represent")?;
-    Ok((secs, nanos))
+    retry_duration::parse(text).map(|d| (d.as_secs(), d.subsec_nanos()))
 }
 
 #[cfg(test)]

@@ -3,44 +3,15 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// Parses a duration: one or more `<integer><unit>` with units `ms`, `s`, `m`, `h`, `d`, `w`.
+/// Parses a duration in the grammar of `#[retry]`'s durations (`retry-duration`): one or more
+/// `<number><unit>`, units `ns`, `us`, `ms`, `s`, `m`, `h`, `d`, `w`.
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let bad = || {
+    retry_duration::parse(text.trim()).map_err(|why| {
         format!(
-            "invalid duration `{text}`: write a number and a unit, like 90s, 30m, 1h, 7d or 1h30m"
+            "invalid duration `{text}` ({why}): write a number and a unit, like 90s, 30m, 1h, 7d \
+             or 1h30m"
         )
-    };
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit_ms: u64 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        let ms = n.checked_mul(unit_ms).ok_or_else(bad)?;
-        total = total
-            .checked_add(Duration::from_millis(ms))
-            .ok_or_else(bad)?;
-    }
-    Ok(total)
+    })
 }
 
 /// Formats a duration the way [`parse`] reads it, largest units first (`1h30m`, `0s`).
@@ -78,7 +49,9 @@ mod tests {
         assert_eq!(parse("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
-        for bad in ["", "7", "d", "7x", "1.5h", "-1h", "1h 30m"] {
+        // The attribute's grammar: fractions are allowed.
+        assert_eq!(parse("1.5h"), Ok(Duration::from_secs(5400)));
+        for bad in ["", "7", "d", "7x", "-1h", "1h 30m"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

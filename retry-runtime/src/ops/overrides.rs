@@ -467,83 +467,8 @@ mod file {
 
     fn duration(key: &str, v: &Value) -> Result<core::time::Duration, String> {
         let s = string(key, v)?;
-        super::parse_duration(s).map_err(|why| {
-            format!("`{key}` is \"{s}\": {why}; write a number and a unit (ns, us, ms, s, m, h), like \"250ms\" or \"1m30s\"")
+        retry_duration::parse(s).map_err(|why| {
+            format!("`{key}` is \"{s}\": {why}; write a number and a unit (ns, us, ms, s, m, h, d, w), like \"250ms\" or \"1m30s\"")
         })
-    }
-}
-
-/// Parses `"250ms"`, `"1.5s"`, `"1m30s"`: the grammar of the attribute's durations (whose
-/// parser lives in the macro crate, which this crate cannot call at run time).
-#[cfg_attr(not(feature = "overrides-file"), allow(dead_code))]
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    if text.is_empty() {
-        return Err("it is empty".into());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(tail.len());
-        let (unit, after) = tail.split_at(unit_len);
-        if num.is_empty() {
-            return Err(format!("expected a number before `{tail}`"));
-        }
-        let scale: u128 = match unit {
-            "ns" => 1,
-            "us" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err(format!("the number `{num}` has no unit")),
-            other => return Err(format!("unknown unit `{other}`")),
-        };
-        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-        let too_long = || "it is too long to represent".to_string();
-        let not_a_number = || format!("`{num}` is not a number");
-        if int.is_empty() || frac.contains('.') || (num.contains('.') && frac.is_empty()) {
-            return Err(not_a_number());
-        }
-        let mut nanos = int
-            .parse::<u128>()
-            .map_err(|_| not_a_number())?
-            .checked_mul(scale)
-            .ok_or_else(too_long)?;
-        if !frac.is_empty() {
-            let den = 10u128
-                .checked_pow(u32::try_from(frac.len()).map_err(|_| too_long())?)
-                .ok_or_else(too_long)?;
-            let f = frac.parse::<u128>().map_err(|_| not_a_number())?;
-            nanos += f.checked_mul(scale).ok_or_else(too_long)? / den;
-        }
-        let part = u64::try_from(nanos).map_err(|_| too_long())?;
-        total = total
-            .checked_add(Duration::from_nanos(part))
-            .ok_or_else(too_long)?;
-        rest = after;
-    }
-    Ok(total)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use core::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("5 s").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("").is_err());
     }
 }
