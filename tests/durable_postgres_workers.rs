@@ -22,13 +22,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use retry_runtime::durable::{CallRecord, CallState, Store};
 use retry_runtime::CorrelationId;
-use tokio_postgres::NoTls;
 
 /// The calls of the multi-process test.
 const CALLS: u32 = 5_000;
@@ -55,52 +53,9 @@ fn now_ns() -> u128 {
         .as_nanos()
 }
 
-/// The server's URL, or `None` (after saying so) when the tests are to be skipped.
-fn server_url() -> Option<String> {
-    match std::env::var("RETRY_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "RETRY_TEST_POSTGRES_URL is not set, and CI must run the PostgreSQL tests: \
-                 `source .ci/postgres.sh` starts a server and sets it"
-            );
-            eprintln!("RETRY_TEST_POSTGRES_URL is not set: PostgreSQL worker tests skipped");
-            None
-        }
-    }
-}
-
-/// A client on `url`, its connection driven by a task of its own.
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
-/// A name no other test (of this run or an earlier one) uses.
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{nanos}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// `url` with one more query parameter.
-fn with_param(url: &str, param: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{param}")
-}
+#[path = "common/pg.rs"]
+mod pg;
+use pg::{connect, server_url, unique, with_param};
 
 /// The last lines of a file, for a failure message.
 fn tail(path: &Path) -> String {
