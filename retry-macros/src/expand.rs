@@ -522,13 +522,23 @@ fn is_method(sig: &syn::Signature) -> bool {
 // its hooks and context are locals the call borrows, `(&hooks, &ctx)`; the setup is a `let`
 // when a duration is an expression. (A test checks that every runtime item
 // named here is in the real expansion.)
-fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
-    let Parts {
-        private,
-        site,
-        lets,
-        ..
-    } = p;
+/// The inline executor's set-up and first attempt, shared by the inline loop and the first
+/// attempt of `persist = "on_failure"`.
+struct InlineCall {
+    /// The setup, the hooks and context, and `let mut __retry_call = Call::new(..)`.
+    prelude: TokenStream,
+    /// The call's name.
+    call: Ident,
+    /// One attempt: its value, or with a timeout its `Outcome`.
+    attempt: TokenStream,
+    /// Whether `attempt` is an `Outcome` (a timeout) rather than the function's value.
+    outcome: bool,
+    /// The wait before the next attempt, of `__retry_wait`.
+    wait: TokenStream,
+}
+
+fn inline_call(args: &Args, p: &Parts, is_async: bool) -> InlineCall {
+    let Parts { private, lets, .. } = p;
     let (policy, constant) = policy_tokens(args, private);
     let mixed = Span::mixed_site();
     let setup_ref = Ident::new("__retry_setup", mixed);
@@ -545,8 +555,6 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
     let call = Ident::new("__retry_call", mixed);
     let ctx = Ident::new("__retry_ctx", mixed);
     let hooks_ref = Ident::new("__retry_hooks", mixed);
-    let out = Ident::new("__retry_out", mixed);
-    let done = Ident::new("__retry_done", mixed);
     let wait = Ident::new("__retry_wait", mixed);
     // A sync call borrows its hooks and context from locals (see `Call`), an async one owns
     // them.
@@ -564,24 +572,21 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
             quote!((&#hooks_ref, &#ctx)),
         )
     };
-    let (clock, attempt, settle, wait_expr) = if is_async {
+    let (clock, attempt, outcome, wait_expr) = if is_async {
         let fake_return = p.fake_return();
         let body = p.body(&quote!(#(#lets)* #fake_return));
         let body = quote!(async #body);
-        let (attempt, settle) = args.timeout.as_ref().map_or_else(
-            || (quote!(#call.attempt_async(#body).await), quote!(settle)),
+        let (attempt, outcome) = args.timeout.as_ref().map_or_else(
+            || (quote!(#call.attempt_async(#body).await), false),
             |t| {
                 let maker = timeout_maker(private, t.key);
-                (
-                    quote!(#call.attempt_timeout(#maker, #body).await),
-                    quote!(settle_outcome),
-                )
+                (quote!(#call.attempt_timeout(#maker, #body).await), true)
             },
         );
         (
             quote!(#private::TokioClock),
             attempt,
-            settle,
+            outcome,
             quote!(#call.wait(#wait).await),
         )
     } else {
@@ -589,16 +594,46 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
         (
             quote!(#private::SyncClock),
             quote!(#call.attempt(|| #body)),
-            quote!(settle),
+            false,
             quote!(#call.wait(#wait)),
         )
+    };
+    let prelude = quote! {
+        #setup_item
+        #held_lets
+        let mut #call = #private::Call::<_, #clock, _, _>::new(__retry_r, #setup_ref, #held);
+    };
+    InlineCall {
+        prelude,
+        call,
+        attempt,
+        outcome,
+        wait: wait_expr,
+    }
+}
+
+fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
+    let InlineCall {
+        prelude,
+        call,
+        attempt,
+        outcome,
+        wait: wait_expr,
+    } = inline_call(args, p, is_async);
+    let (private, site) = (&p.private, &p.site);
+    let mixed = Span::mixed_site();
+    let out = Ident::new("__retry_out", mixed);
+    let done = Ident::new("__retry_done", mixed);
+    let wait = Ident::new("__retry_wait", mixed);
+    let settle = if outcome {
+        quote!(settle_outcome)
+    } else {
+        quote!(settle)
     };
     quote! {
         {
             #site
-            #setup_item
-            #held_lets
-            let mut #call = #private::Call::<_, #clock, _, _>::new(__retry_r, #setup_ref, #held);
+            #prelude
             loop {
                 let #out = #attempt;
                 match #call.#settle(#out) {
@@ -712,29 +747,44 @@ fn durable_body(args: &Args, p: &Parts, is_async: bool, params: &[DurableParam])
         .collect();
     let on_failure = args.persist.as_ref().map(|p| p.value) == Some(Persist::OnFailure);
     let store = if on_failure {
-        // The first attempt runs here, on fresh copies of the arguments; the originals are
-        // serialized only if the call must be stored.
-        let (run, first) = if is_async {
-            let body = p.body(&{
-                let (lets, fake_return) = (&p.lets, p.fake_return());
-                quote!(#(#lets)* #fake_return)
-            });
-            (quote!(first_attempt), quote!(async #body))
+        // The first attempt runs here, exactly as an inline call's, on fresh copies of the
+        // arguments; the originals are serialized only if the call must be stored.
+        let InlineCall {
+            prelude,
+            call,
+            attempt,
+            outcome,
+            ..
+        } = inline_call(args, p, is_async);
+        let krate = &p.krate;
+        let out = Ident::new("__retry_out", Span::mixed_site());
+        let outcome = if outcome {
+            quote!(#out)
         } else {
-            let lets = &p.lets;
-            let body = p.body(&quote!(#(#lets)*));
-            (quote!(first_attempt_sync), quote!(|| #body))
+            quote!(#private::Outcome::Returned(#out))
         };
-        let wait = is_async.then(|| quote!(.await));
+        let (store, wait) = if is_async {
+            (quote!(store_first), quote!(.await))
+        } else {
+            (quote!(store_first_blocking), TokenStream::new())
+        };
         quote! {
             #returns
-            let __retry_spec = #spec;
-            #private::durable::#run(__retry_r, __retry_spec, #name, #first, || {
-                #[allow(unused_mut)]
-                let mut #args_out = #private::durable::ArgsOut::new();
-                #(#put)*
-                ::core::result::Result::Ok(#args_out)
-            })#wait
+            #prelude
+            let #out = #attempt;
+            match #call.settle_first(#outcome) {
+                ::core::result::Result::Ok(#out) => ::core::result::Result::Ok(
+                    #krate::durable::Outcome::Done(#private::RetryResult::into_result(#out)),
+                ),
+                ::core::result::Result::Err(__retry_first) => {
+                    #private::durable::#store(#name, __retry_first, || {
+                        #[allow(unused_mut)]
+                        let mut #args_out = #private::durable::ArgsOut::new();
+                        #(#put)*
+                        ::core::result::Result::Ok(#args_out)
+                    })#wait
+                }
+            }
         }
     } else {
         let enqueue = if is_async {

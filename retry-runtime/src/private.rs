@@ -23,7 +23,7 @@ pub use core;
 #[cfg(feature = "sqlite")]
 pub mod durable {
     pub use crate::durable::call::{
-        attempt_async, attempt_sync, enqueue, enqueue_blocking, first_attempt, first_attempt_sync,
+        attempt_async, attempt_sync, enqueue, enqueue_blocking, store_first, store_first_blocking,
         ArgsIn, ArgsOut, Job, Verdict,
     };
     pub use crate::durable::registry::Registration;

@@ -20,6 +20,7 @@ use crate::result::Returns;
 use crate::run::attempter::{AsyncAttempts, Attempter, Panicked, SyncAttempts};
 use crate::run::background::{SpawnResult, Spec};
 use crate::run::clock::WallClock;
+use crate::run::inline::FirstFailure;
 use crate::run::race::Limited;
 use crate::run::wait::Wait;
 use crate::{current_cid, CorrelationId, Reason};
@@ -200,119 +201,22 @@ impl<T, E> Outcome<T, E> {
 pub type OutcomeFor<R> =
     Result<Outcome<<R as crate::RetryResult>::Ok, <R as crate::RetryResult>::Err>, StoreError>;
 
-/// The first attempt of a `persist = "on_failure"` async call, in the caller: its success or
-/// a failure not worth retrying comes back directly; a retryable failure stores the call
-/// (with this attempt's progress and error) before it returns.
+/// Stores a `persist = "on_failure"` call whose first attempt, made in the caller by the
+/// inline executor, failed and is worth retrying: committed (waiting, with that attempt's
+/// progress and error) before it returns.
 ///
 /// # Errors
-/// No default store, or the store's error, when the call had to be stored.
-pub async fn first_attempt<R, H, F, P>(
-    _: Returns<R>,
-    spec: Spec<R::Err, H>,
+/// No default store, or the store's error.
+pub async fn store_first<T, E, P>(
     name: &'static str,
-    fut: F,
+    first: FirstFailure,
     args: P,
-) -> OutcomeFor<R>
+) -> Result<Outcome<T, E>, StoreError>
 where
-    R: crate::RetryResult,
-    H: HookSet<R>,
-    F: Future<Output = R>,
-    P: FnOnce() -> Result<ArgsOut, StoreError>,
-{
-    let ctx = CallCtx::new();
-    let engine: Engine<'_, R, H> = spec.engine();
-    let mut state = engine.start(&WallClock);
-    let n = state.start_attempt();
-    let span = spec.site.span(spec.hooks.type_name(), || ctx.cid(), n);
-    let attempt = Limited {
-        fut: crate::run::inline::InCall::new(&ctx, span, fut),
-        deadline: spec.policy.timeout.map(Wait::new),
-    };
-    let outcome = match attempt.await {
-        Some(r) => engine::Outcome::Returned(r),
-        None => engine::Outcome::TimedOut(spec.timed_out()),
-    };
-    match engine.settle(&ctx, &mut state, outcome, None, &WallClock) {
-        Step::Retry { wait, error } => {
-            let call = stored_call(name, &ctx, state, wait, &error, &spec, args)?;
-            store(call).await
-        }
-        Step::Done(done) => Ok(Outcome::Done(done_result(done))),
-    }
-}
-
-/// [`first_attempt`] of a sync function: the attempt runs here, and only storing the call
-/// waits (for the store's commit).
-///
-/// # Errors
-/// As [`first_attempt`].
-#[allow(clippy::needless_pass_by_value)] // the expansion builds the spec for this call alone
-pub fn first_attempt_sync<R, H, B, P>(
-    _: Returns<R>,
-    spec: Spec<R::Err, H>,
-    name: &'static str,
-    body: B,
-    args: P,
-) -> OutcomeFor<R>
-where
-    R: crate::RetryResult,
-    H: HookSet<R>,
-    B: FnOnce() -> R,
-    P: FnOnce() -> Result<ArgsOut, StoreError>,
-{
-    let ctx = CallCtx::new();
-    let engine: Engine<'_, R, H> = spec.engine();
-    let mut state = engine.start(&WallClock);
-    let n = state.start_attempt();
-    let r = {
-        let span = spec.site.span(spec.hooks.type_name(), || ctx.cid(), n);
-        let _span = span.as_ref().map(tracing::Span::enter);
-        let _ctx = ctx.enter();
-        body()
-    };
-    match engine.settle(
-        &ctx,
-        &mut state,
-        engine::Outcome::Returned(r),
-        None,
-        &WallClock,
-    ) {
-        Step::Retry { wait, error } => {
-            let call = stored_call(name, &ctx, state, wait, &error, &spec, args)?;
-            block_on(store(call))
-        }
-        Step::Done(done) => Ok(Outcome::Done(done_result(done))),
-    }
-}
-
-/// The value or error of a first attempt that ended the call.
-fn done_result<R: crate::RetryResult>(done: Done<R>) -> Result<R::Ok, R::Err> {
-    match done {
-        Done::Ok(v) => Ok(v),
-        Done::Failed(report) => match report.last_error {
-            Some(e) => Err(e),
-            None => unreachable!("a failed first attempt has an error"),
-        },
-    }
-}
-
-/// The call to store after its first attempt failed: due after the engine's wait, with the
-/// attempt's progress and error.
-fn stored_call<R, H, P>(
-    name: &'static str,
-    ctx: &CallCtx,
-    mut state: Attempts,
-    wait: Duration,
-    error: &R::Err,
-    spec: &Spec<R::Err, H>,
-    args: P,
-) -> Result<NewCall, StoreError>
-where
-    R: crate::RetryResult,
-    H: HookSet<R>,
     P: FnOnce() -> Result<ArgsOut, StoreError>,
 {
     let now = WallClock.now();
+    let mut state = first.progress;
     let started = *state.started.get_or_insert(now);
     let progress = Progress {
         attempts: state.made,
@@ -320,18 +224,28 @@ where
         last_wait_ns: state.last_wait_ns,
         attempt_started: started,
     };
-    let mut call = new_call(name, args()?)
-        .with_cid(ctx.cid())
-        .due_at(now + wait)
-        .tried(progress, show_error::<R, H>(&spec.hooks, error));
-    call.parent = ctx.parent();
-    Ok(call)
+    let mut call = NewCall::new(name, args()?.into_json())
+        .with_cid(first.cid)
+        .due_at(now + first.wait)
+        .tried(progress, first.error);
+    call.parent = first.parent;
+    default_store()?.enqueue(vec![call]).await?;
+    Ok(Outcome::Stored(first.cid))
 }
 
-async fn store<T, E>(call: NewCall) -> Result<Outcome<T, E>, StoreError> {
-    let cid = call.cid;
-    default_store()?.enqueue(vec![call]).await?;
-    Ok(Outcome::Stored(cid))
+/// [`store_first`] for a sync function: blocks until the call is committed.
+///
+/// # Errors
+/// As [`store_first`].
+pub fn store_first_blocking<T, E, P>(
+    name: &'static str,
+    first: FirstFailure,
+    args: P,
+) -> Result<Outcome<T, E>, StoreError>
+where
+    P: FnOnce() -> Result<ArgsOut, StoreError>,
+{
+    block_on(store_first(name, first, args))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -135,12 +135,7 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p,
     #[cfg_attr(debug_assertions, inline)]
     #[allow(clippy::inline_always)]
     pub fn settle_outcome(&mut self, outcome: Outcome<R>) -> Step<R> {
-        let setup = self.setup;
-        let engine = Engine::new(setup.site, &setup.policy, self.held.hooks());
-        let mut state = self.state;
-        let step = engine.settle(self.held.ctx(), &mut state, outcome, None, &C::default());
-        self.state = state;
-        match step {
+        match self.engine_step(outcome) {
             engine::Step::Done(engine::Done::Ok(v)) => Step::Done(R::from_ok(v)),
             engine::Step::Done(engine::Done::Failed(report)) => match report.last_error {
                 Some(e) => Step::Done(R::from_err(e)),
@@ -149,6 +144,65 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p,
             engine::Step::Retry { wait, .. } => Step::Wait(wait),
         }
     }
+
+    /// The engine's step after an attempt.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    fn engine_step(&mut self, outcome: Outcome<R>) -> engine::Step<R> {
+        let setup = self.setup;
+        let engine = Engine::new(setup.site, &setup.policy, self.held.hooks());
+        let mut state = self.state;
+        let step = engine.settle(self.held.ctx(), &mut state, outcome, None, &C::default());
+        self.state = state;
+        step
+    }
+
+    /// The first attempt of a `persist = "on_failure"` durable call: the call's value when
+    /// the engine ends it, or, when it says retry, what storing the call needs.
+    ///
+    /// # Errors
+    /// The first failure, to store.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    pub fn settle_first(&mut self, outcome: Outcome<R>) -> Result<R, FirstFailure> {
+        match self.engine_step(outcome) {
+            engine::Step::Done(engine::Done::Ok(v)) => Ok(R::from_ok(v)),
+            engine::Step::Done(engine::Done::Failed(report)) => match report.last_error {
+                Some(e) => Ok(R::from_err(e)),
+                None => unreachable!("an inline call ends in failure only with an error"),
+            },
+            engine::Step::Retry { wait, error } => {
+                let ctx = self.held.ctx();
+                Err(FirstFailure {
+                    wait,
+                    error: crate::events::show_error::<R, H>(self.held.hooks(), &error),
+                    progress: self.state,
+                    cid: ctx.cid(),
+                    parent: ctx.parent(),
+                })
+            }
+        }
+    }
+}
+
+/// A first attempt that failed and is worth retrying: what a `persist = "on_failure"` call
+/// stores so that a worker carries it on.
+#[cfg(feature = "sqlite")]
+#[derive(Debug)]
+pub struct FirstFailure {
+    /// The engine's wait before the next attempt.
+    pub wait: Duration,
+    /// The attempt's error, as the function's hooks show it.
+    pub error: String,
+    /// The call's progress.
+    pub progress: Attempts,
+    /// The call's ID.
+    pub cid: crate::CorrelationId,
+    /// The enclosing call's ID.
+    pub parent: Option<crate::CorrelationId>,
 }
 
 // The attempts and waits ask nothing of the return type, so that a wrong one is reported
