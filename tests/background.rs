@@ -678,3 +678,34 @@ async fn a_timed_out_background_attempt_is_retried_and_exhaustion_by_timeouts_sa
         Some(std::io::ErrorKind::TimedOut)
     );
 }
+
+#[retry(max = 7, delay = "1h", mode = "background")]
+async fn waits_an_hour() -> Result<u32, String> {
+    Err("not yet".into())
+}
+
+/// A call whose runtime is dropped mid-wait ends as shut down, and its report still carries
+/// the call's policy (kept by the task, left with the handle as the task is dropped).
+#[test]
+fn a_call_lost_with_its_runtime_reports_shut_down_with_its_policy() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let handle = rt.block_on(async {
+        let h = waits_an_hour();
+        // Let the first attempt run and fail; the call then waits an hour.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        h
+    });
+    drop(rt);
+    let other = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let failure = other.block_on(handle).unwrap_err();
+    assert_eq!(failure.reason(), Reason::ShutDown);
+    assert_eq!(failure.report.policy.max_retries, Some(7));
+    assert!(failure.report.name.ends_with("waits_an_hour"));
+}

@@ -104,7 +104,7 @@ where
 {
     let tracker = Tracker::current();
     let name = spec.engine::<R>().name();
-    let shared = Arc::new(Shared::new(cid, tracker, name, spec.policy));
+    let shared = Arc::new(Shared::new(cid, tracker, name));
     let flight = InFlight::enter(tracker);
     #[cfg(feature = "metrics")]
     let gauge = spec.site.metrics(name).in_flight();
@@ -163,10 +163,9 @@ where
         mut wait,
         mut last_error,
     } = resume;
-    let engine = spec.engine::<R>();
-    let tracker = shared.tracker;
-    let cid = shared.cid;
-    let ctx = CallCtx::with_ids(cid, parent);
+    // Nothing but the call's own state lives across the waits: the engine and the context are
+    // made afresh for each decision (a few words, no work), so the task stays small.
+    let mut lost = LostPolicy(Some((&shared, &spec.policy)));
     let done = loop {
         let outcome = 'attempt: {
             if let Some(w) = wait.take() {
@@ -177,26 +176,28 @@ where
                 if !w.is_zero() {
                     let interrupted = Race {
                         a: tokio::time::sleep(w),
-                        b: tracker.interruption(&shared.cancel, DRAINING, true),
+                        b: shared.tracker.interruption(&shared.cancel, DRAINING, true),
                     };
                     if let Either::Right(reason) = interrupted.await {
                         break 'attempt Outcome::Stopped(reason, None);
                     }
                 }
             }
-            if let Some(reason) = tracker.interrupted(&shared.cancel, DRAINING, true) {
+            if let Some(reason) = shared.tracker.interrupted(&shared.cancel, DRAINING, true) {
                 break 'attempt Outcome::Stopped(reason, None);
             }
             let n = state.start_attempt();
             shared.set(Status::Running { attempt: n });
-            let span = spec.site.span(spec.hooks.type_name(), || cid, n);
+            let span = spec.site.span(spec.hooks.type_name(), || shared.cid, n);
             let attempt = Limited {
-                fut: attempter.attempt(CallCtx::with_ids(cid, parent), span),
+                fut: attempter.attempt(CallCtx::with_ids(shared.cid, parent), span),
                 deadline: spec.policy.timeout.map(Wait::new),
             };
             let raced = Race {
                 a: attempt,
-                b: tracker.interruption(&shared.cancel, ABORTING, A::ABORTABLE),
+                b: shared
+                    .tracker
+                    .interruption(&shared.cancel, ABORTING, A::ABORTABLE),
             };
             match raced.await {
                 Either::Right(reason) => Outcome::Stopped(reason, None),
@@ -213,7 +214,11 @@ where
                 Either::Left(Some(Ok(r))) => Outcome::Returned(r),
             }
         };
-        match engine.settle(&ctx, &mut state, outcome, last_error.take(), &TokioClock) {
+        let ctx = CallCtx::with_ids(shared.cid, parent);
+        let step =
+            spec.engine::<R>()
+                .settle(&ctx, &mut state, outcome, last_error.take(), &TokioClock);
+        match step {
             Step::Retry { wait: w, error } => {
                 last_error = Some(error);
                 wait = Some(w);
@@ -221,13 +226,14 @@ where
             Step::Done(done) => break done,
         }
     };
+    lost.0 = None;
     match done {
         Done::Ok(v) => {
             shared.set(Status::Succeeded);
             Ok(v)
         }
         Done::Failed(report) => {
-            tracker.record_unfinished(shared.epoch, &report);
+            shared.tracker.record_unfinished(shared.epoch, &report);
             shared.set(if report.reason == Reason::Cancelled {
                 Status::Cancelled
             } else {
@@ -236,6 +242,19 @@ where
             Err(Failure {
                 report: Box::new(report),
             })
+        }
+    }
+}
+
+/// Leaves the call's policy with its handle if the task is dropped before the call ends (its
+/// runtime shut down), for the report the handle then gives; the policy is kept by the task
+/// otherwise, so the state shared with the handle stays small.
+struct LostPolicy<'a>(Option<(&'a Shared, &'a Policy)>);
+
+impl Drop for LostPolicy<'_> {
+    fn drop(&mut self) {
+        if let Some((shared, policy)) = self.0 {
+            shared.lose(*policy);
         }
     }
 }

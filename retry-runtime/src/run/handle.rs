@@ -80,19 +80,15 @@ pub(crate) struct Shared {
     /// in flight is reported by it; one started after it began is refused, and reported only
     /// through its handle and `on_done`.
     pub(crate) epoch: u64,
-    /// The function's name and policy, for the report of a task lost with its runtime (kept
-    /// here, so that the handle is two words).
+    /// The function's name, for the report of a task lost with its runtime (kept here, so
+    /// that the handle is two words).
     pub(crate) name: &'static str,
-    pub(crate) policy: Policy,
+    /// The call's policy, left here by a task dropped before the call ended.
+    lost_policy: Mutex<Option<Box<Policy>>>,
 }
 
 impl Shared {
-    pub(crate) fn new(
-        cid: CorrelationId,
-        tracker: &'static Tracker,
-        name: &'static str,
-        policy: Policy,
-    ) -> Self {
+    pub(crate) fn new(cid: CorrelationId, tracker: &'static Tracker, name: &'static str) -> Self {
         Self {
             status: Mutex::new(Status::Pending),
             cancel: Cancel::default(),
@@ -100,9 +96,17 @@ impl Shared {
             tracker,
             epoch: tracker.epoch(),
             name,
-            policy,
+            lost_policy: Mutex::new(None),
         }
     }
+    /// Keeps the policy of a call whose task is being dropped unfinished.
+    pub(crate) fn lose(&self, policy: Policy) {
+        *self
+            .lost_policy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Box::new(policy));
+    }
+
     pub(crate) fn set(&self, s: Status) {
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = s;
     }
@@ -237,7 +241,13 @@ impl<T, E> Future for RetryHandle<T, E> {
                     } else {
                         Reason::ShutDown
                     },
-                    self.shared.policy,
+                    // A task dropped before its first poll left no policy: the default stands in.
+                    self.shared
+                        .lost_policy
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take()
+                        .map_or_else(Policy::new, |p| *p),
                     None,
                 )),
             })),
