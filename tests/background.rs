@@ -692,13 +692,15 @@ fn a_call_lost_with_its_runtime_reports_shut_down_with_its_policy() {
         .enable_time()
         .build()
         .unwrap();
-    let handle = rt.block_on(async {
-        let h = waits_an_hour();
-        // Let the first attempt run and fail; the call then waits an hour.
+    let handle = {
+        let _in = rt.enter();
+        waits_an_hour()
+    };
+    // Let the first attempt run and fail; the call then waits an hour.
+    rt.block_on(async {
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
-        h
     });
     drop(rt);
     let other = tokio::runtime::Builder::new_current_thread()
