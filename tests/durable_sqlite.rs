@@ -15,36 +15,22 @@ async fn fresh() -> (Store, tempfile::TempDir) {
     (Store::open(&url).await.unwrap(), dir)
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {$(
+#[macro_use]
+#[path = "common/conformance_cases.rs"]
+mod conformance_cases;
+
+/// One test per conformance case.
+macro_rules! case {
+    ($case:ident) => {
         #[tokio::test]
         async fn $case() {
             let (store, _dir) = fresh().await;
             conformance::$case(&store).await;
         }
-    )*};
+    };
 }
 
-conformance!(
-    lifecycle_success,
-    lifecycle_retry_then_dead,
-    bury_undecodable_keeps_attempts,
-    cancel_from_each_state,
-    cancel_finished_is_refused,
-    lease_expiry_and_reclaim,
-    renew_extends_lease,
-    release_on_shutdown,
-    requeue_one,
-    requeue_all_dead,
-    purge_by_state_and_age,
-    stats_counts,
-    list_filters,
-    only_registered_functions_claimed,
-    claim_batch_limit,
-    next_due,
-    duplicate_cid_is_an_error,
-    enqueue_tried_waits_with_its_progress,
-);
+every_conformance_case!(case);
 
 /// The in-memory store passes one case too (its reads go through the writer).
 #[tokio::test]
