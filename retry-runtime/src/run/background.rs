@@ -105,16 +105,12 @@ where
     let tracker = Tracker::current();
     let name = spec.engine::<R>().name();
     let shared = Arc::new(Shared::new(cid, tracker, name));
-    let flight = InFlight::enter(tracker);
-    #[cfg(feature = "metrics")]
-    let gauge = spec.site.metrics(name).in_flight();
-    let call = drive(Arc::clone(&shared), spec, attempter, parent, resume, flight);
-    // `retry_in_flight` counts the call until its task ends or is dropped.
-    #[cfg(feature = "metrics")]
-    let call = async move {
-        let _gauge = gauge;
-        call.await
+    let live = Live {
+        _flight: InFlight::enter(tracker),
+        #[cfg(feature = "metrics")]
+        _gauge: spec.site.metrics(name).in_flight(),
     };
+    let call = drive(Arc::clone(&shared), spec, attempter, parent, resume, live);
     let join = spawn(call);
     RetryHandle { shared, join }
 }
@@ -144,105 +140,122 @@ fn shared_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// What a call's task holds until it ends or is dropped: its count among the tracker's calls
+/// in flight and, with metrics, in the `retry_in_flight` gauge.
+struct Live {
+    _flight: InFlight,
+    #[cfg(feature = "metrics")]
+    _gauge: crate::ops::metrics::InFlightGauge,
+}
+
 /// Runs the call: wait, attempt, feed the outcome to the engine, until it is done.
-async fn drive<R, A, H>(
+///
+/// An `async move` block that uses what it captures in place, rather than an `async fn`,
+/// whose arguments the future would hold twice (once as arguments, once as the locals they
+/// are moved into), or around another future it awaits: the task is a third smaller.
+#[allow(clippy::manual_async_fn)] // the point: see above
+fn drive<R, A, H>(
     shared: Arc<Shared>,
     spec: Spec<R::Err, H>,
     mut attempter: A,
     parent: Option<CorrelationId>,
-    resume: Resume<R::Err>,
-    _flight: InFlight,
-) -> Result<R::Ok, Failure<R::Err>>
+    mut resume: Resume<R::Err>,
+    live: Live,
+) -> impl Future<Output = Result<R::Ok, Failure<R::Err>>> + Send + 'static
 where
     R: SpawnResult,
     A: Attempter<R>,
     H: HookSet<R> + Send + Sync + 'static,
 {
-    let Resume {
-        mut state,
-        mut wait,
-        mut last_error,
-    } = resume;
-    // Nothing but the call's own state lives across the waits: the engine and the context are
-    // made afresh for each decision (a few words, no work), so the task stays small.
-    let mut lost = LostPolicy(Some((&shared, &spec.policy)));
-    let done = loop {
-        let outcome = 'attempt: {
-            if let Some(w) = wait.take() {
-                shared.set(Status::Waiting {
-                    next_attempt: state.made + 1,
-                    until: tokio::time::Instant::now().into_std() + w,
-                });
-                if !w.is_zero() {
-                    let interrupted = Race {
-                        a: tokio::time::sleep(w),
-                        b: shared.tracker.interruption(&shared.cancel, DRAINING, true),
-                    };
-                    if let Either::Right(reason) = interrupted.await {
-                        break 'attempt Outcome::Stopped(reason, None);
+    async move {
+        // Nothing but the call's own state lives across the waits: the engine and the
+        // context are made afresh for each decision (a few words, no work), so the task
+        // stays small.
+        let mut lost = LostPolicy(Some((&shared, &spec.policy)));
+        let done = loop {
+            let outcome = 'attempt: {
+                if let Some(w) = resume.wait.take() {
+                    shared.set(Status::Waiting {
+                        next_attempt: resume.state.made + 1,
+                        until: tokio::time::Instant::now().into_std() + w,
+                    });
+                    if !w.is_zero() {
+                        let interrupted = Race {
+                            a: tokio::time::sleep(w),
+                            b: shared.tracker.interruption(&shared.cancel, DRAINING, true),
+                        };
+                        if let Either::Right(reason) = interrupted.await {
+                            break 'attempt Outcome::Stopped(reason, None);
+                        }
                     }
                 }
-            }
-            if let Some(reason) = shared.tracker.interrupted(&shared.cancel, DRAINING, true) {
-                break 'attempt Outcome::Stopped(reason, None);
-            }
-            let n = state.start_attempt();
-            shared.set(Status::Running { attempt: n });
-            let span = spec.site.span(spec.hooks.type_name(), || shared.cid, n);
-            let attempt = Limited {
-                fut: attempter.attempt(CallCtx::with_ids(shared.cid, parent), span),
-                deadline: spec.policy.timeout.map(Wait::new),
-            };
-            let raced = Race {
-                a: attempt,
-                b: shared
-                    .tracker
-                    .interruption(&shared.cancel, ABORTING, A::ABORTABLE),
-            };
-            match raced.await {
-                Either::Right(reason) => Outcome::Stopped(reason, None),
-                Either::Left(None) => Outcome::TimedOut(spec.timed_out()),
-                Either::Left(Some(Err(Panicked(msg)))) => Outcome::Panicked(msg),
-                // A sync attempt is let finish after a cancel: its success stands, its
-                // failure ends the call as cancelled.
-                Either::Left(Some(Ok(r))) if !A::ABORTABLE && shared.cancel.is_cancelled() => {
-                    match r.into_result() {
-                        Ok(v) => Outcome::Returned(R::from_ok(v)),
-                        Err(e) => Outcome::Stopped(Reason::Cancelled, Some(e)),
-                    }
+                if let Some(reason) = shared.tracker.interrupted(&shared.cancel, DRAINING, true) {
+                    break 'attempt Outcome::Stopped(reason, None);
                 }
-                Either::Left(Some(Ok(r))) => Outcome::Returned(r),
+                let n = resume.state.start_attempt();
+                shared.set(Status::Running { attempt: n });
+                let span = spec.site.span(spec.hooks.type_name(), || shared.cid, n);
+                let attempt = Limited {
+                    fut: attempter.attempt(CallCtx::with_ids(shared.cid, parent), span),
+                    deadline: spec.policy.timeout.map(Wait::new),
+                };
+                let raced = Race {
+                    a: attempt,
+                    b: shared
+                        .tracker
+                        .interruption(&shared.cancel, ABORTING, A::ABORTABLE),
+                };
+                match raced.await {
+                    Either::Right(reason) => Outcome::Stopped(reason, None),
+                    Either::Left(None) => Outcome::TimedOut(spec.timed_out()),
+                    Either::Left(Some(Err(Panicked(msg)))) => Outcome::Panicked(msg),
+                    // A sync attempt is let finish after a cancel: its success stands, its
+                    // failure ends the call as cancelled.
+                    Either::Left(Some(Ok(r))) if !A::ABORTABLE && shared.cancel.is_cancelled() => {
+                        match r.into_result() {
+                            Ok(v) => Outcome::Returned(R::from_ok(v)),
+                            Err(e) => Outcome::Stopped(Reason::Cancelled, Some(e)),
+                        }
+                    }
+                    Either::Left(Some(Ok(r))) => Outcome::Returned(r),
+                }
+            };
+            let ctx = CallCtx::with_ids(shared.cid, parent);
+            let step = spec.engine::<R>().settle(
+                &ctx,
+                &mut resume.state,
+                outcome,
+                resume.last_error.take(),
+                &TokioClock,
+            );
+            match step {
+                Step::Retry { wait: w, error } => {
+                    resume.last_error = Some(error);
+                    resume.wait = Some(w);
+                }
+                Step::Done(done) => break done,
             }
         };
-        let ctx = CallCtx::with_ids(shared.cid, parent);
-        let step =
-            spec.engine::<R>()
-                .settle(&ctx, &mut state, outcome, last_error.take(), &TokioClock);
-        match step {
-            Step::Retry { wait: w, error } => {
-                last_error = Some(error);
-                wait = Some(w);
+        lost.0 = None;
+        let out = match done {
+            Done::Ok(v) => {
+                shared.set(Status::Succeeded);
+                Ok(v)
             }
-            Step::Done(done) => break done,
-        }
-    };
-    lost.0 = None;
-    match done {
-        Done::Ok(v) => {
-            shared.set(Status::Succeeded);
-            Ok(v)
-        }
-        Done::Failed(report) => {
-            shared.tracker.record_unfinished(shared.epoch, &report);
-            shared.set(if report.reason == Reason::Cancelled {
-                Status::Cancelled
-            } else {
-                Status::Failed
-            });
-            Err(Failure {
-                report: Box::new(report),
-            })
-        }
+            Done::Failed(report) => {
+                shared.tracker.record_unfinished(shared.epoch, &report);
+                shared.set(if report.reason == Reason::Cancelled {
+                    Status::Cancelled
+                } else {
+                    Status::Failed
+                });
+                Err(Failure {
+                    report: Box::new(report),
+                })
+            }
+        };
+        drop(live);
+        out
     }
 }
 
