@@ -181,6 +181,21 @@ pub trait Clock {
     fn now(&self) -> SystemTime;
 }
 
+/// The start of a call that something observes: the time, and the call counted by the
+/// throttle's window if it has one. Out of line, with its arguments in registers, so that the
+/// start of an unobserved call is one check.
+#[inline(never)]
+fn start_observed(
+    clock: &impl Clock,
+    throttle: Option<&crate::ops::throttle::Window>,
+) -> SystemTime {
+    let now = clock.now();
+    if let Some(window) = throttle {
+        window.call(now);
+    }
+    now
+}
+
 /// What an attempt came to.
 pub enum Outcome<R: RetryResult> {
     /// The body returned.
@@ -278,19 +293,15 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
             || cfg!(feature = "metrics")
             || tracing::level_enabled!(tracing::Level::WARN)
         {
-            Attempts::started_at(self.start_observed(clock))
+            let throttle = self
+                .policy
+                .throttle
+                .is_some()
+                .then_some(&self.site.throttle);
+            Attempts::started_at(start_observed(clock, throttle))
         } else {
             Attempts::new()
         }
-    }
-
-    #[inline(never)]
-    fn start_observed(self, clock: &impl Clock) -> SystemTime {
-        let now = clock.now();
-        if self.policy.throttle.is_some() {
-            self.site.throttle.call(now);
-        }
-        now
     }
 
     /// Takes the outcome of the attempt `state.made` and returns what follows. `previous` is

@@ -18,6 +18,7 @@ use tracing::metadata::Kind;
 use tracing::subscriber::Interest;
 use tracing::{Level, Metadata};
 
+use crate::engine::Attempts;
 use crate::hooks::HookSet;
 use crate::report::{Reason, Report};
 use crate::{CorrelationId, RetryResult};
@@ -97,19 +98,21 @@ impl Site {
             .get_or_init(|| Callsites::build(self.name(ty), self.module, self.file, self.line))
     }
 
-    /// The span of one attempt, or `None` when no subscriber wants it. The cheap level check
-    /// comes first, inline.
+    /// The span of the attempt `state.made`, or `None` when no subscriber wants it. A call
+    /// that nothing observed when it started (it read no clock: no subscriber then, no
+    /// budget, no hook that reads the report) makes no spans, which on the common path is a
+    /// check of the call's own state, not of the subscriber's level.
     #[inline]
     pub(crate) fn span(
         &self,
         ty: Option<&'static str>,
         cid: impl FnOnce() -> CorrelationId,
-        attempt: u32,
+        state: &Attempts,
     ) -> Option<tracing::Span> {
-        if !tracing::level_enabled!(Level::INFO) {
+        if state.started.is_none() || !tracing::level_enabled!(Level::INFO) {
             return None;
         }
-        self.enabled_span(ty, cid(), attempt)
+        self.enabled_span(ty, cid(), state.made)
     }
 
     fn enabled_span(

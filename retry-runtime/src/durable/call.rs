@@ -410,8 +410,8 @@ where
     if state.started.is_none() {
         state.started = Some(WallClock.now());
     }
-    let n = state.start_attempt();
-    let span = spec.site.span(spec.hooks.type_name(), || job.cid, n);
+    state.start_attempt();
+    let span = spec.site.span(spec.hooks.type_name(), || job.cid, &state);
     let attempt = Limited {
         fut: attempter.attempt(CallCtx::with_ids(job.cid, job.parent), span),
         deadline: spec.policy.timeout.map(Wait::new),

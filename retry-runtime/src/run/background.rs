@@ -194,7 +194,9 @@ where
                 }
                 let n = resume.state.start_attempt();
                 shared.set(Status::Running { attempt: n });
-                let span = spec.site.span(spec.hooks.type_name(), || shared.cid, n);
+                let span = spec
+                    .site
+                    .span(spec.hooks.type_name(), || shared.cid, &resume.state);
                 let attempt = Limited {
                     fut: attempter.attempt(CallCtx::with_ids(shared.cid, parent), span),
                     deadline: spec.policy.timeout.map(Wait::new),

@@ -31,8 +31,8 @@ where
 {
     let ctx = CallCtx::new();
     let mut state = spec.engine::<R>().start(&TokioClock);
-    let n = state.start_attempt();
-    let span = spec.site.span(spec.hooks.type_name(), || ctx.cid(), n);
+    state.start_attempt();
+    let span = spec.site.span(spec.hooks.type_name(), || ctx.cid(), &state);
     let first = Limited {
         fut: attempter.attempt_here(&ctx, span),
         deadline: spec.policy.timeout.map(Wait::new),

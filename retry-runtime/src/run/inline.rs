@@ -213,13 +213,13 @@ impl<R, C, H: TypeSlot, X: Held<H>> Call<'_, R, C, H, X> {
     #[cfg_attr(debug_assertions, inline)]
     #[allow(clippy::inline_always)]
     pub fn attempt(&mut self, body: impl FnOnce() -> R) -> R {
-        let n = self.state.start_attempt();
+        self.state.start_attempt();
         let ctx = self.held.ctx();
         // Two paths, so that the common one (no subscriber) has no span to drop.
-        if let Some(span) = self
-            .setup
-            .site
-            .span(self.held.hooks().type_name(), || ctx.cid(), n)
+        if let Some(span) =
+            self.setup
+                .site
+                .span(self.held.hooks().type_name(), || ctx.cid(), &self.state)
         {
             let _span = span.enter();
             let _ctx = ctx.enter();
@@ -233,14 +233,14 @@ impl<R, C, H: TypeSlot, X: Held<H>> Call<'_, R, C, H, X> {
     /// Runs one async attempt inside the call's context and span.
     #[inline]
     pub fn attempt_async<F: Future<Output = R>>(&mut self, fut: F) -> InCall<&CallCtx, F> {
-        let n = self.state.start_attempt();
+        self.state.start_attempt();
         let ctx = self.held.ctx();
         // Boxed, so that the attempt's future carries 8 bytes for it, not 40: a span is only
         // there when a subscriber wants it, and then the subscriber allocates for it anyway.
         let span = self
             .setup
             .site
-            .span(self.held.hooks().type_name(), || ctx.cid(), n)
+            .span(self.held.hooks().type_name(), || ctx.cid(), &self.state)
             .map(Box::new);
         InCall { ctx, span, fut }
     }
