@@ -439,13 +439,31 @@ impl Parts {
         // The whole checking call carries the hook's span, so a mismatch is reported once,
         // at the hook.
         let span = e.span();
+        // The checked hook's output type is settled in dead code (see `Checked` in the
+        // runtime), so that a hook of the wrong signature is reported once, at the hook.
         let check = |e: TokenStream| {
             let path = respan(quote!(#private::#f), span);
             let marker = respan(quote!(__retry_r,), span);
             let mut args =
                 proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, quote!(#marker #e));
             args.set_span(span);
-            quote!(#path #args)
+            let hook = Ident::new("__retry_hook", span);
+            let settle = respan(
+                quote! {
+                    if false {
+                        use #private::ResolveReturn as _;
+                        #hook.output().retry_resolve_return();
+                    }
+                },
+                span,
+            );
+            let slot = respan(quote!(#hook.slot()), span);
+            let mut block = proc_macro2::Group::new(
+                proc_macro2::Delimiter::Brace,
+                quote!(let #hook = #path #args; #settle #slot),
+            );
+            block.set_span(span);
+            block.into_token_stream()
         };
         let Expr::Closure(c) = e else {
             return check(e.to_token_stream());
