@@ -47,6 +47,25 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
+/// The spans of the first and the last token of a type (`fallback` for an empty one): an
+/// expression whose first token has the one and last token the other spans the whole type.
+fn edge_spans(ty: &Type, fallback: Span) -> (Span, Span) {
+    let mut tokens = ty.to_token_stream().into_iter();
+    let first = tokens.next().map_or(fallback, |t| t.span());
+    let last = tokens.last().map_or(first, |t| t.span());
+    (first, last)
+}
+
+/// The type `alias<ret>` of a function whose return type the mode replaces, spanning the
+/// return type: an error about it is at the return type, once.
+fn around_ret(alias: TokenStream, ret: &Type, ret_span: Span) -> Type {
+    let (first, last) = edge_spans(ret, ret_span);
+    let alias = respan(alias, first);
+    let open = quote_spanned!(first=> <);
+    let close = quote_spanned!(last=> >);
+    syn::parse_quote!(#alias #open #ret #close)
+}
+
 /// Replaces the receiver `self` with `__retry_self` (not `self::` paths).
 fn replace_self(tokens: TokenStream) -> TokenStream {
     let mut out = Vec::new();
@@ -326,8 +345,23 @@ impl Parts {
             (items, stmts)
         };
         let braces = func.block.brace_token.span;
-        let returns = quote_spanned! {ret_span=>
-            let __retry_r = #private::Returns::<<#ret as #private::RetryResult>::Itself>::new();
+        // The marker of the return type, settled where it is made (see `returned`):
+        // a return type that is not a `Result` is reported once, here, at the return type.
+        // Each expression here spans the return type (its first token starts it, its last
+        // ends it), so that an error about the type is at the same place as the one about
+        // the type itself, and rustc reports it once.
+        let (first, last) = edge_spans(&ret, ret_span);
+        let p = respan(private.clone(), first);
+        let head = quote_spanned! {first=>
+            let __retry_r = #p::Returns::< <#ret as #p::RetryResult>::
+        };
+        let tail = quote_spanned! {last=> Itself>::named(); };
+        let returns = quote_spanned! {first=>
+            #head #tail
+            if false {
+                use #p::ResolveReturn as _;
+                #p::returned(__retry_r).retry_resolve_return();
+            }
         };
         let typed = args.name.is_none() && is_method(&func.sig);
         let mode = match args.mode.as_ref().map_or(Mode::Inline, |m| m.value) {
@@ -405,13 +439,31 @@ impl Parts {
         // The whole checking call carries the hook's span, so a mismatch is reported once,
         // at the hook.
         let span = e.span();
+        // The checked hook's output type is settled in dead code (see `Checked` in the
+        // runtime), so that a hook of the wrong signature is reported once, at the hook.
         let check = |e: TokenStream| {
             let path = respan(quote!(#private::#f), span);
             let marker = respan(quote!(__retry_r,), span);
             let mut args =
                 proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, quote!(#marker #e));
             args.set_span(span);
-            quote!(#path #args)
+            let hook = Ident::new("__retry_hook", span);
+            let settle = respan(
+                quote! {
+                    if false {
+                        use #private::ResolveReturn as _;
+                        #hook.output().retry_resolve_return();
+                    }
+                },
+                span,
+            );
+            let slot = respan(quote!(#hook.slot()), span);
+            let mut block = proc_macro2::Group::new(
+                proc_macro2::Delimiter::Brace,
+                quote!(let #hook = #path #args; #settle #slot),
+            );
+            block.set_span(span);
+            block.into_token_stream()
         };
         let Expr::Closure(c) = e else {
             return check(e.to_token_stream());
@@ -505,7 +557,7 @@ fn is_method(sig: &syn::Signature) -> bool {
 // Output:
 //     async fn get(&self, id: Id) -> Result<T, E> {
 //         static __RETRY_SITE: Site = Site::new(NAME, true, "inline", module_path!(), file!(), line!());
-//         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::new();
+//         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::named();
 //         static __RETRY_SETUP: Setup = Setup { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(2)) };
 //         let mut call = Call::<_, TokioClock, _, _>::new(__retry_r, &__RETRY_SETUP,
 //             (hooks(ErrorFormatOf(__retry_r).error_format()).with_type(Hook(type_name::<Self>)),
@@ -651,7 +703,7 @@ fn inline_body(args: &Args, p: &Parts, is_async: bool) -> TokenStream {
 // Output:
 //     fn push(id: Id) -> HandleFor<Result<T, E>> {
 //         static __RETRY_SITE: Site = Site::new(NAME, false, "background", module_path!(), file!(), line!());
-//         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::new();
+//         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::named();
 //         send_arg(&id);
 //         background(__retry_r,
 //             Spec { site: &__RETRY_SITE, policy: Policy::new(),
@@ -697,7 +749,7 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
 //     async fn push(id: Id) -> Result<CorrelationId, StoreError> {
 //         static __RETRY_SITE: Site = Site::new(NAME, false, module_path!(), file!(), line!());
 //         fn __retry_durable(job: Job) -> BoxFuture<'static, Verdict> {
-//             let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::new();
+//             let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::named();
 //             let spec = Spec { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(10)),
 //                               hooks: hooks(ErrorFormatOf(__retry_r).error_format()), timed_out: None };
 //             attempt_async(__retry_r, spec, job, |args| {
@@ -860,7 +912,7 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
         };
         let ret = &p.ret;
         let ty: Type = if on_failure {
-            syn::parse_quote_spanned!(p.ret_span=> #krate::durable::OutcomeFor<#ret>)
+            around_ret(quote!(#krate::durable::OutcomeFor), ret, p.ret_span)
         } else {
             syn::parse_quote_spanned!(p.ret_span=>
                 ::core::result::Result<#krate::CorrelationId, #krate::durable::StoreError>)
@@ -875,9 +927,9 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
             ReturnType::Default => (mode, syn::Token![->](func.sig.ident.span())),
         };
         let ty: Type = if alias == Mode::Handoff {
-            syn::parse_quote_spanned!(p.ret_span=> #krate::HandoffFor<#ret>)
+            around_ret(quote!(#krate::HandoffFor), ret, p.ret_span)
         } else {
-            syn::parse_quote_spanned!(p.ret_span=> #krate::HandleFor<#ret>)
+            around_ret(quote!(#krate::HandleFor), ret, p.ret_span)
         };
         func.sig.output = ReturnType::Type(arrow, Box::new(ty));
         if mode == Mode::Background {
@@ -891,9 +943,14 @@ fn expand(args: &Args, mut func: ItemFn) -> TokenStream {
     let allow = p
         .by_value_args
         .then(|| quote!(#[allow(clippy::needless_pass_by_value)]));
+    // The return type the mode writes (`HandleFor<..>`, `OutcomeFor<..>`) spans the user's,
+    // so that an error about it is at the user's; it is the macro's, not theirs to simplify.
+    let rewritten = mode != Mode::Inline && (mode != Mode::Durable || on_failure);
+    let allow_type = rewritten.then(|| quote!(#[allow(clippy::type_complexity)]));
     quote! {
         #(#attrs)*
         #allow
+        #allow_type
         #vis #sig #body
     }
 }

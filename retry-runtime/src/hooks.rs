@@ -24,60 +24,125 @@ pub struct Hook<F>(pub F);
 
 // Each checking function returns an opaque type that declares the slot it fills: a hook of
 // the wrong signature is reported once, here, and the opaque type still satisfies the loop's
-// bounds, so no second error follows at the attribute.
+// bounds, so no second error follows at the attribute. It comes wrapped in a [`Checked`]
+// with the hook's output type `O` (see there), which the opaque type captures too.
+
+/// A checked hook: its slot `S` and, as a type, the hook's output `O`.
+///
+/// `O` is what the hook returns when called as its slot calls it (`F: FnOnce(..) -> O`, by a
+/// blanket impl such as [`RefOutput`]'s). When the hook cannot be called so (a function
+/// path of the wrong signature, a value that is not a function), rustc reports that once, at
+/// the hook, and `O` is left unknown; the expansion then calls a method on a value of type
+/// `O` in dead code ([`Checked::output`]), which makes rustc settle `O` to its error type. The
+/// slot's opaque type captures `O`, so its later uses, which rustc would otherwise check
+/// against the hook's bound again (a second error at the attribute), are silent.
+#[derive(Clone, Copy, Debug)]
+pub struct Checked<S, O>(S, core::marker::PhantomData<fn() -> O>);
+
+impl<S, O> Checked<S, O> {
+    const fn new(slot: S) -> Self {
+        Self(slot, core::marker::PhantomData)
+    }
+
+    /// The slot.
+    #[inline]
+    pub fn slot(self) -> S {
+        self.0
+    }
+
+    /// A value of the hook's output type, for the expansion's dead code.
+    ///
+    /// # Panics
+    /// Always: it is never called.
+    #[must_use]
+    #[allow(clippy::unused_self)] // the receiver is how the expansion names `O`
+    pub fn output(&self) -> O {
+        unreachable!("`#[retry]` only names it in dead code")
+    }
+}
+
+/// The output of a hook called with one borrowed argument (`Fn(&T) -> O`).
+pub trait RefOutput<T> {
+    /// `O`.
+    type Output;
+}
+
+impl<T, F: FnOnce(&T) -> O, O> RefOutput<T> for F {
+    type Output = O;
+}
+
+/// The output of a hook called with one argument by value (`Fn(T) -> O`).
+pub trait ValOutput<T> {
+    /// `O`.
+    type Output;
+}
+
+impl<T, F: FnOnce(T) -> O, O> ValOutput<T> for F {
+    type Output = O;
+}
+
+/// The output of an `on_retry` hook (`Fn(u32, &E, Duration) -> O`).
+pub trait RetryOutput<E> {
+    /// `O`.
+    type Output;
+}
+
+impl<E, F: FnOnce(u32, &E, Duration) -> O, O> RetryOutput<E> for F {
+    type Output = O;
+}
 
 /// `when = f`: `Fn(&E) -> bool`.
-pub fn when<R, F>(_: Returns<R>, f: F) -> impl WhenSlot<ErrOf<R>>
+pub fn when<R, F, O>(_: Returns<R>, f: F) -> Checked<impl WhenSlot<ErrOf<R>>, O>
 where
     R: RetryResult,
-    F: Fn(&ErrOf<R>) -> bool,
+    F: Fn(&ErrOf<R>) -> bool + RefOutput<ErrOf<R>, Output = O>,
 {
-    Hook(f)
+    Checked::new(Hook(f))
 }
 
 /// `delay_from = f`: `Fn(&E) -> Option<Duration>`.
-pub fn delay_from<R, F>(_: Returns<R>, f: F) -> impl DelaySlot<ErrOf<R>>
+pub fn delay_from<R, F, O>(_: Returns<R>, f: F) -> Checked<impl DelaySlot<ErrOf<R>>, O>
 where
     R: RetryResult,
-    F: Fn(&ErrOf<R>) -> Option<Duration>,
+    F: Fn(&ErrOf<R>) -> Option<Duration> + RefOutput<ErrOf<R>, Output = O>,
 {
-    Hook(f)
+    Checked::new(Hook(f))
 }
 
 /// `on_retry = f`: `Fn(attempt: u32, error: &E, next_delay: Duration)`.
-pub fn on_retry<R, F>(_: Returns<R>, f: F) -> impl RetrySlot<ErrOf<R>>
+pub fn on_retry<R, F, O>(_: Returns<R>, f: F) -> Checked<impl RetrySlot<ErrOf<R>>, O>
 where
     R: RetryResult,
-    F: Fn(u32, &ErrOf<R>, Duration),
+    F: Fn(u32, &ErrOf<R>, Duration) + RetryOutput<ErrOf<R>, Output = O>,
 {
-    Hook(f)
+    Checked::new(Hook(f))
 }
 
 /// `on_exhausted = f`: `Fn(&Report<E>)`.
-pub fn on_exhausted<R, F>(_: Returns<R>, f: F) -> impl ReportSlot<ErrOf<R>>
+pub fn on_exhausted<R, F, O>(_: Returns<R>, f: F) -> Checked<impl ReportSlot<ErrOf<R>>, O>
 where
     R: RetryResult,
-    F: Fn(&Report<ErrOf<R>>),
+    F: Fn(&Report<ErrOf<R>>) + RefOutput<Report<ErrOf<R>>, Output = O>,
 {
-    Hook(f)
+    Checked::new(Hook(f))
 }
 
 /// `fallback = f`: `Fn(Report<E>) -> R`, the report owning the last error.
-pub fn fallback<R, F>(_: Returns<R>, f: F) -> impl FallbackSlot<R>
+pub fn fallback<R, F, O>(_: Returns<R>, f: F) -> Checked<impl FallbackSlot<R>, O>
 where
     R: RetryResult,
-    F: Fn(Report<ErrOf<R>>) -> R,
+    F: Fn(Report<ErrOf<R>>) -> R + ValOutput<Report<ErrOf<R>>, Output = O>,
 {
-    Hook(f)
+    Checked::new(Hook(f))
 }
 
 /// `on_done = f`: `Fn(&Report<E>)`, called once when a background or hand-off call ends.
-pub fn on_done<R, F>(_: Returns<R>, f: F) -> impl DoneSlot<ErrOf<R>>
+pub fn on_done<R, F, O>(_: Returns<R>, f: F) -> Checked<impl DoneSlot<ErrOf<R>>, O>
 where
     R: RetryResult + 'static,
-    F: Fn(&Report<ErrOf<R>>) + Send + Sync + 'static,
+    F: Fn(&Report<ErrOf<R>>) + Send + Sync + 'static + RefOutput<Report<ErrOf<R>>, Output = O>,
 {
-    Hook(f)
+    Checked::new(Hook(f))
 }
 
 /// The hooks of one function, one slot each, with the way its errors are logged and, for a

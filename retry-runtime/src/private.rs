@@ -31,7 +31,7 @@ pub mod durable {
     pub use inventory;
 }
 
-pub use crate::result::Returns;
+pub use crate::result::{returned, ResolveReturn, Returns};
 
 /// The error type can be made from [`crate::TimedOut`] (for `timeout = ...`).
 #[diagnostic::on_unimplemented(

@@ -81,3 +81,39 @@ impl<R: RetryResult> Returns<R> {
         Self(core::marker::PhantomData)
     }
 }
+
+impl<R> Returns<R> {
+    /// The marker of `<R as RetryResult>::Itself` as the expansion writes it: that projection
+    /// is where a return type that is not a `Result` is reported, so this constructor adds no
+    /// bound of its own (which would report it a second time).
+    #[must_use]
+    #[inline]
+    pub const fn named() -> Self {
+        Self(core::marker::PhantomData)
+    }
+}
+
+/// A value of the return type, for a method call that the expansion writes in dead code
+/// (`if false { returned(__retry_r).retry_resolve_return(); }`) right where it makes the
+/// marker: a method call makes rustc settle the receiver's type on the spot. When the return
+/// type is not a `Result`, `<R as RetryResult>::Itself` has failed and been reported at the
+/// return type just before, so rustc settles it to its error type, which every later use
+/// accepts without a second error (it would otherwise be inferred from the body, `{integer}`
+/// say, and be reported again at each use). For a `Result`, nothing changes. (A closure
+/// argument does not do it: rustc checks closure arguments later.)
+///
+/// # Panics
+/// Always: it is never called.
+#[must_use]
+pub fn returned<R>(_: Returns<R>) -> R {
+    unreachable!("`#[retry]` only names it in dead code")
+}
+
+/// The method the expansion calls on [`returned`]: any type has it.
+pub trait ResolveReturn {
+    /// Does nothing.
+    #[inline]
+    fn retry_resolve_return(&self) {}
+}
+
+impl<T: ?Sized> ResolveReturn for T {}

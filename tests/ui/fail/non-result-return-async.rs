@@ -1,0 +1,10 @@
+use retry_runtime::retry;
+
+#[retry(max = 2)]
+async fn fetch() -> u32 {
+    1
+}
+
+fn main() {
+    let _ = fetch();
+}
