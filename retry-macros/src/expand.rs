@@ -733,10 +733,25 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
         }))
     };
     let spec = p.spec(args, true);
+    // The executor and the return-type marker it takes carry the return type's span: a
+    // return type whose value or error cannot move to the task (`Box<dyn Error>` without
+    // `Send`) is reported there.
+    let (first, _) = edge_spans(&p.ret, p.ret_span);
+    let r = respan(quote!(__retry_r), first);
     let run = match (mode, is_async) {
-        (Mode::Handoff, true) => quote!(#private::handoff(__retry_r, #spec, #attempts).await),
-        (Mode::Handoff, false) => quote!(#private::handoff_sync(__retry_r, #spec, #attempts)),
-        _ => quote!(#private::background(__retry_r, #spec, #attempts)),
+        (Mode::Handoff, true) => {
+            let f = respan(quote!(#private::handoff), first);
+            let wait = respan(quote!(.await), first);
+            quote!(#f(#r, #spec, #attempts) #wait)
+        }
+        (Mode::Handoff, false) => {
+            let f = respan(quote!(#private::handoff_sync), first);
+            quote!(#f(#r, #spec, #attempts))
+        }
+        _ => {
+            let f = respan(quote!(#private::background), first);
+            quote!(#f(#r, #spec, #attempts))
+        }
     };
     let send_checks = &p.send_checks;
     quote!({ #site #(#send_checks)* #run })

@@ -27,6 +27,10 @@ impl Panicked {
 }
 
 /// Runs one attempt of a background call.
+///
+/// That the return type can move to the task (`R: Send`) is asked by each method, not by the
+/// impls, so that a return type that cannot is reported once, by the executor's
+/// `R: SpawnResult`, at the return type.
 pub trait Attempter<R>: Send + 'static {
     /// Whether a running attempt can be aborted (async bodies) or must be let finish (sync).
     const ABORTABLE: bool;
@@ -35,13 +39,17 @@ pub trait Attempter<R>: Send + 'static {
         &mut self,
         ctx: CallCtx,
         span: Option<tracing::Span>,
-    ) -> impl Future<Output = Result<R, Panicked>> + Send + 'static;
+    ) -> impl Future<Output = Result<R, Panicked>> + Send + 'static
+    where
+        R: Send + 'static;
     /// Runs one attempt in the caller (the first attempt of a hand-off call).
     fn attempt_here(
         &mut self,
         ctx: &CallCtx,
         span: Option<tracing::Span>,
-    ) -> impl Future<Output = R> + Send;
+    ) -> impl Future<Output = R> + Send
+    where
+        R: Send + 'static;
 }
 
 /// An async body: a maker of one future per attempt.
@@ -72,7 +80,6 @@ where
 
 impl<R, M, F> Attempter<R> for AsyncAttempts<M>
 where
-    R: Send + 'static,
     M: FnMut() -> F + Send + 'static,
     F: Future<Output = R> + Send + 'static,
 {
@@ -82,7 +89,10 @@ where
         &mut self,
         ctx: CallCtx,
         span: Option<tracing::Span>,
-    ) -> impl Future<Output = Result<R, Panicked>> + Send + 'static {
+    ) -> impl Future<Output = Result<R, Panicked>> + Send + 'static
+    where
+        R: Send + 'static,
+    {
         CatchUnwind(InCall::new(ctx, span, (self.0)()))
     }
 
@@ -90,7 +100,10 @@ where
         &mut self,
         ctx: &CallCtx,
         span: Option<tracing::Span>,
-    ) -> impl Future<Output = R> + Send {
+    ) -> impl Future<Output = R> + Send
+    where
+        R: Send + 'static,
+    {
         // The first attempt of a hand-off call runs like an inline one: a panic unwinds to
         // the caller.
         let fut = (self.0)();
@@ -100,7 +113,6 @@ where
 
 impl<R, M, A> Attempter<R> for SyncAttempts<M>
 where
-    R: Send + 'static,
     M: FnMut() -> A + Send + 'static,
     A: FnOnce() -> R + Send + 'static,
 {
@@ -110,7 +122,10 @@ where
         &mut self,
         ctx: CallCtx,
         span: Option<tracing::Span>,
-    ) -> impl Future<Output = Result<R, Panicked>> + Send + 'static {
+    ) -> impl Future<Output = Result<R, Panicked>> + Send + 'static
+    where
+        R: Send + 'static,
+    {
         let body = (self.0)();
         let task = tokio::task::spawn_blocking(move || {
             let _span = span.as_ref().map(tracing::Span::enter);
@@ -130,7 +145,10 @@ where
         &mut self,
         ctx: &CallCtx,
         span: Option<tracing::Span>,
-    ) -> impl Future<Output = R> + Send {
+    ) -> impl Future<Output = R> + Send
+    where
+        R: Send + 'static,
+    {
         let body = (self.0)();
         let r = {
             let _span = span.as_ref().map(tracing::Span::enter);
