@@ -175,7 +175,9 @@
 //! does), so `RUST_LOG=my_crate::billing=info` reaches them:
 //!
 //! - each attempt runs in a span named after the function, with the fields `cid` and
-//!   `attempt`;
+//!   `attempt` (a subscriber installed in the middle of a call may get that call's events
+//!   without its spans: the spans of a call nothing observed as it started are skipped with
+//!   one check of the call's own state);
 //! - a failed attempt that will be retried logs one `INFO` event with the attempt number,
 //!   the error and the next wait;
 //! - a call that fails after retrying (retries exhausted, budget spent, timed out, retries
