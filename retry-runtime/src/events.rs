@@ -18,6 +18,7 @@ use tracing::metadata::Kind;
 use tracing::subscriber::Interest;
 use tracing::{Level, Metadata};
 
+use crate::cid::CallCtx;
 use crate::engine::Attempts;
 use crate::hooks::HookSet;
 use crate::report::{Reason, Report};
@@ -101,18 +102,19 @@ impl Site {
     /// The span of the attempt `state.made`, or `None` when no subscriber wants it. A call
     /// that nothing observed when it started (it read no clock: no subscriber then, no
     /// budget, no hook that reads the report) makes no spans, which on the common path is a
-    /// check of the call's own state, not of the subscriber's level.
+    /// check of the call's own state, not of the subscriber's level. Not generic, so that it
+    /// is compiled once, not once per function.
     #[inline]
     pub(crate) fn span(
         &self,
         ty: Option<&'static str>,
-        cid: impl FnOnce() -> CorrelationId,
+        ctx: &CallCtx,
         state: &Attempts,
     ) -> Option<tracing::Span> {
         if state.started.is_none() || !tracing::level_enabled!(Level::INFO) {
             return None;
         }
-        self.enabled_span(ty, cid(), state.made)
+        self.enabled_span(ty, ctx.cid(), state.made)
     }
 
     fn enabled_span(

@@ -411,7 +411,7 @@ where
         state.started = Some(WallClock.now());
     }
     state.start_attempt();
-    let span = spec.site.span(spec.hooks.type_name(), || job.cid, &state);
+    let span = spec.site.span(spec.hooks.type_name(), &ctx, &state);
     let attempt = Limited {
         fut: attempter.attempt(CallCtx::with_ids(job.cid, job.parent), span),
         deadline: spec.policy.timeout.map(Wait::new),

@@ -194,11 +194,10 @@ where
                 }
                 let n = resume.state.start_attempt();
                 shared.set(Status::Running { attempt: n });
-                let span = spec
-                    .site
-                    .span(spec.hooks.type_name(), || shared.cid, &resume.state);
+                let ctx = CallCtx::with_ids(shared.cid, parent);
+                let span = spec.site.span(spec.hooks.type_name(), &ctx, &resume.state);
                 let attempt = Limited {
-                    fut: attempter.attempt(CallCtx::with_ids(shared.cid, parent), span),
+                    fut: attempter.attempt(ctx, span),
                     deadline: spec.policy.timeout.map(Wait::new),
                 };
                 let raced = Race {

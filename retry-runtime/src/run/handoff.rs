@@ -32,7 +32,7 @@ where
     let ctx = CallCtx::new();
     let mut state = spec.engine::<R>().start(&TokioClock);
     state.start_attempt();
-    let span = spec.site.span(spec.hooks.type_name(), || ctx.cid(), &state);
+    let span = spec.site.span(spec.hooks.type_name(), &ctx, &state);
     let first = Limited {
         fut: attempter.attempt_here(&ctx, span),
         deadline: spec.policy.timeout.map(Wait::new),

@@ -216,10 +216,10 @@ impl<R, C, H: TypeSlot, X: Held<H>> Call<'_, R, C, H, X> {
         self.state.start_attempt();
         let ctx = self.held.ctx();
         // Two paths, so that the common one (no subscriber) has no span to drop.
-        if let Some(span) =
-            self.setup
-                .site
-                .span(self.held.hooks().type_name(), || ctx.cid(), &self.state)
+        if let Some(span) = self
+            .setup
+            .site
+            .span(self.held.hooks().type_name(), ctx, &self.state)
         {
             let _span = span.enter();
             let _ctx = ctx.enter();
@@ -240,7 +240,7 @@ impl<R, C, H: TypeSlot, X: Held<H>> Call<'_, R, C, H, X> {
         let span = self
             .setup
             .site
-            .span(self.held.hooks().type_name(), || ctx.cid(), &self.state)
+            .span(self.held.hooks().type_name(), ctx, &self.state)
             .map(Box::new);
         InCall { ctx, span, fut }
     }
