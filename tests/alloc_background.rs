@@ -50,11 +50,18 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
+/// (allocations, bytes) per started call of the hand-written spawn and of `#[retry]`.
+fn hand_and_ours() -> ((u64, u64), (u64, u64)) {
+    let rt = runtime();
+    (
+        per_call(&rt, |k| tokio::spawn(hand(k))),
+        per_call(&rt, ours),
+    )
+}
+
 #[test]
 fn a_background_call_allocates_its_task_and_its_shared_state() {
-    let rt = runtime();
-    let (hand, _) = per_call(&rt, |k| tokio::spawn(hand(k)));
-    let (ours, _) = per_call(&rt, ours);
+    let ((hand, _), (ours, _)) = hand_and_ours();
     println!("allocations per started call: #[retry] background {ours}, tokio::spawn {hand}");
     assert_eq!(hand, 1, "the hand-written spawn allocates its task");
     // The goal is the hand loop's one; the second is the `Arc` of status, cancel flag and
@@ -72,9 +79,7 @@ fn a_background_call_allocates_its_task_and_its_shared_state() {
 /// 1,040 bytes on x86-64, where tokio rounds a task up to a multiple of 128 bytes.
 #[test]
 fn a_background_call_holds_its_state_once() {
-    let rt = runtime();
-    let (_, hand) = per_call(&rt, |k| tokio::spawn(hand(k)));
-    let (_, ours) = per_call(&rt, ours);
+    let ((_, hand), (_, ours)) = hand_and_ours();
     println!("bytes per started call: #[retry] background {ours}, tokio::spawn {hand}");
     assert!(
         ours <= hand + 640,

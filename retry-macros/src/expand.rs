@@ -738,21 +738,15 @@ fn spawned_body(args: &Args, p: &Parts, is_async: bool, mode: Mode) -> TokenStre
     // `Send`) is reported there.
     let (first, _) = edge_spans(&p.ret, p.ret_span);
     let r = respan(quote!(__retry_r), first);
-    let run = match (mode, is_async) {
-        (Mode::Handoff, true) => {
-            let f = respan(quote!(#private::handoff), first);
-            let wait = respan(quote!(.await), first);
-            quote!(#f(#r, #spec, #attempts) #wait)
-        }
-        (Mode::Handoff, false) => {
-            let f = respan(quote!(#private::handoff_sync), first);
-            quote!(#f(#r, #spec, #attempts))
-        }
-        _ => {
-            let f = respan(quote!(#private::background), first);
-            quote!(#f(#r, #spec, #attempts))
-        }
+    let (executor, wait) = match (mode, is_async) {
+        (Mode::Handoff, true) => ("handoff", quote!(.await)),
+        (Mode::Handoff, false) => ("handoff_sync", TokenStream::new()),
+        _ => ("background", TokenStream::new()),
     };
+    let executor = Ident::new(executor, first);
+    let f = respan(quote!(#private::#executor), first);
+    let wait = respan(wait, first);
+    let run = quote!(#f(#r, #spec, #attempts) #wait);
     let send_checks = &p.send_checks;
     quote!({ #site #(#send_checks)* #run })
 }

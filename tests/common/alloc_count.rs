@@ -1,6 +1,7 @@
 //! A counting global allocator for the allocation tests: it counts the allocations made on
-//! the current thread while a flag is set, and the bytes they asked for. Each test binary that includes this module (with
-//! `#[path = "common/alloc_count.rs"] mod alloc_count;`) gets it as its global allocator.
+//! the current thread while a flag is set, and the bytes they asked for. Each test binary
+//! that includes this module (with `#[path = "common/alloc_count.rs"] mod alloc_count;`)
+//! gets it as its global allocator.
 #![allow(dead_code)] // each binary uses what it needs
 
 use std::alloc::{GlobalAlloc, Layout, System};
