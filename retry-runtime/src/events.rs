@@ -397,7 +397,26 @@ impl Callsite for DynCallsite {
 
 #[cfg(test)]
 mod tests {
-    use super::short_type_name;
+    use super::{short_type_name, Site};
+    use crate::cid::CallCtx;
+    use crate::engine::Attempts;
+
+    /// A call that nothing observed as it started (its `started` is unset: no clock read)
+    /// makes no spans, even with a subscriber that wants them by the time its attempt runs;
+    /// a call whose start was observed gets its span.
+    #[test]
+    fn a_call_started_unobserved_makes_no_spans() {
+        static SITE: Site = Site::new("spans", false, "inline", module_path!(), file!(), 1);
+        let ctx = CallCtx::new();
+        let mut unobserved = Attempts::new();
+        unobserved.start_attempt();
+        let mut observed = Attempts::started_at(std::time::SystemTime::now());
+        observed.start_attempt();
+        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            assert!(SITE.span(None, &ctx, &unobserved).is_none());
+            assert!(SITE.span(None, &ctx, &observed).is_some());
+        });
+    }
 
     #[test]
     fn type_names_shorten_to_the_type() {
