@@ -25,9 +25,9 @@ use core::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cid::CallCtx;
-use crate::events::Site;
 use crate::hooks::HookSet;
 use crate::report::{Reason, Report};
+use crate::site::Site;
 use crate::{Policy, RetryResult};
 
 /// The progress of one call, as plain numbers: attempts made, the last wait (for
@@ -485,10 +485,10 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         #[cfg(feature = "metrics")]
         {
             use crate::ops::metrics::End;
-            let end = match reason {
-                _ if recovered => End::Recovered,
-                Reason::Succeeded => End::Succeeded,
-                other => End::Failed(other),
+            let end = if recovered {
+                End::Recovered
+            } else {
+                End::Reason(reason)
             };
             self.site
                 .metrics(self.name())

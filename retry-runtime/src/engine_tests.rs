@@ -16,8 +16,8 @@ use tracing_subscriber::Registry;
 
 use super::{Attempts, Clock, Done, Engine, Outcome, Step};
 use crate::cid::{current_cid, CallCtx};
-use crate::events::Site;
 use crate::hooks::{hooks, Hook, HookSet, NoHook, WithDebug, WithDisplay};
+use crate::site::Site;
 use crate::{Backoff, CorrelationId, Jitter, Policy, Reason, Report, DEFAULT_MAX_DELAY};
 
 static SITE: Site = Site::new(

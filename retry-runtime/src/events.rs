@@ -1,10 +1,11 @@
 //! What a call tells `tracing`: a span per attempt, an event per retried failure and one at
 //! a failed end, under the caller's module path as their target.
 //!
-//! The expansion declares one small `static` per function, a [`Site`]; its span and event
-//! call sites are built here on first use (and leaked, once per function), so their target
-//! can be the caller's module and their name can include the type of a method, while each
-//! expansion stays small.
+//! The expansion declares one small `static` per function, a [`Site`](crate::site::Site);
+//! its span and event call sites ([`Events`]) are built here on first use (and leaked, once
+//! per function), so their target can be the caller's module and their name can include the
+//! type of a method, while each expansion stays small. The site checks the level first; what
+//! is here builds and sends.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -18,113 +19,14 @@ use tracing::metadata::Kind;
 use tracing::subscriber::Interest;
 use tracing::{Level, Metadata};
 
-use crate::cid::CallCtx;
-use crate::engine::Attempts;
 use crate::hooks::HookSet;
-use crate::report::{Reason, Report};
+use crate::report::Report;
 use crate::{CorrelationId, RetryResult};
 
-/// The static facts of one `#[retry]` function: its name, mode and where it is; and what its
-/// calls share: their retry throttle's window and, with the feature `metrics`, their metric
-/// handles.
-#[derive(Debug)]
-pub struct Site {
-    name: &'static str,
-    /// A method whose default name gets its type (`module::Type::method`) from the hooks.
-    typed: bool,
-    /// `"inline"`, `"background"` or `"handoff"`: the `mode` label of its metrics.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    mode: &'static str,
-    module: &'static str,
-    file: &'static str,
-    line: u32,
-    full_name: OnceLock<&'static str>,
-    callsites: OnceLock<&'static Callsites>,
-    /// The calls and retries its throttle counts (untouched without `throttle`).
-    pub(crate) throttle: crate::ops::throttle::Window,
-    #[cfg(feature = "metrics")]
-    metrics: OnceLock<crate::ops::metrics::Handles>,
-}
-
-impl Site {
-    /// A site named `name`, in `module` (the target of its events), at `file:line`. With
-    /// `typed`, `name` is the default `module::method` of a method, and the name used is
-    /// `module::Type::method` once the type is known. `mode` is the attribute's.
-    #[must_use]
-    pub const fn new(
-        name: &'static str,
-        typed: bool,
-        mode: &'static str,
-        module: &'static str,
-        file: &'static str,
-        line: u32,
-    ) -> Self {
-        Self {
-            name,
-            typed,
-            mode,
-            module,
-            file,
-            line,
-            full_name: OnceLock::new(),
-            callsites: OnceLock::new(),
-            throttle: crate::ops::throttle::Window::new(),
-            #[cfg(feature = "metrics")]
-            metrics: OnceLock::new(),
-        }
-    }
-
-    /// The function's metric handles, registered on first use; `name` is its full name.
-    #[cfg(feature = "metrics")]
-    #[inline]
-    pub(crate) fn metrics(&self, name: &'static str) -> &crate::ops::metrics::Handles {
-        self.metrics
-            .get_or_init(|| crate::ops::metrics::Handles::new(name, self.mode))
-    }
-
-    /// The function's name; `ty` is the `Self` type of a method, if known.
-    pub fn name(&self, ty: Option<&'static str>) -> &'static str {
-        match ty {
-            Some(ty) if self.typed => self.full_name.get_or_init(|| {
-                let method = self.name.rsplit("::").next().unwrap_or(self.name);
-                let ty = short_type_name(ty);
-                Box::leak(format!("{}::{ty}::{method}", self.module).into_boxed_str())
-            }),
-            _ => self.name,
-        }
-    }
-
-    fn callsites(&self, ty: Option<&'static str>) -> &'static Callsites {
-        self.callsites
-            .get_or_init(|| Callsites::build(self.name(ty), self.module, self.file, self.line))
-    }
-
-    /// The span of the attempt `state.made`, or `None` when no subscriber wants it. A call
-    /// that nothing observed when it started (it read no clock: no subscriber then, no
-    /// budget, no hook that reads the report) makes no spans, which on the common path is a
-    /// check of the call's own state, not of the subscriber's level. Not generic, so that it
-    /// is compiled once, not once per function.
-    #[inline]
-    pub(crate) fn span(
-        &self,
-        ty: Option<&'static str>,
-        ctx: &CallCtx,
-        state: &Attempts,
-    ) -> Option<tracing::Span> {
-        if state.started.is_none() || !tracing::level_enabled!(Level::INFO) {
-            return None;
-        }
-        self.enabled_span(ty, ctx.cid(), state.made)
-    }
-
-    fn enabled_span(
-        &self,
-        ty: Option<&'static str>,
-        cid: CorrelationId,
-        attempt: u32,
-    ) -> Option<tracing::Span> {
-        let cs = &self.callsites(ty).span;
-        let meta = cs.enabled()?;
+impl Events {
+    /// The span of the attempt `attempt`, if the subscriber wants it.
+    pub(crate) fn span(&'static self, cid: CorrelationId, attempt: u32) -> Option<tracing::Span> {
+        let meta = self.span.enabled()?;
         let [f_cid, f_attempt] = fields(meta);
         let cid = display(cid);
         Some(tracing::Span::new(
@@ -138,22 +40,19 @@ impl Site {
 
     /// The INFO event of a failed attempt that will be retried.
     pub(crate) fn retrying<R: RetryResult, H: HookSet<R>>(
-        &self,
+        &'static self,
         hooks: &H,
-        cid: impl FnOnce() -> CorrelationId,
+        cid: CorrelationId,
         attempt: u32,
         error: &R::Err,
         next_delay: Duration,
     ) {
-        if !tracing::level_enabled!(Level::INFO) {
-            return;
-        }
-        let Some(meta) = self.callsites(hooks.type_name()).retry.enabled() else {
+        let Some(meta) = self.retry.enabled() else {
             return;
         };
         let [f_msg, f_name, f_cid, f_attempt, f_error, f_delay] = fields(meta);
         let msg = format_args!("attempt failed; retrying");
-        let cid = display(cid());
+        let cid = display(cid);
         let error = display(Shown::<R, H>(hooks, error, PhantomData));
         let delay = tracing::field::debug(next_delay);
         let name = meta.name();
@@ -170,24 +69,18 @@ impl Site {
         );
     }
 
-    /// The event of a call that ends without success: WARN when it failed after retrying
-    /// (exhausted, budget spent, timed out, throttled), INFO for an expected end (an error `when`
-    /// rejected, a cancel, a shutdown).
-    pub(crate) fn ended<R: RetryResult, H: HookSet<R>>(&self, hooks: &H, report: &Report<R::Err>) {
-        let warn = matches!(
-            report.reason,
-            Reason::Exhausted | Reason::BudgetSpent | Reason::TimedOut | Reason::Throttled
-        );
-        let level = if warn { Level::WARN } else { Level::INFO };
-        if !tracing::level_enabled!(Level::INFO) || (warn && !tracing::level_enabled!(Level::WARN))
-        {
-            return;
-        }
-        let cs = self.callsites(hooks.type_name());
-        let (cs, msg) = if level == Level::WARN {
-            (&cs.failed, "call failed")
+    /// The event of a call that ends without success: WARN (`warn`) when it failed after
+    /// retrying, INFO for an expected end.
+    pub(crate) fn ended<R: RetryResult, H: HookSet<R>>(
+        &'static self,
+        hooks: &H,
+        report: &Report<R::Err>,
+        warn: bool,
+    ) {
+        let (cs, msg) = if warn {
+            (&self.failed, "call failed")
         } else {
-            (&cs.ended, "call ended")
+            (&self.ended, "call ended")
         };
         let error = report
             .last_error
@@ -197,27 +90,14 @@ impl Site {
     }
 
     /// The INFO event of a call that the fallback recovered.
-    pub(crate) fn recovered(&self, ty: Option<&'static str>, report: &Report<()>) {
-        if !tracing::level_enabled!(Level::INFO) {
-            return;
-        }
-        let cs = &self.callsites(ty).ended;
-        end_event(cs, "call recovered by its fallback", report, None);
+    pub(crate) fn recovered(&'static self, report: &Report<()>) {
+        end_event(&self.ended, "call recovered by its fallback", report, None);
     }
 
     /// The ERROR event of an attempt that panicked.
-    pub(crate) fn panicked<R: RetryResult, H: HookSet<R>>(
-        &self,
-        hooks: &H,
-        report: &Report<R::Err>,
-        panic: &str,
-    ) {
-        if !tracing::level_enabled!(Level::ERROR) {
-            return;
-        }
-        let cs = &self.callsites(hooks.type_name()).panicked;
+    pub(crate) fn panicked<E>(&'static self, report: &Report<E>, panic: &str) {
         end_event(
-            cs,
+            &self.panicked,
             "attempt panicked; the call ends",
             report,
             Some(&display(panic)),
@@ -278,12 +158,6 @@ fn fields<const N: usize>(meta: &'static Metadata<'static>) -> [Field; N] {
     })
 }
 
-/// `Type` from `path::to::Type<Params>`.
-fn short_type_name(full: &str) -> &str {
-    let base = full.split('<').next().unwrap_or(full);
-    base.rsplit("::").next().unwrap_or(base)
-}
-
 const SPAN_FIELDS: &[&str] = &["cid", "attempt"];
 const RETRY_FIELDS: &[&str] = &["message", "name", "cid", "attempt", "error", "next_delay"];
 const END_FIELDS: &[&str] = &[
@@ -291,7 +165,7 @@ const END_FIELDS: &[&str] = &[
 ];
 
 /// The span and event call sites of one function.
-struct Callsites {
+pub(crate) struct Events {
     span: DynCallsite,
     retry: DynCallsite,
     failed: DynCallsite,
@@ -299,14 +173,14 @@ struct Callsites {
     panicked: DynCallsite,
 }
 
-impl fmt::Debug for Callsites {
+impl fmt::Debug for Events {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Callsites")
+        f.write_str("Events")
     }
 }
 
-impl Callsites {
-    fn build(
+impl Events {
+    pub(crate) fn build(
         name: &'static str,
         module: &'static str,
         file: &'static str,
@@ -392,39 +266,5 @@ impl Callsite for DynCallsite {
         self.meta
             .get()
             .expect("a retry call site is registered only after its metadata is set")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{short_type_name, Site};
-    use crate::cid::CallCtx;
-    use crate::engine::Attempts;
-
-    /// A call that nothing observed as it started (its `started` is unset: no clock read)
-    /// makes no spans, even with a subscriber that wants them by the time its attempt runs;
-    /// a call whose start was observed gets its span.
-    #[test]
-    fn a_call_started_unobserved_makes_no_spans() {
-        static SITE: Site = Site::new("spans", false, "inline", module_path!(), file!(), 1);
-        let ctx = CallCtx::new();
-        let mut unobserved = Attempts::new();
-        unobserved.start_attempt();
-        let mut observed = Attempts::started_at(std::time::SystemTime::now());
-        observed.start_attempt();
-        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
-            assert!(SITE.span(None, &ctx, &unobserved).is_none());
-            assert!(SITE.span(None, &ctx, &observed).is_some());
-        });
-    }
-
-    #[test]
-    fn type_names_shorten_to_the_type() {
-        assert_eq!(short_type_name("app::billing::Orders"), "Orders");
-        assert_eq!(
-            short_type_name("app::Cache<alloc::string::String>"),
-            "Cache"
-        );
-        assert_eq!(short_type_name("Plain"), "Plain");
     }
 }

@@ -365,6 +365,7 @@ mod policy;
 mod report;
 mod result;
 mod run;
+mod site;
 pub mod testing;
 
 /// Not public API: what the expansion of `#[retry]` calls.

@@ -2,7 +2,6 @@
 
 pub use crate::cid::CallCtx;
 pub use crate::engine::Outcome;
-pub use crate::events::Site;
 pub use crate::hooks::{
     delay_from, fallback, hooks, on_done, on_exhausted, on_retry, when, ErrorFormatOf, Hook,
     HookSet, Hooks, NoHook, ViaDebug, ViaDisplay,
@@ -16,6 +15,7 @@ pub use crate::run::clock::{SyncClock, TokioClock};
 pub use crate::run::handoff::{handoff, handoff_sync};
 pub use crate::run::inline::{Call, InCall, Setup, Step};
 pub use crate::run::wait::Wait;
+pub use crate::site::Site;
 pub use crate::RetryResult;
 pub use core;
 

@@ -146,6 +146,67 @@ impl Reason {
                 | Self::Disabled
         )
     }
+
+    /// Whether a call that ends so failed after retrying (exhausted, budget spent, timed out,
+    /// throttled): its end is logged at WARN. Every other end (success, an error `when`
+    /// rejected, a cancel, a shutdown, the kill switch) is expected, and logged at INFO.
+    ///
+    /// ```
+    /// use retry_runtime::Reason;
+    /// assert!(Reason::Exhausted.warns());
+    /// assert!(!Reason::Cancelled.warns());
+    /// ```
+    #[must_use]
+    pub const fn warns(self) -> bool {
+        matches!(
+            self,
+            Self::Exhausted | Self::BudgetSpent | Self::TimedOut | Self::Throttled
+        )
+    }
+
+    /// The metrics' name of this end: the `outcome` label of `retry_calls_total` for a
+    /// success or a cancel, its `reason` label (with `outcome="failed"`) for the others.
+    ///
+    /// ```
+    /// use retry_runtime::Reason;
+    /// assert_eq!(Reason::BudgetSpent.label(), "budget");
+    /// assert_eq!(Reason::NotRetryable.label(), "not_retryable");
+    /// ```
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Exhausted => "exhausted",
+            Self::BudgetSpent => "budget",
+            Self::NotRetryable => "not_retryable",
+            Self::TimedOut => "timed_out",
+            Self::Cancelled => "cancelled",
+            Self::Panicked => "panicked",
+            Self::ShutDown => "shut_down",
+            Self::Throttled => "throttled",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// Every reason, in declaration order: `Reason::ALL[r.index()] == r`.
+    pub(crate) const ALL: [Reason; 10] = [
+        Self::Succeeded,
+        Self::Exhausted,
+        Self::BudgetSpent,
+        Self::NotRetryable,
+        Self::TimedOut,
+        Self::Cancelled,
+        Self::Panicked,
+        Self::ShutDown,
+        Self::Throttled,
+        Self::Disabled,
+    ];
+
+    /// This reason's place in [`Reason::ALL`].
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
 }
 
 impl<E> Report<E> {

@@ -411,7 +411,12 @@ where
         state.started = Some(WallClock.now());
     }
     state.start_attempt();
-    let span = spec.site.span(spec.hooks.type_name(), &ctx, &state);
+    let span = spec.site.span(
+        spec.hooks.type_name(),
+        &ctx,
+        state.made,
+        state.started.is_some(),
+    );
     let attempt = Limited {
         fut: attempter.attempt(CallCtx::with_ids(job.cid, job.parent), span),
         deadline: spec.policy.timeout.map(Wait::new),

@@ -1,11 +1,11 @@
 //! The metrics of calls and retries, through the `metrics` facade (feature `metrics`).
 //!
-//! Each function's handles are registered once, on its first call, and kept in its
-//! [`Site`](crate::events::Site): a call then costs atomic operations on them and nothing
+//! Each function's handles are registered once, when it first produces the series, and kept in its
+//! [`Site`](crate::site::Site): a call then costs atomic operations on them and nothing
 //! else (no key is built, no label allocated). A first-attempt success costs one counter
 //! increment. The names and labels are listed in the crate docs ("For operators").
 
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 
@@ -22,99 +22,104 @@ pub(crate) const DURATION: &str = "retry_call_duration_seconds";
 /// Background and hand-off calls in progress.
 pub(crate) const IN_FLIGHT: &str = "retry_in_flight";
 
-/// The `reason` label of each way a call can fail, in the order of `Handles::failed`.
-const FAILED: [(Reason, &str); 8] = [
-    (Reason::Exhausted, "exhausted"),
-    (Reason::BudgetSpent, "budget"),
-    (Reason::NotRetryable, "not_retryable"),
-    (Reason::TimedOut, "timed_out"),
-    (Reason::Panicked, "panicked"),
-    (Reason::Throttled, "throttled"),
-    (Reason::Disabled, "disabled"),
-    (Reason::ShutDown, "shut_down"),
-];
-
-/// One function's metric handles.
+/// One function's metric handles. Each series is registered when the function first
+/// produces it, so a function exports only the series its mode and its calls can have (an
+/// inline function no `retry_in_flight`, a function that never failed no failure reasons).
 #[derive(Debug)]
 pub(crate) struct Handles {
-    succeeded: Counter,
-    recovered: Counter,
-    cancelled: Counter,
-    failed: [Counter; FAILED.len()],
-    retries: Counter,
-    attempts: Histogram,
-    duration: Histogram,
-    in_flight: Gauge,
+    name: &'static str,
+    mode: &'static str,
+    /// `retry_calls_total` of each end, indexed by [`Reason::index`]; recovered calls apart.
+    calls: [OnceLock<Counter>; Reason::ALL.len()],
+    recovered: OnceLock<Counter>,
+    retries: OnceLock<Counter>,
+    attempts: OnceLock<Histogram>,
+    duration: OnceLock<Histogram>,
+    in_flight: OnceLock<Gauge>,
 }
 
 /// How a call ended, for its `outcome` label.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum End {
-    /// An attempt succeeded.
-    Succeeded,
     /// The fallback answered with a success.
     Recovered,
-    /// The call failed (or was cancelled) for this reason.
-    Failed(Reason),
+    /// The call ended for this reason: an attempt succeeded, it was cancelled, or it failed.
+    Reason(Reason),
 }
 
 impl Handles {
-    /// Registers the handles of the function `name` run in `mode`, with the recorder
-    /// installed now (install it before the first call).
+    /// The handles of the function `name` run in `mode`, registered with the recorder
+    /// installed when each is first used (install it before the first call).
     pub(crate) fn new(name: &'static str, mode: &'static str) -> Self {
         static DESCRIBED: Once = Once::new();
         DESCRIBED.call_once(describe);
-        let calls = |outcome: &'static str| metrics::counter!(CALLS, "function" => name, "mode" => mode, "outcome" => outcome);
         Self {
-            succeeded: calls("succeeded"),
-            recovered: calls("recovered"),
-            cancelled: calls("cancelled"),
-            failed: FAILED.map(|(_, reason)| {
-                metrics::counter!(
+            name,
+            mode,
+            calls: [const { OnceLock::new() }; Reason::ALL.len()],
+            recovered: OnceLock::new(),
+            retries: OnceLock::new(),
+            attempts: OnceLock::new(),
+            duration: OnceLock::new(),
+            in_flight: OnceLock::new(),
+        }
+    }
+
+    /// `retry_calls_total` of a call that ended so.
+    fn calls(&self, end: End) -> &Counter {
+        let (name, mode) = (self.name, self.mode);
+        match end {
+            End::Recovered => self.recovered.get_or_init(|| {
+                metrics::counter!(CALLS, "function" => name, "mode" => mode, "outcome" => "recovered")
+            }),
+            End::Reason(reason) => self.calls[reason.index()].get_or_init(|| match reason {
+                Reason::Succeeded | Reason::Cancelled => metrics::counter!(
+                    CALLS, "function" => name, "mode" => mode, "outcome" => reason.label()
+                ),
+                failed => metrics::counter!(
                     CALLS,
                     "function" => name,
                     "mode" => mode,
                     "outcome" => "failed",
-                    "reason" => reason
-                )
+                    "reason" => failed.label()
+                ),
             }),
-            retries: metrics::counter!(RETRIES, "function" => name, "mode" => mode),
-            attempts: metrics::histogram!(ATTEMPTS, "function" => name, "mode" => mode),
-            duration: metrics::histogram!(DURATION, "function" => name, "mode" => mode),
-            in_flight: metrics::gauge!(IN_FLIGHT, "function" => name, "mode" => mode),
         }
     }
 
     /// A retry decided.
     #[inline]
     pub(crate) fn retry(&self) {
-        self.retries.increment(1);
+        let (name, mode) = (self.name, self.mode);
+        self.retries
+            .get_or_init(|| metrics::counter!(RETRIES, "function" => name, "mode" => mode))
+            .increment(1);
     }
 
     /// A call ended after `attempts` attempts; `seconds` from its first attempt, read only
     /// for a call that failed at least once. A first-attempt success is one increment.
     #[inline]
     pub(crate) fn ended(&self, end: End, attempts: u32, seconds: impl FnOnce() -> f64) {
-        let counter = match end {
-            End::Succeeded => &self.succeeded,
-            End::Recovered => &self.recovered,
-            End::Failed(Reason::Cancelled) => &self.cancelled,
-            End::Failed(reason) => FAILED
-                .iter()
-                .position(|(r, _)| *r == reason)
-                .map_or(&self.failed[0], |i| &self.failed[i]),
-        };
-        counter.increment(1);
-        if attempts > 1 || !matches!(end, End::Succeeded) {
-            self.attempts.record(f64::from(attempts));
-            self.duration.record(seconds());
+        self.calls(end).increment(1);
+        if attempts > 1 || !matches!(end, End::Reason(Reason::Succeeded)) {
+            let (name, mode) = (self.name, self.mode);
+            self.attempts
+                .get_or_init(|| metrics::histogram!(ATTEMPTS, "function" => name, "mode" => mode))
+                .record(f64::from(attempts));
+            self.duration
+                .get_or_init(|| metrics::histogram!(DURATION, "function" => name, "mode" => mode))
+                .record(seconds());
         }
     }
 
     /// A spawned call in progress, until the guard drops.
     pub(crate) fn in_flight(&self) -> InFlightGauge {
-        self.in_flight.increment(1.0);
-        InFlightGauge(self.in_flight.clone())
+        let (name, mode) = (self.name, self.mode);
+        let gauge = self
+            .in_flight
+            .get_or_init(|| metrics::gauge!(IN_FLIGHT, "function" => name, "mode" => mode));
+        gauge.increment(1.0);
+        InFlightGauge(gauge.clone())
     }
 }
 

@@ -9,7 +9,6 @@ use tokio::task::JoinHandle;
 
 use crate::cid::CallCtx;
 use crate::engine::{Attempts, Done, Engine, Outcome, Step};
-use crate::events::Site;
 use crate::hooks::HookSet;
 use crate::result::Returns;
 use crate::run::attempter::{Attempter, Panicked};
@@ -18,6 +17,7 @@ use crate::run::handle::{Failure, HandleFor, RetryHandle, Shared, Status};
 use crate::run::race::{Either, Limited, Race};
 use crate::run::shutdown::{InFlight, Tracker, ABORTING, DRAINING};
 use crate::run::wait::Wait;
+use crate::site::Site;
 use crate::{CorrelationId, Policy, Reason, RetryResult};
 
 /// The static parts of a spawned call.
@@ -195,7 +195,12 @@ where
                 let n = resume.state.start_attempt();
                 shared.set(Status::Running { attempt: n });
                 let ctx = CallCtx::with_ids(shared.cid, parent);
-                let span = spec.site.span(spec.hooks.type_name(), &ctx, &resume.state);
+                let span = spec.site.span(
+                    spec.hooks.type_name(),
+                    &ctx,
+                    resume.state.made,
+                    resume.state.started.is_some(),
+                );
                 let attempt = Limited {
                     fut: attempter.attempt(ctx, span),
                     deadline: spec.policy.timeout.map(Wait::new),

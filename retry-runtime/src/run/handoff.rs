@@ -32,7 +32,12 @@ where
     let ctx = CallCtx::new();
     let mut state = spec.engine::<R>().start(&TokioClock);
     state.start_attempt();
-    let span = spec.site.span(spec.hooks.type_name(), &ctx, &state);
+    let span = spec.site.span(
+        spec.hooks.type_name(),
+        &ctx,
+        state.made,
+        state.started.is_some(),
+    );
     let first = Limited {
         fut: attempter.attempt_here(&ctx, span),
         deadline: spec.policy.timeout.map(Wait::new),

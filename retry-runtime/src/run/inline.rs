@@ -10,12 +10,12 @@ use core::time::Duration;
 
 use crate::cid::CallCtx;
 use crate::engine::{self, Attempts, Clock, Engine, Outcome};
-use crate::events::Site;
 use crate::hooks::{HookSet, TypeSlot};
 use crate::result::Returns;
 use crate::run::clock::{SyncClock, TokioClock};
 use crate::run::race::Limited;
 use crate::run::wait::Wait;
+use crate::site::Site;
 
 use crate::{testing, Policy, RetryResult};
 
@@ -216,11 +216,12 @@ impl<R, C, H: TypeSlot, X: Held<H>> Call<'_, R, C, H, X> {
         self.state.start_attempt();
         let ctx = self.held.ctx();
         // Two paths, so that the common one (no subscriber) has no span to drop.
-        if let Some(span) = self
-            .setup
-            .site
-            .span(self.held.hooks().type_name(), ctx, &self.state)
-        {
+        if let Some(span) = self.setup.site.span(
+            self.held.hooks().type_name(),
+            ctx,
+            self.state.made,
+            self.state.started.is_some(),
+        ) {
             let _span = span.enter();
             let _ctx = ctx.enter();
             body()
@@ -240,7 +241,12 @@ impl<R, C, H: TypeSlot, X: Held<H>> Call<'_, R, C, H, X> {
         let span = self
             .setup
             .site
-            .span(self.held.hooks().type_name(), ctx, &self.state)
+            .span(
+                self.held.hooks().type_name(),
+                ctx,
+                self.state.made,
+                self.state.started.is_some(),
+            )
             .map(Box::new);
         InCall { ctx, span, fut }
     }
