@@ -24,7 +24,6 @@
 use core::cell::{Cell, RefCell};
 use core::marker::PhantomData;
 use core::time::Duration;
-use std::time::Instant;
 
 #[derive(Default)]
 struct Virtual {
@@ -114,35 +113,29 @@ impl Drop for InstantSleeps {
     }
 }
 
-/// The sync wait: virtual under [`instant_sleeps`], `std::thread::sleep` otherwise.
+/// Takes a sync wait on the virtual clock of [`instant_sleeps`], recording it; `false` when
+/// no guard is alive on this thread (the executor then really waits).
 #[inline]
-pub(crate) fn sleep(d: Duration) {
+pub(crate) fn took_wait(d: Duration) -> bool {
     if !ACTIVE.with(Cell::get) {
-        if !d.is_zero() {
-            std::thread::sleep(d);
-        }
-        return;
+        return false;
     }
-    let virtual_wait = VIRTUAL.with(|v| match v.borrow_mut().as_mut() {
+    VIRTUAL.with(|v| match v.borrow_mut().as_mut() {
         Some(v) => {
             v.delays.push(d);
             v.elapsed += d;
             true
         }
         None => false,
-    });
-    if !virtual_wait && !d.is_zero() {
-        std::thread::sleep(d);
-    }
+    })
 }
 
-/// The sync clock: the real one, moved forward by the virtual waits under [`instant_sleeps`].
+/// How far the virtual clock of [`instant_sleeps`] is ahead of the real one on this thread
+/// (zero without a guard).
 #[inline]
-pub(crate) fn now() -> Instant {
-    let now = Instant::now();
+pub(crate) fn clock_shift() -> Duration {
     if !ACTIVE.with(Cell::get) {
-        return now;
+        return Duration::ZERO;
     }
-    let shift = VIRTUAL.with(|v| v.borrow().as_ref().map_or(Duration::ZERO, |v| v.elapsed));
-    now + shift
+    VIRTUAL.with(|v| v.borrow().as_ref().map_or(Duration::ZERO, |v| v.elapsed))
 }

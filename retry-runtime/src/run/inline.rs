@@ -14,10 +14,10 @@ use crate::hooks::{HookSet, TypeSlot};
 use crate::result::Returns;
 use crate::run::clock::{SyncClock, TokioClock};
 use crate::run::race::Limited;
-use crate::run::wait::Wait;
+use crate::run::wait::{self, Wait};
 use crate::site::Site;
 
-use crate::{testing, Policy, RetryResult};
+use crate::{Policy, RetryResult};
 
 /// A function's site and policy together, so a call holds one reference to both: a `static`
 /// when every value of the attribute is a constant, a local otherwise.
@@ -256,7 +256,7 @@ impl<R, H, X> Call<'_, R, SyncClock, H, X> {
     /// Waits before the next sync attempt.
     #[inline]
     pub fn wait(&self, d: Duration) {
-        testing::sleep(d);
+        wait::blocking(d);
     }
 }
 

@@ -1,9 +1,12 @@
-//! The wait between two attempts of an async call, under any executor.
+//! The wait between two attempts: [`Wait`] for an async call, under any executor, and
+//! [`blocking`] for a sync one.
 
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
+
+use crate::testing;
 
 /// The wait between two async attempts, under any executor: tokio's timer when a tokio
 /// runtime is current (so its paused clock drives the wait), a timer thread otherwise
@@ -54,5 +57,14 @@ impl Future for Wait {
             TimerProj::Tokio { sleep } => sleep.poll(cx),
             TimerProj::Thread { delay } => Pin::new(delay).poll(cx),
         }
+    }
+}
+
+/// The wait between two sync attempts: `std::thread::sleep`, unless the virtual clock of
+/// [`testing::instant_sleeps`] takes it.
+#[inline]
+pub(crate) fn blocking(d: Duration) {
+    if !testing::took_wait(d) && !d.is_zero() {
+        std::thread::sleep(d);
     }
 }
