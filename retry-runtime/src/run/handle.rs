@@ -61,6 +61,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// The attempts a call in this status has made (of a finished call: unknown here, 0).
+    fn attempts_made(self) -> u32 {
+        match self {
+            Status::Running { attempt } => attempt,
+            Status::Waiting { next_attempt, .. } => next_attempt.saturating_sub(1),
+            _ => 0,
+        }
+    }
+
     /// Whether the call has ended.
     #[must_use]
     pub fn is_finished(self) -> bool {
@@ -230,11 +239,15 @@ impl<T, E> Future for RetryHandle<T, E> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(out)) => Poll::Ready(out),
             // The task was dropped with its runtime before it finished.
+            // Its progress went with it, but for the attempts it made, which its status says.
             Poll::Ready(Err(e)) => Poll::Ready(Err(Failure {
                 report: Box::new(Report::new(
                     self.shared.name,
                     (self.shared.cid, None),
-                    &Attempts::new(),
+                    &Attempts {
+                        made: self.shared.get().attempts_made(),
+                        ..Attempts::new()
+                    },
                     SystemTime::now(),
                     if e.is_panic() {
                         Reason::Panicked
