@@ -709,6 +709,9 @@ fn a_call_lost_with_its_runtime_reports_shut_down_with_its_policy() {
     let failure = other.block_on(handle).unwrap_err();
     assert_eq!(failure.reason(), Reason::ShutDown);
     assert_eq!(failure.report.policy.max_retries, Some(7));
-    assert_eq!(failure.report.attempts, 1, "the attempt it made before the wait");
+    assert_eq!(
+        failure.report.attempts, 1,
+        "the attempt it made before the wait"
+    );
     assert!(failure.report.name.ends_with("waits_an_hour"));
 }

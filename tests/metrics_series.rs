@@ -18,7 +18,9 @@ fn succeeds_second_time(n: &std::sync::atomic::AtomicU32) -> Result<u32, String>
 fn an_inline_function_exports_only_what_its_calls_produced() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    recorder.install().expect("the only recorder of this binary");
+    recorder
+        .install()
+        .expect("the only recorder of this binary");
     let n = std::sync::atomic::AtomicU32::new(0);
     assert_eq!(succeeds_second_time(&n), Ok(1));
     let mut series: Vec<String> = snapshotter

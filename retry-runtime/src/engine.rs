@@ -77,14 +77,44 @@ impl Attempts {
         }
     }
 
+    /// The progress of a call that is kept (stored, or carried on from a store): its start
+    /// read at `now` if nothing read it yet. A kept call always has its start, for its budget
+    /// and its record, whether or not anything observed it; the durable executor and a
+    /// `persist = "on_failure"` store both ask here.
+    ///
+    /// ```
+    /// use retry_runtime::Attempts;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// let (t0, t1) = (UNIX_EPOCH + Duration::from_secs(10), UNIX_EPOCH + Duration::from_secs(20));
+    /// assert_eq!(Attempts::new().kept_from(t1).started, Some(t1));
+    /// assert_eq!(Attempts::started_at(t0).kept_from(t1).started, Some(t0));
+    /// ```
+    #[must_use]
+    #[inline]
+    pub const fn kept_from(self, now: SystemTime) -> Self {
+        Self {
+            started: match self.started {
+                Some(s) => Some(s),
+                None => Some(now),
+            },
+            ..self
+        }
+    }
+
     /// Rebuilds the progress of a stored call from its numbers.
     ///
     /// ```
+    /// # #![allow(deprecated)]
     /// use retry_runtime::Attempts;
     /// let a = Attempts::from_parts(3, 0, Some(1_700_000_000_000));
     /// assert_eq!(a.made, 3);
     /// assert_eq!(a.started_unix_ms(), Some(1_700_000_000_000));
     /// ```
+    #[deprecated(
+        note = "build `Attempts { made, last_wait_ns, started }`; a stored call's \
+                         progress converts through `durable::Progress`"
+    )]
     #[must_use]
     pub fn from_parts(made: u32, last_wait_ns: u64, started_unix_ms: Option<u64>) -> Self {
         Self {
@@ -95,6 +125,8 @@ impl Attempts {
     }
 
     /// The start time in Unix milliseconds, for storing.
+    #[deprecated(note = "read `started`; a stored call's progress converts through \
+                         `durable::Progress`")]
     #[must_use]
     pub fn started_unix_ms(&self) -> Option<u64> {
         self.started.map(|s| {

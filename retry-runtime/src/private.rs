@@ -22,12 +22,13 @@ pub use core;
 /// What the expansion of `mode = "durable"` calls.
 #[cfg(feature = "sqlite")]
 pub mod durable {
-    pub use crate::durable::call::{
-        attempt_async, attempt_sync, enqueue, enqueue_blocking, store_first, store_first_blocking,
-        ArgsIn, ArgsOut, Job, Verdict,
+    pub use crate::durable::args::{ArgsIn, ArgsOut};
+    pub use crate::durable::enqueue::{
+        enqueue, enqueue_blocking, store_first, store_first_blocking,
     };
     pub use crate::durable::registry::Registration;
     pub use crate::durable::{BoxFuture, StoreError};
+    pub use crate::run::durable::{attempt_async, attempt_sync, Job, Verdict};
     pub use inventory;
 }
 

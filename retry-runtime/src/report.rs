@@ -189,6 +189,7 @@ impl Reason {
     }
 
     /// Every reason, in declaration order: `Reason::ALL[r.index()] == r`.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) const ALL: [Reason; 10] = [
         Self::Succeeded,
         Self::Exhausted,
@@ -327,5 +328,19 @@ impl std::error::Error for TimedOut {}
 impl From<TimedOut> for std::io::Error {
     fn from(e: TimedOut) -> Self {
         Self::new(std::io::ErrorKind::TimedOut, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reason;
+
+    #[test]
+    fn every_reason_is_listed_at_its_index_with_its_own_label() {
+        let mut labels = std::collections::HashSet::new();
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+            assert!(labels.insert(r.label()), "{r:?} shares its label");
+        }
     }
 }

@@ -139,9 +139,10 @@
 //! # }
 //! ```
 
-pub(crate) mod call;
+pub(crate) mod args;
 #[doc(hidden)]
 pub mod conformance;
+pub(crate) mod enqueue;
 mod millis;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -151,7 +152,8 @@ mod sqlite;
 mod store;
 mod worker;
 
-pub use call::{default_store, set_default_store, Job, Outcome, OutcomeFor, Verdict};
+pub use crate::run::durable::{Job, Verdict};
+pub use enqueue::{default_store, set_default_store, Outcome, OutcomeFor};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresBackend, NOTIFY_CHANNEL, POLL_ALL};
 pub use record::{

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::CorrelationId;
+use crate::{Attempts, CorrelationId};
 
 /// Where a durable call is in its life.
 ///
@@ -264,7 +264,21 @@ pub struct Claim {
 }
 
 /// What the engine has to say about a call when an attempt ends without success, so that a
-/// worker in another process can carry on where this one stopped.
+/// worker in another process can carry on where this one stopped: the stored form of the
+/// engine's [`Attempts`], converted here and nowhere else
+/// ([`Progress::after_attempt`], [`Progress::attempts`], [`CallRecord::progress`]).
+///
+/// ```
+/// use retry_runtime::durable::Progress;
+/// use retry_runtime::Attempts;
+/// use std::time::{Duration, UNIX_EPOCH};
+///
+/// let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+/// let engine = Attempts { made: 2, last_wait_ns: 40, started: Some(start) };
+/// let stored = Progress::after_attempt(engine, start + Duration::from_secs(1));
+/// assert_eq!(stored.attempts, 2);
+/// assert_eq!(stored.attempts(), engine);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     /// Attempts made so far, this one included.
@@ -275,6 +289,42 @@ pub struct Progress {
     pub last_wait_ns: u64,
     /// When the attempt that just ended started.
     pub attempt_started: SystemTime,
+}
+
+impl Progress {
+    /// The stored form of the engine's progress `state` after an attempt that started at
+    /// `attempt_started`.
+    #[must_use]
+    pub fn after_attempt(state: Attempts, attempt_started: SystemTime) -> Self {
+        Self {
+            attempts: state.made,
+            started_at: state.started,
+            last_wait_ns: state.last_wait_ns,
+            attempt_started,
+        }
+    }
+
+    /// The engine's progress, to carry the call on.
+    #[must_use]
+    pub fn attempts(&self) -> Attempts {
+        Attempts {
+            made: self.attempts,
+            last_wait_ns: self.last_wait_ns,
+            started: self.started_at,
+        }
+    }
+}
+
+impl CallRecord {
+    /// The engine's progress of the stored call, to carry it on.
+    #[must_use]
+    pub fn progress(&self) -> Attempts {
+        Attempts {
+            made: self.attempts,
+            last_wait_ns: self.last_wait_ns,
+            started: self.started_at,
+        }
+    }
 }
 
 /// Which records [`list`](crate::durable::Store::list) returns; every field narrows the list.

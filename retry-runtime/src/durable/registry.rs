@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::durable::call::{Job, Verdict};
 use crate::durable::BoxFuture;
+use crate::run::durable::{Job, Verdict};
 
 /// A durable function: its stable name and how to run one attempt of a stored call.
 #[derive(Debug)]

@@ -10,10 +10,11 @@ use std::time::SystemTime;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::durable::call::{Job, Verdict};
 use crate::durable::registry::{self, Registration};
 use crate::durable::{CallState, Claim, Progress, Store, StoreError};
-use crate::engine::Attempts;
+use crate::engine::{Attempts, Decision};
+use crate::run::durable::{Job, Verdict};
+use crate::{Backoff, Policy};
 
 /// Builds a [`Worker`]; see [`Worker::builder`].
 #[derive(Debug, Clone)]
@@ -179,6 +180,22 @@ impl Worker {
     }
 }
 
+/// How the claim loop retries when the store refuses a claim: 50 ms doubling to 5 s, for as
+/// long as the worker runs (the engine's own rules, run by hand here).
+const CLAIM_RETRIES: Policy = Policy::new()
+    .max_retries(None)
+    .backoff(Backoff::Exponential { factor: 2.0 })
+    .delay(Duration::from_millis(50))
+    .max_delay(Some(Duration::from_secs(5)));
+
+/// How an attempt's outcome is recorded when the store is unreachable: three tries, 100 ms
+/// then 300 ms apart (the fencing token makes a repeat harmless), then the lease is left to
+/// expire.
+const RECORD_RETRIES: Policy = Policy::new()
+    .max_retries(Some(2))
+    .backoff(Backoff::Exponential { factor: 3.0 })
+    .delay(Duration::from_millis(100));
+
 /// The claim loop. Returns the attempts still running when it stops.
 ///
 /// It claims when it has a free slot and calls may be due: at start, after a wake-up (an
@@ -192,7 +209,7 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
         .collect();
     let wake_ups = forward_wake_ups(&inner, &names).await;
     let mut running = JoinSet::new();
-    let mut backoff = Duration::from_millis(50);
+    let mut claim_failures = Attempts::new();
     let mut may_be_due = true;
     let mut last_purge: Option<SystemTime> = None;
     while !inner.stopping.load(Ordering::SeqCst) && !names.is_empty() {
@@ -219,7 +236,7 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
                 .await
             {
                 Ok(claims) => {
-                    backoff = Duration::from_millis(50);
+                    claim_failures = Attempts::new();
                     // A full batch may leave more behind it; otherwise nothing else is due now.
                     may_be_due = claims.len() == want;
                     for claim in claims {
@@ -237,6 +254,12 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
                     }
                 }
                 Err(e) => {
+                    claim_failures.start_attempt();
+                    // Never stops: `CLAIM_RETRIES` has no limit.
+                    let backoff = match claim_failures.decide(&CLAIM_RETRIES, true, None, None) {
+                        Decision::Retry(pause) => pause,
+                        Decision::Stop(_) => CLAIM_RETRIES.cap(Duration::MAX),
+                    };
                     tracing::warn!(
                         target: "retry_runtime::durable",
                         worker = %inner.id,
@@ -245,7 +268,6 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
                         "could not claim calls; backing off",
                     );
                     sleep_or_stop(&inner, backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             }
@@ -348,12 +370,8 @@ async fn attempt(inner: &Inner, claim: Claim) {
     let job = Job {
         cid,
         parent: record.parent,
+        progress: record.progress(),
         args: record.args,
-        progress: Attempts {
-            made: record.attempts,
-            last_wait_ns: record.last_wait_ns,
-            started: record.started_at,
-        },
     };
     let attempt_started = SystemTime::now();
     let verdict = tokio::select! {
@@ -371,20 +389,24 @@ async fn attempt(inner: &Inner, claim: Claim) {
     };
     // A lost connection must not make the call run again: the record is tried again a few
     // times (the fencing token makes a repeat harmless) before the lease is left to expire.
-    let mut pause = Duration::from_millis(100);
-    for tries_left in (0..3).rev() {
-        match record_verdict(inner, reg, cid, fence, attempt_started, verdict.clone()).await {
-            Ok(_) => return,
-            Err(e) if tries_left == 0 => tracing::warn!(
-                target: "retry_runtime::durable",
-                worker = %inner.id,
-                cid = %cid,
-                error = %e,
-                "could not record the attempt; the call runs again when its lease expires",
-            ),
-            Err(_) => {
-                tokio::time::sleep(pause).await;
-                pause *= 3;
+    let mut tries = Attempts::new();
+    loop {
+        tries.start_attempt();
+        let Err(e) = record_verdict(inner, reg, cid, fence, attempt_started, verdict.clone()).await
+        else {
+            return;
+        };
+        match tries.decide(&RECORD_RETRIES, true, None, None) {
+            Decision::Retry(pause) => tokio::time::sleep(pause).await,
+            Decision::Stop(_) => {
+                tracing::warn!(
+                    target: "retry_runtime::durable",
+                    worker = %inner.id,
+                    cid = %cid,
+                    error = %e,
+                    "could not record the attempt; the call runs again when its lease expires",
+                );
+                return;
             }
         }
     }
@@ -414,12 +436,7 @@ async fn record_verdict(
     attempt_started: SystemTime,
     verdict: Verdict,
 ) -> Result<bool, StoreError> {
-    let progress = |p: Attempts| Progress {
-        attempts: p.made,
-        started_at: p.started,
-        last_wait_ns: p.last_wait_ns,
-        attempt_started,
-    };
+    let progress = |p: Attempts| Progress::after_attempt(p, attempt_started);
     let store = &inner.store;
     match verdict {
         Verdict::Succeeded { progress: p } => {
@@ -466,5 +483,36 @@ async fn record_verdict(
                 )
                 .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CLAIM_RETRIES, RECORD_RETRIES};
+    use crate::engine::{Attempts, Decision};
+    use core::time::Duration;
+
+    /// The waits a policy gives for `n` failures in a row, and whether it then stops.
+    fn waits(policy: &crate::Policy, n: usize) -> Vec<Decision> {
+        let mut a = Attempts::new();
+        (0..n)
+            .map(|_| {
+                a.start_attempt();
+                a.decide(policy, true, None, None)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_workers_own_retries_follow_their_policies() {
+        let ms = |m| Decision::Retry(Duration::from_millis(m));
+        let claims = waits(&CLAIM_RETRIES, 9);
+        assert_eq!(
+            claims,
+            [50, 100, 200, 400, 800, 1600, 3200, 5000, 5000].map(ms)
+        );
+        let records = waits(&RECORD_RETRIES, 3);
+        assert_eq!(records[..2], [ms(100), ms(300)]);
+        assert!(matches!(records[2], Decision::Stop(_)));
     }
 }

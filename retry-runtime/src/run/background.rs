@@ -14,7 +14,7 @@ use crate::result::Returns;
 use crate::run::attempter::{Attempter, Panicked};
 use crate::run::clock::TokioClock;
 use crate::run::handle::{Failure, HandleFor, RetryHandle, Shared, Status};
-use crate::run::race::{Either, Limited, Race};
+use crate::run::race::{Either, Race, WithDeadline};
 use crate::run::shutdown::{InFlight, Tracker, ABORTING, DRAINING};
 use crate::run::wait::Wait;
 use crate::site::Site;
@@ -201,7 +201,7 @@ where
                     resume.state.made,
                     resume.state.started.is_some(),
                 );
-                let attempt = Limited {
+                let attempt = WithDeadline {
                     fut: attempter.attempt(ctx, span),
                     deadline: spec.policy.timeout.map(Wait::new),
                 };

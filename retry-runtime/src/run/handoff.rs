@@ -11,7 +11,7 @@ use crate::run::attempter::{Attempter, SyncAttempts};
 use crate::run::background::{start, Resume, SpawnResult, Spec};
 use crate::run::clock::TokioClock;
 use crate::run::handle::{Handoff, HandoffFor};
-use crate::run::race::Limited;
+use crate::run::race::WithDeadline;
 use crate::run::wait::Wait;
 
 /// Runs a `mode = "handoff"` call: the first attempt here, the rest in the background.
@@ -38,7 +38,7 @@ where
         state.made,
         state.started.is_some(),
     );
-    let first = Limited {
+    let first = WithDeadline {
         fut: attempter.attempt_here(&ctx, span),
         deadline: spec.policy.timeout.map(Wait::new),
     };

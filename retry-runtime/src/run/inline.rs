@@ -13,7 +13,7 @@ use crate::engine::{self, Attempts, Clock, Engine, Outcome};
 use crate::hooks::{HookSet, TypeSlot};
 use crate::result::Returns;
 use crate::run::clock::{SyncClock, TokioClock};
-use crate::run::race::Limited;
+use crate::run::race::WithDeadline;
 use crate::run::wait::{self, Wait};
 use crate::site::Site;
 
@@ -111,7 +111,7 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p,
     ) -> Outcome<R> {
         let deadline = self.setup.policy.timeout.map(Wait::new);
         let attempt = self.attempt_async(fut);
-        match (Limited {
+        match (WithDeadline {
             fut: attempt,
             deadline,
         })

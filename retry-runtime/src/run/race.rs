@@ -9,14 +9,14 @@ use crate::run::wait::Wait;
 pin_project_lite::pin_project! {
     /// An attempt with an optional time limit: `None` when the limit ran out first. The
     /// timer is only there with `timeout = ...`.
-    pub(crate) struct Limited<F> {
+    pub(crate) struct WithDeadline<F> {
         #[pin]
         pub(crate) fut: F,
         pub(crate) deadline: Option<Wait>,
     }
 }
 
-impl<F: Future> Future for Limited<F> {
+impl<F: Future> Future for WithDeadline<F> {
     type Output = Option<F::Output>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
