@@ -272,21 +272,21 @@ fn cid_is_minted_now() {
 
 // Whether a value's type is `Send`, found at run time (autoref specialisation), so that a
 // non-`Send` future fails this test instead of the whole file's build.
-struct Probe<T>(PhantomData<T>);
+struct SendCheck<T>(PhantomData<T>);
 trait IsSend {
     fn is_send(&self) -> bool {
         true
     }
 }
-impl<T: Send> IsSend for Probe<T> {}
+impl<T: Send> IsSend for SendCheck<T> {}
 trait NotSend {
     fn is_send(&self) -> bool {
         false
     }
 }
-impl<T> NotSend for &Probe<T> {}
-fn probe<T>(_: &T) -> Probe<T> {
-    Probe(PhantomData)
+impl<T> NotSend for &SendCheck<T> {}
+fn send_check<T>(_: &T) -> SendCheck<T> {
+    SendCheck(PhantomData)
 }
 
 #[retry(max = 2, delay = "1ms")]
@@ -297,9 +297,9 @@ async fn sendable(x: u32) -> Result<u32, E> {
 
 #[test]
 #[allow(clippy::needless_borrow)] // the `&` picks the method
-fn probe_tells_send_from_not_send() {
-    assert!((&probe(&1u32)).is_send());
-    assert!(!(&probe(&std::rc::Rc::new(1))).is_send());
+fn send_check_tells_send_from_not_send() {
+    assert!((&send_check(&1u32)).is_send());
+    assert!(!(&send_check(&std::rc::Rc::new(1))).is_send());
 }
 
 /// The future of an async `#[retry]` fn whose arguments are `Send` must be `Send`, or it
@@ -309,7 +309,7 @@ fn probe_tells_send_from_not_send() {
 fn async_call_future_is_send() {
     let fut = sendable(1);
     assert!(
-        (&probe(&fut)).is_send(),
+        (&send_check(&fut)).is_send(),
         "the future of an async #[retry] fn is not Send"
     );
 }
