@@ -55,7 +55,10 @@ fn every_conformance_case_is_listed() {
         "conformance cases missing from tests/common/conformance_cases.rs: {missing:?}"
     );
     let unknown: Vec<&&str> = listed.iter().filter(|c| !cases.contains(c)).collect();
-    assert!(unknown.is_empty(), "listed but not in the suite: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "listed but not in the suite: {unknown:?}"
+    );
 }
 
 /// The in-memory store passes one case too (its reads go through the writer).
