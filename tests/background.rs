@@ -4,140 +4,13 @@
 //! the test yields or advances the clock.
 use retry_runtime::{current_cid, retry, CorrelationId, Reason, Report, RetryHandle, Status};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
-// ---------------------------------------------------------------- the probe
-
-/// What an attempt does once past its gate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    Ok,
-    /// A retryable error, `"transient {n}"`.
-    Fail,
-    /// An error `when` rejects, `"fatal {n}"`.
-    Fatal,
-    Panic,
-}
-
-/// Scripts the attempts of one call and records what they saw.
-#[derive(Default)]
-struct Probe {
-    /// The step of attempt `n` is `plan[n - 1]`; the last one repeats.
-    plan: Vec<Step>,
-    /// Each attempt waits for `open()` before its step.
-    gated: bool,
-    gate: Notify,
-    sync_gate: (Mutex<u32>, Condvar),
-    /// Attempts started.
-    started: AtomicU32,
-    /// Attempts that got past the gate (the code after the body's await point).
-    passed: AtomicU32,
-    /// tokio's clock at the start of each attempt.
-    times: Mutex<Vec<Instant>>,
-    /// `current_cid()` in each attempt.
-    cids: Mutex<Vec<Option<CorrelationId>>>,
-    /// The reports `on_done` got.
-    done: Mutex<Vec<Report<String>>>,
-}
-
-impl Probe {
-    fn new(plan: &[Step]) -> Arc<Self> {
-        Arc::new(Self {
-            plan: plan.to_vec(),
-            ..Self::default()
-        })
-    }
-
-    fn gated(plan: &[Step]) -> Arc<Self> {
-        Arc::new(Self {
-            plan: plan.to_vec(),
-            gated: true,
-            ..Self::default()
-        })
-    }
-
-    fn begin(&self) -> u32 {
-        self.times.lock().unwrap().push(Instant::now());
-        self.cids.lock().unwrap().push(current_cid());
-        self.started.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    async fn pass_async(&self) {
-        if self.gated {
-            self.gate.notified().await;
-        }
-    }
-
-    fn pass_sync(&self) {
-        if self.gated {
-            // Bounded, so that a failed test does not hang in the runtime's drop (which
-            // waits for the blocking pool).
-            let (permits, cv) = &self.sync_gate;
-            let (mut p, _) = cv
-                .wait_timeout_while(permits.lock().unwrap(), Duration::from_secs(30), |p| {
-                    *p == 0
-                })
-                .unwrap();
-            *p = p.saturating_sub(1);
-        }
-    }
-
-    /// Lets the (next) gated attempt through.
-    fn open(&self) {
-        self.gate.notify_one();
-        *self.sync_gate.0.lock().unwrap() += 1;
-        self.sync_gate.1.notify_all();
-    }
-
-    fn outcome(&self, n: u32) -> Result<u32, String> {
-        self.passed.fetch_add(1, Ordering::SeqCst);
-        let i = usize::try_from(n - 1).unwrap().min(self.plan.len() - 1);
-        match self.plan[i] {
-            Step::Ok => Ok(n),
-            Step::Fail => Err(format!("transient {n}")),
-            Step::Fatal => Err(format!("fatal {n}")),
-            Step::Panic => panic!("attempt {n} panics"),
-        }
-    }
-
-    fn on_done(&self, r: &Report<String>) {
-        self.done.lock().unwrap().push(r.clone());
-    }
-
-    fn started(&self) -> u32 {
-        self.started.load(Ordering::SeqCst)
-    }
-
-    fn passed(&self) -> u32 {
-        self.passed.load(Ordering::SeqCst)
-    }
-
-    /// The gaps between the starts of consecutive attempts.
-    fn gaps(&self) -> Vec<Duration> {
-        let t = self.times.lock().unwrap();
-        t.windows(2).map(|w| w[1] - w[0]).collect()
-    }
-
-    /// The one report `on_done` got (it must have been called exactly once).
-    fn done_once(&self) -> Report<String> {
-        let d = self.done.lock().unwrap();
-        assert_eq!(d.len(), 1, "on_done is called exactly once per call: {d:?}");
-        d[0].clone()
-    }
-
-    /// Every attempt saw `cid` as its `current_cid()`.
-    fn assert_cids(&self, cid: CorrelationId) {
-        let cids = self.cids.lock().unwrap();
-        assert!(!cids.is_empty());
-        assert!(
-            cids.iter().all(|c| *c == Some(cid)),
-            "every attempt sees the handle's cid {cid}: {cids:?}"
-        );
-    }
-}
+#[path = "common/probe.rs"]
+mod probe;
+use probe::{Probe, Step};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -458,7 +331,7 @@ async fn cancel_aborts_a_running_async_attempt() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-    assert_eq!((p.started(), p.passed()), (1, 0));
+    assert_eq!((p.started(), p.finished()), (1, 0));
     let r = p.done_once();
     assert_eq!(r.reason, Reason::Cancelled);
     assert_eq!(r.attempts, 1);
@@ -478,13 +351,13 @@ async fn cancel_lets_a_running_sync_attempt_finish() {
         tokio::task::yield_now().await;
     }
     assert_eq!(h.status(), Status::Running { attempt: 1 }, "still running");
-    assert!(p.done.lock().unwrap().is_empty());
+    assert!(p.done().is_empty());
     p.open();
     let f = (&mut h).await.unwrap_err();
     assert_eq!(f.reason(), Reason::Cancelled);
     assert_eq!(h.status(), Status::Cancelled);
     assert_eq!(
-        (p.started(), p.passed()),
+        (p.started(), p.finished()),
         (1, 1),
         "the attempt ran to its end"
     );

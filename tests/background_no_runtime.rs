@@ -1,14 +1,13 @@
 //! Background and hand-off calls from plain `#[test]` functions, outside any tokio runtime:
 //! the library starts its own small executor. The handles are awaited with a std-only
 //! `block_on`, and `on_done` reports through a std channel.
-use retry_runtime::{current_cid, retry, Handoff, Reason, Report, RetryHandle};
+use retry_runtime::{retry, Handoff, Reason, Report, RetryHandle};
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread, ThreadId};
+use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 /// Not a limit on the library's speed: only a guard against a hang.
@@ -36,39 +35,9 @@ fn block_on<F: Future>(fut: F) -> F::Output {
     }
 }
 
-/// Fails the first `fail` attempts; records each attempt's thread and cid.
-struct Probe {
-    fail: u32,
-    attempts: AtomicU32,
-    threads: Mutex<Vec<ThreadId>>,
-    cids: Mutex<Vec<Option<retry_runtime::CorrelationId>>>,
-}
-
-impl Probe {
-    fn new(fail: u32) -> Arc<Self> {
-        Arc::new(Self {
-            fail,
-            attempts: AtomicU32::new(0),
-            threads: Mutex::new(Vec::new()),
-            cids: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn attempt(&self) -> Result<u32, String> {
-        self.threads.lock().unwrap().push(thread::current().id());
-        self.cids.lock().unwrap().push(current_cid());
-        let n = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
-        if n <= self.fail {
-            Err(format!("transient {n}"))
-        } else {
-            Ok(n)
-        }
-    }
-
-    fn threads(&self) -> Vec<ThreadId> {
-        self.threads.lock().unwrap().clone()
-    }
-}
+#[path = "common/probe.rs"]
+mod probe;
+use probe::{Probe, Step};
 
 #[retry(
     max = 3,
@@ -121,7 +90,7 @@ fn check(kind: &str, start: Start) {
         tokio::runtime::Handle::try_current().is_err(),
         "no runtime here"
     );
-    let p = Probe::new(2);
+    let p = Probe::failing(2);
     let (tx, rx) = mpsc::channel();
     let h = start(Arc::clone(&p), tx);
     let cid = h.cid();
@@ -138,15 +107,12 @@ fn check(kind: &str, start: Start) {
         matches!(rx.recv_timeout(GUARD), Err(RecvTimeoutError::Disconnected)),
         "{kind}: once"
     );
-    assert_eq!(p.attempts.load(Ordering::SeqCst), 3, "{kind}");
+    assert_eq!(p.started(), 3, "{kind}");
     assert!(
         p.threads().iter().all(|t| *t != thread::current().id()),
         "{kind}: every attempt ran on the library's threads"
     );
-    assert!(
-        p.cids.lock().unwrap().iter().all(|c| *c == Some(cid)),
-        "{kind}"
-    );
+    p.assert_cids(cid);
 }
 
 #[test]
@@ -161,7 +127,7 @@ fn async_body_with_retries_completes_without_a_runtime() {
 
 #[test]
 fn a_failing_call_reports_without_a_runtime() {
-    let p = Probe::new(u32::MAX);
+    let p = Probe::new(&[Step::Fail]);
     let (tx, rx) = mpsc::channel();
     let h = bg_sync(Arc::clone(&p), tx);
     let f = block_on(h).unwrap_err();
@@ -174,7 +140,7 @@ fn a_failing_call_reports_without_a_runtime() {
 #[test]
 fn many_calls_share_the_executor_without_a_runtime() {
     let (tx, rx) = mpsc::channel();
-    let probes: Vec<_> = (0..50).map(|_| Probe::new(1)).collect();
+    let probes: Vec<_> = (0..50).map(|_| Probe::failing(1)).collect();
     let handles: Vec<_> = probes
         .iter()
         .enumerate()
@@ -203,7 +169,7 @@ fn many_calls_share_the_executor_without_a_runtime() {
 
 #[test]
 fn sync_handoff_without_a_runtime() {
-    let p = Probe::new(1);
+    let p = Probe::failing(1);
     let (tx, rx) = mpsc::channel();
     let Handoff::Retrying(h) = ho_sync(Arc::clone(&p), tx) else {
         panic!("a retryable failure is handed off");
@@ -221,7 +187,7 @@ fn sync_handoff_without_a_runtime() {
 
 #[test]
 fn async_handoff_without_a_runtime() {
-    let p = Probe::new(1);
+    let p = Probe::failing(1);
     let (tx, rx) = mpsc::channel();
     let Handoff::Retrying(h) = block_on(ho_async(Arc::clone(&p), tx)) else {
         panic!("a retryable failure is handed off");
@@ -237,7 +203,7 @@ fn async_handoff_without_a_runtime() {
     assert_ne!(p.threads()[1], thread::current().id());
 
     // A first success comes back directly, and on_done still runs once.
-    let p = Probe::new(0);
+    let p = Probe::failing(0);
     let (tx, rx) = mpsc::channel();
     assert!(matches!(
         block_on(ho_async(Arc::clone(&p), tx)),

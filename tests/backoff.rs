@@ -18,6 +18,10 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
 /// Runs an always-failing sync function on the virtual clock: (attempts, waits).
 fn sync_run(f: impl FnOnce(&Cell<u32>) -> Result<(), E>) -> (u32, Vec<Duration>) {
     let sleeps = testing::instant_sleeps();
@@ -611,4 +615,116 @@ async fn zero_delay_async_takes_no_time() {
     assert_eq!(s.borrow().len(), 4);
     assert_eq!(gaps(&s), [Duration::ZERO; 3]);
     assert_eq!(t0.elapsed(), Duration::ZERO);
+}
+
+// ---------------------------------------------------------------- delay_from: the wait an error asks for is not capped by max_delay
+
+#[retry(
+    max = 1,
+    delay = "10ms",
+    max_delay = "2s",
+    delay_from = |_: &E| Some(Duration::from_secs(120)),
+    on_retry = |_n, _e: &E, d| waits.borrow_mut().push(d),
+)]
+fn hinted_120s(calls: &Cell<u32>, waits: &RefCell<Vec<Duration>>) -> Result<u32, E> {
+    let n = tick(calls);
+    if n == 1 {
+        Err(E(n))
+    } else {
+        Ok(n)
+    }
+}
+
+#[test]
+fn delay_from_is_not_capped_by_max_delay_sync() {
+    let sleeps = testing::instant_sleeps();
+    let (calls, waits) = (Cell::new(0), RefCell::default());
+    assert_eq!(hinted_120s(&calls, &waits), Ok(2));
+    assert_eq!(sleeps.delays(), [secs(120)], "the wait the error asked for");
+    assert_eq!(waits.into_inner(), [secs(120)], "on_retry's delay argument");
+}
+
+#[retry(
+    max = 1,
+    delay = "10ms",
+    max_delay = "2s",
+    delay_from = |_: &E| Some(Duration::from_secs(120)),
+    on_retry = |_n, _e: &E, d| waits.borrow_mut().push(d),
+)]
+async fn hinted_120s_async(
+    starts: &RefCell<Vec<Instant>>,
+    waits: &RefCell<Vec<Duration>>,
+) -> Result<usize, E> {
+    starts.borrow_mut().push(Instant::now());
+    let n = starts.borrow().len();
+    if n == 1 {
+        Err(E(1))
+    } else {
+        Ok(n)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn delay_from_is_not_capped_by_max_delay_async() {
+    let (starts, waits) = (RefCell::default(), RefCell::default());
+    assert_eq!(hinted_120s_async(&starts, &waits).await, Ok(2));
+    let starts = starts.into_inner();
+    assert_eq!(starts[1] - starts[0], secs(120), "on the paused clock");
+    assert_eq!(waits.into_inner(), [secs(120)], "on_retry's delay argument");
+}
+
+#[retry(max = 2, backoff = "fixed", delay = "10s", max_delay = "2s", delay_from = |_: &E| None)]
+fn computed_capped(calls: &Cell<u32>) -> Result<(), E> {
+    Err(E(tick(calls)))
+}
+
+#[test]
+fn computed_waits_are_still_capped_by_max_delay() {
+    let sleeps = testing::instant_sleeps();
+    let calls = Cell::new(0);
+    assert_eq!(computed_capped(&calls), Err(E(3)));
+    assert_eq!(sleeps.delays(), [secs(2), secs(2)]);
+}
+
+// ---------------------------------------------------------------- max = "forever" has a default cap on each wait
+
+#[retry(max = "forever", backoff = "exp", delay = "1s")]
+fn forever_exp(calls: &Cell<u32>) -> Result<u32, E> {
+    let n = tick(calls);
+    if n <= 30 {
+        Err(E(n))
+    } else {
+        Ok(n)
+    }
+}
+
+#[retry(max = "forever", backoff = "exp", delay = "1s", max_delay = "5m")]
+fn forever_exp_capped_5m(calls: &Cell<u32>) -> Result<u32, E> {
+    let n = tick(calls);
+    if n <= 30 {
+        Err(E(n))
+    } else {
+        Ok(n)
+    }
+}
+
+#[test]
+fn forever_without_max_delay_waits_at_most_60s() {
+    let sleeps = testing::instant_sleeps();
+    let calls = Cell::new(0);
+    assert_eq!(forever_exp(&calls), Ok(31));
+    let waits = sleeps.delays();
+    assert_eq!(waits.len(), 30);
+    let longest = waits.iter().max().copied().unwrap();
+    assert!(longest <= secs(60), "a wait of {longest:?}");
+}
+
+#[test]
+fn forever_with_explicit_max_delay_waits_up_to_it() {
+    let sleeps = testing::instant_sleeps();
+    let calls = Cell::new(0);
+    assert_eq!(forever_exp_capped_5m(&calls), Ok(31));
+    let waits = sleeps.delays();
+    assert_eq!(waits.len(), 30);
+    assert_eq!(waits.iter().max().copied(), Some(secs(300)));
 }

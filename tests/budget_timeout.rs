@@ -353,3 +353,110 @@ async fn last_attempt_decides_timed_out_or_exhausted() {
     let r = only(&reports);
     assert_eq!((r.attempts, r.reason), (4, Reason::TimedOut));
 }
+
+// ---------------------------------------------------------------- a wait asked for past the budget
+
+#[retry(
+    max = 3,
+    delay = "10ms",
+    budget = "60s",
+    delay_from = |_: &E| Some(Duration::from_secs(120)),
+    on_exhausted = |r: &Report<E>| reports.borrow_mut().push(r.clone()),
+)]
+fn hint_past_budget(calls: &Cell<u32>, reports: &Reports<E>) -> Result<(), E> {
+    Err(E(tick(calls)))
+}
+
+#[test]
+fn delay_from_past_the_budget_stops_with_budget_spent_sync() {
+    let sleeps = testing::instant_sleeps();
+    let (calls, reports) = (Cell::new(0), Reports::<E>::default());
+    assert_eq!(hint_past_budget(&calls, &reports), Err(E(1)));
+    assert_eq!(
+        calls.get(),
+        1,
+        "no retry when the asked-for wait passes the budget"
+    );
+    assert!(sleeps.delays().is_empty(), "{:?}", sleeps.delays());
+    let reports = reports.into_inner();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        (reports[0].attempts, reports[0].reason),
+        (1, Reason::BudgetSpent)
+    );
+}
+
+#[retry(
+    max = 3,
+    delay = "10ms",
+    max_delay = "2s",
+    budget = "60s",
+    delay_from = |_: &E| Some(Duration::from_secs(120)),
+    fallback = |r: Report<E>| Ok((r.attempts, r.reason)),
+)]
+async fn hint_past_budget_async(calls: &Cell<u32>) -> Result<(u32, Reason), E> {
+    Err(E(tick(calls)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn delay_from_past_the_budget_stops_with_budget_spent_async() {
+    let calls = Cell::new(0);
+    let t0 = Instant::now();
+    assert_eq!(
+        hint_past_budget_async(&calls).await,
+        Ok((1, Reason::BudgetSpent))
+    );
+    assert_eq!(calls.get(), 1);
+    assert_eq!(t0.elapsed(), Duration::ZERO, "no wait at all");
+}
+
+// ---------------------------------------------------------------- Report::elapsed counts from the call's start
+
+#[retry(
+    max = 1,
+    delay = "5ms",
+    on_exhausted = |r: &Report<E>| reports.borrow_mut().push(r.clone()),
+)]
+async fn slow_attempts_async(calls: &Cell<u32>, reports: &Reports<E>) -> Result<(), E> {
+    let n = tick(calls);
+    tokio::time::sleep(ms(100)).await;
+    Err(E(n))
+}
+
+#[tokio::test(start_paused = true)]
+async fn report_elapsed_includes_the_first_attempt_async() {
+    let (calls, reports) = (Cell::new(0), Reports::<E>::default());
+    assert_eq!(slow_attempts_async(&calls, &reports).await, Err(E(2)));
+    let reports = reports.into_inner();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].attempts, 2);
+    // 100 (first attempt) + 5 (wait) + 100 (second attempt), on the paused clock.
+    assert_eq!(reports[0].elapsed, ms(205));
+}
+
+#[retry(
+    max = 1,
+    delay = "5ms",
+    on_exhausted = |r: &Report<E>| reports.borrow_mut().push(r.clone()),
+)]
+fn slow_attempts(
+    calls: &Cell<u32>,
+    sleeps: &testing::InstantSleeps,
+    reports: &Reports<E>,
+) -> Result<(), E> {
+    let n = tick(calls);
+    sleeps.advance(ms(100));
+    Err(E(n))
+}
+
+#[test]
+fn report_elapsed_includes_the_first_attempt_sync() {
+    let sleeps = testing::instant_sleeps();
+    let (calls, reports) = (Cell::new(0), Reports::<E>::default());
+    assert_eq!(slow_attempts(&calls, &sleeps, &reports), Err(E(2)));
+    let reports = reports.into_inner();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].attempts, 2);
+    // The virtual clock moved 205 ms; the real one a little more.
+    assert!(reports[0].elapsed >= ms(205), "{:?}", reports[0].elapsed);
+}

@@ -272,21 +272,21 @@ fn cid_is_minted_now() {
 
 // Whether a value's type is `Send`, found at run time (autoref specialisation), so that a
 // non-`Send` future fails this test instead of the whole file's build.
-struct Probe<T>(PhantomData<T>);
+struct SendCheck<T>(PhantomData<T>);
 trait IsSend {
     fn is_send(&self) -> bool {
         true
     }
 }
-impl<T: Send> IsSend for Probe<T> {}
+impl<T: Send> IsSend for SendCheck<T> {}
 trait NotSend {
     fn is_send(&self) -> bool {
         false
     }
 }
-impl<T> NotSend for &Probe<T> {}
-fn probe<T>(_: &T) -> Probe<T> {
-    Probe(PhantomData)
+impl<T> NotSend for &SendCheck<T> {}
+fn send_check<T>(_: &T) -> SendCheck<T> {
+    SendCheck(PhantomData)
 }
 
 #[retry(max = 2, delay = "1ms")]
@@ -297,9 +297,9 @@ async fn sendable(x: u32) -> Result<u32, E> {
 
 #[test]
 #[allow(clippy::needless_borrow)] // the `&` picks the method
-fn probe_tells_send_from_not_send() {
-    assert!((&probe(&1u32)).is_send());
-    assert!(!(&probe(&std::rc::Rc::new(1))).is_send());
+fn send_check_tells_send_from_not_send() {
+    assert!((&send_check(&1u32)).is_send());
+    assert!(!(&send_check(&std::rc::Rc::new(1))).is_send());
 }
 
 /// The future of an async `#[retry]` fn whose arguments are `Send` must be `Send`, or it
@@ -309,7 +309,80 @@ fn probe_tells_send_from_not_send() {
 fn async_call_future_is_send() {
     let fut = sendable(1);
     assert!(
-        (&probe(&fut)).is_send(),
+        (&send_check(&fut)).is_send(),
         "the future of an async #[retry] fn is not Send"
     );
+}
+
+// ---------------------------------------------------------------- current_cid() inside the hooks
+
+type Seen = RefCell<Vec<(&'static str, Option<CorrelationId>)>>;
+
+fn saw(seen: &Seen, what: &'static str) {
+    seen.borrow_mut().push((what, current_cid()));
+}
+
+#[retry(
+    max = 1,
+    delay = "0ms",
+    when = |_: &E| { saw(seen, "when"); true },
+    delay_from = |_: &E| { saw(seen, "delay_from"); None },
+    on_retry = |_n, _e: &E, _d| saw(seen, "on_retry"),
+    on_exhausted = |_r: &Report<E>| saw(seen, "on_exhausted"),
+    fallback = |_r: Report<E>| { saw(seen, "fallback"); Ok(0) },
+)]
+fn cid_in_hooks(seen: &Seen) -> Result<u32, E> {
+    saw(seen, "body");
+    Err(E(1))
+}
+
+#[retry(
+    max = 1,
+    delay = "1ms",
+    when = |_: &E| { saw(seen, "when"); true },
+    delay_from = |_: &E| { saw(seen, "delay_from"); None },
+    on_retry = |_n, _e: &E, _d| saw(seen, "on_retry"),
+    on_exhausted = |_r: &Report<E>| saw(seen, "on_exhausted"),
+    fallback = |_r: Report<E>| { saw(seen, "fallback"); Ok(0) },
+)]
+async fn cid_in_hooks_async(seen: &Seen) -> Result<u32, E> {
+    saw(seen, "body");
+    tokio::task::yield_now().await;
+    Err(E(1))
+}
+
+/// Every hook ran and saw the body's cid.
+fn check_hooks_saw_the_cid(seen: Seen) {
+    let seen = seen.into_inner();
+    let body = seen
+        .iter()
+        .find(|(w, _)| *w == "body")
+        .and_then(|(_, c)| *c)
+        .expect("current_cid() is Some in the body");
+    let mut wrong = Vec::new();
+    for hook in ["when", "delay_from", "on_retry", "on_exhausted", "fallback"] {
+        let in_hook: Vec<_> = seen.iter().filter(|(w, _)| *w == hook).collect();
+        assert!(!in_hook.is_empty(), "`{hook}` never ran: {seen:?}");
+        if in_hook.iter().any(|(_, cid)| *cid != Some(body)) {
+            wrong.push(hook);
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "current_cid() is not the call's {body} inside {wrong:?}: {seen:?}"
+    );
+}
+
+#[test]
+fn current_cid_is_the_calls_inside_every_hook_sync() {
+    let seen = Seen::default();
+    assert_eq!(cid_in_hooks(&seen), Ok(0));
+    check_hooks_saw_the_cid(seen);
+}
+
+#[tokio::test(start_paused = true)]
+async fn current_cid_is_the_calls_inside_every_hook_async() {
+    let seen = Seen::default();
+    assert_eq!(cid_in_hooks_async(&seen).await, Ok(0));
+    check_hooks_saw_the_cid(seen);
 }

@@ -32,6 +32,35 @@ macro_rules! case {
 
 every_conformance_case!(case);
 
+/// Every case of the conformance suite is in the list both backends run: a `pub async fn` added
+/// to `conformance.rs` and not to `common/conformance_cases.rs` would otherwise never run.
+#[test]
+fn every_conformance_case_is_listed() {
+    let suite = include_str!("../retry-runtime/src/durable/conformance.rs");
+    let list = include_str!("common/conformance_cases.rs");
+    let cases: Vec<&str> = suite
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("pub async fn "))
+        .map(|rest| rest.split(['(', '<']).next().unwrap_or(rest).trim())
+        .collect();
+    assert!(cases.len() >= 10, "the suite's cases were found: {cases:?}");
+    let listed: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("$run!("))
+        .map(|rest| rest.trim_end_matches(");"))
+        .collect();
+    let missing: Vec<&&str> = cases.iter().filter(|c| !listed.contains(c)).collect();
+    assert!(
+        missing.is_empty(),
+        "conformance cases missing from tests/common/conformance_cases.rs: {missing:?}"
+    );
+    let unknown: Vec<&&str> = listed.iter().filter(|c| !cases.contains(c)).collect();
+    assert!(
+        unknown.is_empty(),
+        "listed but not in the suite: {unknown:?}"
+    );
+}
+
 /// The in-memory store passes one case too (its reads go through the writer).
 #[tokio::test]
 async fn memory_store_runs_the_lifecycle() {

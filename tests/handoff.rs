@@ -1,12 +1,9 @@
 //! `mode = "handoff"` on sync and async functions: the first attempt runs in the caller; a
 //! success or a rejected error comes back as `Handoff::Done`, a retryable failure as
 //! `Handoff::Retrying` with the handle of the background retries. Paused clock throughout.
-use retry_runtime::{
-    current_cid, retry, CorrelationId, Handoff, HandoffError, Reason, Report, Status,
-};
+use retry_runtime::{retry, Handoff, HandoffError, Reason, Report, Status};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -20,82 +17,9 @@ thread_local! {
     static IN_CALLER_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    Ok,
-    Fail,
-    Fatal,
-    Panic,
-}
-
-/// Scripts the attempts of one call and records what they saw.
-#[derive(Default)]
-struct Probe {
-    plan: Vec<Step>,
-    started: AtomicU32,
-    times: Mutex<Vec<Instant>>,
-    cids: Mutex<Vec<Option<CorrelationId>>>,
-    /// Whether each attempt ran in the caller (the caller's task-local or thread-local).
-    in_caller: Mutex<Vec<bool>>,
-    done: Mutex<Vec<Report<String>>>,
-}
-
-impl Probe {
-    fn new(plan: &[Step]) -> Arc<Self> {
-        Arc::new(Self {
-            plan: plan.to_vec(),
-            ..Self::default()
-        })
-    }
-
-    fn begin(&self, in_caller: bool) -> u32 {
-        self.times.lock().unwrap().push(Instant::now());
-        self.cids.lock().unwrap().push(current_cid());
-        self.in_caller.lock().unwrap().push(in_caller);
-        self.started.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    fn outcome(&self, n: u32) -> Result<u32, String> {
-        let i = usize::try_from(n - 1).unwrap().min(self.plan.len() - 1);
-        match self.plan[i] {
-            Step::Ok => Ok(n),
-            Step::Fail => Err(format!("transient {n}")),
-            Step::Fatal => Err(format!("fatal {n}")),
-            Step::Panic => panic!("attempt {n} panics"),
-        }
-    }
-
-    fn on_done(&self, r: &Report<String>) {
-        self.done.lock().unwrap().push(r.clone());
-    }
-
-    fn started(&self) -> u32 {
-        self.started.load(Ordering::SeqCst)
-    }
-
-    fn gaps(&self) -> Vec<Duration> {
-        let t = self.times.lock().unwrap();
-        t.windows(2).map(|w| w[1] - w[0]).collect()
-    }
-
-    fn in_caller(&self) -> Vec<bool> {
-        self.in_caller.lock().unwrap().clone()
-    }
-
-    /// The one cid every attempt saw.
-    fn cid(&self) -> CorrelationId {
-        let cids = self.cids.lock().unwrap();
-        let first = cids[0].expect("current_cid() inside the body");
-        assert!(cids.iter().all(|c| *c == Some(first)), "{cids:?}");
-        first
-    }
-
-    fn done_once(&self) -> Report<String> {
-        let d = self.done.lock().unwrap();
-        assert_eq!(d.len(), 1, "on_done is called exactly once per call: {d:?}");
-        d[0].clone()
-    }
-}
+#[path = "common/probe.rs"]
+mod probe;
+use probe::{Probe, Step};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -111,7 +35,7 @@ fn ms(n: u64) -> Duration {
     on_done = |r: &Report<String>| probe.on_done(r),
 )]
 async fn ho_async(probe: Arc<Probe>) -> Result<u32, String> {
-    let n = probe.begin(IN_CALLER_TASK.try_with(|()| ()).is_ok());
+    let n = probe.begin_in(IN_CALLER_TASK.try_with(|()| ()).is_ok());
     tokio::task::yield_now().await; // an await point inside the attempt
     probe.outcome(n)
 }
@@ -125,7 +49,7 @@ async fn ho_async(probe: Arc<Probe>) -> Result<u32, String> {
     on_done = |r: &Report<String>| probe.on_done(r),
 )]
 fn ho_sync(probe: Arc<Probe>) -> Result<u32, String> {
-    let n = probe.begin(IN_CALLER_THREAD.with(Cell::get));
+    let n = probe.begin_in(IN_CALLER_THREAD.with(Cell::get));
     probe.outcome(n)
 }
 

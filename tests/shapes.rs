@@ -245,3 +245,46 @@ fn r#match(r#type: u32) -> Result<u32, E> {
 fn raw_identifiers() {
     assert_eq!(r#match(4), Ok(4));
 }
+
+// ---------------------------------------------------------------- method names include the type
+
+mod names {
+    use retry_runtime::{retry, Report};
+    use std::cell::RefCell;
+
+    thread_local! {
+        pub static NAMES: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn record(r: &Report<String>) {
+        NAMES.with(|n| n.borrow_mut().push(r.name));
+    }
+
+    pub struct Orders;
+    pub struct Invoices;
+
+    impl Orders {
+        #[retry(max = 1, delay = "0ms", on_exhausted = record)]
+        pub fn get(&self) -> Result<(), String> {
+            Err("orders down".into())
+        }
+    }
+
+    impl Invoices {
+        #[retry(max = 1, delay = "0ms", on_exhausted = record)]
+        pub fn get(&self) -> Result<(), String> {
+            Err("invoices down".into())
+        }
+    }
+}
+
+#[test]
+fn method_report_names_include_the_type() {
+    assert!(names::Orders.get().is_err());
+    assert!(names::Invoices.get().is_err());
+    let got = names::NAMES.with(|n| n.borrow().clone());
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_ne!(got[0], got[1], "two methods, two names");
+    assert!(got[0].ends_with("Orders::get"), "{got:?}");
+    assert!(got[1].ends_with("Invoices::get"), "{got:?}");
+}

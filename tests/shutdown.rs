@@ -3,73 +3,16 @@
 //! end at once until `restart()`. Shutdown is process-global, so this binary holds one test
 //! that walks through it in sequence, on the paused clock.
 use retry_runtime::{
-    current_cid, in_flight, restart, retry, shutdown, CorrelationId, Handoff, Reason, Report,
-    RetryHandle, Status,
+    in_flight, restart, retry, shutdown, CorrelationId, Handoff, Reason, Report, RetryHandle,
+    Status,
 };
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    Ok,
-    Fail,
-}
-
-#[derive(Default)]
-struct Probe {
-    plan: Vec<Step>,
-    /// How long each attempt takes (an async attempt sleeps this long).
-    hold: Duration,
-    started: AtomicU32,
-    /// Attempts that ran to their end.
-    finished: AtomicU32,
-    cids: Mutex<Vec<Option<CorrelationId>>>,
-    done: Mutex<Vec<Report<String>>>,
-}
-
-impl Probe {
-    fn new(plan: &[Step], hold: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            plan: plan.to_vec(),
-            hold,
-            ..Self::default()
-        })
-    }
-
-    fn begin(&self) -> u32 {
-        self.cids.lock().unwrap().push(current_cid());
-        self.started.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    fn outcome(&self, n: u32) -> Result<u32, String> {
-        self.finished.fetch_add(1, Ordering::SeqCst);
-        let i = usize::try_from(n - 1).unwrap().min(self.plan.len() - 1);
-        match self.plan[i] {
-            Step::Ok => Ok(n),
-            Step::Fail => Err(format!("transient {n}")),
-        }
-    }
-
-    fn on_done(&self, r: &Report<String>) {
-        self.done.lock().unwrap().push(r.clone());
-    }
-
-    fn started(&self) -> u32 {
-        self.started.load(Ordering::SeqCst)
-    }
-
-    fn finished(&self) -> u32 {
-        self.finished.load(Ordering::SeqCst)
-    }
-
-    fn done_once(&self) -> Report<String> {
-        let d = self.done.lock().unwrap();
-        assert_eq!(d.len(), 1, "on_done is called exactly once per call: {d:?}");
-        d[0].clone()
-    }
-}
+#[path = "common/probe.rs"]
+mod probe;
+use probe::{Probe, Step};
 
 // Waits of an hour: a failed attempt leaves the call waiting.
 #[retry(
@@ -81,7 +24,7 @@ impl Probe {
 )]
 async fn work_async(probe: Arc<Probe>) -> Result<u32, String> {
     let n = probe.begin();
-    tokio::time::sleep(probe.hold).await;
+    tokio::time::sleep(probe.hold()).await;
     probe.outcome(n)
 }
 
@@ -154,27 +97,27 @@ async fn shutdown_reports_the_unfinished_calls_and_restart_resumes() {
     assert_eq!(in_flight(), 0);
 
     // A call that finished before the shutdown: not reported.
-    let before = Probe::new(&[Step::Ok], Duration::ZERO);
+    let before = Probe::holding(&[Step::Ok], Duration::ZERO);
     assert_eq!(work_async(Arc::clone(&before)).await.unwrap(), 1);
 
     // Waiting an hour for their second attempt: async, sync, and a handed-off call.
-    let wait_async = Probe::new(&[Step::Fail], Duration::ZERO);
+    let wait_async = Probe::holding(&[Step::Fail], Duration::ZERO);
     let mut h_wait_async = work_async(Arc::clone(&wait_async));
-    let wait_blocking = Probe::new(&[Step::Fail], Duration::ZERO);
+    let wait_blocking = Probe::holding(&[Step::Fail], Duration::ZERO);
     let mut h_wait_blocking = work_sync(Arc::clone(&wait_blocking));
-    let wait_handoff = Probe::new(&[Step::Fail], Duration::ZERO);
+    let wait_handoff = Probe::holding(&[Step::Fail], Duration::ZERO);
     let Handoff::Retrying(mut h_wait_handoff) = work_handoff(Arc::clone(&wait_handoff)).await
     else {
         panic!("a failed first attempt is handed off");
     };
     // An attempt that runs an hour, far past the grace: abandoned.
-    let stuck = Probe::new(&[Step::Ok], Duration::from_secs(3600));
+    let stuck = Probe::holding(&[Step::Ok], Duration::from_secs(3600));
     let mut h_stuck = work_async(Arc::clone(&stuck));
     // An attempt that succeeds within the grace: finished, not reported.
-    let quick_ok = Probe::new(&[Step::Ok], ms(100));
+    let quick_ok = Probe::holding(&[Step::Ok], ms(100));
     let mut h_quick_ok = work_async(Arc::clone(&quick_ok));
     // An attempt that fails within the grace: its wait is cut, so it is reported.
-    let quick_fail = Probe::new(&[Step::Fail], ms(200));
+    let quick_fail = Probe::holding(&[Step::Fail], ms(200));
     let mut h_quick_fail = work_async(Arc::clone(&quick_fail));
 
     step_until(&h_wait_async, "Waiting", waiting).await;
@@ -257,7 +200,7 @@ async fn shutdown_reports_the_unfinished_calls_and_restart_resumes() {
         ),
         ("sync", work_sync),
     ] {
-        let late = Probe::new(&[Step::Ok], Duration::ZERO);
+        let late = Probe::holding(&[Step::Ok], Duration::ZERO);
         let t = Instant::now();
         let h = start(Arc::clone(&late));
         let cid = h.cid();
@@ -277,15 +220,15 @@ async fn shutdown_reports_the_unfinished_calls_and_restart_resumes() {
 
     // After a restart, calls work again, retries included.
     restart();
-    let p = Probe::new(&[Step::Ok], Duration::ZERO);
+    let p = Probe::holding(&[Step::Ok], Duration::ZERO);
     assert_eq!(work_sync(Arc::clone(&p)).await.unwrap(), 1);
     assert_eq!(p.done_once().reason, Reason::Succeeded);
-    let p = Probe::new(&[Step::Fail, Step::Ok], ms(5));
+    let p = Probe::holding(&[Step::Fail, Step::Ok], ms(5));
     let t = Instant::now();
     assert_eq!(work_async(Arc::clone(&p)).await.unwrap(), 2);
     assert_eq!(Instant::now() - t, Duration::from_secs(3600) + ms(10));
     assert_eq!(p.done_once().attempts, 2);
-    let p = Probe::new(&[Step::Fail, Step::Ok], Duration::ZERO);
+    let p = Probe::holding(&[Step::Fail, Step::Ok], Duration::ZERO);
     let Handoff::Retrying(h) = work_handoff(Arc::clone(&p)).await else {
         panic!("handed off");
     };

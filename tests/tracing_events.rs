@@ -1,164 +1,19 @@
 //! What a subscriber sees: a span per attempt named after the function with `cid` and
-//! `attempt`, one `INFO` event per retried failure, one `WARN` event per failed call.
-use retry_runtime::{current_cid, retry};
-use std::collections::BTreeMap;
+//! `attempt`, one `INFO` event per retried failure, one `WARN` event per failed call (none for
+//! the expected ends: a rejected error, a fallback's answer), errors in their `Display` form
+//! when they have one, and every span and event targeted at the caller's module.
+use retry_runtime::{current_cid, retry, Report};
+use std::cell::Cell;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::Layer;
+use std::sync::Mutex;
+use tracing::Level;
 
-// ---------------------------------------------------------------- the recording layer
-
-type Fields = BTreeMap<String, String>;
-
-struct FieldVisitor<'a>(&'a mut Fields);
-
-impl Visit for FieldVisitor<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_string(), value.to_string());
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().to_string(), format!("{value:?}"));
-    }
-}
-
-/// The fields of a span so far (recorded at creation and by `Span::record`).
-struct SpanFields(Fields);
-
-#[derive(Debug, Clone, PartialEq)]
-struct SpanSeen {
-    name: String,
-    fields: Fields,
-}
-
-#[derive(Debug, Clone)]
-enum Rec {
-    Enter(SpanSeen),
-    Event {
-        level: Level,
-        target: String,
-        fields: Fields,
-        span: Option<SpanSeen>,
-    },
-}
-
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Rec>>>);
-
-impl Recorder {
-    fn push(&self, r: Rec) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(r);
-    }
-    fn take(&self) -> Vec<Rec> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-fn seen<S: Subscriber + for<'a> LookupSpan<'a>>(
-    span: &tracing_subscriber::registry::SpanRef<'_, S>,
-) -> SpanSeen {
-    SpanSeen {
-        name: span.name().to_string(),
-        fields: span
-            .extensions()
-            .get::<SpanFields>()
-            .map(|f| f.0.clone())
-            .unwrap_or_default(),
-    }
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
-        attrs.record(&mut FieldVisitor(&mut fields));
-        if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(SpanFields(fields));
-        }
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        if let Some(span) = ctx.span(id) {
-            let mut ext = span.extensions_mut();
-            if let Some(f) = ext.get_mut::<SpanFields>() {
-                values.record(&mut FieldVisitor(&mut f.0));
-            }
-        }
-    }
-
-    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(span) = ctx.span(id) {
-            self.push(Rec::Enter(seen(&span)));
-        }
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
-        event.record(&mut FieldVisitor(&mut fields));
-        self.push(Rec::Event {
-            level: *event.metadata().level(),
-            target: event.metadata().target().to_string(),
-            fields,
-            span: ctx.event_span(event).map(|s| seen(&s)),
-        });
-    }
-}
-
-/// Runs `f` with the recorder as this thread's subscriber.
-fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<Rec>) {
-    let rec = Recorder::default();
-    let subscriber = tracing_subscriber::registry().with(rec.clone());
-    let out = tracing::subscriber::with_default(subscriber, f);
-    (out, rec.take())
-}
-
-/// Runs a future on a paused current-thread runtime, with the recorder.
-fn capture_async<F: std::future::Future>(fut: F) -> (F::Output, Vec<Rec>) {
-    capture(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap()
-            .block_on(fut)
-    })
-}
-
-/// The events of a level and target.
-fn events(recs: &[Rec], lvl: Level, tgt: &str) -> Vec<(Fields, Option<SpanSeen>)> {
-    recs.iter()
-        .filter_map(|r| match r {
-            Rec::Event {
-                level,
-                target,
-                fields,
-                span,
-            } if *level == lvl && target == tgt => Some((fields.clone(), span.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn enters(recs: &[Rec]) -> Vec<SpanSeen> {
-    recs.iter()
-        .filter_map(|r| match r {
-            Rec::Enter(s) => Some(s.clone()),
-            Rec::Event { .. } => None,
-        })
-        .collect()
-}
-
-fn field<'a>(f: &'a Fields, k: &str) -> &'a str {
-    f.get(k)
-        .unwrap_or_else(|| panic!("no field `{k}` in {f:?}"))
-}
+#[path = "common/recorder.rs"]
+mod recorder;
+use recorder::{
+    capture, capture_async, enters, events, events_at, failure_events, field, retry_events, spans,
+    Rec,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 struct E(u32);
@@ -337,4 +192,181 @@ fn async_success_after_a_failure() {
     assert_eq!(out, Ok(2));
     assert_eq!(events(&recs, Level::INFO, module_path!()).len(), 1);
     assert!(events(&recs, Level::WARN, module_path!()).is_empty());
+}
+
+/// Counts an attempt and returns its number.
+fn tick(calls: &Cell<u32>) -> u32 {
+    calls.set(calls.get() + 1);
+    calls.get()
+}
+
+// ---------------------------------------------------------------- no WARN for expected ends
+
+#[retry(max = 3, delay = "0ms", when = |e: &E| e.0 != 0)]
+fn rejected(calls: &Cell<u32>) -> Result<(), E> {
+    tick(calls);
+    Err(E(0))
+}
+
+#[retry(max = 2, delay = "0ms", fallback = |r: Report<E>| Ok(r.attempts))]
+fn recovered(calls: &Cell<u32>) -> Result<u32, E> {
+    Err(E(tick(calls)))
+}
+
+#[retry(max = 2, delay = "0ms")]
+fn fails_after_retrying(calls: &Cell<u32>) -> Result<u32, E> {
+    Err(E(tick(calls)))
+}
+
+#[test]
+fn no_warn_when_the_error_is_not_retryable() {
+    let calls = Cell::new(0);
+    let (out, recs) = capture(|| rejected(&calls));
+    assert_eq!(out, Err(E(0)));
+    assert_eq!(calls.get(), 1);
+    assert_eq!(
+        events_at(&recs, Level::WARN),
+        [],
+        "a rejected error is expected"
+    );
+}
+
+#[test]
+fn no_warn_when_the_fallback_recovers() {
+    let calls = Cell::new(0);
+    let (out, recs) = capture(|| recovered(&calls));
+    assert_eq!(out, Ok(3));
+    assert_eq!(events_at(&recs, Level::WARN), [], "the fallback answered");
+}
+
+#[test]
+fn one_warn_when_the_call_fails_after_retrying() {
+    let calls = Cell::new(0);
+    let (out, recs) = capture(|| fails_after_retrying(&calls));
+    assert_eq!(out, Err(E(3)));
+    assert_eq!(events_at(&recs, Level::WARN).len(), 1, "{recs:?}");
+}
+
+// ---------------------------------------------------------------- errors logged with Display when they are errors
+
+/// An error whose `Display` and `Debug` differ.
+struct Human;
+
+impl fmt::Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("human text")
+    }
+}
+
+impl fmt::Debug for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DEBUG-FORM")
+    }
+}
+
+impl std::error::Error for Human {}
+
+#[retry(max = 1, delay = "0ms")]
+fn fails_human() -> Result<(), Human> {
+    Err(Human)
+}
+
+/// An error with only `Debug`.
+struct DebugOnly(u32);
+
+impl fmt::Debug for DebugOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DebugOnly({})", self.0)
+    }
+}
+
+#[retry(max = 1, delay = "0ms")]
+fn fails_debug_only() -> Result<(), DebugOnly> {
+    Err(DebugOnly(7))
+}
+
+#[test]
+fn retry_event_logs_a_std_error_with_display() {
+    let (out, recs) = capture(fails_human);
+    assert!(out.is_err());
+    let infos = retry_events(&recs);
+    assert_eq!(infos.len(), 1, "{recs:?}");
+    let error = field(&infos[0].1, "error");
+    assert!(error.contains("human text"), "{error:?}");
+    assert!(!error.contains("DEBUG-FORM"), "{error:?}");
+}
+
+#[test]
+fn failure_event_logs_a_std_error_with_display() {
+    let (out, recs) = capture(fails_human);
+    assert!(out.is_err());
+    let warns = failure_events(&recs);
+    assert_eq!(warns.len(), 1, "{recs:?}");
+    let error = field(&warns[0].1, "error");
+    assert!(error.contains("human text"), "{error:?}");
+    assert!(!error.contains("DEBUG-FORM"), "{error:?}");
+}
+
+#[test]
+fn retry_event_logs_a_debug_only_error_with_debug() {
+    let (out, recs) = capture(fails_debug_only);
+    assert!(out.is_err());
+    let infos = retry_events(&recs);
+    assert_eq!(infos.len(), 1, "{recs:?}");
+    let error = field(&infos[0].1, "error");
+    assert!(error.contains("DebugOnly(7)"), "{error:?}");
+}
+
+// ---------------------------------------------------------------- events and spans target the caller's module
+
+mod m {
+    use super::E;
+    use retry_runtime::retry;
+
+    #[retry(max = 1, delay = "0ms")]
+    pub fn always_fails() -> Result<(), E> {
+        Err(E(1))
+    }
+
+    #[retry(max = 1, delay = "1ms")]
+    pub async fn always_fails_async() -> Result<(), E> {
+        Err(E(1))
+    }
+
+    pub const MODULE: &str = module_path!();
+}
+
+/// The retry and failure events and the attempt spans all carry `m`'s module path.
+fn check_targets(recs: &[Rec]) {
+    assert_eq!(m::MODULE, "tracing_events::m");
+    let infos = retry_events(recs);
+    assert_eq!(infos.len(), 1, "{recs:?}");
+    assert_eq!(infos[0].0, m::MODULE, "the retry event's target");
+    let warns = failure_events(recs);
+    assert_eq!(warns.len(), 1, "{recs:?}");
+    assert_eq!(warns[0].0, m::MODULE, "the failure event's target");
+    let spans: Vec<String> = spans(recs)
+        .into_iter()
+        .filter(|s| s.name.ends_with("always_fails") || s.name.ends_with("always_fails_async"))
+        .map(|s| s.target)
+        .collect();
+    assert_eq!(spans.len(), 2, "one span per attempt: {recs:?}");
+    assert!(
+        spans.iter().all(|t| t == m::MODULE),
+        "span targets {spans:?}"
+    );
+}
+
+#[test]
+fn events_and_spans_target_the_callers_module_sync() {
+    let (out, recs) = capture(m::always_fails);
+    assert_eq!(out, Err(E(1)));
+    check_targets(&recs);
+}
+
+#[test]
+fn events_and_spans_target_the_callers_module_async() {
+    let (out, recs) = capture_async(m::always_fails_async());
+    assert_eq!(out, Err(E(1)));
+    check_targets(&recs);
 }

@@ -12,14 +12,16 @@
 //! `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`). Tables by default,
 //! `--json` for scripts. The tool never creates a store: a missing file, or a PostgreSQL
 //! database without the store's tables, is an error. Errors are one line on stderr and
-//! a non-zero exit status.
+//! a non-zero exit status. A reader that stops early (`retry-store list | head -1`) ends the
+//! tool quietly with exit status 0.
 
 mod duration;
 mod table;
 
 use std::fmt::Write as _;
+use std::io::{self, Write as _};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 use retry_runtime::durable::{format_time, CallRecord, CallState, ListFilter, Stats, Store};
@@ -30,23 +32,45 @@ use crate::table::{clip, render, Align};
 
 /// Inspect and repair the durable store of `#[retry]` calls.
 #[derive(Parser)]
-#[command(name = "retry-store", version)]
+#[command(name = "retry-store", version, after_help = JSON_HELP)]
 struct Cli {
     /// The store: `sqlite:PATH` (or `sqlite:PATH?synchronous=...`), or
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`.
     #[arg(long, env = "RETRY_STORE", value_name = "URL")]
     store: String,
-    /// Print JSON instead of tables.
+    /// Print JSON instead of tables (the shapes are below).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+/// What `--json` prints, in `--help`.
+const JSON_HELP: &str = "\
+--json output:
+  stats                  {\"rows\": [{\"function\", \"state\", \"count\"}], \"total\": N,
+                          \"unclaimed\": [{\"function\", \"since\"}]}
+  list                   an array of call records
+  show                   one call record
+  requeue, cancel, purge {\"command\": \"requeue\"|\"cancel\"|\"purge\", \"count\": N,
+                          \"cid\": \"ID\" or null (a command over many calls)}
+A call record's `args` is the call's arguments as a JSON value (an object keyed by the
+parameters' names), not text.
+
+Unclaimed calls: `stats` marks a function whose calls have been due and untouched for
+`--unclaimed-after` (default 5m): no running worker has claimed them, so either no worker is
+up or none registers that name (a typo, a renamed function). The tool cannot see which names
+the workers register; it sees only calls that nobody takes.";
+
 #[derive(Subcommand)]
 enum Command {
-    /// Count calls per function and state.
-    Stats,
+    /// Count calls per function and state; mark functions whose due calls nobody claims.
+    Stats {
+        /// A function is marked when one of its pending or waiting calls has been due and
+        /// untouched for this long (90s, 30m, 1h, 7d).
+        #[arg(long, value_parser = duration::parse, value_name = "DURATION", default_value = "5m")]
+        unclaimed_after: Duration,
+    },
     /// List calls, oldest change first.
     List {
         /// Only calls in this state (pending, running, waiting, succeeded, dead, cancelled).
@@ -111,14 +135,26 @@ fn parse_cid(text: &str) -> Result<CorrelationId, String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
-        }
+        Ok(out) => match write_out(&mut io::stdout().lock(), &out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "retry-store: cannot write the output: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Err(message) => {
-            eprintln!("retry-store: {message}");
+            let _ = writeln!(io::stderr(), "retry-store: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes `text` to `out`. A reader that closed its end (`| head -1`) is not an error: the
+/// tool has nothing more to say to it.
+fn write_out(out: &mut impl io::Write, text: &str) -> io::Result<()> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 
@@ -129,12 +165,21 @@ async fn run(cli: Cli) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let json = cli.json;
     match cli.command {
-        Command::Stats => {
+        Command::Stats { unclaimed_after } => {
             let stats = store.stats().await.map_err(|e| e.to_string())?;
+            let unclaimed = unclaimed(&store, &stats, unclaimed_after).await?;
             Ok(if json {
-                to_json(&json!({ "rows": stats.rows, "total": stats.total() }))
+                let unclaimed: Vec<_> = unclaimed
+                    .iter()
+                    .map(|(f, since)| json!({ "function": f, "since": format_time(*since) }))
+                    .collect();
+                to_json(&json!({
+                    "rows": stats.rows,
+                    "total": stats.total(),
+                    "unclaimed": unclaimed,
+                }))
             } else {
-                stats_table(&stats)
+                stats_table(&stats, &unclaimed, unclaimed_after)
             })
         }
         Command::List {
@@ -151,6 +196,7 @@ async fn run(cli: Cli) -> Result<String, String> {
             };
             let records = store.list(&filter).await.map_err(|e| e.to_string())?;
             Ok(if json {
+                let records: Vec<_> = records.iter().map(record_json).collect();
                 to_json(&records)
             } else {
                 list_table(&records)
@@ -159,7 +205,7 @@ async fn run(cli: Cli) -> Result<String, String> {
         Command::Show { cid } => {
             let record = find(&store, &cid).await?;
             Ok(if json {
-                to_json(&record)
+                to_json(&record_json(&record))
             } else {
                 show(&record)
             })
@@ -176,7 +222,7 @@ async fn run(cli: Cli) -> Result<String, String> {
                 ));
             }
             Ok(if json {
-                to_json(&json!({ "cancelled": record.cid.to_string() }))
+                done_json("cancel", 1, Some(record.cid))
             } else {
                 format!("cancelled {}\n", record.cid)
             })
@@ -192,7 +238,7 @@ async fn run(cli: Cli) -> Result<String, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(if json {
-                to_json(&json!({ "purged": n, "state": state }))
+                done_json("purge", n, None)
             } else {
                 format!(
                     "purged {n} {state} calls unchanged for {}\n",
@@ -213,7 +259,7 @@ async fn requeue(store: &Store, args: RequeueArgs, json: bool) -> Result<String,
             ));
         }
         return Ok(if json {
-            to_json(&json!({ "requeued": 1, "cid": record.cid.to_string() }))
+            done_json("requeue", 1, Some(record.cid))
         } else {
             format!("requeued {}\n", record.cid)
         });
@@ -223,7 +269,7 @@ async fn requeue(store: &Store, args: RequeueArgs, json: bool) -> Result<String,
         .await
         .map_err(|e| e.to_string())?;
     Ok(if json {
-        to_json(&json!({ "requeued": n }))
+        done_json("requeue", n, None)
     } else {
         match args.function {
             Some(f) => format!("requeued {n} dead calls of {f}\n"),
@@ -248,7 +294,72 @@ fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     out
 }
 
-fn stats_table(stats: &Stats) -> String {
+/// What every write command prints with `--json`: the command, how many calls it changed,
+/// and the call's ID when it named one (`null` for a command over many calls).
+fn done_json(command: &str, count: u64, cid: Option<CorrelationId>) -> String {
+    to_json(&json!({
+        "command": command,
+        "count": count,
+        "cid": cid.map(|c| c.to_string()),
+    }))
+}
+
+/// A call record for `--json`, its arguments a JSON value rather than JSON text (text that
+/// is not JSON stays a string).
+fn record_json(record: &CallRecord) -> serde_json::Value {
+    let mut value = serde_json::to_value(record).unwrap_or(serde_json::Value::Null);
+    if let (Some(fields), Ok(args)) = (
+        value.as_object_mut(),
+        serde_json::from_str::<serde_json::Value>(&record.args),
+    ) {
+        fields.insert("args".into(), args);
+    }
+    value
+}
+
+/// The most calls per function and state [`unclaimed`] looks at.
+const UNCLAIMED_SAMPLE: usize = 100;
+
+/// The functions with a pending or waiting call due and untouched for at least `after`, each
+/// with the earliest time one of them became due and untouched: calls no running worker
+/// claims. Looks at the [`UNCLAIMED_SAMPLE`] oldest-changed calls of each such function and
+/// state, so it costs a few small queries however large the store.
+async fn unclaimed(
+    store: &Store,
+    stats: &Stats,
+    after: Duration,
+) -> Result<Vec<(String, SystemTime)>, String> {
+    let Some(cutoff) = SystemTime::now().checked_sub(after) else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<(String, SystemTime)> = Vec::new();
+    for row in &stats.rows {
+        if !matches!(row.state, CallState::Pending | CallState::Waiting) || row.count == 0 {
+            continue;
+        }
+        let filter = ListFilter {
+            state: Some(row.state),
+            function: Some(row.function.clone()),
+            older_than: Some(after),
+            limit: Some(UNCLAIMED_SAMPLE),
+        };
+        let records = store.list(&filter).await.map_err(|e| e.to_string())?;
+        // Due and untouched since the later of its due time and its last change.
+        let since = records
+            .iter()
+            .filter_map(|r| r.next_due_at.map(|due| due.max(r.updated_at)))
+            .filter(|since| *since <= cutoff)
+            .min();
+        let Some(since) = since else { continue };
+        match found.iter_mut().find(|(f, _)| *f == row.function) {
+            Some((_, earliest)) => *earliest = (*earliest).min(since),
+            None => found.push((row.function.clone(), since)),
+        }
+    }
+    Ok(found)
+}
+
+fn stats_table(stats: &Stats, unclaimed: &[(String, SystemTime)], after: Duration) -> String {
     let mut functions: Vec<&str> = stats.rows.iter().map(|r| r.function.as_str()).collect();
     functions.dedup();
     let mut headers = vec![("FUNCTION", Align::Left)];
@@ -269,7 +380,17 @@ fn stats_table(stats: &Stats) -> String {
         .map(|f| line(f, &|s| stats.count(f, s)))
         .collect();
     rows.push(line("(all)", &|s| stats.count_state(s)));
-    render(&headers, &rows)
+    let mut out = render(&headers, &rows);
+    for (function, since) in unclaimed {
+        let _ = writeln!(
+            out,
+            "! {function}: due calls unclaimed since {} (over {}): is a worker running that \
+             registers this name?",
+            format_time(*since),
+            duration::format(after)
+        );
+    }
+    out
 }
 
 fn upper(state: CallState) -> &'static str {

@@ -128,8 +128,14 @@ async fn stats_table_and_json() {
     assert_eq!(cells, ["mail::send", "1", "0", "0", "1", "1", "0", "3"]);
     assert!(lines.last().unwrap().ends_with(" 4"), "total row: {table}");
 
+    assert!(
+        !table.contains("unclaimed"),
+        "calls stored just now are not marked: {table}"
+    );
+
     let v = json(&retry_store(&f.url, &["stats", "--json"]));
     assert_eq!(v["total"], 4);
+    assert_eq!(v["unclaimed"], serde_json::json!([]));
     assert_eq!(
         v["rows"].as_array().unwrap().len(),
         4,
@@ -170,6 +176,7 @@ async fn list_with_filters() {
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["last_error"], "card declined");
     assert_eq!(v[0]["state"], "dead");
+    assert_eq!(v[0]["args"]["invoice"], 42, "arguments as a JSON value");
 
     let v = json(&retry_store(
         &f.url,
@@ -208,7 +215,11 @@ async fn show_prints_the_whole_record() {
     ));
     assert_eq!(v["cid"], f.dead.to_string());
     assert_eq!(v["attempts"], 4);
-    assert_eq!(v["args"], r#"{"invoice":42}"#);
+    assert_eq!(
+        v["args"],
+        serde_json::json!({ "invoice": 42 }),
+        "the arguments are a JSON value, not JSON text in a string"
+    );
     assert_eq!(v["dead_reason"], "exhausted");
 }
 
@@ -234,11 +245,51 @@ async fn requeue_one_and_all_dead() {
             "--json",
         ],
     ));
-    assert_eq!(v["requeued"], 0, "billing's dead call was requeued already");
+    assert_eq!(
+        v,
+        serde_json::json!({ "command": "requeue", "count": 0, "cid": null }),
+        "billing's dead call was requeued already"
+    );
     assert_eq!(state(&f.url, f.dead_other).await, Some(CallState::Dead));
     let out = stdout(&retry_store(&f.url, &["requeue", "--dead"]));
     assert_eq!(out, "requeued 1 dead calls\n");
     assert_eq!(state(&f.url, f.dead_other).await, Some(CallState::Pending));
+}
+
+#[tokio::test]
+async fn every_write_command_answers_in_one_shape() {
+    let f = filled().await;
+    let one = json(&retry_store(
+        &f.url,
+        &["--json", "requeue", &f.dead.to_string()],
+    ));
+    assert_eq!(
+        one,
+        serde_json::json!({ "command": "requeue", "count": 1, "cid": f.dead.to_string() })
+    );
+    let answers = [
+        json(&retry_store(&f.url, &["--json", "requeue", "--dead"])),
+        json(&retry_store(
+            &f.url,
+            &["--json", "cancel", &f.pending.to_string()],
+        )),
+        json(&retry_store(
+            &f.url,
+            &[
+                "--json",
+                "purge",
+                "--state",
+                "succeeded",
+                "--older-than",
+                "0s",
+            ],
+        )),
+    ];
+    for v in answers {
+        let mut keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["cid", "command", "count"], "{v}");
+    }
 }
 
 #[tokio::test]
@@ -248,12 +299,116 @@ async fn cancel_a_pending_call() {
         &f.url,
         &["cancel", &f.pending.to_string(), "--json"],
     ));
-    assert_eq!(v["cancelled"], f.pending.to_string());
+    assert_eq!(
+        v,
+        serde_json::json!({ "command": "cancel", "count": 1, "cid": f.pending.to_string() })
+    );
     assert_eq!(state(&f.url, f.pending).await, Some(CallState::Cancelled));
     fails_with(
         &retry_store(&f.url, &["cancel", &f.succeeded.to_string()]),
         "is succeeded",
     );
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_early_ends_the_tool_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("calls.db").display());
+    let store = Store::open(&url).await.unwrap();
+    // Far more than a pipe holds (64 KiB), so the tool is still writing when the reader goes.
+    let calls: Vec<NewCall> = (0..3000)
+        .map(|i| NewCall::new("mail::send", format!(r#"{{"n":{i}}}"#)))
+        .collect();
+    store.enqueue(calls).await.unwrap();
+    drop(store);
+    for args in [&["list"][..], &["--json", "list"][..]] {
+        // `retry-store list | head -1`
+        let mut child = Command::new(env!("CARGO_BIN_EXE_retry-store"))
+            .env_remove("RETRY_STORE")
+            .arg("--store")
+            .arg(&url)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "{args:?}: one line was read");
+        // The reader is dropped here: the pipe is closed.
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: quiet: {err}");
+    }
+}
+
+#[tokio::test]
+async fn stats_marks_functions_whose_due_calls_nobody_claims() {
+    use retry_runtime::durable::{Backend, SqliteBackend, Synchronous};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.db");
+    let url = format!("sqlite:{}", path.display());
+    let backend = SqliteBackend::open_file(&path, Synchronous::Full, true).unwrap();
+    let now = SystemTime::now();
+    let ten_minutes_ago = now - Duration::from_secs(600);
+    // A typo in an outbox: stored 10 minutes ago, due at once, and no worker knows the name.
+    backend
+        .enqueue(vec![NewCall::new("mail::sned", "{}")], ten_minutes_ago)
+        .await
+        .unwrap();
+    // Due in the future, stored 10 minutes ago: not late.
+    backend
+        .enqueue(
+            vec![NewCall::new("report::weekly", "{}").due_at(now + Duration::from_secs(3600))],
+            ten_minutes_ago,
+        )
+        .await
+        .unwrap();
+    // Just stored: a worker has had no time to take it.
+    backend
+        .enqueue(vec![NewCall::new("mail::send", "{}")], now)
+        .await
+        .unwrap();
+    drop(backend);
+
+    let table = stdout(&retry_store(&url, &["stats"]));
+    let marks: Vec<&str> = table.lines().filter(|l| l.starts_with('!')).collect();
+    assert_eq!(marks.len(), 1, "{table}");
+    assert!(
+        marks[0].starts_with("! mail::sned: due calls unclaimed since "),
+        "{table}"
+    );
+    assert!(marks[0].contains("(over 5m)"), "{table}");
+
+    let v = json(&retry_store(&url, &["stats", "--json"]));
+    let unclaimed = v["unclaimed"].as_array().unwrap();
+    assert_eq!(unclaimed.len(), 1, "{v}");
+    assert_eq!(unclaimed[0]["function"], "mail::sned");
+    assert_eq!(
+        unclaimed[0]["since"],
+        retry_runtime::durable::format_time(ten_minutes_ago)
+    );
+
+    // A shorter threshold marks the call stored just now too, once it is that old.
+    std::thread::sleep(Duration::from_millis(20));
+    let v = json(&retry_store(
+        &url,
+        &["stats", "--unclaimed-after", "10ms", "--json"],
+    ));
+    let mut names: Vec<&str> = v["unclaimed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["function"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["mail::send", "mail::sned"], "{v}");
 }
 
 #[tokio::test]
@@ -269,7 +424,10 @@ async fn purge_by_state_and_age() {
         &f.url,
         &["purge", "--state", "dead", "--older-than", "0s", "--json"],
     ));
-    assert_eq!(v["purged"], 2);
+    assert_eq!(
+        v,
+        serde_json::json!({ "command": "purge", "count": 2, "cid": null })
+    );
     assert_eq!(state(&f.url, f.dead).await, None);
     fails_with(
         &retry_store(
