@@ -143,15 +143,19 @@ pub(crate) mod call;
 #[doc(hidden)]
 pub mod conformance;
 mod millis;
+mod open;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
 pub(crate) mod registry;
+mod rows;
 mod sqlite;
+mod statements;
 mod store;
 mod worker;
 
 pub use call::{default_store, set_default_store, Job, Outcome, OutcomeFor, Verdict};
+pub use open::StoreUrl;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresBackend, NOTIFY_CHANNEL, POLL_ALL};
 pub use record::{
@@ -160,5 +164,5 @@ pub use record::{
 };
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
-pub use store::{Backend, BoxFuture, Store, StoreError, StoreUrl, WakeUps};
+pub use store::{Backend, BoxFuture, Store, StoreError, WakeUps};
 pub use worker::{Worker, WorkerBuilder};
