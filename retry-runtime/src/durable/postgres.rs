@@ -18,10 +18,10 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Row, Transaction};
 
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
-use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats};
+use super::record::{CallRecord, Claim, NewCall, StatsRow};
 use super::rows;
-use super::statements::{self, Dialect, Param, Statement, COLUMNS};
-use super::store::{check_new_calls, check_purgeable, Backend, BoxFuture, StoreError};
+use super::statements::{self, Dialect, Param, Runner, Statement, COLUMNS};
+use super::store::{check_new_calls, Backend, BoxFuture, StoreError};
 use crate::{Backoff, CorrelationId, Jitter, Policy};
 
 /// The schema version this build writes: the number of migrations.
@@ -594,7 +594,7 @@ async fn insert(
 impl PostgresBackend {
     /// Runs a statement on a pooled connection (prepared once per connection); returns the
     /// number of rows it changed.
-    async fn execute(&self, statement: Statement) -> Result<u64, StoreError> {
+    async fn execute_now(&self, statement: Statement) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let result = async {
             let prepared = client
@@ -610,9 +610,19 @@ impl PostgresBackend {
         return_to_pool(client, result)
     }
 
-    /// Runs a statement about one call; `true` if it changed the call.
-    async fn change_one(&self, statement: Statement) -> Result<bool, StoreError> {
-        Ok(self.execute(statement).await? > 0)
+    /// Runs a query of one shared statement, decoding each row with `decode`.
+    async fn decoded<T>(
+        &self,
+        statement: Statement,
+        decode: fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let found = self
+            .query(
+                statement.text(Dialect::Postgres),
+                &postgres_params(&statement.params),
+            )
+            .await?;
+        found.iter().map(decode).collect()
     }
 
     /// Runs a query on a pooled connection (prepared once per connection).
@@ -629,16 +639,19 @@ impl PostgresBackend {
         .await;
         return_to_pool(client, result)
     }
+}
 
-    /// The calls' records a statement selects.
-    async fn records(&self, statement: Statement) -> Result<Vec<CallRecord>, StoreError> {
-        let found = self
-            .query(
-                statement.text(Dialect::Postgres),
-                &postgres_params(&statement.params),
-            )
-            .await?;
-        found.iter().map(rows::record).collect()
+impl Runner for PostgresBackend {
+    fn execute(&self, statement: Statement) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.execute_now(statement))
+    }
+
+    fn records(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<CallRecord>, StoreError>> {
+        Box::pin(self.decoded(statement, rows::record))
+    }
+
+    fn counts(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<StatsRow>, StoreError>> {
+        Box::pin(self.decoded(statement, rows::stats_row))
     }
 }
 
@@ -822,15 +835,7 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn renew(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        lease: Duration,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.change_one(statements::renew(cid, fence, lease, now)))
-    }
+    statements::shared_transitions!();
 
     /// Successes go to the batch recorder ([`record_acks`]); without it (its runtime ended)
     /// this one is recorded as a batch of one.
@@ -861,113 +866,6 @@ impl Backend for PostgresBackend {
             let (reply, answer) = tokio::sync::oneshot::channel();
             reply_to_acks(vec![ack(reply)], &self.pool, &self.redacted).await;
             answer.await.unwrap_or(Err(StoreError::Closed))
-        })
-    }
-
-    fn reschedule(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        progress: Progress,
-        due: SystemTime,
-        error: String,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.change_one(statements::reschedule(
-            cid, fence, &progress, due, error, now,
-        )))
-    }
-
-    fn bury(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        progress: Option<Progress>,
-        reason: String,
-        error: Option<String>,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.change_one(statements::bury(
-            cid,
-            fence,
-            progress.as_ref(),
-            reason,
-            error,
-            now,
-        )))
-    }
-
-    fn release<'a>(
-        &'a self,
-        worker: &'a str,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(self.execute(statements::release(worker, now)))
-    }
-
-    fn cancel(
-        &self,
-        cid: CorrelationId,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.change_one(statements::cancel(cid, now)))
-    }
-
-    fn get(&self, cid: CorrelationId) -> BoxFuture<'_, Result<Option<CallRecord>, StoreError>> {
-        Box::pin(async move { Ok(self.records(statements::get(cid)).await?.pop()) })
-    }
-
-    fn list<'a>(
-        &'a self,
-        filter: &'a ListFilter,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<Vec<CallRecord>, StoreError>> {
-        Box::pin(self.records(statements::list(filter, now)))
-    }
-
-    fn requeue(
-        &self,
-        cid: CorrelationId,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.change_one(statements::requeue(cid, now)))
-    }
-
-    fn requeue_dead<'a>(
-        &'a self,
-        function: Option<&'a str>,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(self.execute(statements::requeue_dead(function, now)))
-    }
-
-    fn purge(
-        &self,
-        state: CallState,
-        older_than: Duration,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async move {
-            check_purgeable(state)?;
-            self.execute(statements::purge(state, older_than, now))
-                .await
-        })
-    }
-
-    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        Box::pin(async move {
-            let statement = statements::stats();
-            let found = self
-                .query(
-                    statement.text(Dialect::Postgres),
-                    &postgres_params(&statement.params),
-                )
-                .await?;
-            let counts = found
-                .iter()
-                .map(rows::stats_row)
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            Ok(rows::stats(counts))
         })
     }
 
@@ -1009,7 +907,11 @@ mod tests {
         assert_eq!(RECONNECT.base_delay(1), ms(100));
         assert_eq!(RECONNECT.base_delay(2), ms(200));
         assert_eq!(RECONNECT.base_delay(8), ms(10_000), "capped");
-        assert_eq!(RECONNECT.max_attempts(), None, "for as long as it is listened to");
+        assert_eq!(
+            RECONNECT.max_attempts(),
+            None,
+            "for as long as it is listened to"
+        );
         for _ in 0..100 {
             let wait = RECONNECT.jittered(ms(400), ms(200));
             assert!(wait >= ms(200) && wait <= ms(400), "{wait:?}");

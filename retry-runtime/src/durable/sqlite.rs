@@ -16,10 +16,10 @@ use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, Row};
 use tokio::sync::oneshot;
 
 use super::millis::{from_millis, later, saturating_i64, to_millis};
-use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats};
+use super::record::{CallRecord, Claim, NewCall, StatsRow};
 use super::rows;
-use super::statements::{self, Dialect, Statement, COLUMNS};
-use super::store::{check_new_calls, check_purgeable, Backend, BoxFuture, StoreError};
+use super::statements::{self, Dialect, Runner, Statement, COLUMNS};
+use super::store::{check_new_calls, Backend, BoxFuture, StoreError};
 use crate::CorrelationId;
 
 /// The schema version this build writes: the number of migrations.
@@ -420,15 +420,24 @@ fn function_list(functions: &[String], first: usize) -> (String, Vec<Value>) {
     (marks.join(", "), values)
 }
 
-impl SqliteBackend {
-    /// Runs a statement about one call in the writer; `true` if it changed the call.
-    fn change_one(&self, statement: Statement) -> BoxFuture<'static, Result<bool, StoreError>> {
-        self.write(move |conn| execute(conn, &statement).map(|n| n > 0))
+impl Runner for SqliteBackend {
+    fn execute(&self, statement: Statement) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.write(move |conn| execute(conn, &statement))
     }
 
-    /// Runs a statement about many calls in the writer; how many it changed.
-    fn change_many(&self, statement: Statement) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.write(move |conn| execute(conn, &statement))
+    fn records(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<CallRecord>, StoreError>> {
+        self.read(move |conn| records(conn, &statement))
+    }
+
+    fn counts(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<StatsRow>, StoreError>> {
+        self.read(move |conn| {
+            query(
+                conn,
+                statement.text(Dialect::Sqlite),
+                params_from_iter(&statement.params),
+                |row| rows::stats_row(row),
+            )
+        })
     }
 }
 
@@ -529,15 +538,7 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn renew(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        lease: Duration,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.change_one(statements::renew(cid, fence, lease, now))
-    }
+    statements::shared_transitions!();
 
     fn complete(
         &self,
@@ -547,117 +548,13 @@ impl Backend for SqliteBackend {
         attempt_started: SystemTime,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.change_one(statements::complete(
+        statements::changed(self.execute(statements::complete(
             cid,
             fence,
             attempts,
             attempt_started,
             now,
-        ))
-    }
-
-    fn reschedule(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        progress: Progress,
-        due: SystemTime,
-        error: String,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.change_one(statements::reschedule(
-            cid, fence, &progress, due, error, now,
-        ))
-    }
-
-    fn bury(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        progress: Option<Progress>,
-        reason: String,
-        error: Option<String>,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.change_one(statements::bury(
-            cid,
-            fence,
-            progress.as_ref(),
-            reason,
-            error,
-            now,
-        ))
-    }
-
-    fn release<'a>(
-        &'a self,
-        worker: &'a str,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        self.change_many(statements::release(worker, now))
-    }
-
-    fn cancel(
-        &self,
-        cid: CorrelationId,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.change_one(statements::cancel(cid, now))
-    }
-
-    fn get(&self, cid: CorrelationId) -> BoxFuture<'_, Result<Option<CallRecord>, StoreError>> {
-        let statement = statements::get(cid);
-        self.read(move |conn| Ok(records(conn, &statement)?.pop()))
-    }
-
-    fn list<'a>(
-        &'a self,
-        filter: &'a ListFilter,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<Vec<CallRecord>, StoreError>> {
-        let statement = statements::list(filter, now);
-        self.read(move |conn| records(conn, &statement))
-    }
-
-    fn requeue(
-        &self,
-        cid: CorrelationId,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.change_one(statements::requeue(cid, now))
-    }
-
-    fn requeue_dead<'a>(
-        &'a self,
-        function: Option<&'a str>,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        self.change_many(statements::requeue_dead(function, now))
-    }
-
-    fn purge(
-        &self,
-        state: CallState,
-        older_than: Duration,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        if let Err(err) = check_purgeable(state) {
-            return Box::pin(async move { Err(err) });
-        }
-        self.change_many(statements::purge(state, older_than, now))
-    }
-
-    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        let statement = statements::stats();
-        self.read(move |conn| {
-            query(
-                conn,
-                statement.text(Dialect::Sqlite),
-                params_from_iter(&statement.params),
-                |row| rows::stats_row(row),
-            )
-            .map(rows::stats)
-        })
+        )))
     }
 
     /// SQLite's claimable time: a lease's expiry for a running call, else its due time.

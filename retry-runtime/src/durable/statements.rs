@@ -17,7 +17,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use super::millis::{earlier, later, saturating_i32, saturating_i64, to_millis};
-use super::record::{CallState, ListFilter, Progress};
+use super::record::{CallRecord, CallState, ListFilter, Progress, StatsRow};
+use super::store::{BoxFuture, StoreError};
 use crate::CorrelationId;
 
 /// The SQL a store speaks.
@@ -389,6 +390,160 @@ pub(crate) fn stats() -> Statement {
         params: Vec::new(),
     }
 }
+
+/// What a SQL store supplies to run the shared statements; [`shared_transitions`] writes the
+/// [`Backend`](super::Backend) methods that are nothing but a shared statement on top of it.
+pub(crate) trait Runner {
+    /// Runs a statement that changes calls; returns how many it changed.
+    fn execute(&self, statement: Statement) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Runs a query of calls' records ([`get`], [`list`]).
+    fn records(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<CallRecord>, StoreError>>;
+    /// Runs the [`stats`] query.
+    fn counts(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<StatsRow>, StoreError>>;
+}
+
+/// `true` if the statement about one call changed it.
+pub(crate) fn changed(
+    rows: BoxFuture<'_, Result<u64, StoreError>>,
+) -> BoxFuture<'_, Result<bool, StoreError>> {
+    Box::pin(async move { Ok(rows.await? > 0) })
+}
+
+/// The first record, if any.
+pub(crate) fn first(
+    records: BoxFuture<'_, Result<Vec<CallRecord>, StoreError>>,
+) -> BoxFuture<'_, Result<Option<CallRecord>, StoreError>> {
+    Box::pin(async move { Ok(records.await?.into_iter().next()) })
+}
+
+/// The [`Backend`](super::Backend) methods that run one shared statement, for a store that is
+/// a [`Runner`]: renew, reschedule, bury, release, cancel, get, list, requeue, `requeue_dead`,
+/// purge (after [`check_purgeable`](super::store::check_purgeable)) and stats. The store
+/// writes the rest itself: enqueue, claim, complete, `next_due`.
+macro_rules! shared_transitions {
+    () => {
+        fn renew(
+            &self,
+            cid: $crate::CorrelationId,
+            fence: u64,
+            lease: ::std::time::Duration,
+            now: ::std::time::SystemTime,
+        ) -> $crate::durable::BoxFuture<'_, Result<bool, $crate::durable::StoreError>> {
+            use $crate::durable::statements::{changed, renew, Runner};
+            changed(self.execute(renew(cid, fence, lease, now)))
+        }
+
+        fn reschedule(
+            &self,
+            cid: $crate::CorrelationId,
+            fence: u64,
+            progress: $crate::durable::Progress,
+            due: ::std::time::SystemTime,
+            error: String,
+            now: ::std::time::SystemTime,
+        ) -> $crate::durable::BoxFuture<'_, Result<bool, $crate::durable::StoreError>> {
+            use $crate::durable::statements::{changed, reschedule, Runner};
+            changed(self.execute(reschedule(cid, fence, &progress, due, error, now)))
+        }
+
+        fn bury(
+            &self,
+            cid: $crate::CorrelationId,
+            fence: u64,
+            progress: Option<$crate::durable::Progress>,
+            reason: String,
+            error: Option<String>,
+            now: ::std::time::SystemTime,
+        ) -> $crate::durable::BoxFuture<'_, Result<bool, $crate::durable::StoreError>> {
+            use $crate::durable::statements::{bury, changed, Runner};
+            changed(self.execute(bury(cid, fence, progress.as_ref(), reason, error, now)))
+        }
+
+        fn release<'a>(
+            &'a self,
+            worker: &'a str,
+            now: ::std::time::SystemTime,
+        ) -> $crate::durable::BoxFuture<'a, Result<u64, $crate::durable::StoreError>> {
+            use $crate::durable::statements::{release, Runner};
+            self.execute(release(worker, now))
+        }
+
+        fn cancel(
+            &self,
+            cid: $crate::CorrelationId,
+            now: ::std::time::SystemTime,
+        ) -> $crate::durable::BoxFuture<'_, Result<bool, $crate::durable::StoreError>> {
+            use $crate::durable::statements::{cancel, changed, Runner};
+            changed(self.execute(cancel(cid, now)))
+        }
+
+        fn get(
+            &self,
+            cid: $crate::CorrelationId,
+        ) -> $crate::durable::BoxFuture<
+            '_,
+            Result<Option<$crate::durable::CallRecord>, $crate::durable::StoreError>,
+        > {
+            use $crate::durable::statements::{first, get, Runner};
+            first(self.records(get(cid)))
+        }
+
+        fn list<'a>(
+            &'a self,
+            filter: &'a $crate::durable::ListFilter,
+            now: ::std::time::SystemTime,
+        ) -> $crate::durable::BoxFuture<
+            'a,
+            Result<Vec<$crate::durable::CallRecord>, $crate::durable::StoreError>,
+        > {
+            use $crate::durable::statements::{list, Runner};
+            self.records(list(filter, now))
+        }
+
+        fn requeue(
+            &self,
+            cid: $crate::CorrelationId,
+            now: ::std::time::SystemTime,
+        ) -> $crate::durable::BoxFuture<'_, Result<bool, $crate::durable::StoreError>> {
+            use $crate::durable::statements::{changed, requeue, Runner};
+            changed(self.execute(requeue(cid, now)))
+        }
+
+        fn requeue_dead<'a>(
+            &'a self,
+            function: Option<&'a str>,
+            now: ::std::time::SystemTime,
+        ) -> $crate::durable::BoxFuture<'a, Result<u64, $crate::durable::StoreError>> {
+            use $crate::durable::statements::{requeue_dead, Runner};
+            self.execute(requeue_dead(function, now))
+        }
+
+        fn purge(
+            &self,
+            state: $crate::durable::CallState,
+            older_than: ::std::time::Duration,
+            now: ::std::time::SystemTime,
+        ) -> $crate::durable::BoxFuture<'_, Result<u64, $crate::durable::StoreError>> {
+            use $crate::durable::statements::{purge, Runner};
+            if let Err(err) = $crate::durable::store::check_purgeable(state) {
+                return Box::pin(async move { Err(err) });
+            }
+            self.execute(purge(state, older_than, now))
+        }
+
+        fn stats(
+            &self,
+        ) -> $crate::durable::BoxFuture<
+            '_,
+            Result<$crate::durable::Stats, $crate::durable::StoreError>,
+        > {
+            use $crate::durable::statements::{stats, Runner};
+            let counts = self.counts(stats());
+            Box::pin(async move { Ok($crate::durable::rows::stats(counts.await?)) })
+        }
+    };
+}
+pub(crate) use shared_transitions;
 
 #[cfg(test)]
 mod tests {
