@@ -837,7 +837,7 @@ impl Backend for PostgresBackend {
 
     statements::shared_transitions!();
 
-    /// Successes go to the batch recorder ([`record_acks`]); without it (its runtime ended)
+    /// Successes go to the batch recorder (`record_acks`); without it (its runtime ended)
     /// this one is recorded as a batch of one.
     fn complete(
         &self,
