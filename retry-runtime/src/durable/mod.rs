@@ -147,6 +147,7 @@ mod open;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
+mod redact;
 pub(crate) mod registry;
 mod rows;
 mod sqlite;

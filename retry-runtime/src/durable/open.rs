@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 #[cfg(feature = "postgres")]
 use super::postgres::PostgresBackend;
+use super::redact::redact;
 use super::sqlite::{SqliteBackend, Synchronous};
 use super::store::{Backend, Store, StoreError};
 
@@ -60,18 +61,6 @@ impl fmt::Debug for StoreUrl {
                 .field("url", &redact(url))
                 .finish(),
         }
-    }
-}
-
-#[cfg(feature = "postgres")]
-use super::postgres::redact;
-
-/// Without the `postgres` feature: the URL up to its host, enough to tell which it is.
-#[cfg(not(feature = "postgres"))]
-fn redact(url: &str) -> String {
-    match url.split_once('@') {
-        Some((_, host)) => format!("postgres://***@{host}"),
-        None => url.to_owned(),
     }
 }
 
