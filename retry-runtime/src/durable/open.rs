@@ -31,7 +31,8 @@ use super::store::{Backend, Store, StoreError};
 /// The `Debug` form hides a URL's password.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
-    /// `sqlite:PATH` or `sqlite:PATH?synchronous=...` (`sqlite://PATH` is read the same way).
+    /// `sqlite:PATH` or `sqlite:PATH?synchronous=...`; also `sqlite://PATH`, where the path
+    /// is as written: `sqlite://calls.db` is relative, `sqlite:///var/lib/calls.db` absolute.
     SqliteFile {
         /// The database file.
         path: PathBuf,
@@ -40,7 +41,8 @@ pub enum StoreUrl {
     },
     /// `sqlite::memory:`: a private store that lives as long as its [`Store`].
     SqliteMemory,
-    /// `postgres://...` or `postgresql://...`: a PostgreSQL database (feature `postgres`).
+    /// `postgres://...` or `postgresql://...`: a PostgreSQL database (needs retry-runtime's
+    /// `postgres` cargo feature).
     Postgres {
         /// The URL as given.
         url: String,
@@ -64,6 +66,44 @@ impl fmt::Debug for StoreUrl {
     }
 }
 
+/// The schemes of store URLs, as an error names them.
+const SCHEMES: &str = "`sqlite:`, `postgres://` or `postgresql://`";
+
+/// A URL of another scheme (`mysql://...`), or of none (a bare path).
+fn not_a_store_scheme(url: &str) -> StoreError {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme).filter(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    match scheme {
+        Some(scheme) => StoreError::BadUrl {
+            // Another database's URL may hold its password.
+            url: redact(url),
+            reason: format!(
+                "`{scheme}:` is not a store's scheme; a store URL starts with {SCHEMES}"
+            ),
+        },
+        None => StoreError::BadUrl {
+            url: url.to_owned(),
+            reason: format!(
+                "it has no scheme; a store URL starts with {SCHEMES} (for a file: `sqlite:{url}`)"
+            ),
+        },
+    }
+}
+
+/// A PostgreSQL URL in a build without PostgreSQL.
+#[cfg(not(feature = "postgres"))]
+fn needs_postgres(url: &str) -> StoreError {
+    StoreError::BadUrl {
+        url: redact(url),
+        reason: "PostgreSQL stores need retry-runtime's `postgres` cargo feature, which this \
+                 program was built without"
+            .into(),
+    }
+}
+
 impl StoreUrl {
     /// Parses a store URL.
     ///
@@ -83,15 +123,10 @@ impl StoreUrl {
                 });
             }
             #[cfg(not(feature = "postgres"))]
-            return Err(StoreError::BadUrl {
-                url: redact(url),
-                reason: "PostgreSQL stores need the `postgres` feature of retry-runtime, which is \
-                         not enabled"
-                    .into(),
-            });
+            return Err(needs_postgres(url));
         }
         let Some(rest) = url.strip_prefix("sqlite:") else {
-            return Err(bad("it does not start with `sqlite:`"));
+            return Err(not_a_store_scheme(url));
         };
         if rest == ":memory:" {
             return Ok(StoreUrl::SqliteMemory);
@@ -167,14 +202,7 @@ impl Store {
             #[cfg(feature = "postgres")]
             StoreUrl::Postgres { url } => Arc::new(PostgresBackend::open(&url, create).await?),
             #[cfg(not(feature = "postgres"))]
-            StoreUrl::Postgres { url } => {
-                return Err(StoreError::BadUrl {
-                    url: redact(&url),
-                    reason: "PostgreSQL stores need the `postgres` feature of retry-runtime, \
-                             which is not enabled"
-                        .into(),
-                })
-            }
+            StoreUrl::Postgres { url } => return Err(needs_postgres(&url)),
         };
         Ok(Store::from_backend(backend))
     }
@@ -183,6 +211,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::{StoreError, StoreUrl};
+    use std::path::PathBuf;
 
     #[cfg(not(feature = "postgres"))]
     #[test]
@@ -190,9 +219,55 @@ mod tests {
         for url in ["postgres://app:s3cret@db/calls", "postgresql://db/calls"] {
             let err = StoreUrl::parse(url).unwrap_err();
             assert!(matches!(err, StoreError::BadUrl { .. }), "{err}");
-            assert!(err.to_string().contains("`postgres` feature"), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("retry-runtime's `postgres` cargo feature"),
+                "{err}"
+            );
             assert!(!err.to_string().contains("s3cret"), "{err}");
         }
+    }
+
+    #[test]
+    fn another_scheme_is_told_every_accepted_scheme() {
+        let err = StoreUrl::parse("mysql://app:s3cret@db/calls").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::BadUrl { .. }), "{text}");
+        for scheme in ["`mysql:`", "`sqlite:`", "`postgres://`", "`postgresql://`"] {
+            assert!(text.contains(scheme), "{scheme}: {text}");
+        }
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(
+            !text.contains("(feature `postgres`)")
+                && text.contains("(needs retry-runtime's `postgres` cargo feature)"),
+            "{text}"
+        );
+        let bare = StoreUrl::parse("var/calls.db").unwrap_err().to_string();
+        assert!(
+            bare.contains("no scheme") && bare.contains("`sqlite:var/calls.db`"),
+            "{bare}"
+        );
+    }
+
+    #[test]
+    fn sqlite_urls_with_two_slashes_are_relative_and_with_three_absolute() {
+        let path = |url: &str| match StoreUrl::parse(url) {
+            Ok(StoreUrl::SqliteFile { path, .. }) => path,
+            other => panic!("{url}: {other:?}"),
+        };
+        assert_eq!(
+            path("sqlite:///var/lib/calls.db"),
+            PathBuf::from("/var/lib/calls.db")
+        );
+        assert_eq!(
+            path("sqlite://var/lib/calls.db"),
+            PathBuf::from("var/lib/calls.db")
+        );
+        assert_eq!(
+            path("sqlite:/var/lib/calls.db"),
+            PathBuf::from("/var/lib/calls.db")
+        );
+        assert_eq!(path("sqlite:calls.db"), PathBuf::from("calls.db"));
     }
 
     #[test]

@@ -99,8 +99,9 @@ impl std::fmt::Debug for SqliteBackend {
 }
 
 impl SqliteBackend {
-    /// Opens the store in the file at `path`, creating it if `create` is set, and migrating it
-    /// to the current schema. Blocks (file I/O); [`Store::open`](super::Store::open) runs it on
+    /// Opens the store in the file at `path`, creating it if `create` is set (mode `0600` on
+    /// Unix, its `-wal` and `-shm` too; the directory must exist), and migrating it to the
+    /// current schema. Blocks (file I/O); [`Store::open`](super::Store::open) runs it on
     /// tokio's blocking pool.
     ///
     /// # Errors
@@ -119,6 +120,7 @@ impl SqliteBackend {
         }
         let label = path.display().to_string();
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let created = create && create_private(path, &label)?;
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
@@ -133,6 +135,9 @@ impl SqliteBackend {
             return Err(StoreError::Io(format!(
                 "{label}: could not switch to WAL mode (journal_mode is {mode})"
             )));
+        }
+        if created {
+            restrict_companions(path, &label)?;
         }
         writer
             .pragma_update(None, "synchronous", synchronous.pragma())
@@ -231,6 +236,53 @@ impl SqliteBackend {
             .map_err(|e| StoreError::Backend(format!("a read failed: {e}")))?
         })
     }
+}
+
+/// Creates the store's file, unless it exists, readable and writable by its owner alone
+/// (`0600` on Unix, whatever the umask): a store holds calls' arguments, often personal data
+/// or tokens. Returns whether it created the file.
+fn create_private(path: &Path, label: &str) -> Result<bool, StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(file) => {
+            // The mode given to `open` is narrowed by the umask; this one is not.
+            #[cfg(unix)]
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|e| StoreError::Io(format!("{label}: {e}")))?;
+            drop(file);
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Io(format!(
+            "{label}: no such directory to create the store in (create the directory first, \
+             or check the path)"
+        ))),
+        Err(e) => Err(StoreError::Io(format!(
+            "{label}: cannot create the store: {e}"
+        ))),
+    }
+}
+
+/// Gives a new store's `-wal` and `-shm` files the store's own `0600` (SQLite creates them
+/// with the database file's mode; this holds it whatever the umask).
+fn restrict_companions(path: &Path, label: &str) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    for suffix in ["-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        match std::fs::set_permissions(&companion, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::Io(format!("{label}{suffix}: {e}"))),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, label);
+    Ok(())
 }
 
 /// The writer thread: drain the queue, one transaction for all, commit, answer.
@@ -578,5 +630,57 @@ impl Backend for SqliteBackend {
                 .map(|t| t.map(from_millis))
                 .map_err(sql)
         })
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::{SqliteBackend, Synchronous};
+    use crate::durable::{Backend, NewCall, StoreError};
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::SystemTime;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn a_new_store_and_its_wal_and_shm_are_private_to_their_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.db");
+        let backend = SqliteBackend::open_file(&path, Synchronous::Full, true).unwrap();
+        backend
+            .enqueue(vec![NewCall::new("f", "[]")], SystemTime::now())
+            .await
+            .unwrap();
+        for name in ["calls.db", "calls.db-wal", "calls.db-shm"] {
+            let file = dir.path().join(name);
+            assert_eq!(mode(&file), 0o600, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_existing_file_keeps_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.db");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        SqliteBackend::open_file(&path, Synchronous::Full, true).unwrap();
+        assert_eq!(mode(&path), 0o640);
+    }
+
+    #[test]
+    fn a_missing_directory_is_one_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("calls.db");
+        let err = SqliteBackend::open_file(&path, Synchronous::Full, true).unwrap_err();
+        assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+        let text = err.to_string();
+        assert_eq!(
+            text.matches("no-such-dir").count(),
+            1,
+            "the path once: {text}"
+        );
+        assert!(text.contains("create the directory first"), "{text}");
     }
 }

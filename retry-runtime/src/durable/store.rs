@@ -72,9 +72,11 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::BadUrl { url, reason } => write!(
                 f,
-                "bad store URL `{url}`: {reason}; accepted forms: `sqlite:PATH`, \
+                "bad store URL `{url}`: {reason}; accepted forms: `sqlite:PATH` (also \
+                 `sqlite://RELATIVE/PATH` and `sqlite:///ABSOLUTE/PATH`), \
                  `sqlite:PATH?synchronous=full|normal|off`, `sqlite::memory:`, \
-                 `postgres://USER@HOST[:PORT]/DATABASE` (feature `postgres`)"
+                 `postgres://USER@HOST[:PORT]/DATABASE` or `postgresql://...` (needs \
+                 retry-runtime's `postgres` cargo feature)"
             ),
             StoreError::NoStore { path } => write!(f, "no store at {}", path.display()),
             StoreError::NoSchema { url } => write!(
