@@ -85,9 +85,19 @@
 //! | URL | store |
 //! |---|---|
 //! | `sqlite:PATH` | the SQLite file at `PATH`, created if missing, `synchronous = FULL` |
+//! | `sqlite://RELATIVE/PATH`, `sqlite:///ABSOLUTE/PATH` | the same, in the common URL forms: after `sqlite://` comes the path as written, so a third `/` starts an absolute one |
 //! | `sqlite:PATH?synchronous=normal` | the same, `normal` or `off`: faster commits, which a power loss may undo |
 //! | `sqlite::memory:` | a private in-memory store, gone with its last handle |
-//! | `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` | a PostgreSQL database shared by many workers (feature `postgres`; also `postgresql://`, and every parameter `tokio-postgres` reads, e.g. `?options=-csearch_path%3Dretry`) |
+//! | `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` | a PostgreSQL database shared by many workers (needs retry-runtime's `postgres` cargo feature; also `postgresql://`, and every parameter `tokio-postgres` reads, e.g. `?options=-csearch_path%3Dretry`) |
+//!
+//! A new SQLite store is created readable and writable by its owner alone (mode `0600` on
+//! Unix, whatever the umask), and so are its `-wal` and `-shm` files: stored arguments are
+//! often personal data or tokens. An existing file keeps its mode. The directory must exist;
+//! the store does not create it.
+//!
+//! No message, event or `Debug` form prints a PostgreSQL password, in any form the client
+//! accepts (in the user info, even with an unencoded `/`, `?` or `@`, or as a `password`
+//! parameter, even percent-encoded): what could be part of one shows as `***`.
 //!
 //! # PostgreSQL
 //!
@@ -144,16 +154,21 @@ pub(crate) mod args;
 pub mod conformance;
 pub(crate) mod enqueue;
 mod millis;
+mod open;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
+mod redact;
 pub(crate) mod registry;
+mod rows;
 mod sqlite;
+mod statements;
 mod store;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
 pub use enqueue::{default_store, set_default_store, Outcome, OutcomeFor};
+pub use open::StoreUrl;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresBackend, NOTIFY_CHANNEL, POLL_ALL};
 pub use record::{
@@ -162,5 +177,5 @@ pub use record::{
 };
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
-pub use store::{Backend, BoxFuture, Store, StoreError, StoreUrl, WakeUps};
+pub use store::{Backend, BoxFuture, Store, StoreError, WakeUps};
 pub use worker::{Worker, WorkerBuilder};

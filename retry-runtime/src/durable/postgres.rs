@@ -6,9 +6,9 @@
 //! another worker is claiming is skipped), every write about a claimed call checks its fencing
 //! token in the same statement, and the schema is created and migrated under an advisory lock.
 
-use super::millis::{earlier, int, later, ms, time};
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{
@@ -17,9 +17,13 @@ use deadpool_postgres::{
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Row, Transaction};
 
-use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats, StatsRow};
-use super::store::{Backend, BoxFuture, StoreError};
-use crate::CorrelationId;
+use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
+use super::record::{CallRecord, Claim, NewCall, StatsRow};
+use super::redact::{quotes_a_secret, redact};
+use super::rows;
+use super::statements::{self, Dialect, Param, Runner, Statement, COLUMNS};
+use super::store::{check_new_calls, Backend, BoxFuture, StoreError};
+use crate::{Backoff, CorrelationId, Jitter, Policy};
 
 /// The schema version this build writes: the number of migrations.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
@@ -50,13 +54,14 @@ const POOL_WAIT: Duration = Duration::from_secs(30);
 /// Wake-ups a listener buffers before it drops more (the worker polls everything anyway).
 const LISTEN_BUFFER: usize = 64;
 
-/// The listener's reconnection delays: doubling from the first to the last, with jitter.
-const RECONNECT_FIRST: Duration = Duration::from_millis(100);
-const RECONNECT_MAX: Duration = Duration::from_secs(10);
-
-const COLUMNS: &str = "cid, parent, function, args, state, attempts, created_at, started_at, \
-    first_attempt_at, last_attempt_at, next_due_at, last_error, dead_reason, worker, lease_until, \
-    fence, last_wait_ns, updated_at";
+/// The listener's reconnections: forever, 100 ms doubling to 10 s, equal jitter (between half
+/// of each wait and the whole).
+const RECONNECT: Policy = Policy::new()
+    .max_retries(None)
+    .backoff(Backoff::Exponential { factor: 2.0 })
+    .delay(Duration::from_millis(100))
+    .max_delay(Some(Duration::from_secs(10)))
+    .jitter(Jitter::Equal);
 
 /// The calls are inserted in one statement; IDs already stored are skipped and reported back
 /// by their absence from `RETURNING`, so a duplicate is found without parsing error messages.
@@ -126,7 +131,7 @@ pub struct PostgresBackend {
     pool: Pool,
     config: Config,
     /// The URL without its password, for messages.
-    shown: String,
+    redacted: String,
     /// Successes waiting to be recorded together (see [`record_acks`]).
     acks: mpsc::UnboundedSender<Ack>,
 }
@@ -134,7 +139,7 @@ pub struct PostgresBackend {
 impl std::fmt::Debug for PostgresBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresBackend")
-            .field("url", &self.shown)
+            .field("url", &self.redacted)
             .field("pool", &self.pool.status())
             .finish_non_exhaustive()
     }
@@ -150,7 +155,7 @@ impl PostgresBackend {
     /// `retry_calls` table that is not ours), [`StoreError::NewerSchema`],
     /// [`StoreError::Backend`] (cannot connect, or the database refused a statement).
     pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
-        let shown = redact(url);
+        let redacted = redact(url);
         let mut config = parse_url(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -174,13 +179,13 @@ impl PostgresBackend {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
-            .map_err(|e| StoreError::Backend(format!("{shown}: cannot build the pool: {e}")))?;
+            .map_err(|e| StoreError::Backend(format!("{redacted}: cannot build the pool: {e}")))?;
         let (acks, pending) = mpsc::unbounded_channel();
-        tokio::spawn(record_acks(pool.clone(), shown.clone(), pending));
+        tokio::spawn(record_acks(pool.clone(), redacted.clone(), pending));
         let backend = Self {
             pool,
             config,
-            shown,
+            redacted,
             acks,
         };
         backend.migrate(create).await?;
@@ -190,7 +195,7 @@ impl PostgresBackend {
     /// The URL the store was opened with, without its password.
     #[must_use]
     pub fn url(&self) -> &str {
-        &self.shown
+        &self.redacted
     }
 
     /// A connection from the pool.
@@ -198,14 +203,14 @@ impl PostgresBackend {
         self.pool
             .get()
             .await
-            .map_err(|e| pool_error(&self.shown, e))
+            .map_err(|e| pool_error(&self.redacted, e))
     }
 
     /// Checks the schema and applies the missing migrations, under the migration lock.
     async fn migrate(&self, create: bool) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let result = self.migrate_on(&mut client, create).await;
-        settle(client, result)
+        return_to_pool(client, result)
     }
 
     async fn migrate_on(&self, client: &mut Object, create: bool) -> Result<(), StoreError> {
@@ -235,12 +240,12 @@ impl PostgresBackend {
                 .and_then(|r| r.try_get(0))
                 .map_err(pg)?;
             u32::try_from(found.unwrap_or(0)).map_err(|_| StoreError::NotAStore {
-                path: self.shown.clone(),
+                path: self.redacted.clone(),
                 reason: format!("its schema version {found:?} is not a valid version"),
             })?
         } else if has_calls {
             return Err(StoreError::NotAStore {
-                path: self.shown.clone(),
+                path: self.redacted.clone(),
                 reason: "it has a `retry_calls` table but no `retry_schema`: another \
                          program's table"
                     .into(),
@@ -256,13 +261,13 @@ impl PostgresBackend {
         }
         if version == 0 && !create {
             return Err(StoreError::NoSchema {
-                url: self.shown.clone(),
+                url: self.redacted.clone(),
             });
         }
         if version < SCHEMA_VERSION && schema.is_none() {
             return Err(StoreError::Backend(format!(
                 "{}: no schema of the search_path exists to create the store's tables in",
-                self.shown
+                self.redacted
             )));
         }
         for (done, migration) in (version..).zip(&MIGRATIONS[version as usize..]) {
@@ -303,7 +308,7 @@ impl PostgresBackend {
         calls: &[NewCall],
         now: SystemTime,
     ) -> Result<(), StoreError> {
-        check_calls(calls)?;
+        check_new_calls(calls)?;
         if calls.is_empty() {
             return Ok(());
         }
@@ -340,12 +345,16 @@ impl PostgresBackend {
             .keepalives_interval(Duration::from_secs(10))
             .keepalives_retries(3);
         let first = Listening::connect(&config).await.map_err(|e| {
-            StoreError::Backend(format!("{}: cannot LISTEN: {}", self.shown, describe(&e)))
+            StoreError::Backend(format!(
+                "{}: cannot LISTEN: {}",
+                self.redacted,
+                describe(&e)
+            ))
         })?;
         let (out, rx) = mpsc::channel(LISTEN_BUFFER);
         // Cannot fail: the channel is empty and its receiver alive.
         let _ = out.try_send(POLL_ALL.to_owned());
-        tokio::spawn(listen_loop(config, self.shown.clone(), first, out));
+        tokio::spawn(listen_loop(config, self.redacted.clone(), first, out));
         Ok(rx)
     }
 }
@@ -389,7 +398,7 @@ impl Listening {
 /// receiver is dropped.
 async fn listen_loop(
     config: Config,
-    shown: String,
+    redacted: String,
     mut current: Listening,
     out: mpsc::Sender<String>,
 ) {
@@ -408,12 +417,11 @@ async fn listen_loop(
                 },
             }
         }
-        tracing::warn!(store = %shown, "the LISTEN connection to PostgreSQL was lost; reconnecting");
-        let mut delay = RECONNECT_FIRST;
+        tracing::warn!(store = %redacted, "the LISTEN connection to PostgreSQL was lost; reconnecting");
+        let (mut retry, mut wait) = (0_u32, Duration::ZERO);
         current = loop {
-            // Equal jitter: between half the delay and the whole.
-            let half = delay / 2;
-            let wait = half + half.mul_f64(fastrand::f64());
+            retry = retry.saturating_add(1);
+            wait = RECONNECT.jittered(RECONNECT.base_delay(retry), wait);
             tokio::select! {
                 () = out.closed() => return,
                 () = tokio::time::sleep(wait) => {}
@@ -421,12 +429,11 @@ async fn listen_loop(
             match Listening::connect(&config).await {
                 Ok(listening) => break listening,
                 Err(e) => {
-                    tracing::warn!(store = %shown, error = %describe(&e), "cannot LISTEN on PostgreSQL; retrying");
-                    delay = (delay * 2).min(RECONNECT_MAX);
+                    tracing::warn!(store = %redacted, error = %describe(&e), "cannot LISTEN on PostgreSQL; retrying");
                 }
             }
         };
-        tracing::info!(store = %shown, "listening on PostgreSQL again");
+        tracing::info!(store = %redacted, "listening on PostgreSQL again");
         if out.send(POLL_ALL.to_owned()).await.is_err() {
             return;
         }
@@ -435,37 +442,19 @@ async fn listen_loop(
 
 /// Parses a `postgres://` or `postgresql://` URL as `tokio-postgres` reads it.
 pub(crate) fn parse_url(url: &str) -> Result<Config, StoreError> {
-    Config::from_str(url).map_err(|e| StoreError::BadUrl {
-        url: redact(url),
-        reason: format!("not a PostgreSQL URL: {}", describe(&e)),
-    })
-}
-
-/// The URL with its password (in the user part or a `password=` parameter) replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
-    let mut shown = url.to_owned();
-    if let Some(start) = shown.find("://").map(|i| i + 3) {
-        let end = shown[start..]
-            .find(['/', '?'])
-            .map_or(shown.len(), |i| start + i);
-        if let Some(at) = shown[start..end].rfind('@').map(|i| start + i) {
-            if let Some(colon) = shown[start..at].find(':').map(|i| start + i) {
-                shown.replace_range(colon + 1..at, "***");
-            }
+    Config::from_str(url).map_err(|e| {
+        let why = describe(&e);
+        StoreError::BadUrl {
+            url: redact(url),
+            reason: if quotes_a_secret(url, &why) {
+                "not a PostgreSQL URL (the client's message is not shown: it quotes a part of \
+                 the password)"
+                    .to_owned()
+            } else {
+                format!("not a PostgreSQL URL: {why}")
+            },
         }
-    }
-    if let Some(query) = shown.find('?') {
-        let (head, params) = shown.split_at(query + 1);
-        let params: Vec<String> = params
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some(("password", _)) => "password=***".to_owned(),
-                _ => p.to_owned(),
-            })
-            .collect();
-        shown = format!("{head}{}", params.join("&"));
-    }
-    shown
+    })
 }
 
 /// A `tokio-postgres` error on one line, with the server's message when there is one.
@@ -496,29 +485,12 @@ fn pg(e: tokio_postgres::Error) -> StoreError {
 }
 
 #[allow(clippy::needless_pass_by_value)] // made for `map_err`
-fn pool_error(shown: &str, e: PoolError) -> StoreError {
+fn pool_error(redacted: &str, e: PoolError) -> StoreError {
     let why = match &e {
         PoolError::Backend(e) => describe(e),
         other => other.to_string(),
     };
-    StoreError::Backend(format!("cannot connect to PostgreSQL at {shown}: {why}"))
-}
-
-/// Checks the arguments are JSON and no ID is repeated, before anything is sent.
-fn check_calls(calls: &[NewCall]) -> Result<(), StoreError> {
-    let mut seen = HashSet::with_capacity(calls.len());
-    for call in calls {
-        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&call.args) {
-            return Err(StoreError::Invalid(format!(
-                "the arguments of call {} are not JSON: {e}",
-                call.cid
-            )));
-        }
-        if !seen.insert(call.cid) {
-            return Err(StoreError::Duplicate(call.cid));
-        }
-    }
-    Ok(())
+    StoreError::Backend(format!("cannot connect to PostgreSQL at {redacted}: {why}"))
 }
 
 /// Inserts checked calls and notifies once per function; the caller rolls back on an error.
@@ -534,7 +506,10 @@ async fn insert(
         .collect();
     let functions: Vec<&str> = calls.iter().map(|c| c.function.as_str()).collect();
     let args: Vec<&str> = calls.iter().map(|c| c.args.as_str()).collect();
-    let dues: Vec<i64> = calls.iter().map(|c| ms(c.due.unwrap_or(now))).collect();
+    let dues: Vec<i64> = calls
+        .iter()
+        .map(|c| to_millis(c.due.unwrap_or(now)))
+        .collect();
     // Calls stored after their caller's own attempt failed (`persist = "on_failure"`).
     let tried = |f: &dyn Fn(&super::Tried) -> Option<i64>| -> Vec<Option<i64>> {
         calls.iter().map(|c| c.tried.as_ref().and_then(f)).collect()
@@ -551,8 +526,8 @@ async fn insert(
         .into_iter()
         .map(|w| w.unwrap_or(0))
         .collect();
-    let started = tried(&|t| t.progress.started_at.map(ms));
-    let tried_at = tried(&|t| Some(ms(t.progress.attempt_started)));
+    let started = tried(&|t| t.progress.started_at.map(to_millis));
+    let tried_at = tried(&|t| Some(to_millis(t.progress.attempt_started)));
     let errors: Vec<Option<&str>> = calls
         .iter()
         .map(|c| c.tried.as_ref().map(|t| t.error.as_str()))
@@ -566,7 +541,7 @@ async fn insert(
                 &functions,
                 &args,
                 &dues,
-                &ms(now),
+                &to_millis(now),
                 &attempts,
                 &waits,
                 &started,
@@ -599,88 +574,73 @@ async fn insert(
     Ok(())
 }
 
-fn int4(v: u32) -> i32 {
-    i32::try_from(v).unwrap_or(i32::MAX)
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Backend(format!("a stored call is malformed: {what}"))
-}
-
-fn cid_text(text: &str) -> Result<CorrelationId, StoreError> {
-    text.parse()
-        .map_err(|_| corrupt(&format!("`{text}` is not a correlation ID")))
-}
-
-fn record(row: &Row) -> Result<CallRecord, StoreError> {
-    let opt_time = |idx: usize| -> Result<Option<SystemTime>, StoreError> {
-        Ok(row.try_get::<_, Option<i64>>(idx).map_err(pg)?.map(time))
-    };
-    let unsigned = |idx: usize| -> Result<u64, StoreError> {
-        let v: i64 = row.try_get(idx).map_err(pg)?;
-        u64::try_from(v).map_err(|_| corrupt(&format!("{v} is negative")))
-    };
-    let cid: String = row.try_get(0).map_err(pg)?;
-    let parent: Option<String> = row.try_get(1).map_err(pg)?;
-    let state: String = row.try_get(4).map_err(pg)?;
-    let attempts: i32 = row.try_get(5).map_err(pg)?;
-    Ok(CallRecord {
-        cid: cid_text(&cid)?,
-        parent: parent.as_deref().map(cid_text).transpose()?,
-        function: row.try_get(2).map_err(pg)?,
-        args: row.try_get(3).map_err(pg)?,
-        state: state.parse().map_err(|e| corrupt(&format!("{e}")))?,
-        attempts: u32::try_from(attempts).map_err(|_| corrupt("negative attempts"))?,
-        created_at: time(row.try_get(6).map_err(pg)?),
-        started_at: opt_time(7)?,
-        first_attempt_at: opt_time(8)?,
-        last_attempt_at: opt_time(9)?,
-        next_due_at: opt_time(10)?,
-        last_error: row.try_get(11).map_err(pg)?,
-        dead_reason: row.try_get(12).map_err(pg)?,
-        worker: row.try_get(13).map_err(pg)?,
-        lease_until: opt_time(14)?,
-        fence: unsigned(15)?,
-        last_wait_ns: unsigned(16)?,
-        updated_at: time(row.try_get(17).map_err(pg)?),
-    })
-}
-
-fn count(n: u64) -> bool {
-    n > 0
-}
-
 impl PostgresBackend {
-    /// Runs one statement on a pooled connection (prepared once per connection); returns the
+    /// Runs a statement on a pooled connection (prepared once per connection); returns the
     /// number of rows it changed.
-    async fn execute(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
+    async fn execute_now(&self, statement: Statement) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let result = async {
-            let statement = client.prepare_cached(sql).await.map_err(pg)?;
-            client.execute(&statement, params).await.map_err(pg)
+            let prepared = client
+                .prepare_cached(statement.text(Dialect::Postgres))
+                .await
+                .map_err(pg)?;
+            client
+                .execute(&prepared, &postgres_params(&statement.params))
+                .await
+                .map_err(pg)
         }
         .await;
-        settle(client, result)
+        return_to_pool(client, result)
     }
 
-    /// Runs one query on a pooled connection (prepared once per connection).
+    /// Runs a query of one shared statement, decoding each row with `decode`.
+    async fn decoded<T>(
+        &self,
+        statement: Statement,
+        decode: fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let found = self
+            .query(
+                statement.text(Dialect::Postgres),
+                &postgres_params(&statement.params),
+            )
+            .await?;
+        found.iter().map(decode).collect()
+    }
+
+    /// Runs a query on a pooled connection (prepared once per connection).
     async fn query(
         &self,
-        sql: &str,
+        text: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
         let client = self.client().await?;
         let result = async {
-            let statement = client.prepare_cached(sql).await.map_err(pg)?;
-            client.query(&statement, params).await.map_err(pg)
+            let prepared = client.prepare_cached(text).await.map_err(pg)?;
+            client.query(&prepared, params).await.map_err(pg)
         }
         .await;
-        settle(client, result)
+        return_to_pool(client, result)
     }
+}
+
+impl Runner for PostgresBackend {
+    fn execute(&self, statement: Statement) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.execute_now(statement))
+    }
+
+    fn records(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<CallRecord>, StoreError>> {
+        Box::pin(self.decoded(statement, rows::record))
+    }
+
+    fn counts(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<StatsRow>, StoreError>> {
+        Box::pin(self.decoded(statement, rows::stats_row))
+    }
+}
+
+/// The values of a statement, as `tokio-postgres` binds them.
+fn postgres_params(params: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    params.iter().map(Param::as_postgres).collect()
 }
 
 /// A success waiting to be recorded.
@@ -700,7 +660,7 @@ const ACK_BATCH: usize = 256;
 /// workers' acks share a round trip and a commit (the SQLite store's writer does the same).
 /// Each is still fenced on its own: a call whose claim is no longer current is left alone and
 /// its caller told so.
-async fn record_acks(pool: Pool, shown: String, mut pending: mpsc::UnboundedReceiver<Ack>) {
+async fn record_acks(pool: Pool, redacted: String, mut pending: mpsc::UnboundedReceiver<Ack>) {
     while let Some(first) = pending.recv().await {
         let mut batch = vec![first];
         while batch.len() < ACK_BATCH {
@@ -709,17 +669,22 @@ async fn record_acks(pool: Pool, shown: String, mut pending: mpsc::UnboundedRece
                 Err(_) => break,
             }
         }
-        match complete_many(&pool, &shown, &batch).await {
-            Ok(done) => {
-                for a in batch {
-                    let recorded = done.contains(&a.cid);
-                    let _ = a.reply.send(Ok(recorded));
-                }
+        reply_to_acks(batch, &pool, &redacted).await;
+    }
+}
+
+/// Records a batch of successes and answers each.
+async fn reply_to_acks(batch: Vec<Ack>, pool: &Pool, redacted: &str) {
+    match complete_many(pool, redacted, &batch).await {
+        Ok(done) => {
+            for a in batch {
+                let recorded = done.contains(&a.cid);
+                let _ = a.reply.send(Ok(recorded));
             }
-            Err(e) => {
-                for a in batch {
-                    let _ = a.reply.send(Err(e.clone()));
-                }
+        }
+        Err(e) => {
+            for a in batch {
+                let _ = a.reply.send(Err(e.clone()));
             }
         }
     }
@@ -727,7 +692,7 @@ async fn record_acks(pool: Pool, shown: String, mut pending: mpsc::UnboundedRece
 
 async fn complete_many(
     pool: &Pool,
-    shown: &str,
+    redacted: &str,
     batch: &[Ack],
 ) -> Result<HashSet<String>, StoreError> {
     let cids: Vec<&str> = batch.iter().map(|a| a.cid.as_str()).collect();
@@ -735,9 +700,12 @@ async fn complete_many(
     let attempts: Vec<i32> = batch.iter().map(|a| a.attempts).collect();
     let started: Vec<i64> = batch.iter().map(|a| a.started).collect();
     let nows: Vec<i64> = batch.iter().map(|a| a.now).collect();
-    let client = pool.get().await.map_err(|e| pool_error(shown, e))?;
+    let client = pool.get().await.map_err(|e| pool_error(redacted, e))?;
     let result = async {
-        let statement = client.prepare_cached(COMPLETE_MANY).await.map_err(pg)?;
+        let statement = client
+            .prepare_cached(complete_many_text())
+            .await
+            .map_err(pg)?;
         let rows = client
             .query(&statement, &[&cids, &fences, &attempts, &started, &nows])
             .await
@@ -747,23 +715,37 @@ async fn complete_many(
             .collect()
     }
     .await;
-    settle(client, result)
+    return_to_pool(client, result)
 }
 
-/// Records successes: each fenced like a single `complete`.
-const COMPLETE_MANY: &str = "UPDATE retry_calls c SET state = 'succeeded', \
-    attempts = a.attempts, started_at = COALESCE(c.started_at, a.started), \
-    first_attempt_at = COALESCE(c.first_attempt_at, a.started), last_attempt_at = a.started, \
-    worker = NULL, lease_until = NULL, next_due_at = NULL, updated_at = a.now \
-    FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[]) \
-      AS a(cid, fence, attempts, started, now) \
-    WHERE c.cid = a.cid AND c.fence = a.fence AND c.state = 'running' \
-    RETURNING c.cid";
+/// Records many successes in one statement: the shared success statement
+/// ([`statements::COMPLETE`]), each of its five values `$N` taken from the N-th array, so each
+/// success is fenced like a single one; returns the IDs of those recorded.
+fn complete_many_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let single = statements::COMPLETE.text(Dialect::Postgres);
+        let (set, fenced) = single
+            .split_once(" WHERE ")
+            .expect("the success statement has a WHERE clause");
+        let each = |text: &str| {
+            (1..=5).rev().fold(text.to_owned(), |t, n| {
+                t.replace(&format!("${n}"), &format!("each.v{n}"))
+            })
+        };
+        format!(
+            "{} FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[]) \
+             AS each(v1, v2, v3, v4, v5) WHERE {} RETURNING cid",
+            each(set),
+            each(fenced)
+        )
+    })
+}
 
-/// Hands a pooled connection back after an operation. After a database or connection error it
-/// is closed instead: a connection the server dropped may not look closed yet, and must not
-/// fail a second operation.
-fn settle<T>(client: Object, result: Result<T, StoreError>) -> Result<T, StoreError> {
+/// Hands a pooled connection back to the pool after an operation. After a database or
+/// connection error it is closed instead: a connection the server dropped may not look closed
+/// yet, and must not fail a second operation.
+fn return_to_pool<T>(client: Object, result: Result<T, StoreError>) -> Result<T, StoreError> {
     if let Err(StoreError::Backend(_)) = result {
         drop(Object::take(client));
     }
@@ -781,7 +763,7 @@ impl Backend for PostgresBackend {
         now: SystemTime,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            check_calls(&calls)?;
+            check_new_calls(&calls)?;
             if calls.is_empty() {
                 return Ok(());
             }
@@ -793,10 +775,11 @@ impl Backend for PostgresBackend {
                 tx.commit().await.map_err(pg)
             }
             .await;
-            settle(client, result)
+            return_to_pool(client, result)
         })
     }
 
+    /// PostgreSQL's claim: rows other workers are claiming are skipped, not waited for.
     fn claim<'a>(
         &'a self,
         worker: &'a str,
@@ -810,15 +793,22 @@ impl Backend for PostgresBackend {
                 return Ok(Vec::new());
             }
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = self
+            let claimed = self
                 .query(
                     &format!("{CLAIM}{COLUMNS}"),
-                    &[&worker, &later(now, lease), &ms(now), &limit, &functions],
+                    &[
+                        &worker,
+                        &later(now, lease),
+                        &to_millis(now),
+                        &limit,
+                        &functions,
+                    ],
                 )
                 .await?;
-            rows.iter()
+            claimed
+                .iter()
                 .map(|row| {
-                    let record = record(row)?;
+                    let record = rows::record(row)?;
                     Ok(Claim {
                         fence: record.fence,
                         record,
@@ -828,24 +818,10 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn renew(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        lease: Duration,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(async move {
-            self.execute(
-                "UPDATE retry_calls SET lease_until = $3 \
-                 WHERE cid = $1 AND fence = $2 AND state = 'running'",
-                &[&cid.to_string(), &int(fence), &later(now, lease)],
-            )
-            .await
-            .map(count)
-        })
-    }
+    statements::shared_transitions!();
 
+    /// Successes go to the batch recorder (`record_acks`); without it (its runtime ended)
+    /// this one is recorded as a batch of one.
     fn complete(
         &self,
         cid: CorrelationId,
@@ -855,270 +831,28 @@ impl Backend for PostgresBackend {
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            let ack = Ack {
+            let ack = |reply| Ack {
                 cid: cid.to_string(),
-                fence: int(fence),
-                attempts: int4(attempts),
-                started: ms(attempt_started),
-                now: ms(now),
+                fence: saturating_i64(fence),
+                attempts: saturating_i32(attempts),
+                started: to_millis(attempt_started),
+                now: to_millis(now),
                 reply,
             };
-            if self.acks.send(ack).is_ok() {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            if self.acks.send(ack(reply)).is_ok() {
                 if let Ok(recorded) = answer.await {
                     return recorded;
                 }
             }
-            // The recorder is gone (its runtime ended): record this one on its own.
-            self.execute(
-                "UPDATE retry_calls SET state = 'succeeded', attempts = $3, \
-                 started_at = COALESCE(started_at, $4), \
-                 first_attempt_at = COALESCE(first_attempt_at, $4), last_attempt_at = $4, \
-                 worker = NULL, lease_until = NULL, next_due_at = NULL, updated_at = $5 \
-                 WHERE cid = $1 AND fence = $2 AND state = 'running'",
-                &[
-                    &cid.to_string(),
-                    &int(fence),
-                    &int4(attempts),
-                    &ms(attempt_started),
-                    &ms(now),
-                ],
-            )
-            .await
-            .map(count)
+            // The recorder is gone (its runtime ended): record this one as a batch of one.
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            reply_to_acks(vec![ack(reply)], &self.pool, &self.redacted).await;
+            answer.await.unwrap_or(Err(StoreError::Closed))
         })
     }
 
-    fn reschedule(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        progress: Progress,
-        due: SystemTime,
-        error: String,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(async move {
-            self.execute(
-                "UPDATE retry_calls SET state = 'waiting', attempts = $3, started_at = $4, \
-                 last_wait_ns = $5, first_attempt_at = COALESCE(first_attempt_at, $6), \
-                 last_attempt_at = $6, next_due_at = $7, last_error = $8, worker = NULL, \
-                 lease_until = NULL, updated_at = $9 \
-                 WHERE cid = $1 AND fence = $2 AND state = 'running'",
-                &[
-                    &cid.to_string(),
-                    &int(fence),
-                    &int4(progress.attempts),
-                    &progress.started_at.map(ms),
-                    &int(progress.last_wait_ns),
-                    &ms(progress.attempt_started),
-                    &ms(due),
-                    &error,
-                    &ms(now),
-                ],
-            )
-            .await
-            .map(count)
-        })
-    }
-
-    fn bury(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        progress: Option<Progress>,
-        reason: String,
-        error: Option<String>,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let cid = cid.to_string();
-            let n = match progress {
-                Some(p) => {
-                    self.execute(
-                        "UPDATE retry_calls SET state = 'dead', attempts = $3, started_at = $4, \
-                         last_wait_ns = $5, first_attempt_at = COALESCE(first_attempt_at, $6), \
-                         last_attempt_at = $6, dead_reason = $7, \
-                         last_error = COALESCE($8, last_error), worker = NULL, \
-                         lease_until = NULL, next_due_at = NULL, updated_at = $9 \
-                         WHERE cid = $1 AND fence = $2 AND state = 'running'",
-                        &[
-                            &cid,
-                            &int(fence),
-                            &int4(p.attempts),
-                            &p.started_at.map(ms),
-                            &int(p.last_wait_ns),
-                            &ms(p.attempt_started),
-                            &reason,
-                            &error,
-                            &ms(now),
-                        ],
-                    )
-                    .await?
-                }
-                None => {
-                    self.execute(
-                        "UPDATE retry_calls SET state = 'dead', dead_reason = $3, \
-                         last_error = COALESCE($4, last_error), worker = NULL, \
-                         lease_until = NULL, next_due_at = NULL, updated_at = $5 \
-                         WHERE cid = $1 AND fence = $2 AND state = 'running'",
-                        &[&cid, &int(fence), &reason, &error, &ms(now)],
-                    )
-                    .await?
-                }
-            };
-            Ok(count(n))
-        })
-    }
-
-    fn release<'a>(
-        &'a self,
-        worker: &'a str,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(async move {
-            self.execute(
-                "UPDATE retry_calls SET state = 'waiting', next_due_at = $2, worker = NULL, \
-                 lease_until = NULL, fence = fence + 1, updated_at = $2 \
-                 WHERE state = 'running' AND worker = $1",
-                &[&worker, &ms(now)],
-            )
-            .await
-        })
-    }
-
-    fn cancel(
-        &self,
-        cid: CorrelationId,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(async move {
-            self.execute(
-                "UPDATE retry_calls SET state = 'cancelled', fence = fence + 1, worker = NULL, \
-                 lease_until = NULL, next_due_at = NULL, updated_at = $2 \
-                 WHERE cid = $1 AND state IN ('pending', 'waiting', 'running')",
-                &[&cid.to_string(), &ms(now)],
-            )
-            .await
-            .map(count)
-        })
-    }
-
-    fn get(&self, cid: CorrelationId) -> BoxFuture<'_, Result<Option<CallRecord>, StoreError>> {
-        Box::pin(async move {
-            let rows = self
-                .query(
-                    &format!("SELECT {COLUMNS} FROM retry_calls WHERE cid = $1"),
-                    &[&cid.to_string()],
-                )
-                .await?;
-            rows.first().map(record).transpose()
-        })
-    }
-
-    fn list<'a>(
-        &'a self,
-        filter: &'a ListFilter,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<Vec<CallRecord>, StoreError>> {
-        Box::pin(async move {
-            let state = filter.state.map(CallState::as_str);
-            let before = filter.older_than.map(|d| earlier(now, d));
-            // LIMIT NULL is no limit.
-            let limit = filter.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-            let rows = self
-                .query(
-                    &format!(
-                        "SELECT {COLUMNS} FROM retry_calls WHERE ($1::text IS NULL OR state = $1) \
-                         AND ($2::text IS NULL OR function = $2) \
-                         AND ($3::bigint IS NULL OR updated_at <= $3) \
-                         ORDER BY updated_at, cid LIMIT $4"
-                    ),
-                    &[&state, &filter.function, &before, &limit],
-                )
-                .await?;
-            rows.iter().map(record).collect()
-        })
-    }
-
-    fn requeue(
-        &self,
-        cid: CorrelationId,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(async move {
-            self.execute(
-                "UPDATE retry_calls SET state = 'pending', attempts = 0, started_at = NULL, \
-                 last_wait_ns = 0, dead_reason = NULL, next_due_at = $2, updated_at = $2 \
-                 WHERE cid = $1 AND state IN ('dead', 'cancelled')",
-                &[&cid.to_string(), &ms(now)],
-            )
-            .await
-            .map(count)
-        })
-    }
-
-    fn requeue_dead<'a>(
-        &'a self,
-        function: Option<&'a str>,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(async move {
-            self.execute(
-                "UPDATE retry_calls SET state = 'pending', attempts = 0, started_at = NULL, \
-                 last_wait_ns = 0, dead_reason = NULL, next_due_at = $2, updated_at = $2 \
-                 WHERE state = 'dead' AND ($1::text IS NULL OR function = $1)",
-                &[&function, &ms(now)],
-            )
-            .await
-        })
-    }
-
-    fn purge(
-        &self,
-        state: CallState,
-        older_than: Duration,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async move {
-            if !state.is_finished() {
-                return Err(StoreError::Invalid(format!(
-                    "only finished calls (succeeded, dead, cancelled) can be purged, not {state} ones"
-                )));
-            }
-            self.execute(
-                "DELETE FROM retry_calls WHERE state = $1 AND updated_at <= $2",
-                &[&state.as_str(), &earlier(now, older_than)],
-            )
-            .await
-        })
-    }
-
-    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        Box::pin(async move {
-            let rows = self
-                .query(
-                    "SELECT function, state, count(*) FROM retry_calls GROUP BY function, state",
-                    &[],
-                )
-                .await?;
-            let mut rows = rows
-                .iter()
-                .map(|row| {
-                    let state: String = row.try_get(1).map_err(pg)?;
-                    let count: i64 = row.try_get(2).map_err(pg)?;
-                    Ok(StatsRow {
-                        function: row.try_get(0).map_err(pg)?,
-                        state: state.parse().map_err(|e| corrupt(&format!("{e}")))?,
-                        count: u64::try_from(count).unwrap_or(0),
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            rows.sort_by(|a, b| (&a.function, a.state).cmp(&(&b.function, b.state)));
-            Ok(Stats { rows })
-        })
-    }
-
+    /// PostgreSQL's claimable time is a generated column, `claimable_at`, in the claim's index.
     fn next_due<'a>(
         &'a self,
         functions: &'a [String],
@@ -1140,26 +874,76 @@ impl Backend for PostgresBackend {
                 .transpose()
                 .map_err(pg)?
                 .flatten();
-            Ok(due.map(time))
+            Ok(due.map(from_millis))
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{complete_many_text, PostgresBackend, RECONNECT};
+    use crate::durable::StoreUrl;
+    use std::time::Duration;
+
+    /// Every way a password reaches a URL that the client accepts, and some it refuses: no
+    /// error about the URL (unparsable, or a server that does not answer), in its text or its
+    /// `Debug` form, and no `Debug` of the parsed URL shows any part of the password.
+    #[tokio::test]
+    async fn no_error_or_debug_form_prints_a_password() {
+        for url in [
+            "postgres://app:PW1/PW2@127.0.0.1:1/jobs?connect_timeout=5",
+            "postgres://app:PW1?PW2@127.0.0.1:1/jobs?connect_timeout=5",
+            "postgres://app:PW1@PW2@127.0.0.1:1/jobs?connect_timeout=5",
+            "postgres://127.0.0.1:1/jobs?user=app&pass%77ord=PW1&connect_timeout=5",
+            "postgres://127.0.0.1:1/jobs?user=app&password=PW1&PW2&connect_timeout=5",
+            "postgres://app:PW1/PW2@127.0.0.1:1/jobs?colour=blue",
+            "postgresql://127.0.0.1:1/jobs?pass%77ord=PW1&colour=blue",
+        ] {
+            let mut shown = Vec::new();
+            match StoreUrl::parse(url) {
+                Ok(parsed) => {
+                    shown.push(format!("{parsed:?}"));
+                    let err = PostgresBackend::open(url, true).await.unwrap_err();
+                    shown.extend([err.to_string(), format!("{err:?}")]);
+                }
+                Err(err) => shown.extend([err.to_string(), format!("{err:?}")]),
+            }
+            for text in shown {
+                assert!(!text.contains("PW"), "{url}: {text}");
+                assert!(text.contains("127.0.0.1"), "{url}: {text}");
+            }
+        }
+    }
 
     #[test]
-    fn passwords_are_redacted() {
+    fn the_listener_reconnects_after_100ms_doubling_to_10s_with_equal_jitter() {
+        let ms = Duration::from_millis;
+        assert_eq!(RECONNECT.base_delay(1), ms(100));
+        assert_eq!(RECONNECT.base_delay(2), ms(200));
+        assert_eq!(RECONNECT.base_delay(8), ms(10_000), "capped");
         assert_eq!(
-            redact("postgres://app:s3cret@db:5432/jobs"),
-            "postgres://app:***@db:5432/jobs"
+            RECONNECT.max_attempts(),
+            None,
+            "for as long as it is listened to"
         );
-        assert_eq!(redact("postgres://app@db/jobs"), "postgres://app@db/jobs");
+        for _ in 0..100 {
+            let wait = RECONNECT.jittered(ms(400), ms(200));
+            assert!(wait >= ms(200) && wait <= ms(400), "{wait:?}");
+        }
+    }
+
+    #[test]
+    fn a_batch_of_successes_is_the_single_success_fenced_row_by_row() {
         assert_eq!(
-            redact("postgresql://db/jobs?user=app&password=s3cret&sslmode=disable"),
-            "postgresql://db/jobs?user=app&password=***&sslmode=disable"
+            complete_many_text(),
+            "UPDATE retry_calls SET state = 'succeeded', attempts = each.v3, \
+             started_at = COALESCE(started_at, each.v4), \
+             first_attempt_at = COALESCE(first_attempt_at, each.v4), \
+             last_attempt_at = each.v4, worker = NULL, lease_until = NULL, next_due_at = NULL, \
+             updated_at = each.v5 \
+             FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[]) \
+             AS each(v1, v2, v3, v4, v5) \
+             WHERE cid = each.v1 AND fence = each.v2 AND state = 'running' RETURNING cid"
         );
-        assert_eq!(redact("postgres://db/jobs"), "postgres://db/jobs");
     }
 }

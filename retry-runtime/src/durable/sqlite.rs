@@ -6,20 +6,20 @@
 //! then answers each caller: one fsync for many calls. Reads run on a separate connection on
 //! tokio's blocking pool, so WAL readers never wait for the writer.
 
-use super::millis::{earlier, int, later, ms, time};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use rusqlite::types::{Type, Value};
-use rusqlite::{
-    params, params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension, Row,
-};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, Row};
 use tokio::sync::oneshot;
 
-use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats, StatsRow};
-use super::store::{Backend, BoxFuture, StoreError};
+use super::millis::{from_millis, later, saturating_i64, to_millis};
+use super::record::{CallRecord, Claim, NewCall, StatsRow};
+use super::rows;
+use super::statements::{self, Dialect, Runner, Statement, COLUMNS};
+use super::store::{check_new_calls, Backend, BoxFuture, StoreError};
 use crate::CorrelationId;
 
 /// The schema version this build writes: the number of migrations.
@@ -99,8 +99,9 @@ impl std::fmt::Debug for SqliteBackend {
 }
 
 impl SqliteBackend {
-    /// Opens the store in the file at `path`, creating it if `create` is set, and migrating it
-    /// to the current schema. Blocks (file I/O); [`Store::open`](super::Store::open) runs it on
+    /// Opens the store in the file at `path`, creating it if `create` is set (mode `0600` on
+    /// Unix, its `-wal` and `-shm` too; the directory must exist), and migrating it to the
+    /// current schema. Blocks (file I/O); [`Store::open`](super::Store::open) runs it on
     /// tokio's blocking pool.
     ///
     /// # Errors
@@ -117,34 +118,38 @@ impl SqliteBackend {
                 path: path.to_owned(),
             });
         }
-        let shown = path.display().to_string();
+        let label = path.display().to_string();
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let created = create && create_private(path, &label)?;
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
         let writer =
-            Connection::open_with_flags(path, flags).map_err(|e| open_error(&shown, &e))?;
-        prepare(&writer, &shown)?;
+            Connection::open_with_flags(path, flags).map_err(|e| open_error(&label, &e))?;
+        prepare(&writer, &label)?;
         // Only now that the file is known to be ours is anything about it changed.
         let mode: String = writer
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| open_error(&shown, &e))?;
+            .map_err(|e| open_error(&label, &e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Io(format!(
-                "{shown}: could not switch to WAL mode (journal_mode is {mode})"
+                "{label}: could not switch to WAL mode (journal_mode is {mode})"
             )));
+        }
+        if created {
+            restrict_companions(path, &label)?;
         }
         writer
             .pragma_update(None, "synchronous", synchronous.pragma())
-            .map_err(|e| open_error(&shown, &e))?;
+            .map_err(|e| open_error(&label, &e))?;
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| open_error(&shown, &e))?;
+        .map_err(|e| open_error(&label, &e))?;
         reader
             .busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| open_error(&shown, &e))?;
+            .map_err(|e| open_error(&label, &e))?;
         Self::start(writer, Some(reader))
     }
 
@@ -233,6 +238,53 @@ impl SqliteBackend {
     }
 }
 
+/// Creates the store's file, unless it exists, readable and writable by its owner alone
+/// (`0600` on Unix, whatever the umask): a store holds calls' arguments, often personal data
+/// or tokens. Returns whether it created the file.
+fn create_private(path: &Path, label: &str) -> Result<bool, StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(file) => {
+            // The mode given to `open` is narrowed by the umask; this one is not.
+            #[cfg(unix)]
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|e| StoreError::Io(format!("{label}: {e}")))?;
+            drop(file);
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Io(format!(
+            "{label}: no such directory to create the store in (create the directory first, \
+             or check the path)"
+        ))),
+        Err(e) => Err(StoreError::Io(format!(
+            "{label}: cannot create the store: {e}"
+        ))),
+    }
+}
+
+/// Gives a new store's `-wal` and `-shm` files the store's own `0600` (SQLite creates them
+/// with the database file's mode; this holds it whatever the umask).
+fn restrict_companions(path: &Path, label: &str) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    for suffix in ["-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        match std::fs::set_permissions(&companion, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::Io(format!("{label}{suffix}: {e}"))),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, label);
+    Ok(())
+}
+
 /// The writer thread: drain the queue, one transaction for all, commit, answer.
 fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>, commits: &AtomicU64) {
     while let Ok(first) = queue.recv() {
@@ -286,19 +338,19 @@ fn in_savepoint<T>(
 
 /// Checks that the database is a retry store (or empty), refuses a newer schema, and applies
 /// the missing migrations, all in one `BEGIN IMMEDIATE` transaction.
-fn prepare(conn: &Connection, shown: &str) -> Result<(), StoreError> {
+fn prepare(conn: &Connection, label: &str) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| open_error(shown, &e))?;
+        .map_err(|e| open_error(label, &e))?;
     conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| open_error(shown, &e))?;
-    let result = migrate(conn, shown);
+        .map_err(|e| open_error(label, &e))?;
+    let result = migrate(conn, label);
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    conn.execute_batch(end).map_err(|e| open_error(shown, &e))?;
+    conn.execute_batch(end).map_err(|e| open_error(label, &e))?;
     result
 }
 
-fn migrate(conn: &Connection, shown: &str) -> Result<(), StoreError> {
-    let err = |e: rusqlite::Error| open_error(shown, &e);
+fn migrate(conn: &Connection, label: &str) -> Result<(), StoreError> {
+    let err = |e: rusqlite::Error| open_error(label, &e);
     let app_id: i32 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(err)?;
@@ -314,7 +366,7 @@ fn migrate(conn: &Connection, shown: &str) -> Result<(), StoreError> {
         .map_err(err)?;
     if app_id != APPLICATION_ID && (app_id != 0 || version != 0 || tables != 0) {
         return Err(StoreError::NotAStore {
-            path: shown.to_owned(),
+            path: label.to_owned(),
             reason: format!(
                 "it is another program's SQLite database (application_id {app_id:#x}, \
                  user_version {version}, {tables} tables)"
@@ -322,7 +374,7 @@ fn migrate(conn: &Connection, shown: &str) -> Result<(), StoreError> {
         });
     }
     let version = u32::try_from(version).map_err(|_| StoreError::NotAStore {
-        path: shown.to_owned(),
+        path: label.to_owned(),
         reason: format!("its schema version {version} is not a valid version"),
     })?;
     if version > SCHEMA_VERSION {
@@ -342,20 +394,20 @@ fn migrate(conn: &Connection, shown: &str) -> Result<(), StoreError> {
 }
 
 /// An error while opening: a file that is not a database is not a store.
-fn open_error(shown: &str, e: &rusqlite::Error) -> StoreError {
+fn open_error(label: &str, e: &rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => StoreError::NotAStore {
-            path: shown.to_owned(),
+            path: label.to_owned(),
             reason: "it is not a SQLite database".into(),
         },
         Some(ErrorCode::DatabaseCorrupt) => StoreError::NotAStore {
-            path: shown.to_owned(),
+            path: label.to_owned(),
             reason: "the SQLite database is damaged".into(),
         },
         Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
-            StoreError::Io(format!("{shown}: {e}"))
+            StoreError::Io(format!("{label}: {e}"))
         }
-        _ => StoreError::Backend(format!("{shown}: {e}")),
+        _ => StoreError::Backend(format!("{label}: {e}")),
     }
 }
 
@@ -377,53 +429,38 @@ fn sql(e: rusqlite::Error) -> StoreError {
     db_error(&e)
 }
 
-const COLUMNS: &str = "cid, parent, function, args, state, attempts, created_at, started_at, \
-    first_attempt_at, last_attempt_at, next_due_at, last_error, dead_reason, worker, lease_until, \
-    fence, last_wait_ns, updated_at";
-
-fn bad_column(idx: usize, why: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, why.into())
+/// Runs a statement that changes calls; returns how many it changed.
+fn execute(conn: &Connection, statement: &Statement) -> Result<u64, StoreError> {
+    conn.prepare_cached(statement.text(Dialect::Sqlite))
+        .and_then(|mut stmt| stmt.execute(params_from_iter(&statement.params)))
+        .map(|n| n as u64)
+        .map_err(sql)
 }
 
-fn cid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<CorrelationId>> {
-    let text: Option<String> = row.get(idx)?;
-    text.map(|t| {
-        t.parse()
-            .map_err(|_| bad_column(idx, format!("`{t}` is not a correlation ID")))
-    })
-    .transpose()
+/// Runs a query, decoding each row with `decode`.
+fn query<T>(
+    conn: &Connection,
+    text: &str,
+    params: impl rusqlite::Params,
+    decode: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(text).map_err(sql)?;
+    let mut rows = stmt.query(params).map_err(sql)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sql)? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
 }
 
-fn time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<SystemTime>> {
-    Ok(row.get::<_, Option<i64>>(idx)?.map(time))
-}
-
-fn record(row: &Row<'_>) -> rusqlite::Result<CallRecord> {
-    let state: String = row.get(4)?;
-    let unsigned = |idx: usize| -> rusqlite::Result<u64> {
-        let v: i64 = row.get(idx)?;
-        u64::try_from(v).map_err(|_| bad_column(idx, format!("{v} is negative")))
-    };
-    Ok(CallRecord {
-        cid: cid_at(row, 0)?.ok_or_else(|| bad_column(0, "the ID is NULL".into()))?,
-        parent: cid_at(row, 1)?,
-        function: row.get(2)?,
-        args: row.get(3)?,
-        state: state.parse().map_err(|e| bad_column(4, format!("{e}")))?,
-        attempts: u32::try_from(unsigned(5)?).unwrap_or(u32::MAX),
-        created_at: time(row.get(6)?),
-        started_at: time_at(row, 7)?,
-        first_attempt_at: time_at(row, 8)?,
-        last_attempt_at: time_at(row, 9)?,
-        next_due_at: time_at(row, 10)?,
-        last_error: row.get(11)?,
-        dead_reason: row.get(12)?,
-        worker: row.get(13)?,
-        lease_until: time_at(row, 14)?,
-        fence: unsigned(15)?,
-        last_wait_ns: unsigned(16)?,
-        updated_at: time(row.get(17)?),
-    })
+/// The calls' records a statement selects.
+fn records(conn: &Connection, statement: &Statement) -> Result<Vec<CallRecord>, StoreError> {
+    query(
+        conn,
+        statement.text(Dialect::Sqlite),
+        params_from_iter(&statement.params),
+        |row| rows::record(row),
+    )
 }
 
 /// `?N, ?N+1, ...` for the function names, and the names as values.
@@ -435,9 +472,33 @@ fn function_list(functions: &[String], first: usize) -> (String, Vec<Value>) {
     (marks.join(", "), values)
 }
 
-fn changed(n: usize) -> bool {
-    n > 0
+impl Runner for SqliteBackend {
+    fn execute(&self, statement: Statement) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.write(move |conn| execute(conn, &statement))
+    }
+
+    fn records(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<CallRecord>, StoreError>> {
+        self.read(move |conn| records(conn, &statement))
+    }
+
+    fn counts(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<StatsRow>, StoreError>> {
+        self.read(move |conn| {
+            query(
+                conn,
+                statement.text(Dialect::Sqlite),
+                params_from_iter(&statement.params),
+                |row| rows::stats_row(row),
+            )
+        })
+    }
 }
+
+/// Inserts one call: `pending`, or `waiting` with the progress of the caller's own attempt
+/// (`persist = "on_failure"`).
+const INSERT: &str = "INSERT INTO calls (cid, parent, function, args, state, attempts, \
+    created_at, next_due_at, fence, last_wait_ns, updated_at, started_at, first_attempt_at, \
+    last_attempt_at, last_error) \
+    VALUES (?1, ?2, ?3, ?4, ?7, ?8, ?5, ?6, 0, ?9, ?5, ?10, ?11, ?11, ?12)";
 
 impl Backend for SqliteBackend {
     fn enqueue(
@@ -445,27 +506,14 @@ impl Backend for SqliteBackend {
         calls: Vec<NewCall>,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
+        if let Err(err) = check_new_calls(&calls) {
+            return Box::pin(async move { Err(err) });
+        }
         if calls.is_empty() {
             return Box::pin(async { Ok(()) });
         }
-        for call in &calls {
-            if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&call.args) {
-                let err = StoreError::Invalid(format!(
-                    "the arguments of call {} are not JSON: {e}",
-                    call.cid
-                ));
-                return Box::pin(async move { Err(err) });
-            }
-        }
         self.write(move |conn| {
-            let mut insert = conn
-                .prepare_cached(
-                    "INSERT INTO calls (cid, parent, function, args, state, attempts, created_at, \
-                     next_due_at, fence, last_wait_ns, updated_at, started_at, first_attempt_at, \
-                     last_attempt_at, last_error) \
-                     VALUES (?1, ?2, ?3, ?4, ?7, ?8, ?5, ?6, 0, ?9, ?5, ?10, ?11, ?11, ?12)",
-                )
-                .map_err(sql)?;
+            let mut insert = conn.prepare_cached(INSERT).map_err(sql)?;
             for call in calls {
                 let tried = call.tried.as_ref();
                 let result = insert.execute(params![
@@ -473,17 +521,17 @@ impl Backend for SqliteBackend {
                     call.parent.map(|p| p.to_string()),
                     call.function,
                     call.args,
-                    ms(now),
-                    ms(call.due.unwrap_or(now)),
+                    to_millis(now),
+                    to_millis(call.due.unwrap_or(now)),
                     if tried.is_some() {
                         "waiting"
                     } else {
                         "pending"
                     },
                     tried.map_or(0, |t| t.progress.attempts),
-                    tried.map_or(0, |t| t.progress.last_wait_ns),
-                    tried.and_then(|t| t.progress.started_at).map(ms),
-                    tried.map(|t| ms(t.progress.attempt_started)),
+                    tried.map_or(0, |t| saturating_i64(t.progress.last_wait_ns)),
+                    tried.and_then(|t| t.progress.started_at).map(to_millis),
+                    tried.map(|t| to_millis(t.progress.attempt_started)),
                     tried.map(|t| t.error.clone()),
                 ]);
                 match result {
@@ -498,6 +546,8 @@ impl Backend for SqliteBackend {
         })
     }
 
+    /// SQLite's claim: one writer, so no row locks; the earliest claimable calls of the
+    /// functions, leased in one `UPDATE ... RETURNING`.
     fn claim<'a>(
         &'a self,
         worker: &'a str,
@@ -510,7 +560,7 @@ impl Backend for SqliteBackend {
             return Box::pin(async { Ok(Vec::new()) });
         }
         let (marks, mut values) = function_list(functions, 5);
-        let query = format!(
+        let text = format!(
             "UPDATE calls SET state = 'running', worker = ?1, lease_until = ?2, fence = fence + 1, \
              next_due_at = NULL, updated_at = ?3 \
              WHERE cid IN (SELECT cid FROM calls WHERE function IN ({marks}) AND \
@@ -523,43 +573,24 @@ impl Backend for SqliteBackend {
         let mut args = vec![
             Value::Text(worker.to_owned()),
             Value::Integer(later(now, lease)),
-            Value::Integer(ms(now)),
+            Value::Integer(to_millis(now)),
             Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
         ];
         args.append(&mut values);
         self.write(move |conn| {
-            let mut stmt = conn.prepare_cached(&query).map_err(sql)?;
-            let rows = stmt
-                .query_map(params_from_iter(args), record)
-                .map_err(sql)?;
-            let mut claims = Vec::new();
-            for row in rows {
-                let record = row.map_err(sql)?;
-                claims.push(Claim {
-                    fence: record.fence,
-                    record,
-                });
-            }
-            Ok(claims)
+            query(conn, &text, params_from_iter(args), |row| rows::record(row)).map(|records| {
+                records
+                    .into_iter()
+                    .map(|record| Claim {
+                        fence: record.fence,
+                        record,
+                    })
+                    .collect()
+            })
         })
     }
 
-    fn renew(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        lease: Duration,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.write(move |conn| {
-            conn.execute(
-                "UPDATE calls SET lease_until = ?3 WHERE cid = ?1 AND fence = ?2 AND state = 'running'",
-                params![cid.to_string(), int(fence), later(now, lease)],
-            )
-            .map(changed)
-            .map_err(sql)
-        })
-    }
+    statements::shared_transitions!();
 
     fn complete(
         &self,
@@ -569,250 +600,16 @@ impl Backend for SqliteBackend {
         attempt_started: SystemTime,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.write(move |conn| {
-            conn.execute(
-                "UPDATE calls SET state = 'succeeded', attempts = ?3, \
-                 started_at = COALESCE(started_at, ?4), \
-                 first_attempt_at = COALESCE(first_attempt_at, ?4), last_attempt_at = ?4, \
-                 worker = NULL, lease_until = NULL, next_due_at = NULL, updated_at = ?5 \
-                 WHERE cid = ?1 AND fence = ?2 AND state = 'running'",
-                params![
-                    cid.to_string(),
-                    int(fence),
-                    attempts,
-                    ms(attempt_started),
-                    ms(now)
-                ],
-            )
-            .map(changed)
-            .map_err(sql)
-        })
+        statements::changed(self.execute(statements::complete(
+            cid,
+            fence,
+            attempts,
+            attempt_started,
+            now,
+        )))
     }
 
-    fn reschedule(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        progress: Progress,
-        due: SystemTime,
-        error: String,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.write(move |conn| {
-            conn.execute(
-                "UPDATE calls SET state = 'waiting', attempts = ?3, started_at = ?4, \
-                 last_wait_ns = ?5, first_attempt_at = COALESCE(first_attempt_at, ?6), \
-                 last_attempt_at = ?6, next_due_at = ?7, last_error = ?8, worker = NULL, \
-                 lease_until = NULL, updated_at = ?9 \
-                 WHERE cid = ?1 AND fence = ?2 AND state = 'running'",
-                params![
-                    cid.to_string(),
-                    int(fence),
-                    progress.attempts,
-                    progress.started_at.map(ms),
-                    int(progress.last_wait_ns),
-                    ms(progress.attempt_started),
-                    ms(due),
-                    error,
-                    ms(now),
-                ],
-            )
-            .map(changed)
-            .map_err(sql)
-        })
-    }
-
-    fn bury(
-        &self,
-        cid: CorrelationId,
-        fence: u64,
-        progress: Option<Progress>,
-        reason: String,
-        error: Option<String>,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.write(move |conn| {
-            let n = match progress {
-                Some(p) => conn.execute(
-                    "UPDATE calls SET state = 'dead', attempts = ?3, started_at = ?4, \
-                     last_wait_ns = ?5, first_attempt_at = COALESCE(first_attempt_at, ?6), \
-                     last_attempt_at = ?6, dead_reason = ?7, last_error = COALESCE(?8, last_error), \
-                     worker = NULL, lease_until = NULL, next_due_at = NULL, updated_at = ?9 \
-                     WHERE cid = ?1 AND fence = ?2 AND state = 'running'",
-                    params![
-                        cid.to_string(),
-                        int(fence),
-                        p.attempts,
-                        p.started_at.map(ms),
-                        int(p.last_wait_ns),
-                        ms(p.attempt_started),
-                        reason,
-                        error,
-                        ms(now),
-                    ],
-                ),
-                None => conn.execute(
-                    "UPDATE calls SET state = 'dead', dead_reason = ?3, \
-                     last_error = COALESCE(?4, last_error), worker = NULL, lease_until = NULL, \
-                     next_due_at = NULL, updated_at = ?5 \
-                     WHERE cid = ?1 AND fence = ?2 AND state = 'running'",
-                    params![cid.to_string(), int(fence), reason, error, ms(now)],
-                ),
-            };
-            n.map(changed).map_err(sql)
-        })
-    }
-
-    fn release<'a>(
-        &'a self,
-        worker: &'a str,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let worker = worker.to_owned();
-        self.write(move |conn| {
-            conn.execute(
-                "UPDATE calls SET state = 'waiting', next_due_at = ?2, worker = NULL, \
-                 lease_until = NULL, fence = fence + 1, updated_at = ?2 \
-                 WHERE state = 'running' AND worker = ?1",
-                params![worker, ms(now)],
-            )
-            .map(|n| n as u64)
-            .map_err(sql)
-        })
-    }
-
-    fn cancel(
-        &self,
-        cid: CorrelationId,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.write(move |conn| {
-            conn.execute(
-                "UPDATE calls SET state = 'cancelled', fence = fence + 1, worker = NULL, \
-                 lease_until = NULL, next_due_at = NULL, updated_at = ?2 \
-                 WHERE cid = ?1 AND state IN ('pending', 'waiting', 'running')",
-                params![cid.to_string(), ms(now)],
-            )
-            .map(changed)
-            .map_err(sql)
-        })
-    }
-
-    fn get(&self, cid: CorrelationId) -> BoxFuture<'_, Result<Option<CallRecord>, StoreError>> {
-        self.read(move |conn| {
-            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM calls WHERE cid = ?1"))
-                .and_then(|mut stmt| stmt.query_row([cid.to_string()], record).optional())
-                .map_err(sql)
-        })
-    }
-
-    fn list<'a>(
-        &'a self,
-        filter: &'a ListFilter,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<Vec<CallRecord>, StoreError>> {
-        let state = filter.state.map(CallState::as_str);
-        let function = filter.function.clone();
-        let before = filter.older_than.map(|d| earlier(now, d));
-        let limit = filter
-            .limit
-            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM calls WHERE (?1 IS NULL OR state = ?1) \
-                     AND (?2 IS NULL OR function = ?2) AND (?3 IS NULL OR updated_at <= ?3) \
-                     ORDER BY updated_at, cid LIMIT ?4"
-                ))
-                .map_err(sql)?;
-            let rows = stmt
-                .query_map(params![state, function, before, limit], record)
-                .map_err(sql)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(sql)
-        })
-    }
-
-    fn requeue(
-        &self,
-        cid: CorrelationId,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.write(move |conn| {
-            conn.execute(
-                "UPDATE calls SET state = 'pending', attempts = 0, started_at = NULL, \
-                 last_wait_ns = 0, dead_reason = NULL, next_due_at = ?2, updated_at = ?2 \
-                 WHERE cid = ?1 AND state IN ('dead', 'cancelled')",
-                params![cid.to_string(), ms(now)],
-            )
-            .map(changed)
-            .map_err(sql)
-        })
-    }
-
-    fn requeue_dead<'a>(
-        &'a self,
-        function: Option<&'a str>,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let function = function.map(str::to_owned);
-        self.write(move |conn| {
-            conn.execute(
-                "UPDATE calls SET state = 'pending', attempts = 0, started_at = NULL, \
-                 last_wait_ns = 0, dead_reason = NULL, next_due_at = ?2, updated_at = ?2 \
-                 WHERE state = 'dead' AND (?1 IS NULL OR function = ?1)",
-                params![function, ms(now)],
-            )
-            .map(|n| n as u64)
-            .map_err(sql)
-        })
-    }
-
-    fn purge(
-        &self,
-        state: CallState,
-        older_than: Duration,
-        now: SystemTime,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        if !state.is_finished() {
-            let err = StoreError::Invalid(format!(
-                "only finished calls (succeeded, dead, cancelled) can be purged, not {state} ones"
-            ));
-            return Box::pin(async move { Err(err) });
-        }
-        self.write(move |conn| {
-            conn.execute(
-                "DELETE FROM calls WHERE state = ?1 AND updated_at <= ?2",
-                params![state.as_str(), earlier(now, older_than)],
-            )
-            .map(|n| n as u64)
-            .map_err(sql)
-        })
-    }
-
-    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT function, state, count(*) FROM calls GROUP BY function, state",
-                )
-                .map_err(sql)?;
-            let rows = stmt
-                .query_map([], |row| {
-                    let state: String = row.get(1)?;
-                    let count: i64 = row.get(2)?;
-                    Ok(StatsRow {
-                        function: row.get(0)?,
-                        state: state.parse().map_err(|e| bad_column(1, format!("{e}")))?,
-                        count: u64::try_from(count).unwrap_or(0),
-                    })
-                })
-                .map_err(sql)?;
-            let mut rows = rows.collect::<Result<Vec<_>, _>>().map_err(sql)?;
-            rows.sort_by(|a, b| (&a.function, a.state).cmp(&(&b.function, b.state)));
-            Ok(Stats { rows })
-        })
-    }
-
+    /// SQLite's claimable time: a lease's expiry for a running call, else its due time.
     fn next_due<'a>(
         &'a self,
         functions: &'a [String],
@@ -830,8 +627,60 @@ impl Backend for SqliteBackend {
                 .and_then(|mut stmt| {
                     stmt.query_row(params_from_iter(values), |r| r.get::<_, Option<i64>>(0))
                 })
-                .map(|t| t.map(time))
+                .map(|t| t.map(from_millis))
                 .map_err(sql)
         })
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::{SqliteBackend, Synchronous};
+    use crate::durable::{Backend, NewCall, StoreError};
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::SystemTime;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn a_new_store_and_its_wal_and_shm_are_private_to_their_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.db");
+        let backend = SqliteBackend::open_file(&path, Synchronous::Full, true).unwrap();
+        backend
+            .enqueue(vec![NewCall::new("f", "[]")], SystemTime::now())
+            .await
+            .unwrap();
+        for name in ["calls.db", "calls.db-wal", "calls.db-shm"] {
+            let file = dir.path().join(name);
+            assert_eq!(mode(&file), 0o600, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_existing_file_keeps_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.db");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        SqliteBackend::open_file(&path, Synchronous::Full, true).unwrap();
+        assert_eq!(mode(&path), 0o640);
+    }
+
+    #[test]
+    fn a_missing_directory_is_one_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("calls.db");
+        let err = SqliteBackend::open_file(&path, Synchronous::Full, true).unwrap_err();
+        assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+        let text = err.to_string();
+        assert_eq!(
+            text.matches("no-such-dir").count(),
+            1,
+            "the path once: {text}"
+        );
+        assert!(text.contains("create the directory first"), "{text}");
     }
 }

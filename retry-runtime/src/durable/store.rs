@@ -4,6 +4,7 @@
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,10 +12,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-#[cfg(feature = "postgres")]
-use super::postgres::PostgresBackend;
 use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats};
-use super::sqlite::{SqliteBackend, Synchronous};
 use crate::CorrelationId;
 
 /// A boxed, sendable future: what the [`Backend`] methods return.
@@ -74,9 +72,11 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::BadUrl { url, reason } => write!(
                 f,
-                "bad store URL `{url}`: {reason}; accepted forms: `sqlite:PATH`, \
+                "bad store URL `{url}`: {reason}; accepted forms: `sqlite:PATH` (also \
+                 `sqlite://RELATIVE/PATH` and `sqlite:///ABSOLUTE/PATH`), \
                  `sqlite:PATH?synchronous=full|normal|off`, `sqlite::memory:`, \
-                 `postgres://USER@HOST[:PORT]/DATABASE` (feature `postgres`)"
+                 `postgres://USER@HOST[:PORT]/DATABASE` or `postgresql://...` (needs \
+                 retry-runtime's `postgres` cargo feature)"
             ),
             StoreError::NoStore { path } => write!(f, "no store at {}", path.display()),
             StoreError::NoSchema { url } => write!(
@@ -260,139 +260,6 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
-/// A parsed store URL.
-///
-/// ```
-/// use retry_runtime::durable::{StoreUrl, Synchronous};
-///
-/// assert_eq!(StoreUrl::parse("sqlite::memory:"), Ok(StoreUrl::SqliteMemory));
-/// assert_eq!(
-///     StoreUrl::parse("sqlite:calls.db?synchronous=normal"),
-///     Ok(StoreUrl::SqliteFile { path: "calls.db".into(), synchronous: Synchronous::Normal }),
-/// );
-/// assert!(StoreUrl::parse("calls.db").is_err());
-/// ```
-///
-/// `postgres://` and `postgresql://` URLs (any form `tokio-postgres` reads) are
-/// [`StoreUrl::Postgres`] with the `postgres` feature, and [`StoreError::BadUrl`] without it.
-/// The `Debug` form hides a URL's password.
-#[derive(Clone, PartialEq, Eq)]
-pub enum StoreUrl {
-    /// `sqlite:PATH` or `sqlite:PATH?synchronous=...` (`sqlite://PATH` is read the same way).
-    SqliteFile {
-        /// The database file.
-        path: PathBuf,
-        /// How hard SQLite works to make each commit survive a power loss (default `full`).
-        synchronous: Synchronous,
-    },
-    /// `sqlite::memory:`: a private store that lives as long as its [`Store`].
-    SqliteMemory,
-    /// `postgres://...` or `postgresql://...`: a PostgreSQL database (feature `postgres`).
-    Postgres {
-        /// The URL as given.
-        url: String,
-    },
-}
-
-impl fmt::Debug for StoreUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreUrl::SqliteFile { path, synchronous } => f
-                .debug_struct("SqliteFile")
-                .field("path", path)
-                .field("synchronous", synchronous)
-                .finish(),
-            StoreUrl::SqliteMemory => f.write_str("SqliteMemory"),
-            StoreUrl::Postgres { url } => f
-                .debug_struct("Postgres")
-                .field("url", &redact(url))
-                .finish(),
-        }
-    }
-}
-
-#[cfg(feature = "postgres")]
-use super::postgres::redact;
-
-/// Without the `postgres` feature: the URL up to its host, enough to tell which it is.
-#[cfg(not(feature = "postgres"))]
-fn redact(url: &str) -> String {
-    match url.split_once('@') {
-        Some((_, host)) => format!("postgres://***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
-impl StoreUrl {
-    /// Parses a store URL.
-    ///
-    /// # Errors
-    /// [`StoreError::BadUrl`], naming the URL and what is wrong.
-    pub fn parse(url: &str) -> Result<StoreUrl, StoreError> {
-        let bad = |reason: &str| StoreError::BadUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            #[cfg(feature = "postgres")]
-            {
-                super::postgres::parse_url(url)?;
-                return Ok(StoreUrl::Postgres {
-                    url: url.to_owned(),
-                });
-            }
-            #[cfg(not(feature = "postgres"))]
-            return Err(StoreError::BadUrl {
-                url: redact(url),
-                reason: "PostgreSQL stores need the `postgres` feature of retry-runtime, which is \
-                         not enabled"
-                    .into(),
-            });
-        }
-        let Some(rest) = url.strip_prefix("sqlite:") else {
-            return Err(bad("it does not start with `sqlite:`"));
-        };
-        if rest == ":memory:" {
-            return Ok(StoreUrl::SqliteMemory);
-        }
-        let rest = rest.strip_prefix("//").unwrap_or(rest);
-        let (path, query) = match rest.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (rest, None),
-        };
-        if path.is_empty() {
-            return Err(bad("the path is empty"));
-        }
-        let mut synchronous = Synchronous::Full;
-        for pair in query.into_iter().flat_map(|q| q.split('&')) {
-            match pair.split_once('=') {
-                Some(("synchronous", value)) => {
-                    synchronous = match value.to_ascii_lowercase().as_str() {
-                        "full" => Synchronous::Full,
-                        "normal" => Synchronous::Normal,
-                        "off" => Synchronous::Off,
-                        _ => return Err(bad("`synchronous` must be `full`, `normal` or `off`")),
-                    };
-                }
-                _ => return Err(bad(&format!("unknown parameter `{pair}`"))),
-            }
-        }
-        Ok(StoreUrl::SqliteFile {
-            path: PathBuf::from(path),
-            synchronous,
-        })
-    }
-}
-
-/// Opens a SQLite store (file I/O) on tokio's blocking pool.
-async fn open_sqlite(
-    open: impl FnOnce() -> Result<SqliteBackend, StoreError> + Send + 'static,
-) -> Result<SqliteBackend, StoreError> {
-    tokio::task::spawn_blocking(open)
-        .await
-        .map_err(|e| StoreError::Backend(format!("opening the store failed: {e}")))?
-}
-
 /// A handle on a durable store: cheap to clone, shared by the program that enqueues and the
 /// workers that run the calls. Its methods read the clock for `now`; [`Store::backend`] reaches
 /// the same operations with explicit times.
@@ -429,50 +296,6 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `url`: `sqlite:PATH`,
-    /// `sqlite:PATH?synchronous=full|normal|off`, `sqlite::memory:`, or with the `postgres`
-    /// feature `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`; the
-    /// store's tables are created in the database if missing).
-    ///
-    /// # Errors
-    /// [`StoreError::BadUrl`], [`StoreError::NotAStore`] (not SQLite, damaged, or another
-    /// program's database), [`StoreError::NewerSchema`], [`StoreError::Io`],
-    /// [`StoreError::Backend`] (PostgreSQL: cannot connect).
-    pub async fn open(url: &str) -> Result<Store, StoreError> {
-        Self::open_url(StoreUrl::parse(url)?, true).await
-    }
-
-    /// Like [`Store::open`], but never creates a store: a missing file is
-    /// [`StoreError::NoStore`], a PostgreSQL database without the store's tables
-    /// [`StoreError::NoSchema`]. For tools that inspect an existing store.
-    ///
-    /// # Errors
-    /// As [`Store::open`], and [`StoreError::NoStore`], [`StoreError::NoSchema`].
-    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
-        Self::open_url(StoreUrl::parse(url)?, false).await
-    }
-
-    async fn open_url(url: StoreUrl, create: bool) -> Result<Store, StoreError> {
-        let backend: Arc<dyn Backend> = match url {
-            StoreUrl::SqliteMemory => Arc::new(open_sqlite(SqliteBackend::open_memory).await?),
-            StoreUrl::SqliteFile { path, synchronous } => Arc::new(
-                open_sqlite(move || SqliteBackend::open_file(&path, synchronous, create)).await?,
-            ),
-            #[cfg(feature = "postgres")]
-            StoreUrl::Postgres { url } => Arc::new(PostgresBackend::open(&url, create).await?),
-            #[cfg(not(feature = "postgres"))]
-            StoreUrl::Postgres { url } => {
-                return Err(StoreError::BadUrl {
-                    url: redact(&url),
-                    reason: "PostgreSQL stores need the `postgres` feature of retry-runtime, \
-                             which is not enabled"
-                        .into(),
-                })
-            }
-        };
-        Ok(Store::from_backend(backend))
-    }
-
     /// A store on any backend.
     #[must_use]
     pub fn from_backend(backend: Arc<dyn Backend>) -> Store {
@@ -679,34 +502,35 @@ impl Store {
     }
 }
 
-/// The receiving end of a database's wake-ups; see [`Backend::wake_ups`].
-pub type WakeUps = tokio::sync::mpsc::Receiver<String>;
-
-#[cfg(test)]
-mod tests {
-    use super::{StoreError, StoreUrl};
-
-    #[cfg(not(feature = "postgres"))]
-    #[test]
-    fn postgres_urls_need_the_feature() {
-        for url in ["postgres://app:s3cret@db/calls", "postgresql://db/calls"] {
-            let err = StoreUrl::parse(url).unwrap_err();
-            assert!(matches!(err, StoreError::BadUrl { .. }), "{err}");
-            assert!(err.to_string().contains("`postgres` feature"), "{err}");
-            assert!(!err.to_string().contains("s3cret"), "{err}");
+/// The checks of [`Backend::enqueue`] that are not SQL, made by every backend before it
+/// writes: every call's arguments are JSON ([`StoreError::Invalid`]) and no ID is repeated
+/// ([`StoreError::Duplicate`]).
+pub(crate) fn check_new_calls(calls: &[NewCall]) -> Result<(), StoreError> {
+    let mut seen = HashSet::with_capacity(calls.len());
+    for call in calls {
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&call.args) {
+            return Err(StoreError::Invalid(format!(
+                "the arguments of call {} are not JSON: {e}",
+                call.cid
+            )));
+        }
+        if !seen.insert(call.cid) {
+            return Err(StoreError::Duplicate(call.cid));
         }
     }
+    Ok(())
+}
 
-    #[test]
-    fn debug_hides_a_postgres_password() {
-        let url = StoreUrl::Postgres {
-            url: "postgres://app:s3cret@db/calls".into(),
-        };
-        assert!(!format!("{url:?}").contains("s3cret"), "{url:?}");
-        assert!(StoreError::NoSchema {
-            url: "postgres://db/x".into()
-        }
-        .to_string()
-        .contains("postgres://db/x"));
+/// The check of [`Backend::purge`]: only finished calls are purged ([`StoreError::Invalid`]).
+pub(crate) fn check_purgeable(state: CallState) -> Result<(), StoreError> {
+    if state.is_finished() {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "only finished calls (succeeded, dead, cancelled) can be purged, not {state} ones"
+        )))
     }
 }
+
+/// The receiving end of a database's wake-ups; see [`Backend::wake_ups`].
+pub type WakeUps = tokio::sync::mpsc::Receiver<String>;
