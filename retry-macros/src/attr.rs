@@ -67,8 +67,9 @@ pub enum Persist {
     OnFailure,
 }
 
+/// `mode = "..."` as written; `valid::plan` resolves it with `persist` into a `plan::Mode`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum ModeArg {
     Inline,
     Background,
     Handoff,
@@ -106,7 +107,7 @@ pub struct Args {
     pub on_exhausted: Option<Expr>,
     pub fallback: Option<Expr>,
     pub on_done: Option<Keyed<Expr>>,
-    pub mode: Option<Keyed<Mode>>,
+    pub mode: Option<Keyed<ModeArg>>,
     pub persist: Option<Keyed<Persist>>,
     pub name: Option<LitStr>,
     pub krate: Option<syn::Path>,
@@ -459,15 +460,15 @@ fn parse_choice<T: Copy>(
     None
 }
 
-fn parse_mode(value: &Expr, errors: &mut Errors) -> Option<Mode> {
+fn parse_mode(value: &Expr, errors: &mut Errors) -> Option<ModeArg> {
     parse_choice(
         value,
         "mode",
         &[
-            ("inline", Mode::Inline),
-            ("background", Mode::Background),
-            ("handoff", Mode::Handoff),
-            ("durable", Mode::Durable),
+            ("inline", ModeArg::Inline),
+            ("background", ModeArg::Background),
+            ("handoff", ModeArg::Handoff),
+            ("durable", ModeArg::Durable),
         ],
         errors,
     )
