@@ -4,8 +4,52 @@
 
 use std::time::Duration;
 
-/// Parses a duration: one or more `<number><unit>`, with units `ns`, `us`, `ms`, `s`, `m`, `h`,
-/// `d` and `w`, a number that may have a fraction (`1.5s`), no spaces.
+/// Defines [`UNITS`], [`UNIT_LIST`] and [`HOW`] from one list, so that what is accepted and what the
+/// messages say cannot differ.
+macro_rules! units {
+    ($first:literal = $first_ns:expr $(, $name:literal = $ns:expr)* $(,)?) => {
+        /// The units a duration may use, smallest first, each with its length in nanoseconds.
+        ///
+        /// ```
+        /// assert_eq!(retry_duration::UNITS[2], ("ms", 1_000_000));
+        /// ```
+        pub const UNITS: &[(&str, u128)] = &[($first, $first_ns) $(, ($name, $ns))*];
+
+        /// The units as every message and doc lists them: `ns, us, ms, s, m, h, d, w`.
+        ///
+        /// ```
+        /// assert_eq!(retry_duration::UNIT_LIST, "ns, us, ms, s, m, h, d, w");
+        /// ```
+        pub const UNIT_LIST: &str = concat!($first $(, ", ", $name)*);
+
+        /// How to write a duration, for the end of an error message: the units of
+        /// [`UNIT_LIST`] and examples.
+        ///
+        /// ```
+        /// assert!(retry_duration::HOW.contains(retry_duration::UNIT_LIST));
+        /// ```
+        pub const HOW: &str = concat!(
+            "write a number and a unit (",
+            $first $(, ", ", $name)*,
+            ") with no spaces, like \"250ms\", \"1.5s\" or \"1m30s\""
+        );
+    };
+}
+
+units! {
+    "ns" = 1,
+    "us" = 1_000,
+    "ms" = 1_000_000,
+    "s" = 1_000_000_000,
+    "m" = 60_000_000_000,
+    "h" = 3_600_000_000_000,
+    "d" = 86_400_000_000_000,
+    "w" = 604_800_000_000_000,
+}
+
+/// Parses a duration: one or more `<number><unit>`, with the units of [`UNIT_LIST`] (`ns`, `us`,
+/// `ms`, `s`, `m`, `h`, `d` for days and `w` for weeks), a number that may have a fraction
+/// (`1.5s`), no spaces.
 ///
 /// # Errors
 /// What is wrong with the text, in words that finish "invalid duration: ...".
@@ -45,17 +89,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(tail.len());
         let (unit, after) = tail.split_at(unit_len);
-        let scale: u128 = match unit {
-            "ns" => 1,
-            "us" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "d" => 86_400_000_000_000,
-            "w" => 604_800_000_000_000,
-            "" => return Err(format!("the number `{num}` has no unit")),
-            other => return Err(format!("unknown unit `{other}`")),
+        if unit.is_empty() {
+            return Err(format!("the number `{num}` has no unit"));
+        }
+        let Some(&(_, scale)) = UNITS.iter().find(|(name, _)| *name == unit) else {
+            return Err(format!("unknown unit `{unit}`"));
         };
         let (int, frac) = num.split_once('.').unwrap_or((num, ""));
         if int.is_empty() || frac.contains('.') || (num.contains('.') && frac.is_empty()) {
@@ -84,8 +122,20 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, HOW, UNITS, UNIT_LIST};
     use std::time::Duration;
+
+    #[test]
+    fn one_list_of_units() {
+        let names: Vec<&str> = UNITS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(UNIT_LIST, names.join(", "));
+        assert!(HOW.contains(&format!("({UNIT_LIST})")), "{HOW}");
+        for (name, ns) in UNITS {
+            let d = parse(&format!("1{name}")).unwrap();
+            assert_eq!(d.as_nanos(), *ns, "{name}");
+        }
+        assert!(parse("1y").unwrap_err().contains("unknown unit `y`"));
+    }
 
     #[test]
     fn forms() {

@@ -67,8 +67,9 @@ pub enum Persist {
     OnFailure,
 }
 
+/// `mode = "..."` as written; `valid::plan` resolves it with `persist` into a `plan::Mode`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum ModeArg {
     Inline,
     Background,
     Handoff,
@@ -81,33 +82,33 @@ pub enum DurationArg {
     Expr(Box<Expr>),
 }
 
-/// A value with the span of the key (for cross-key errors) and of the value.
-pub struct Spanned2<T> {
+/// A key's value, with the span of the key (cross-key errors point at the key).
+pub struct Keyed<T> {
     pub key: Span,
     pub value: T,
 }
 
 #[derive(Default)]
 pub struct Args {
-    pub max: Option<Spanned2<Max>>,
-    pub attempts: Option<Spanned2<Count>>,
-    pub backoff: Option<Spanned2<BackoffKind>>,
-    pub delay: Option<Spanned2<DurationArg>>,
-    pub factor: Option<Spanned2<f64>>,
-    pub max_delay: Option<Spanned2<DurationArg>>,
-    pub jitter: Option<Spanned2<JitterKind>>,
-    pub budget: Option<Spanned2<DurationArg>>,
-    pub timeout: Option<Spanned2<DurationArg>>,
+    pub max: Option<Keyed<Max>>,
+    pub attempts: Option<Keyed<Count>>,
+    pub backoff: Option<Keyed<BackoffKind>>,
+    pub delay: Option<Keyed<DurationArg>>,
+    pub factor: Option<Keyed<f64>>,
+    pub max_delay: Option<Keyed<DurationArg>>,
+    pub jitter: Option<Keyed<JitterKind>>,
+    pub budget: Option<Keyed<DurationArg>>,
+    pub timeout: Option<Keyed<DurationArg>>,
     /// `throttle = "20%"`: the percentage.
-    pub throttle: Option<Spanned2<u32>>,
+    pub throttle: Option<Keyed<u32>>,
     pub when: Option<Expr>,
     pub delay_from: Option<Expr>,
     pub on_retry: Option<Expr>,
     pub on_exhausted: Option<Expr>,
     pub fallback: Option<Expr>,
-    pub on_done: Option<Spanned2<Expr>>,
-    pub mode: Option<Spanned2<Mode>>,
-    pub persist: Option<Spanned2<Persist>>,
+    pub on_done: Option<Keyed<Expr>>,
+    pub mode: Option<Keyed<ModeArg>>,
+    pub persist: Option<Keyed<Persist>>,
     pub name: Option<LitStr>,
     pub krate: Option<syn::Path>,
     /// The keys in the order given, for "the later of two" errors.
@@ -213,7 +214,7 @@ impl Args {
                 }
             }};
         }
-        let wrap = |v| Spanned2 {
+        let wrap = |v| Keyed {
             key: span,
             value: v,
         };
@@ -221,7 +222,7 @@ impl Args {
             "max" => once!(max, parse_max(&value, errors).map(wrap)),
             "attempts" => once!(
                 attempts,
-                parse_count(&value, "attempts", errors).map(|n| Spanned2 { key: span, value: n })
+                parse_count(&value, "attempts", errors).map(|n| Keyed { key: span, value: n })
             ),
             "backoff" => once!(
                 backoff,
@@ -235,7 +236,7 @@ impl Args {
                     ],
                     errors
                 )
-                .map(|v| Spanned2 { key: span, value: v })
+                .map(|v| Keyed { key: span, value: v })
             ),
             "jitter" => once!(
                 jitter,
@@ -250,11 +251,11 @@ impl Args {
                     ],
                     errors
                 )
-                .map(|v| Spanned2 { key: span, value: v })
+                .map(|v| Keyed { key: span, value: v })
             ),
             "mode" => once!(
                 mode,
-                parse_mode(&value, errors).map(|v| Spanned2 { key: span, value: v })
+                parse_mode(&value, errors).map(|v| Keyed { key: span, value: v })
             ),
             "persist" => once!(
                 persist,
@@ -264,38 +265,38 @@ impl Args {
                     &[("always", Persist::Always), ("on_failure", Persist::OnFailure)],
                     errors
                 )
-                .map(|v| Spanned2 { key: span, value: v })
+                .map(|v| Keyed { key: span, value: v })
             ),
             "delay" => once!(
                 delay,
-                parse_duration_arg(value, errors).map(|v| Spanned2 { key: span, value: v })
+                parse_duration_arg(value, errors).map(|v| Keyed { key: span, value: v })
             ),
             "max_delay" => once!(
                 max_delay,
-                parse_duration_arg(value, errors).map(|v| Spanned2 { key: span, value: v })
+                parse_duration_arg(value, errors).map(|v| Keyed { key: span, value: v })
             ),
             "budget" => once!(
                 budget,
-                parse_duration_arg(value, errors).map(|v| Spanned2 { key: span, value: v })
+                parse_duration_arg(value, errors).map(|v| Keyed { key: span, value: v })
             ),
             "timeout" => once!(
                 timeout,
-                parse_duration_arg(value, errors).map(|v| Spanned2 { key: span, value: v })
+                parse_duration_arg(value, errors).map(|v| Keyed { key: span, value: v })
             ),
             "throttle" => once!(
                 throttle,
-                parse_throttle(&value, errors).map(|v| Spanned2 { key: span, value: v })
+                parse_throttle(&value, errors).map(|v| Keyed { key: span, value: v })
             ),
             "factor" => once!(
                 factor,
-                parse_factor(&value, errors).map(|v| Spanned2 { key: span, value: v })
+                parse_factor(&value, errors).map(|v| Keyed { key: span, value: v })
             ),
             "when" => once!(when, Some(value)),
             "delay_from" => once!(delay_from, Some(value)),
             "on_retry" => once!(on_retry, Some(value)),
             "on_exhausted" => once!(on_exhausted, Some(value)),
             "fallback" => once!(fallback, Some(value)),
-            "on_done" => once!(on_done, Some(Spanned2 { key: span, value })),
+            "on_done" => once!(on_done, Some(Keyed { key: span, value })),
             "name" => once!(name, lit_str(&value, "name", "name = \"billing::charge\"", errors)),
             "crate" => once!(
                 krate,
@@ -459,15 +460,15 @@ fn parse_choice<T: Copy>(
     None
 }
 
-fn parse_mode(value: &Expr, errors: &mut Errors) -> Option<Mode> {
+fn parse_mode(value: &Expr, errors: &mut Errors) -> Option<ModeArg> {
     parse_choice(
         value,
         "mode",
         &[
-            ("inline", Mode::Inline),
-            ("background", Mode::Background),
-            ("handoff", Mode::Handoff),
-            ("durable", Mode::Durable),
+            ("inline", ModeArg::Inline),
+            ("background", ModeArg::Background),
+            ("handoff", ModeArg::Handoff),
+            ("durable", ModeArg::Durable),
         ],
         errors,
     )
@@ -543,9 +544,9 @@ fn parse_duration_arg(value: Expr, errors: &mut Errors) -> Option<DurationArg> {
                 errors.at(
                     s.span(),
                     format!(
-                        "invalid duration \"{}\": {why}; write a number and a unit (ns, us, ms, s, m, h) \
-                         with no spaces, like \"250ms\", \"1.5s\" or \"1m30s\", or give a `std::time::Duration` expression",
-                        s.value()
+                        "invalid duration \"{}\": {why}; {}, or give a `std::time::Duration` expression",
+                        s.value(),
+                        retry_duration::HOW,
                     ),
                 );
                 None

@@ -3,6 +3,7 @@
 
 mod attr;
 mod expand;
+mod plan;
 mod valid;
 
 use proc_macro::TokenStream;

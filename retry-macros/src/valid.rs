@@ -4,10 +4,74 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::{FnArg, ItemFn, Signature, Type};
 
-use crate::attr::{Args, BackoffKind, Count, Errors, Max, Mode};
+use crate::attr::{Args, BackoffKind, Count, Errors, Max, ModeArg, Persist};
+use crate::plan::{Backoff, Hooks, Mode, Plan, Policy, Retries};
 
-/// Checks the keys against each other and against the function's signature.
-pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
+/// Checks the keys against each other and against the function's signature, and resolves
+/// them into the plan the expansion follows; every error found, the parser's included, is
+/// reported at once.
+pub fn plan(args: Args, sig: &Signature, mut errors: Errors) -> syn::Result<Plan> {
+    let mode = match (args.mode.as_ref().map(|m| m.value), &args.persist) {
+        (None | Some(ModeArg::Inline), _) => Mode::Inline,
+        (Some(ModeArg::Handoff), _) => Mode::Handoff,
+        (Some(ModeArg::Background), _) => Mode::Background,
+        (Some(ModeArg::Durable), persist) => Mode::Durable {
+            persist: persist.as_ref().map_or(Persist::Always, |p| p.value),
+        },
+    };
+    check(&args, mode, sig, &mut errors);
+    errors.finish()?;
+    Ok(resolve(args, mode, sig))
+}
+
+/// The plan of an attribute that passed every check.
+fn resolve(args: Args, mode: Mode, sig: &Signature) -> Plan {
+    let retries = match (args.max, args.attempts) {
+        (Some(m), _) => Some(match m.value {
+            Max::Retries(c) => Retries::Max(c),
+            Max::Forever => Retries::Forever,
+        }),
+        (None, Some(a)) => Some(Retries::Attempts(a.value)),
+        (None, None) => None,
+    };
+    let factor = args.factor.map(|f| f.value);
+    let backoff = match args.backoff.map(|b| b.value) {
+        Some(BackoffKind::Fixed) => Some(Backoff::Fixed),
+        Some(BackoffKind::Linear) => Some(Backoff::Linear),
+        Some(BackoffKind::Exp) => Some(Backoff::Exponential {
+            factor: factor.unwrap_or(2.0),
+        }),
+        None => factor.map(|factor| Backoff::Exponential { factor }),
+    };
+    Plan {
+        mode,
+        is_async: sig.asyncness.is_some(),
+        policy: Policy {
+            retries,
+            backoff,
+            jitter: args.jitter.map(|j| j.value),
+            delay: args.delay.map(|d| d.value),
+            max_delay: args.max_delay.map(|d| d.value),
+            budget: args.budget.map(|d| d.value),
+            timeout: args.timeout.map(|t| (t.value, t.key)),
+            throttle: args.throttle.map(|t| t.value),
+        },
+        hooks: Hooks {
+            when: args.when,
+            delay_from: args.delay_from,
+            on_retry: args.on_retry,
+            on_exhausted: args.on_exhausted,
+            fallback: args.fallback,
+            on_done: args.on_done.map(|d| d.value),
+        },
+        name: args.name,
+        krate: args
+            .krate
+            .unwrap_or_else(|| syn::parse_quote!(::retry_runtime)),
+    }
+}
+
+fn check(args: &Args, mode: Mode, sig: &Signature, errors: &mut Errors) {
     if let (Some(max), Some(attempts)) = (&args.max, &args.attempts) {
         let (later, other) = if args.order_of("attempts") > args.order_of("max") {
             (attempts.key, "max")
@@ -56,7 +120,6 @@ pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
             );
         }
     }
-    let mode = args.mode.as_ref().map_or(Mode::Inline, |m| m.value);
     if let Some(d) = &args.on_done {
         if mode == Mode::Inline {
             errors.at(
@@ -67,7 +130,7 @@ pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
         }
     }
     if let Some(p) = &args.persist {
-        if mode != Mode::Durable {
+        if !matches!(mode, Mode::Durable { .. }) {
             errors.at(
                 p.key,
                 "`persist` says when a durable call is written to the store; it needs \
@@ -75,10 +138,10 @@ pub fn check(args: &Args, sig: &Signature, errors: &mut Errors) {
             );
         }
     }
-    if mode == Mode::Durable {
-        check_durable(args, sig, errors);
-    } else if mode != Mode::Inline {
-        check_owned_args(sig, mode, errors);
+    match mode {
+        Mode::Inline => {}
+        Mode::Durable { .. } => check_durable(args, sig, errors),
+        Mode::Handoff | Mode::Background => check_owned_args(sig, mode, errors),
     }
     if let Some(c) = &sig.constness {
         errors.at(
@@ -173,11 +236,7 @@ fn check_durable(args: &Args, sig: &Signature, errors: &mut Errors) {
 
 /// Background and hand-off attempts run after the function returned: no borrowed arguments.
 fn check_owned_args(sig: &Signature, mode: Mode, errors: &mut Errors) {
-    let mode = if mode == Mode::Background {
-        "background"
-    } else {
-        "handoff"
-    };
+    let mode = mode.name();
     for arg in &sig.inputs {
         match arg {
             FnArg::Receiver(r) if !owned_receiver(r) => errors.on(

@@ -1,0 +1,202 @@
+//! `mode = "durable"`: the attempt a worker runs, its registration, and the enqueue (or the
+//! first attempt then the enqueue of `persist = "on_failure"`).
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::quote;
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, Pat, Type};
+
+use super::inline::{self, InlineCall};
+use super::parts::Parts;
+use super::tokens::around_ret;
+use crate::attr::Persist;
+use crate::plan::Plan;
+
+/// The return type: the call's ID once stored, or with `persist = "on_failure"` the first
+/// attempt's value or the ID (`OutcomeFor<..>`).
+pub fn return_type(persist: Persist, p: &Parts) -> Type {
+    let krate = &p.krate;
+    match persist {
+        Persist::OnFailure => around_ret(quote!(#krate::durable::OutcomeFor), &p.ret, p.ret_span),
+        Persist::Always => syn::parse_quote_spanned!(p.ret_span=>
+            ::core::result::Result<#krate::CorrelationId, #krate::durable::StoreError>),
+    }
+}
+
+// Input:
+//     #[retry(mode = "durable", max = 10)]
+//     async fn push(id: Id) -> Result<T, E> { BODY(id) }
+// Output:
+//     async fn push(id: Id) -> Result<CorrelationId, StoreError> {
+//         static __RETRY_SITE: Site = Site::new(NAME, false, "durable", module_path!(), file!(), line!());
+//         fn __retry_durable(__retry_job: Job) -> BoxFuture<'static, Verdict> {
+//             let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::named();
+//             let __retry_spec = Spec { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(10)),
+//                 hooks: hooks({ use ..; (&ErrorFormatOf(__retry_r)).error_format() }), timed_out: None };
+//             attempt_async(__retry_r, __retry_spec, __retry_job, |__retry_args| {
+//                 let id: Id = __retry_args.take("id")?;
+//                 Ok(async move { BODY(id) })
+//             })
+//         }
+//         submit! { Registration { name: NAME, attempt: __retry_durable } }
+//         let mut __retry_out = ArgsOut::new();
+//         __retry_out.put("id", &id)?;
+//         enqueue(NAME, __retry_out).await
+//     }
+// A sync function's attempt is `attempt_sync(.., |args| Ok(move || BODY))`, run on the
+// blocking pool, and it stores the call with `enqueue_blocking`.
+//
+// Input:
+//     #[retry(mode = "durable", persist = "on_failure")]
+//     fn push(id: Id) -> Result<T, E> { BODY(id) }
+// Output:
+//     fn push(id: Id) -> OutcomeFor<Result<T, E>> {
+//         static __RETRY_SITE: Site = Site::new(NAME, false, "durable", module_path!(), file!(), line!());
+//         fn __retry_durable(__retry_job: Job) -> BoxFuture<'static, Verdict> { .. }
+//         submit! { Registration { name: NAME, attempt: __retry_durable } }
+//         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::named();
+//         let __retry_hooks = hooks({ use ..; (&ErrorFormatOf(__retry_r)).error_format() });
+//         let mut __retry_call = Call::<_, SyncClock, _, _>::new(__retry_r, __retry_setup, (&__retry_hooks, &__retry_ctx));
+//         let __retry_out = __retry_call.attempt(|| { let id = fresh(&id); BODY(id) });
+//         match __retry_call.settle_first(Outcome::Returned(__retry_out)) {
+//             Ok(__retry_out) => Ok(Outcome::Done(RetryResult::into_result(__retry_out))),
+//             Err(__retry_first) => store_first_blocking(NAME, __retry_first, || {
+//                 .. let mut __retry_out = ArgsOut::new();
+//                 __retry_out.put("id", &id)?;
+//                 Ok(__retry_out)
+//             }),
+//         }
+//     }
+// The first attempt runs in the caller as an inline one (see `inline.rs`); only if it failed
+// and is worth retrying are the arguments stored. A test (`sketches.rs`) checks the calls
+// shown in these sketches against the real expansion.
+pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> TokenStream {
+    let is_async = plan.is_async;
+    let Parts {
+        private,
+        site_static,
+        returns,
+        name,
+        ..
+    } = p;
+    let spec = p.spec(plan, false);
+    let body = p.body(&p.fake_return());
+    let (attempt, make) = if is_async {
+        (quote!(attempt_async), quote!(async move #body))
+    } else {
+        (quote!(attempt_sync), quote!(move || #body))
+    };
+    let args_in = Ident::new("__retry_args", Span::mixed_site());
+    let args_out = Ident::new("__retry_out", Span::mixed_site());
+    // An argument that cannot be stored is reported at its type, by `put` (and `take`).
+    let decode = params.iter().map(|d| {
+        let (id, m, ty) = (&d.ident, &d.mutability, &d.ty);
+        let key = id.to_string();
+        let take = Ident::new("take", ty.span());
+        quote!(let #m #id: #ty = #args_in.#take(#key)?;)
+    });
+    let put: Vec<_> = params
+        .iter()
+        .map(|d| {
+            let id = &d.ident;
+            let key = id.to_string();
+            let put = Ident::new("put", d.ty.span());
+            quote!(#args_out.#put(#key, &#id)?;)
+        })
+        .collect();
+    let store = if persist == Persist::OnFailure {
+        // The first attempt runs here, exactly as an inline call's, on fresh copies of the
+        // arguments; the originals are serialized only if the call must be stored.
+        let InlineCall {
+            prelude,
+            call,
+            attempt,
+            outcome,
+            ..
+        } = inline::call(plan, p);
+        let krate = &p.krate;
+        let out = Ident::new("__retry_out", Span::mixed_site());
+        let outcome = if outcome {
+            quote!(#out)
+        } else {
+            quote!(#private::Outcome::Returned(#out))
+        };
+        let (store, wait) = if is_async {
+            (quote!(store_first), quote!(.await))
+        } else {
+            (quote!(store_first_blocking), TokenStream::new())
+        };
+        quote! {
+            #returns
+            #prelude
+            let #out = #attempt;
+            match #call.settle_first(#outcome) {
+                ::core::result::Result::Ok(#out) => ::core::result::Result::Ok(
+                    #krate::durable::Outcome::Done(#private::RetryResult::into_result(#out)),
+                ),
+                ::core::result::Result::Err(__retry_first) => {
+                    #private::durable::#store(#name, __retry_first, || {
+                        #[allow(unused_mut)]
+                        let mut #args_out = #private::durable::ArgsOut::new();
+                        #(#put)*
+                        ::core::result::Result::Ok(#args_out)
+                    })#wait
+                }
+            }
+        }
+    } else {
+        let enqueue = if is_async {
+            quote!(#private::durable::enqueue(#name, #args_out).await)
+        } else {
+            quote!(#private::durable::enqueue_blocking(#name, #args_out))
+        };
+        quote! {
+            #[allow(unused_mut)]
+            let mut #args_out = #private::durable::ArgsOut::new();
+            #(#put)*
+            #enqueue
+        }
+    };
+    quote!({
+        #site_static
+        fn __retry_durable(
+            __retry_job: #private::durable::Job,
+        ) -> #private::durable::BoxFuture<'static, #private::durable::Verdict> {
+            #returns
+            let __retry_spec = #spec;
+            #private::durable::#attempt(__retry_r, __retry_spec, __retry_job, |#args_in| {
+                #(#decode)*
+                ::core::result::Result::Ok(#make)
+            })
+        }
+        #private::durable::inventory::submit! {
+            #private::durable::Registration { name: #name, attempt: __retry_durable }
+        }
+        #store
+    })
+}
+
+/// A parameter of a durable function: its name is its key among the stored arguments.
+pub struct Param {
+    ident: Ident,
+    mutability: Option<syn::Token![mut]>,
+    ty: Type,
+}
+
+pub fn params(func: &ItemFn) -> Vec<Param> {
+    func.sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(pt) => match &*pt.pat {
+                Pat::Ident(pi) => Some(Param {
+                    ident: pi.ident.clone(),
+                    mutability: pi.mutability,
+                    ty: (*pt.ty).clone(),
+                }),
+                _ => None,
+            },
+            FnArg::Receiver(_) => None,
+        })
+        .collect()
+}
