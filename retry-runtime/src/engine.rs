@@ -229,7 +229,7 @@ fn start_observed(
 }
 
 /// What an attempt came to.
-pub enum Outcome<R: RetryResult> {
+pub enum AttemptOutcome<R: RetryResult> {
     /// The body returned.
     Returned(R),
     /// The attempt ran into the per-attempt timeout and failed with this error.
@@ -252,17 +252,25 @@ pub enum Step<R: RetryResult> {
         error: R::Err,
     },
     /// The call is over.
-    Done(Done<R>),
+    Done(End<R>),
 }
 
 /// How a call ended. Every hook and event of the ending has already run.
-pub enum Done<R: RetryResult> {
+pub enum End<R: RetryResult> {
     /// An attempt succeeded, or the fallback answered with a success.
     Ok(R::Ok),
     /// The call failed; the report owns the error to return (the last attempt's, or the
     /// fallback's), when there is one.
     Failed(Report<R::Err>),
 }
+
+/// The old name of [`AttemptOutcome`].
+#[deprecated(note = "renamed `AttemptOutcome` (the durable `Outcome` is another thing)")]
+pub type Outcome<R> = AttemptOutcome<R>;
+
+/// The old name of [`End`].
+#[deprecated(note = "renamed `End`: a call's `Step::Done(End::Ok(v))`")]
+pub type Done<R> = End<R>;
 
 /// The rules of one function's calls: its site, policy and hooks.
 ///
@@ -342,25 +350,38 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     #[allow(clippy::inline_always)]
-    pub fn settle(
+    pub fn on_outcome(
         &self,
         ctx: &CallCtx,
         state: &mut Attempts,
-        outcome: Outcome<R>,
+        outcome: AttemptOutcome<R>,
         previous: Option<R::Err>,
         clock: &impl Clock,
     ) -> Step<R> {
         match outcome {
-            Outcome::Returned(r) => match r.into_result() {
+            AttemptOutcome::Returned(r) => match r.into_result() {
                 Ok(v) => self.succeeded(ctx, state, v, previous, clock),
                 Err(e) => self.failed(ctx, state, e, false, clock),
             },
-            Outcome::TimedOut(e) => self.failed(ctx, state, e, true, clock),
-            Outcome::Panicked(msg) => self.panicked(ctx, state, &msg, previous, clock),
-            Outcome::Stopped(reason, e) => {
+            AttemptOutcome::TimedOut(e) => self.failed(ctx, state, e, true, clock),
+            AttemptOutcome::Panicked(msg) => self.panicked(ctx, state, &msg, previous, clock),
+            AttemptOutcome::Stopped(reason, e) => {
                 Step::Done(self.end(ctx, state, reason, e.or(previous), clock))
             }
         }
+    }
+
+    /// The old name of [`Engine::on_outcome`].
+    #[deprecated(note = "renamed `on_outcome`")]
+    pub fn settle(
+        &self,
+        ctx: &CallCtx,
+        state: &mut Attempts,
+        outcome: AttemptOutcome<R>,
+        previous: Option<R::Err>,
+        clock: &impl Clock,
+    ) -> Step<R> {
+        self.on_outcome(ctx, state, outcome, previous, clock)
     }
 
     #[cfg_attr(not(debug_assertions), inline(always))]
@@ -382,7 +403,7 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
             let _in = ctx.enter();
             self.hooks.done(&report);
         }
-        Step::Done(Done::Ok(v))
+        Step::Done(End::Ok(v))
     }
 
     /// A failed attempt. The common path (a retry) is inline, so that with a constant policy
@@ -544,7 +565,7 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         let _in = ctx.enter();
         self.site.panicked(self.hooks, &report, msg);
         self.hooks.done(&report);
-        Step::Done(Done::Failed(report))
+        Step::Done(End::Failed(report))
     }
 
     /// Ends a call that did not succeed: `on_exhausted` and `fallback` (for the ends of
@@ -557,7 +578,7 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         reason: Reason,
         error: Option<R::Err>,
         clock: &impl Clock,
-    ) -> Done<R> {
+    ) -> End<R> {
         let mut report = self.report(ctx, state, reason, error, clock);
         let _in = ctx.enter();
         if reason.ends_retrying() {
@@ -569,7 +590,7 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
                         self.count(state, reason, true, || facts.elapsed);
                         self.site.recovered(self.hooks.type_name(), &facts);
                         self.hooks.done(&facts.with_error(None));
-                        return Done::Ok(v);
+                        return End::Ok(v);
                     }
                     Ok(Err(e)) => facts.with_error(Some(e)),
                     Err(report) => report,
@@ -579,7 +600,7 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
         self.count(state, reason, false, || report.elapsed);
         self.site.ended(self.hooks, &report);
         self.hooks.done(&report);
-        Done::Failed(report)
+        End::Failed(report)
     }
 
     fn report(

@@ -14,7 +14,7 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::Registry;
 
-use super::{Attempts, Clock, Done, Engine, Outcome, Step};
+use super::{AttemptOutcome, Attempts, Clock, End, Engine, Step};
 use crate::cid::{current_cid, CallCtx};
 use crate::hooks::{hooks, Hook, HookSet, NoHook, WithDebug, WithDisplay};
 use crate::site::Site;
@@ -258,37 +258,37 @@ fn attempt<H: HookSet<R>>(
     ctx: &CallCtx,
     state: &mut Attempts,
     clock: &FakeClock,
-    outcome: Outcome<R>,
+    outcome: AttemptOutcome<R>,
     previous: Option<Boom>,
 ) -> Step<R> {
     state.start_attempt();
-    engine.settle(ctx, state, outcome, previous, clock)
+    engine.on_outcome(ctx, state, outcome, previous, clock)
 }
 
-fn fail(n: u32) -> Outcome<R> {
-    Outcome::Returned(Err(Boom(n)))
+fn fail(n: u32) -> AttemptOutcome<R> {
+    AttemptOutcome::Returned(Err(Boom(n)))
 }
 
 fn retried(step: Step<R>) -> (Duration, Boom) {
     match step {
         Step::Retry { wait, error } => (wait, error),
-        Step::Done(Done::Ok(v)) => panic!("expected a retry; the call succeeded with {v}"),
-        Step::Done(Done::Failed(r)) => panic!("expected a retry; the call failed: {r}"),
+        Step::Done(End::Ok(v)) => panic!("expected a retry; the call succeeded with {v}"),
+        Step::Done(End::Failed(r)) => panic!("expected a retry; the call failed: {r}"),
     }
 }
 
 fn failed(step: Step<R>) -> Report<Boom> {
     match step {
-        Step::Done(Done::Failed(r)) => r,
-        Step::Done(Done::Ok(v)) => panic!("expected a failure; the call succeeded with {v}"),
+        Step::Done(End::Failed(r)) => r,
+        Step::Done(End::Ok(v)) => panic!("expected a failure; the call succeeded with {v}"),
         Step::Retry { wait, error } => panic!("expected a failure; retry in {wait:?} ({error})"),
     }
 }
 
 fn succeeded(step: Step<R>) -> u32 {
     match step {
-        Step::Done(Done::Ok(v)) => v,
-        Step::Done(Done::Failed(r)) => panic!("expected a success; the call failed: {r}"),
+        Step::Done(End::Ok(v)) => v,
+        Step::Done(End::Failed(r)) => panic!("expected a success; the call failed: {r}"),
         Step::Retry { wait, error } => panic!("expected a success; retry in {wait:?} ({error})"),
     }
 }
@@ -315,7 +315,7 @@ fn success_at_once_runs_only_on_done() {
         &ctx,
         &mut state,
         &clock,
-        Outcome::Returned(Ok(7)),
+        AttemptOutcome::Returned(Ok(7)),
         None,
     ));
 
@@ -345,7 +345,7 @@ fn success_after_a_failure_reports_the_previous_error() {
         &ctx,
         &mut state,
         &clock,
-        Outcome::Returned(Ok(8)),
+        AttemptOutcome::Returned(Ok(8)),
         Some(error),
     ));
 
@@ -380,7 +380,7 @@ fn success_without_hooks_reads_no_clock() {
         &ctx,
         &mut state,
         &clock,
-        Outcome::Returned(Ok(1)),
+        AttemptOutcome::Returned(Ok(1)),
         Some(error),
     ));
     assert_eq!(v, 1);
@@ -681,7 +681,7 @@ fn timed_out_attempts_are_retried_and_the_last_one_names_the_end() {
             &ctx,
             &mut state,
             &clock,
-            Outcome::TimedOut(Boom(1)),
+            AttemptOutcome::TimedOut(Boom(1)),
             None,
         ));
         let r = failed(attempt(
@@ -689,7 +689,7 @@ fn timed_out_attempts_are_retried_and_the_last_one_names_the_end() {
             &ctx,
             &mut state,
             &clock,
-            Outcome::TimedOut(Boom(2)),
+            AttemptOutcome::TimedOut(Boom(2)),
             None,
         ));
         (wait, r)
@@ -727,7 +727,7 @@ fn a_timed_out_attempts_error_goes_through_when() {
         &ctx,
         &mut state,
         &clock,
-        Outcome::TimedOut(Boom(1)),
+        AttemptOutcome::TimedOut(Boom(1)),
         None,
     ));
     // `when` rejects the timed-out attempt's error as it would any other.
@@ -748,7 +748,7 @@ fn last_attempt_failing_plainly_after_a_timeout_is_exhausted() {
         &ctx,
         &mut state,
         &clock,
-        Outcome::TimedOut(Boom(1)),
+        AttemptOutcome::TimedOut(Boom(1)),
         None,
     ));
     let r = failed(attempt(&engine, &ctx, &mut state, &clock, fail(2), None));
@@ -771,7 +771,7 @@ fn panic_ends_the_call_without_on_exhausted() {
             &ctx,
             &mut state,
             &clock,
-            Outcome::Panicked("kaboom".to_owned()),
+            AttemptOutcome::Panicked("kaboom".to_owned()),
             Some(error),
         ));
         (r, state)
@@ -809,10 +809,10 @@ fn stopped_from_outside_reports_the_previous_error() {
         let (wait, error) = retried(attempt(&engine, &ctx, &mut state, &clock, fail(1), None));
         clock.advance(wait / 2);
         // Cancelled during the wait: the executor settles the attempt that would have run.
-        engine.settle(
+        engine.on_outcome(
             &ctx,
             &mut state,
-            Outcome::Stopped(Reason::Cancelled, None),
+            AttemptOutcome::Stopped(Reason::Cancelled, None),
             Some(error),
             &clock,
         )
@@ -843,7 +843,7 @@ fn stopped_with_its_own_error_reports_that_one() {
         &ctx,
         &mut state,
         &clock,
-        Outcome::Stopped(Reason::ShutDown, Some(Boom(2))),
+        AttemptOutcome::Stopped(Reason::ShutDown, Some(Boom(2))),
         Some(Boom(1)),
     ));
     assert_eq!(r.reason, Reason::ShutDown);

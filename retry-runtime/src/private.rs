@@ -1,7 +1,7 @@
 //! Not public API: what the expansion of `#[retry]` calls.
 
 pub use crate::cid::CallCtx;
-pub use crate::engine::Outcome;
+pub use crate::engine::AttemptOutcome;
 pub use crate::hooks::{
     delay_from, fallback, hooks, on_done, on_exhausted, on_retry, when, ErrorFormatOf, Hook,
     HookSet, Hooks, NoHook, ViaDebug, ViaDisplay,
@@ -13,7 +13,7 @@ pub use crate::run::attempter::{
 pub use crate::run::background::{background, Spec};
 pub use crate::run::clock::{SyncClock, TokioClock};
 pub use crate::run::handoff::{handoff, handoff_sync};
-pub use crate::run::inline::{Call, InCall, Setup, Step};
+pub use crate::run::inline::{Call, InCall, Loop, Setup};
 pub use crate::run::wait::Wait;
 pub use crate::site::Site;
 pub use crate::RetryResult;

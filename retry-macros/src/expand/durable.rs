@@ -58,7 +58,7 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //         let __retry_hooks = hooks({ use ..; (&ErrorFormatOf(__retry_r)).error_format() });
 //         let mut __retry_call = Call::<_, SyncClock, _, _>::new(__retry_r, __retry_setup, (&__retry_hooks, &__retry_ctx));
 //         let __retry_out = __retry_call.attempt(|| { let id = fresh(&id); BODY(id) });
-//         match __retry_call.settle_first(Outcome::Returned(__retry_out)) {
+//         match __retry_call.after_first(AttemptOutcome::Returned(__retry_out)) {
 //             Ok(__retry_out) => Ok(Outcome::Done(RetryResult::into_result(__retry_out))),
 //             Err(__retry_first) => store_first_blocking(NAME, __retry_first, || {
 //                 .. let mut __retry_out = ArgsOut::new();
@@ -119,7 +119,7 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         let outcome = if outcome {
             quote!(#out)
         } else {
-            quote!(#private::Outcome::Returned(#out))
+            quote!(#private::AttemptOutcome::Returned(#out))
         };
         let (store, wait) = if is_async {
             (quote!(store_first), quote!(.await))
@@ -130,7 +130,7 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
             #returns
             #prelude
             let #out = #attempt;
-            match #call.settle_first(#outcome) {
+            match #call.after_first(#outcome) {
                 ::core::result::Result::Ok(#out) => ::core::result::Result::Ok(
                     #krate::durable::Outcome::Done(#private::RetryResult::into_result(#out)),
                 ),

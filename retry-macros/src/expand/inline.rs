@@ -113,9 +113,9 @@ pub fn call(plan: &Plan, p: &Parts) -> InlineCall {
 //              CallCtx::starting()));
 //         loop {
 //             let __retry_out = __retry_call.attempt_async(async { let id = fresh(&id); BODY(id) }).await;
-//             match __retry_call.settle(__retry_out) {
-//                 Step::Done(__retry_done) => break __retry_done,
-//                 Step::Wait(__retry_wait) => __retry_call.wait(__retry_wait).await,
+//             match __retry_call.after(__retry_out) {
+//                 Loop::Return(__retry_done) => break __retry_done,
+//                 Loop::Wait(__retry_wait) => __retry_call.wait(__retry_wait).await,
 //             }
 //         }
 //     }
@@ -137,10 +137,10 @@ pub fn body(plan: &Plan, p: &Parts) -> TokenStream {
     let out = Ident::new("__retry_out", mixed);
     let done = Ident::new("__retry_done", mixed);
     let wait = Ident::new("__retry_wait", mixed);
-    let settle = if outcome {
-        quote!(settle_outcome)
+    let after = if outcome {
+        quote!(after_outcome)
     } else {
-        quote!(settle)
+        quote!(after)
     };
     quote! {
         {
@@ -148,9 +148,9 @@ pub fn body(plan: &Plan, p: &Parts) -> TokenStream {
             #prelude
             loop {
                 let #out = #attempt;
-                match #call.#settle(#out) {
-                    #private::Step::Done(#done) => break #done,
-                    #private::Step::Wait(#wait) => #wait_expr,
+                match #call.#after(#out) {
+                    #private::Loop::Return(#done) => break #done,
+                    #private::Loop::Wait(#wait) => #wait_expr,
                 }
             }
         }

@@ -252,7 +252,7 @@ impl Parts {
                 proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, quote!(#marker #e));
             args.set_span(span);
             let hook = Ident::new("__retry_hook", span);
-            let settle = respan(
+            let resolve = respan(
                 quote! {
                     if false {
                         use #private::ResolveReturn as _;
@@ -264,7 +264,7 @@ impl Parts {
             let slot = respan(quote!(#hook.slot()), span);
             let mut block = proc_macro2::Group::new(
                 proc_macro2::Delimiter::Brace,
-                quote!(let #hook = #path #args; #settle #slot),
+                quote!(let #hook = #path #args; #resolve #slot),
             );
             block.set_span(span);
             block.into_token_stream()

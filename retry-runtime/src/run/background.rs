@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::task::JoinHandle;
 
 use crate::cid::CallCtx;
-use crate::engine::{Attempts, Done, Engine, Outcome, Step};
+use crate::engine::{AttemptOutcome, Attempts, End, Engine, Step};
 use crate::hooks::HookSet;
 use crate::result::Returns;
 use crate::run::attempter::{Attempter, Panicked};
@@ -185,12 +185,12 @@ where
                             b: shared.tracker.interruption(&shared.cancel, DRAINING, true),
                         };
                         if let Either::Right(reason) = interrupted.await {
-                            break 'attempt Outcome::Stopped(reason, None);
+                            break 'attempt AttemptOutcome::Stopped(reason, None);
                         }
                     }
                 }
                 if let Some(reason) = shared.tracker.interrupted(&shared.cancel, DRAINING, true) {
-                    break 'attempt Outcome::Stopped(reason, None);
+                    break 'attempt AttemptOutcome::Stopped(reason, None);
                 }
                 let n = resume.state.start_attempt();
                 shared.set(Status::Running { attempt: n });
@@ -212,22 +212,22 @@ where
                         .interruption(&shared.cancel, ABORTING, A::ABORTABLE),
                 };
                 match raced.await {
-                    Either::Right(reason) => Outcome::Stopped(reason, None),
-                    Either::Left(None) => Outcome::TimedOut(spec.timed_out()),
-                    Either::Left(Some(Err(Panicked(msg)))) => Outcome::Panicked(msg),
+                    Either::Right(reason) => AttemptOutcome::Stopped(reason, None),
+                    Either::Left(None) => AttemptOutcome::TimedOut(spec.timed_out()),
+                    Either::Left(Some(Err(Panicked(msg)))) => AttemptOutcome::Panicked(msg),
                     // A sync attempt is let finish after a cancel: its success stands, its
                     // failure ends the call as cancelled.
                     Either::Left(Some(Ok(r))) if !A::ABORTABLE && shared.cancel.is_cancelled() => {
                         match r.into_result() {
-                            Ok(v) => Outcome::Returned(R::from_ok(v)),
-                            Err(e) => Outcome::Stopped(Reason::Cancelled, Some(e)),
+                            Ok(v) => AttemptOutcome::Returned(R::from_ok(v)),
+                            Err(e) => AttemptOutcome::Stopped(Reason::Cancelled, Some(e)),
                         }
                     }
-                    Either::Left(Some(Ok(r))) => Outcome::Returned(r),
+                    Either::Left(Some(Ok(r))) => AttemptOutcome::Returned(r),
                 }
             };
             let ctx = CallCtx::with_ids(shared.cid, parent);
-            let step = spec.engine::<R>().settle(
+            let step = spec.engine::<R>().on_outcome(
                 &ctx,
                 &mut resume.state,
                 outcome,
@@ -244,11 +244,11 @@ where
         };
         lost.0 = None;
         let out = match done {
-            Done::Ok(v) => {
+            End::Ok(v) => {
                 shared.set(Status::Succeeded);
                 Ok(v)
             }
-            Done::Failed(report) => {
+            End::Failed(report) => {
                 shared.tracker.record_unfinished(shared.epoch, &report);
                 shared.set(if report.reason == Reason::Cancelled {
                     Status::Cancelled

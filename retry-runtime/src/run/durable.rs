@@ -8,7 +8,7 @@ use core::time::Duration;
 use crate::cid::CallCtx;
 use crate::durable::args::{ArgsError, ArgsIn};
 use crate::durable::BoxFuture;
-use crate::engine::{self, Attempts, Clock, Done, Engine, Step};
+use crate::engine::{self, Attempts, Clock, End, Engine, Step};
 use crate::events::show_error;
 use crate::hooks::HookSet;
 use crate::result::Returns;
@@ -148,19 +148,19 @@ where
         deadline: spec.policy.timeout.map(Wait::new),
     };
     let outcome = match attempt.await {
-        None => engine::Outcome::TimedOut(spec.timed_out()),
-        Some(Err(Panicked(msg))) => engine::Outcome::Panicked(msg),
-        Some(Ok(r)) => engine::Outcome::Returned(r),
+        None => engine::AttemptOutcome::TimedOut(spec.timed_out()),
+        Some(Err(Panicked(msg))) => engine::AttemptOutcome::Panicked(msg),
+        Some(Ok(r)) => engine::AttemptOutcome::Returned(r),
     };
     let engine: Engine<'_, R, H> = spec.engine();
-    match engine.settle(&ctx, &mut state, outcome, None, &WallClock) {
+    match engine.on_outcome(&ctx, &mut state, outcome, None, &WallClock) {
         Step::Retry { wait, error } => Verdict::Retry {
             progress: state,
             wait,
             error: show_error::<R, H>(&spec.hooks, &error),
         },
-        Step::Done(Done::Ok(_)) => Verdict::Succeeded { progress: state },
-        Step::Done(Done::Failed(report)) => Verdict::Dead {
+        Step::Done(End::Ok(_)) => Verdict::Succeeded { progress: state },
+        Step::Done(End::Failed(report)) => Verdict::Dead {
             progress: state,
             reason: report.reason,
             error: report

@@ -4,7 +4,7 @@ use core::future::Future;
 use core::task::{Context, Poll};
 
 use crate::cid::CallCtx;
-use crate::engine::{Done, Outcome, Step};
+use crate::engine::{AttemptOutcome, End, Step};
 use crate::hooks::HookSet;
 use crate::result::Returns;
 use crate::run::attempter::{Attempter, SyncAttempts};
@@ -43,15 +43,15 @@ where
         deadline: spec.policy.timeout.map(Wait::new),
     };
     let outcome = match first.await {
-        Some(r) => Outcome::Returned(r),
-        None => Outcome::TimedOut(spec.timed_out()),
+        Some(r) => AttemptOutcome::Returned(r),
+        None => AttemptOutcome::TimedOut(spec.timed_out()),
     };
     let step = spec
         .engine::<R>()
-        .settle(&ctx, &mut state, outcome, None, &TokioClock);
+        .on_outcome(&ctx, &mut state, outcome, None, &TokioClock);
     match step {
-        Step::Done(Done::Ok(v)) => Handoff::Done(Ok(v)),
-        Step::Done(Done::Failed(report)) => match report.last_error {
+        Step::Done(End::Ok(v)) => Handoff::Done(Ok(v)),
+        Step::Done(End::Failed(report)) => match report.last_error {
             Some(e) => Handoff::Done(Err(e)),
             None => unreachable!("a failed first attempt has an error"),
         },

@@ -1,7 +1,7 @@
 //! The inline executor: every attempt runs in the caller, sync or async.
 //!
 //! The expansion of an inline `#[retry]` function is a loop around a [`Call`]: run an
-//! attempt, [`Call::settle`] its outcome, then stop or wait as told.
+//! attempt, [`Call::after`] its outcome, then stop or wait as told.
 
 use core::future::Future;
 use core::pin::Pin;
@@ -9,7 +9,7 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 
 use crate::cid::CallCtx;
-use crate::engine::{self, Attempts, Clock, Engine, Outcome};
+use crate::engine::{self, AttemptOutcome, Attempts, Clock, Engine};
 use crate::hooks::{HookSet, TypeSlot};
 use crate::result::Returns;
 use crate::run::clock::{SyncClock, TokioClock};
@@ -31,9 +31,9 @@ pub struct Setup {
 
 /// What the loop does next.
 #[derive(Debug)]
-pub enum Step<R> {
+pub enum Loop<R> {
     /// The call is over; this is its value.
-    Done(R),
+    Return(R),
     /// Wait this long, then attempt again.
     Wait(Duration),
 }
@@ -108,7 +108,7 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p,
         &mut self,
         timed_out: fn() -> R::Err,
         fut: F,
-    ) -> Outcome<R> {
+    ) -> AttemptOutcome<R> {
         let deadline = self.setup.policy.timeout.map(Wait::new);
         let attempt = self.attempt_async(fut);
         match (WithDeadline {
@@ -117,8 +117,8 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p,
         })
         .await
         {
-            Some(r) => Outcome::Returned(r),
-            None => Outcome::TimedOut(timed_out()),
+            Some(r) => AttemptOutcome::Returned(r),
+            None => AttemptOutcome::TimedOut(timed_out()),
         }
     }
 
@@ -126,22 +126,22 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p,
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     #[allow(clippy::inline_always)]
-    pub fn settle(&mut self, out: R) -> Step<R> {
-        self.settle_outcome(Outcome::Returned(out))
+    pub fn after(&mut self, out: R) -> Loop<R> {
+        self.after_outcome(AttemptOutcome::Returned(out))
     }
 
     /// Decides what follows an attempt's outcome.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     #[allow(clippy::inline_always)]
-    pub fn settle_outcome(&mut self, outcome: Outcome<R>) -> Step<R> {
+    pub fn after_outcome(&mut self, outcome: AttemptOutcome<R>) -> Loop<R> {
         match self.engine_step(outcome) {
-            engine::Step::Done(engine::Done::Ok(v)) => Step::Done(R::from_ok(v)),
-            engine::Step::Done(engine::Done::Failed(report)) => match report.last_error {
-                Some(e) => Step::Done(R::from_err(e)),
+            engine::Step::Done(engine::End::Ok(v)) => Loop::Return(R::from_ok(v)),
+            engine::Step::Done(engine::End::Failed(report)) => match report.last_error {
+                Some(e) => Loop::Return(R::from_err(e)),
                 None => unreachable!("an inline call ends in failure only with an error"),
             },
-            engine::Step::Retry { wait, .. } => Step::Wait(wait),
+            engine::Step::Retry { wait, .. } => Loop::Wait(wait),
         }
     }
 
@@ -149,11 +149,11 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p,
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     #[allow(clippy::inline_always)]
-    fn engine_step(&mut self, outcome: Outcome<R>) -> engine::Step<R> {
+    fn engine_step(&mut self, outcome: AttemptOutcome<R>) -> engine::Step<R> {
         let setup = self.setup;
         let engine = Engine::new(setup.site, &setup.policy, self.held.hooks());
         let mut state = self.state;
-        let step = engine.settle(self.held.ctx(), &mut state, outcome, None, &C::default());
+        let step = engine.on_outcome(self.held.ctx(), &mut state, outcome, None, &C::default());
         self.state = state;
         step
     }
@@ -167,10 +167,10 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p,
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     #[allow(clippy::inline_always)]
-    pub fn settle_first(&mut self, outcome: Outcome<R>) -> Result<R, FirstFailure> {
+    pub fn after_first(&mut self, outcome: AttemptOutcome<R>) -> Result<R, FirstFailure> {
         match self.engine_step(outcome) {
-            engine::Step::Done(engine::Done::Ok(v)) => Ok(R::from_ok(v)),
-            engine::Step::Done(engine::Done::Failed(report)) => match report.last_error {
+            engine::Step::Done(engine::End::Ok(v)) => Ok(R::from_ok(v)),
+            engine::Step::Done(engine::End::Failed(report)) => match report.last_error {
                 Some(e) => Ok(R::from_err(e)),
                 None => unreachable!("an inline call ends in failure only with an error"),
             },
