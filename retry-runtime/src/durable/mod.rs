@@ -178,4 +178,4 @@ pub use record::{
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
 pub use store::{Backend, BoxFuture, Store, StoreError, WakeUps};
-pub use worker::{Worker, WorkerBuilder};
+pub use worker::{Worker, WorkerBuilder, DEFAULT_ATTEMPT_TIMEOUT};
