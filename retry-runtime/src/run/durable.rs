@@ -193,11 +193,17 @@ where
         state.started.is_some(),
     );
     let limit = attempt_limit(spec.policy.timeout, job.default_timeout);
+    let cancelled = Arc::clone(&job.cancelled);
     let attempt = WithDeadline {
         fut: attempter.attempt(CallCtx::with_ids(job.cid, job.parent), span),
         deadline: limit.map(Wait::new),
     };
-    let outcome = match attempt.await {
+    let done = attempt.await;
+    if done.is_none() {
+        // A sync attempt goes on in its thread: a body that checks `is_cancelled` stops.
+        cancelled.store(true, std::sync::atomic::Ordering::Release);
+    }
+    let outcome = match done {
         None if spec.timed_out.is_none() => {
             // The worker's default limit, on a function whose expansion passed no maker of a
             // timed-out error: the policy decides without one.
