@@ -771,9 +771,15 @@ pub async fn lost_names_the_calls_no_longer_held(store: &Store) {
     ];
     assert!(b.lost("w1", &held).await.unwrap().is_empty(), "all held");
     assert!(b.cancel(cancelled, at(1)).await.unwrap());
-    assert!(b.complete(finished, finished_fence, 1, at(0), at(1)).await.unwrap());
+    assert!(b
+        .complete(finished, finished_fence, 1, at(0), at(1))
+        .await
+        .unwrap());
     // g's lease (until at(30)) runs out and w3 claims it.
-    let taken = b.claim("w3", &names(&["g"]), 10, LEASE, at(31)).await.unwrap();
+    let taken = b
+        .claim("w3", &names(&["g"]), 10, LEASE, at(31))
+        .await
+        .unwrap();
     assert_eq!(taken.len(), 1);
     let mut lost = b.lost("w1", &held).await.unwrap();
     lost.sort();
@@ -785,7 +791,11 @@ pub async fn lost_names_the_calls_no_longer_held(store: &Store) {
         [other],
         "another fence is another claim"
     );
-    assert!(b.lost("w2", &[(other, other_fence)]).await.unwrap().is_empty());
+    assert!(b
+        .lost("w2", &[(other, other_fence)])
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// The pending and waiting calls due at or before a time, counted per function and state:
@@ -797,7 +807,14 @@ pub async fn overdue_counts_due_calls(store: &Store) {
     enqueue(store, "typo", 50).await; // not yet due
     let (waiting, fence) = running(store, "f", "w", 0).await;
     assert!(b
-        .reschedule(waiting, fence, progress(1, at(0)), at(8), "boom".into(), at(1))
+        .reschedule(
+            waiting,
+            fence,
+            progress(1, at(0)),
+            at(8),
+            "boom".into(),
+            at(1)
+        )
         .await
         .unwrap());
     running(store, "h", "w", 0).await; // running: not overdue

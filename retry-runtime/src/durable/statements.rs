@@ -327,9 +327,9 @@ pub(crate) fn not_held(
 ) -> Vec<CorrelationId> {
     held.iter()
         .filter(|(cid, fence)| {
-            !running.iter().any(|r| {
-                r.cid == *cid && r.fence == *fence && r.state == CallState::Running
-            })
+            !running
+                .iter()
+                .any(|r| r.cid == *cid && r.fence == *fence && r.state == CallState::Running)
         })
         .map(|(cid, _)| *cid)
         .collect()
@@ -636,7 +636,11 @@ mod tests {
     fn the_held_query_reads_as_many_columns_as_a_record() {
         let text = HELD.text(Dialect::Sqlite);
         let select = &text["SELECT ".len()..text.find(" FROM").unwrap()];
-        assert_eq!(select.split(", ").count(), COLUMNS.split(", ").count(), "{text}");
+        assert_eq!(
+            select.split(", ").count(),
+            COLUMNS.split(", ").count(),
+            "{text}"
+        );
     }
 
     #[test]

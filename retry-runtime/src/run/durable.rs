@@ -235,10 +235,13 @@ where
 /// The verdict of an attempt stopped by the worker's default time limit when the function has
 /// no error to stand for a timeout: retried as the policy says, `attempt timed out` when it
 /// says no more.
-fn timed_out_without_error(policy: &crate::Policy, mut state: Attempts, limit: Duration) -> Verdict {
-    let error = format!(
-        "the attempt timed out after {limit:?} (the worker's default attempt limit)"
-    );
+fn timed_out_without_error(
+    policy: &crate::Policy,
+    mut state: Attempts,
+    limit: Duration,
+) -> Verdict {
+    let error =
+        format!("the attempt timed out after {limit:?} (the worker's default attempt limit)");
     tracing::warn!(target: "retry_runtime::durable", error = %error, "durable attempt abandoned");
     match state.decide(policy, true, None, Some(std::time::SystemTime::now())) {
         Decision::Retry(wait) => Verdict::Retry {
