@@ -365,24 +365,7 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
                 }
             }
         }
-        let wait = if inner.slots.available_permits() == 0 {
-            inner.poll
-        } else if !ready {
-            // Free slots wait a moment for more to free up, then are claimed into.
-            free_since.map_or(REFILL_WAIT, |t| REFILL_WAIT.saturating_sub(t.elapsed()))
-        } else {
-            let next = match next {
-                Some(n) => Ok(n),
-                None => inner.store.next_due(&names).await,
-            };
-            match next {
-                Ok(Some(due)) => due
-                    .duration_since(SystemTime::now())
-                    .unwrap_or(Duration::ZERO)
-                    .min(inner.poll),
-                Ok(None) | Err(_) => inner.poll,
-            }
-        };
+        let wait = idle_wait(&inner, &names, ready, next, free_since).await;
         if wait.is_zero() {
             may_be_due = true;
             tokio::task::yield_now().await;
@@ -402,6 +385,37 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
         c.abort();
     }
     running
+}
+
+/// How long the claim loop may sleep: a poll interval when every slot is busy, the rest of
+/// `REFILL_WAIT` when free slots wait for more, else until the next due time (at most a poll
+/// interval). `next` is the next due time when this round already asked (`Some(None)`:
+/// nothing is due).
+#[allow(clippy::option_option)]
+async fn idle_wait(
+    inner: &Inner,
+    names: &[String],
+    ready: bool,
+    next: Option<Option<SystemTime>>,
+    free_since: Option<Instant>,
+) -> Duration {
+    if inner.slots.available_permits() == 0 {
+        return inner.poll;
+    }
+    if !ready {
+        return free_since.map_or(REFILL_WAIT, |t| REFILL_WAIT.saturating_sub(t.elapsed()));
+    }
+    let next = match next {
+        Some(n) => Ok(n),
+        None => inner.store.next_due(names).await,
+    };
+    match next {
+        Ok(Some(due)) => due
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .min(inner.poll),
+        Ok(None) | Err(_) => inner.poll,
+    }
 }
 
 /// Once a second, and at once after a cancel through this store, asks the store in one
