@@ -1,11 +1,12 @@
 //! Correlation IDs: one per retried call, minted only when something asks for it.
 
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::num::NonZeroU64;
 use core::ptr;
 use core::str::FromStr;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The ID of one retried call: 128 bits, time-sortable (48 bits of Unix milliseconds, then 80
@@ -257,6 +258,64 @@ pub fn current_cid() -> Option<CorrelationId> {
     unsafe { p.as_ref() }.map(CallCtx::cid)
 }
 
+thread_local! {
+    /// The cancellation flag of the durable call whose attempt runs on this thread (set while
+    /// an async attempt is polled, and for the whole of a sync attempt on its thread).
+    static CANCEL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Whether the durable call whose attempt is running here was cancelled (or its worker lost
+/// the call's lease, so another worker may run it): the attempt should stop as soon as it
+/// safely can. `false` outside an attempt of a durable call.
+///
+/// A cancelled async attempt is dropped at its next `.await` and never needs to ask; a sync
+/// attempt cannot be stopped from outside (its thread cannot be killed), so a long sync body
+/// checks this between steps and returns early. Its outcome is not recorded either way: the
+/// call is already `cancelled` in the store.
+///
+/// ```
+/// use retry_runtime::is_cancelled;
+///
+/// // A long sync body of a `mode = "durable"` function would check between steps:
+/// fn copy_rows(rows: &[u32]) -> Result<usize, std::io::Error> {
+///     let mut done = 0;
+///     for _row in rows {
+///         if is_cancelled() {
+///             return Err(std::io::Error::other("cancelled"));
+///         }
+///         done += 1; // one step of the work
+///     }
+///     Ok(done)
+/// }
+///
+/// // Outside a durable attempt nothing is ever cancelled.
+/// assert!(!is_cancelled());
+/// assert_eq!(copy_rows(&[1, 2, 3]).unwrap(), 3);
+/// ```
+#[must_use]
+pub fn is_cancelled() -> bool {
+    CANCEL.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Acquire))
+    })
+}
+
+/// Makes `flag` the answer of [`is_cancelled`] on this thread until the guard drops.
+pub(crate) fn enter_cancel(flag: &Arc<AtomicBool>) -> CancelGuard {
+    CancelGuard(CANCEL.with(|c| c.replace(Some(Arc::clone(flag)))))
+}
+
+/// Restores the previous cancellation flag when dropped (also on unwind).
+pub(crate) struct CancelGuard(Option<Arc<AtomicBool>>);
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CANCEL.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +333,19 @@ mod tests {
             "8ZZZZZZZZZZZZZZZZZZZZZZZZZ".parse::<CorrelationId>(),
             Err(ParseCidError)
         );
+    }
+
+    #[test]
+    fn the_cancel_flag_is_scoped() {
+        assert!(!is_cancelled());
+        let flag = Arc::new(AtomicBool::new(false));
+        {
+            let _g = enter_cancel(&flag);
+            assert!(!is_cancelled());
+            flag.store(true, Ordering::Release);
+            assert!(is_cancelled());
+        }
+        assert!(!is_cancelled(), "restored outside the attempt");
     }
 
     #[test]

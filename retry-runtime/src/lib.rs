@@ -169,7 +169,8 @@
 //!
 //! Every call has a [`CorrelationId`], available in the body and in every hook through
 //! [`current_cid`] and in every [`Report`]; it is minted only when asked for. A call started
-//! inside another records the outer call's ID as its parent.
+//! inside another records the outer call's ID as its parent. Inside an attempt of a durable
+//! call that was cancelled, [`is_cancelled`] is true.
 //!
 //! Spans and events use the caller's module path as their target (as `tracing::instrument`
 //! does), so `RUST_LOG=my_crate::billing=info` reaches them:
@@ -373,7 +374,7 @@ pub mod testing;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use cid::{current_cid, CorrelationId, ParseCidError};
+pub use cid::{current_cid, is_cancelled, CorrelationId, ParseCidError};
 pub use engine::{Attempts, Decision};
 pub use ops::overrides;
 pub use policy::{Backoff, Jitter, Policy, Throttle, DEFAULT_MAX_DELAY};

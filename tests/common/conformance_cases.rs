@@ -22,5 +22,7 @@ macro_rules! every_conformance_case {
         $run!(next_due);
         $run!(duplicate_cid_is_an_error);
         $run!(enqueue_tried_waits_with_its_progress);
+        $run!(lost_names_the_calls_no_longer_held);
+        $run!(overdue_counts_due_calls);
     };
 }

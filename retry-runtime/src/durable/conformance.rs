@@ -270,6 +270,7 @@ pub async fn cancel_from_each_state(store: &Store) {
     let r = record(store, run).await;
     assert_eq!(r.state, CallState::Cancelled);
     assert!(r.fence > fence, "cancel raises the fence");
+    assert_eq!(r.attempts, 1, "the interrupted attempt is counted");
     assert_eq!((r.worker.clone(), r.lease_until), (None, None));
     assert!(!b.complete(run, fence, 1, at(0), at(3)).await.unwrap());
     assert!(!b.renew(run, fence, LEASE, at(3)).await.unwrap());
@@ -750,4 +751,76 @@ pub async fn enqueue_tried_waits_with_its_progress(store: &Store) {
         .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].record.attempts, 1);
+}
+
+/// A worker learns which of its running calls it no longer holds: cancelled, released, or
+/// re-claimed by another worker after the lease ran out; the ones it holds are not named.
+pub async fn lost_names_the_calls_no_longer_held(store: &Store) {
+    let b = store.backend();
+    let (kept, kept_fence) = running(store, "f", "w1", 0).await;
+    let (cancelled, cancelled_fence) = running(store, "f", "w1", 0).await;
+    let (stolen, stolen_fence) = running(store, "g", "w1", 0).await;
+    let (finished, finished_fence) = running(store, "f", "w1", 0).await;
+    let (other, other_fence) = running(store, "f", "w2", 0).await;
+    assert!(b.lost("w1", &[]).await.unwrap().is_empty());
+    let held = [
+        (kept, kept_fence),
+        (cancelled, cancelled_fence),
+        (stolen, stolen_fence),
+        (finished, finished_fence),
+    ];
+    assert!(b.lost("w1", &held).await.unwrap().is_empty(), "all held");
+    assert!(b.cancel(cancelled, at(1)).await.unwrap());
+    assert!(b
+        .complete(finished, finished_fence, 1, at(0), at(1))
+        .await
+        .unwrap());
+    // g's lease (until at(30)) runs out and w3 claims it.
+    let taken = b
+        .claim("w3", &names(&["g"]), 10, LEASE, at(31))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let mut lost = b.lost("w1", &held).await.unwrap();
+    lost.sort();
+    let mut want = vec![cancelled, stolen, finished];
+    want.sort();
+    assert_eq!(lost, want);
+    assert_eq!(
+        b.lost("w2", &[(other, other_fence + 1)]).await.unwrap(),
+        [other],
+        "another fence is another claim"
+    );
+    assert!(b
+        .lost("w2", &[(other, other_fence)])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// The pending and waiting calls due at or before a time, counted per function and state:
+/// the worker's look for calls no one claims.
+pub async fn overdue_counts_due_calls(store: &Store) {
+    let b = store.backend();
+    enqueue(store, "typo", 5).await;
+    enqueue(store, "typo", 5).await;
+    enqueue(store, "typo", 50).await; // not yet due
+    let (waiting, fence) = running(store, "f", "w", 0).await;
+    assert!(b
+        .reschedule(
+            waiting,
+            fence,
+            progress(1, at(0)),
+            at(8),
+            "boom".into(),
+            at(1)
+        )
+        .await
+        .unwrap());
+    running(store, "h", "w", 0).await; // running: not overdue
+    let overdue = b.overdue(at(10)).await.unwrap();
+    assert_eq!(overdue.count("typo", CallState::Pending), 2);
+    assert_eq!(overdue.count("f", CallState::Waiting), 1);
+    assert_eq!(overdue.total(), 3);
+    assert_eq!(b.overdue(at(4)).await.unwrap().total(), 0);
 }

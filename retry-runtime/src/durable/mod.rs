@@ -64,11 +64,33 @@
 //! | state | meaning | leaves by |
 //! |---|---|---|
 //! | `pending` | enqueued, not yet attempted | claim, cancel |
-//! | `running` | claimed; a worker holds the lease | complete, reschedule, bury, release, cancel, lease expiry + claim |
+//! | `running` | claimed; a worker holds the lease | complete, reschedule, bury, release, cancel (counts the interrupted attempt), lease expiry + claim |
 //! | `waiting` | an attempt failed; another is due at `next_due_at` | claim, cancel |
 //! | `succeeded` | done | purge |
 //! | `dead` | given up (policy exhausted, or arguments that no longer decode) | requeue, purge |
 //! | `cancelled` | cancelled | requeue, purge |
+//!
+//! Cancelling a running call stops its attempt: an async attempt is dropped at its next
+//! `.await`; a sync one cannot be stopped from outside (its thread cannot be killed), so it is
+//! abandoned and [`is_cancelled`](crate::is_cancelled) turns true inside it for a body that
+//! checks. The worker learns of a cancel through its own [`Store`] (or a clone) at once, of
+//! one from another process (`retry-store cancel`) within a second. The record keeps the
+//! attempt that was interrupted: `attempts` counts it, since it started and may have done
+//! part of its work; a requeue resets the count, as for a dead call.
+//!
+//! # Attempt time limits
+//!
+//! A durable attempt whose function has no `timeout` gets the worker's default limit,
+//! [`DEFAULT_ATTEMPT_TIMEOUT`] (15 minutes; [`WorkerBuilder::attempt_timeout`] changes it or
+//! turns it off), so a hung call cannot hold a slot and renew its lease forever: it ends as
+//! `attempt timed out` and its policy decides what follows. A function's own `timeout`
+//! always wins. A sync attempt that runs into the limit is abandoned as above.
+//!
+//! A worker keeps every free slot busy while calls are due, even when the other slots hold
+//! attempts that never end; it stops an attempt strictly before the lease it holds runs out
+//! (a tenth of the lease early, measured from when the last successful renewal was sent) when
+//! the store could not renew it. Calls due for over a minute under names no worker of the
+//! program registered are logged at WARN, once per name.
 //!
 //! # At least once
 //!
@@ -178,4 +200,4 @@ pub use record::{
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
 pub use store::{Backend, BoxFuture, Store, StoreError, WakeUps};
-pub use worker::{Worker, WorkerBuilder};
+pub use worker::{Worker, WorkerBuilder, DEFAULT_ATTEMPT_TIMEOUT};

@@ -283,9 +283,11 @@ pub(crate) fn release(worker: &str, now: SystemTime) -> Statement {
     }
 }
 
-/// `pending`, `waiting` or `running` -> `cancelled`: cancel, fence raised.
+/// `pending`, `waiting` or `running` -> `cancelled`: cancel, fence raised. A running call's
+/// interrupted attempt is counted: it was started, and may have done some of its work.
 static CANCEL: Sql = Sql::new(
     "UPDATE {calls} SET state = 'cancelled', fence = fence + 1, worker = NULL, \
+     attempts = attempts + CASE WHEN state = 'running' THEN 1 ELSE 0 END, \
      lease_until = NULL, next_due_at = NULL, updated_at = $2 \
      WHERE cid = $1 AND state IN ('pending', 'waiting', 'running')",
 );
@@ -294,6 +296,57 @@ pub(crate) fn cancel(call: CorrelationId, now: SystemTime) -> Statement {
     Statement {
         sql: &CANCEL,
         params: vec![cid(call), time(now)],
+    }
+}
+
+/// No transition: the calls running under a worker's name, with their fences, for the
+/// worker's check of which of its attempts it still holds ([`Backend::lost`]). The record's
+/// columns, the arguments and the last error left out (read as empty), so the answer stays
+/// small.
+///
+/// [`Backend::lost`]: super::Backend::lost
+static HELD: Sql = Sql::new(
+    "SELECT cid, parent, function, CAST('' AS TEXT), state, attempts, created_at, started_at, \
+     first_attempt_at, last_attempt_at, next_due_at, CAST(NULL AS TEXT), dead_reason, worker, \
+     lease_until, fence, last_wait_ns, updated_at \
+     FROM {calls} WHERE state = 'running' AND worker = $1",
+);
+
+pub(crate) fn held(worker: &str) -> Statement {
+    Statement {
+        sql: &HELD,
+        params: vec![Param::Text(worker.to_owned())],
+    }
+}
+
+/// The calls of `held` (ID and fence) that are not among the `running` records under their
+/// fence: the attempts their worker no longer holds.
+pub(crate) fn not_held(
+    held: &[(CorrelationId, u64)],
+    running: &[CallRecord],
+) -> Vec<CorrelationId> {
+    held.iter()
+        .filter(|(cid, fence)| {
+            !running
+                .iter()
+                .any(|r| r.cid == *cid && r.fence == *fence && r.state == CallState::Running)
+        })
+        .map(|(cid, _)| *cid)
+        .collect()
+}
+
+/// No transition: counts per function and state of the pending and waiting calls due at or
+/// before `$1`, read by [`stats_row`](super::rows::stats_row): the worker's look for calls
+/// nobody claims ([`Backend::overdue`](super::Backend::overdue)).
+static OVERDUE: Sql = Sql::new(
+    "SELECT function, state, count(*) FROM {calls} \
+     WHERE state IN ('pending', 'waiting') AND next_due_at <= $1 GROUP BY function, state",
+);
+
+pub(crate) fn overdue(due_before: SystemTime) -> Statement {
+    Statement {
+        sql: &OVERDUE,
+        params: vec![time(due_before)],
     }
 }
 
@@ -418,7 +471,7 @@ pub(crate) fn first(
 
 /// The [`Backend`](super::Backend) methods that run one shared statement, for a store that is
 /// a [`Runner`]: renew, reschedule, bury, release, cancel, get, list, requeue, `requeue_dead`,
-/// purge (after [`check_purgeable`](super::store::check_purgeable)) and stats. The store
+/// purge (after [`check_purgeable`](super::store::check_purgeable)), lost, overdue and stats. The store
 /// writes the rest itself: enqueue, claim, complete, `next_due`.
 macro_rules! shared_transitions {
     () => {
@@ -531,6 +584,36 @@ macro_rules! shared_transitions {
             self.execute(purge(state, older_than, now))
         }
 
+        fn lost<'a>(
+            &'a self,
+            worker: &'a str,
+            held: &'a [($crate::CorrelationId, u64)],
+        ) -> $crate::durable::BoxFuture<
+            'a,
+            Result<Vec<$crate::CorrelationId>, $crate::durable::StoreError>,
+        > {
+            use $crate::durable::statements::{held as held_by, not_held, Runner};
+            Box::pin(async move {
+                if held.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let running = self.records(held_by(worker)).await?;
+                Ok(not_held(held, &running))
+            })
+        }
+
+        fn overdue(
+            &self,
+            due_before: ::std::time::SystemTime,
+        ) -> $crate::durable::BoxFuture<
+            '_,
+            Result<$crate::durable::Stats, $crate::durable::StoreError>,
+        > {
+            use $crate::durable::statements::{overdue, Runner};
+            let counts = self.counts(overdue(due_before));
+            Box::pin(async move { Ok($crate::durable::rows::stats(counts.await?)) })
+        }
+
         fn stats(
             &self,
         ) -> $crate::durable::BoxFuture<
@@ -547,7 +630,18 @@ pub(crate) use shared_transitions;
 
 #[cfg(test)]
 mod tests {
-    use super::{Dialect, COLUMNS, GET, LIST};
+    use super::{Dialect, COLUMNS, GET, HELD, LIST};
+
+    #[test]
+    fn the_held_query_reads_as_many_columns_as_a_record() {
+        let text = HELD.text(Dialect::Sqlite);
+        let select = &text["SELECT ".len()..text.find(" FROM").unwrap()];
+        assert_eq!(
+            select.split(", ").count(),
+            COLUMNS.split(", ").count(),
+            "{text}"
+        );
+    }
 
     #[test]
     fn each_dialect_names_its_table_and_placeholders() {

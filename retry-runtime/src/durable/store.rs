@@ -196,7 +196,9 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<u64, StoreError>>;
 
     /// Cancels a pending, waiting or running call (raising its fence, so a running attempt's
-    /// outcome is refused). `false` if the call is unknown or already finished.
+    /// outcome is refused). A running call's `attempts` counts the attempt it interrupts (one
+    /// more): that attempt was started and may have done part of its work. `false` if the
+    /// call is unknown or already finished.
     fn cancel(
         &self,
         cid: CorrelationId,
@@ -251,6 +253,61 @@ pub trait Backend: Send + Sync + 'static {
         functions: &'a [String],
     ) -> BoxFuture<'a, Result<Option<SystemTime>, StoreError>>;
 
+    /// Of the calls `worker` runs (`held`: each call's ID and the fence of its claim), the
+    /// ones that are no longer running under that fence (cancelled, released, or claimed by
+    /// another worker after the lease expired): their attempts must stop. A worker asks once a
+    /// second. The default reads each call with [`get`](Backend::get); the SQL stores answer
+    /// in one statement.
+    fn lost<'a>(
+        &'a self,
+        worker: &'a str,
+        held: &'a [(CorrelationId, u64)],
+    ) -> BoxFuture<'a, Result<Vec<CorrelationId>, StoreError>> {
+        let _ = worker;
+        Box::pin(async move {
+            let mut lost = Vec::new();
+            for &(cid, fence) in held {
+                let record = self.get(cid).await?;
+                if !record.is_some_and(|r| r.state == CallState::Running && r.fence == fence) {
+                    lost.push(cid);
+                }
+            }
+            Ok(lost)
+        })
+    }
+
+    /// Counts per function and state of the pending and waiting calls due at or before
+    /// `due_before`: a worker looks, once a minute, for calls of functions no worker knows
+    /// that have waited long. The default reads the pending and waiting records with
+    /// [`list`](Backend::list); the SQL stores count in one statement.
+    fn overdue(&self, due_before: SystemTime) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        Box::pin(async move {
+            let mut rows: Vec<super::record::StatsRow> = Vec::new();
+            for state in [CallState::Pending, CallState::Waiting] {
+                let filter = ListFilter {
+                    state: Some(state),
+                    ..ListFilter::default()
+                };
+                for r in self.list(&filter, due_before).await? {
+                    if r.next_due_at.is_some_and(|d| d <= due_before) {
+                        match rows
+                            .iter_mut()
+                            .find(|row| row.function == r.function && row.state == state)
+                        {
+                            Some(row) => row.count += 1,
+                            None => rows.push(super::record::StatsRow {
+                                function: r.function,
+                                state,
+                                count: 1,
+                            }),
+                        }
+                    }
+                }
+            }
+            Ok(super::rows::stats(rows))
+        })
+    }
+
     /// Wake-ups from other processes' enqueues, if the database can send them: the name of a
     /// function with new calls, or an empty name for "look at everything" (after a
     /// reconnection, when notifications may have been missed). `None` (the default): the
@@ -287,6 +344,9 @@ pub trait Backend: Send + Sync + 'static {
 pub struct Store {
     backend: Arc<dyn Backend>,
     wake: Arc<Notify>,
+    /// Signalled by a cancel through this store (or a clone): local workers check at once
+    /// which of their attempts to stop.
+    cancels: Arc<Notify>,
 }
 
 impl fmt::Debug for Store {
@@ -302,6 +362,7 @@ impl Store {
         Store {
             backend,
             wake: Arc::new(Notify::new()),
+            cancels: Arc::new(Notify::new()),
         }
     }
 
@@ -422,8 +483,33 @@ impl Store {
     ///
     /// # Errors
     /// A database error.
+    ///
+    /// A running call's attempt is stopped: this process's workers learn of it at once,
+    /// other processes' within a second ([`Backend::lost`]).
     pub async fn cancel(&self, cid: CorrelationId) -> Result<bool, StoreError> {
-        self.backend.cancel(cid, SystemTime::now()).await
+        let cancelled = self.backend.cancel(cid, SystemTime::now()).await?;
+        if cancelled {
+            self.cancels.notify_waiters();
+            self.cancels.notify_one();
+        }
+        Ok(cancelled)
+    }
+
+    /// Completes after the next cancel through this store (or a clone); may be spurious.
+    pub(crate) fn cancel_notified(&self) -> Notified<'_> {
+        self.cancels.notified()
+    }
+
+    /// See [`Backend::lost`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn lost(
+        &self,
+        worker: &str,
+        held: &[(CorrelationId, u64)],
+    ) -> Result<Vec<CorrelationId>, StoreError> {
+        self.backend.lost(worker, held).await
     }
 
     /// See [`Backend::get`].

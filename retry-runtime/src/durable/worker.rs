@@ -3,18 +3,40 @@
 //! what the engine decided.
 
 use core::time::Duration;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::durable::registry::{self, Registration};
 use crate::durable::{CallState, Claim, Progress, Store, StoreError};
 use crate::engine::{Attempts, Decision};
 use crate::run::durable::{Job, Verdict};
-use crate::{Backoff, Policy};
+use crate::{Backoff, CorrelationId, Policy};
+
+/// The time limit of a durable attempt whose function has no `timeout` of its own: 15 minutes.
+/// An attempt that runs longer is stopped and counts as timed out, and its policy decides
+/// what follows (another attempt, or a dead letter), so a hung call cannot hold a worker's
+/// slot and renew its lease forever. Change it per worker with
+/// [`WorkerBuilder::attempt_timeout`]; a function's own `timeout` always wins.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// How long free slots wait for more to free up before the worker claims into them anyway:
+/// claims stay batched under load, and a slot is never left idle longer than this while
+/// calls are due (even when the other slots hold attempts that never end).
+const REFILL_WAIT: Duration = Duration::from_millis(20);
+
+/// How often a worker asks the store which of its running calls it no longer holds
+/// (cancelled from another process, or re-claimed after its lease ran out).
+const LOST_CHECK: Duration = Duration::from_secs(1);
+
+/// How long a due call of a function no worker of this program knows may wait before the
+/// worker warns about it (once per name), and how often it looks.
+const ORPHAN_AGE: Duration = Duration::from_secs(60);
 
 /// Builds a [`Worker`]; see [`Worker::builder`].
 #[derive(Debug, Clone)]
@@ -27,6 +49,7 @@ pub struct WorkerBuilder {
     batch: usize,
     id: Option<String>,
     retention: Option<Duration>,
+    attempt_timeout: Option<Duration>,
 }
 
 impl WorkerBuilder {
@@ -65,6 +88,34 @@ impl WorkerBuilder {
         self
     }
 
+    /// The time limit of an attempt whose function has no `timeout` of its own (default
+    /// [`DEFAULT_ATTEMPT_TIMEOUT`], 15 minutes; `None`: no limit). An attempt that runs into
+    /// it is timed out and its policy decides what follows. A function's own `timeout` always
+    /// wins, whether shorter or longer.
+    ///
+    /// An async attempt is dropped at the limit. A sync one cannot be: its thread cannot be
+    /// killed, so it is abandoned (its result, if it ever comes, is ignored) and
+    /// [`is_cancelled`](crate::is_cancelled) turns true inside it, for a body that checks.
+    ///
+    /// ```
+    /// use retry_runtime::durable::{Store, Worker};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), retry_runtime::durable::StoreError> {
+    /// let store = Store::open("sqlite::memory:").await?;
+    /// let worker = Worker::builder(store)
+    ///     .attempt_timeout(Some(Duration::from_secs(120)))
+    ///     .start();
+    /// worker.shutdown(Duration::from_secs(1)).await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn attempt_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.attempt_timeout = limit;
+        self
+    }
+
     /// The worker's name in the store's `worker` column (default: `worker-PID-RANDOM`).
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
@@ -87,6 +138,8 @@ impl WorkerBuilder {
             batch: self.batch,
             refill: (self.concurrency.min(self.batch) / 2).max(1),
             retention: self.retention,
+            attempt_timeout: self.attempt_timeout,
+            held: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(self.concurrency)),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
@@ -97,6 +150,16 @@ impl WorkerBuilder {
 }
 
 /// Runs the stored calls of the durable functions this program registered.
+///
+/// It keeps every free slot busy while calls are due (claiming in batches when many slots are
+/// free), gives each attempt [`DEFAULT_ATTEMPT_TIMEOUT`] unless the function has a `timeout`
+/// ([`WorkerBuilder::attempt_timeout`] changes it), and stops an attempt whose call was
+/// cancelled: at once for a cancel through a clone of its [`Store`], within a second for a
+/// cancel from another process. It also stops an attempt strictly before the lease it
+/// believes it holds runs out, when the store could not renew it, so two workers never run
+/// one call at once (but see [`is_cancelled`](crate::is_cancelled) for sync attempts, which
+/// cannot be stopped from outside). Once a minute it warns, once per name, about calls due
+/// for more than a minute under names no worker of this program knows.
 ///
 /// ```
 /// use retry_runtime::durable::{Store, Worker};
@@ -127,6 +190,9 @@ struct Inner {
     /// Free slots that make a claim worth its transaction.
     refill: usize,
     retention: Option<Duration>,
+    attempt_timeout: Option<Duration>,
+    /// The calls whose attempts run here: the fence of the claim, and how to stop them.
+    held: Mutex<HashMap<CorrelationId, Held>>,
     slots: Arc<Semaphore>,
     stopping: AtomicBool,
     stop: Notify,
@@ -143,6 +209,7 @@ impl Worker {
             batch: 64,
             id: None,
             retention: Some(Duration::from_secs(24 * 3600)),
+            attempt_timeout: Some(DEFAULT_ATTEMPT_TIMEOUT),
         }
     }
 
@@ -196,6 +263,16 @@ const RECORD_RETRIES: Policy = Policy::new()
     .backoff(Backoff::Exponential { factor: 3.0 })
     .delay(Duration::from_millis(100));
 
+/// An attempt running here, as the lost-call check sees it.
+#[derive(Debug, Clone)]
+struct Held {
+    fence: u64,
+    /// What [`is_cancelled`](crate::is_cancelled) reads inside the attempt.
+    cancelled: Arc<AtomicBool>,
+    /// Signalled when the call is no longer this worker's: the attempt is abandoned.
+    lost: Arc<Notify>,
+}
+
 /// The claim loop. Returns the attempts still running when it stops.
 ///
 /// It claims when it has a free slot and calls may be due: at start, after a wake-up (an
@@ -208,17 +285,30 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
         .map(str::to_owned)
         .collect();
     let wake_ups = forward_wake_ups(&inner, &names).await;
+    let checker = (!names.is_empty()).then(|| tokio::spawn(check_lost(Arc::clone(&inner))));
     let mut running = JoinSet::new();
     let mut claim_failures = Attempts::new();
     let mut may_be_due = true;
     let mut last_purge: Option<SystemTime> = None;
+    let mut orphans = Orphans::default();
+    // Since when slots have been free without a claim into them.
+    let mut free_since: Option<Instant> = None;
     while !inner.stopping.load(Ordering::SeqCst) && !names.is_empty() {
         while running.try_join_next().is_some() {}
         purge_old(&inner, &mut last_purge).await;
+        orphans.look(&inner, &names).await;
         let free = inner.slots.available_permits();
+        if free == 0 {
+            free_since = None;
+        } else if free_since.is_none() {
+            free_since = Some(Instant::now());
+        }
         // Claims are made in batches: once half a batch of slots is free (or nothing runs),
-        // not one call per finished attempt, which would cost a transaction per call.
-        let ready = free > 0 && (free >= inner.refill || running.is_empty());
+        // not one call per finished attempt, which would cost a transaction per call. But a
+        // free slot never waits longer than `REFILL_WAIT`, so attempts that do not end (or
+        // end slowly) cannot keep due calls from the slots beside them.
+        let waited = free_since.is_some_and(|t| t.elapsed() >= REFILL_WAIT);
+        let ready = free > 0 && (free >= inner.refill || running.is_empty() || waited);
         // The next due time, when this round already asked for it.
         let mut next = None;
         if ready && !may_be_due {
@@ -230,6 +320,8 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
         }
         if ready && may_be_due {
             let want = free.min(inner.batch);
+            // The leases run from before the claim is sent: the store reads `now` first.
+            let sent = Instant::now();
             match inner
                 .store
                 .claim(&inner.id, &names, want, inner.lease)
@@ -237,6 +329,7 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
             {
                 Ok(claims) => {
                     claim_failures = Attempts::new();
+                    free_since = None;
                     // A full batch may leave more behind it; otherwise nothing else is due now.
                     may_be_due = claims.len() == want;
                     for claim in claims {
@@ -245,7 +338,7 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
                         };
                         let inner = Arc::clone(&inner);
                         running.spawn(async move {
-                            attempt(&inner, claim).await;
+                            attempt(&inner, claim, sent).await;
                             drop(permit);
                         });
                     }
@@ -272,21 +365,7 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
                 }
             }
         }
-        let wait = if !ready || inner.slots.available_permits() == 0 {
-            inner.poll
-        } else {
-            let next = match next {
-                Some(n) => Ok(n),
-                None => inner.store.next_due(&names).await,
-            };
-            match next {
-                Ok(Some(due)) => due
-                    .duration_since(SystemTime::now())
-                    .unwrap_or(Duration::ZERO)
-                    .min(inner.poll),
-                Ok(None) | Err(_) => inner.poll,
-            }
-        };
+        let wait = idle_wait(&inner, &names, ready, next, free_since).await;
         if wait.is_zero() {
             may_be_due = true;
             tokio::task::yield_now().await;
@@ -302,7 +381,131 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
     if let Some(w) = wake_ups {
         w.abort();
     }
+    if let Some(c) = checker {
+        c.abort();
+    }
     running
+}
+
+/// How long the claim loop may sleep: a poll interval when every slot is busy, the rest of
+/// `REFILL_WAIT` when free slots wait for more, else until the next due time (at most a poll
+/// interval). `next` is the next due time when this round already asked (`Some(None)`:
+/// nothing is due).
+#[allow(clippy::option_option)]
+async fn idle_wait(
+    inner: &Inner,
+    names: &[String],
+    ready: bool,
+    next: Option<Option<SystemTime>>,
+    free_since: Option<Instant>,
+) -> Duration {
+    if inner.slots.available_permits() == 0 {
+        return inner.poll;
+    }
+    if !ready {
+        return free_since.map_or(REFILL_WAIT, |t| REFILL_WAIT.saturating_sub(t.elapsed()));
+    }
+    let next = match next {
+        Some(n) => Ok(n),
+        None => inner.store.next_due(names).await,
+    };
+    match next {
+        Ok(Some(due)) => due
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .min(inner.poll),
+        Ok(None) | Err(_) => inner.poll,
+    }
+}
+
+/// Once a second, and at once after a cancel through this store, asks the store in one
+/// query which of the calls running here are no longer this worker's (cancelled, released,
+/// re-claimed), and stops their attempts.
+async fn check_lost(inner: Arc<Inner>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(LOST_CHECK) => {}
+            () = inner.store.cancel_notified() => {}
+        }
+        let held: Vec<(CorrelationId, u64)> = inner
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(cid, h)| (*cid, h.fence))
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        let lost = match inner.store.lost(&inner.id, &held).await {
+            Ok(lost) => lost,
+            Err(e) => {
+                tracing::debug!(
+                    target: "retry_runtime::durable",
+                    worker = %inner.id,
+                    error = %e,
+                    "could not check the worker's running calls",
+                );
+                continue;
+            }
+        };
+        let table = inner.held.lock().unwrap_or_else(PoisonError::into_inner);
+        for cid in lost {
+            let Some(fence) = held.iter().find(|(c, _)| *c == cid).map(|(_, f)| *f) else {
+                continue;
+            };
+            if let Some(h) = table.get(&cid).filter(|h| h.fence == fence) {
+                h.cancelled.store(true, Ordering::Release);
+                h.lost.notify_one();
+            }
+        }
+    }
+}
+
+/// The worker's warnings about calls of functions it does not know.
+#[derive(Debug, Default)]
+struct Orphans {
+    last_look: Option<Instant>,
+    warned: HashSet<String>,
+}
+
+impl Orphans {
+    /// At most once every `ORPHAN_AGE`: warns, once per name, about calls due for longer
+    /// than `ORPHAN_AGE` under names this program did not register (a typo in an enqueue, a
+    /// function renamed or removed), which no worker may ever claim.
+    async fn look(&mut self, inner: &Inner, names: &[String]) {
+        if self.last_look.is_some_and(|t| t.elapsed() < ORPHAN_AGE) {
+            return;
+        }
+        self.last_look = Some(Instant::now());
+        let Some(before) = SystemTime::now().checked_sub(ORPHAN_AGE) else {
+            return;
+        };
+        let Ok(overdue) = inner.store.backend().overdue(before).await else {
+            return;
+        };
+        for row in &overdue.rows {
+            if names.contains(&row.function) || self.warned.contains(&row.function) {
+                continue;
+            }
+            let count = overdue
+                .rows
+                .iter()
+                .filter(|r| r.function == row.function)
+                .map(|r| r.count)
+                .sum::<u64>();
+            tracing::warn!(
+                target: "retry_runtime::durable",
+                worker = %inner.id,
+                function = %row.function,
+                calls = count,
+                "calls of a function this program does not register have been due for over a \
+                 minute; no worker here will run them (a misspelled or renamed function? \
+                 `name = \"...\"` keeps an old name)",
+            );
+            self.warned.insert(row.function.clone());
+        }
+    }
 }
 
 /// Turns the database's wake-ups for this program's functions into local ones.
@@ -360,30 +563,73 @@ async fn sleep_or_stop(inner: &Inner, d: Duration) {
     }
 }
 
+/// Why an attempt was abandoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    /// A renewal was refused: the call was cancelled, released or re-claimed.
+    Refused,
+    /// No renewal succeeded in time: the lease is about to run out.
+    Expiring,
+}
+
 /// Runs one claimed call: its attempt, with the lease renewed meanwhile, then the record.
-async fn attempt(inner: &Inner, claim: Claim) {
+/// `claimed` is when the claim was sent, from which its lease runs.
+async fn attempt(inner: &Inner, claim: Claim, claimed: Instant) {
     let Claim { record, fence } = claim;
     let cid = record.cid;
     let Some(reg) = registry::lookup(&record.function) else {
         return; // only registered functions are claimed
     };
+    let held = Held {
+        fence,
+        cancelled: Arc::new(AtomicBool::new(false)),
+        lost: Arc::new(Notify::new()),
+    };
+    inner
+        .held
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(cid, held.clone());
     let job = Job {
         cid,
         parent: record.parent,
         progress: record.progress(),
         args: record.args,
+        default_timeout: inner.attempt_timeout,
+        cancelled: Arc::clone(&held.cancelled),
     };
     let attempt_started = SystemTime::now();
     let verdict = tokio::select! {
-        v = (reg.attempt)(job) => v,
-        () = keep_lease(inner, cid, fence) => {
-            tracing::warn!(
-                target: "retry_runtime::durable",
-                worker = %inner.id,
-                cid = %cid,
-                "lost the lease of a running call (expired, cancelled or released); \
-                 abandoning the attempt",
-            );
+        v = (reg.attempt)(job) => Ok(v),
+        why = keep_lease(inner, cid, fence, claimed) => Err(Some(why)),
+        () = held.lost.notified() => Err(None),
+    };
+    inner
+        .held
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&cid);
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(why) => {
+            // A sync attempt goes on in its thread; a body that checks `is_cancelled` stops.
+            held.cancelled.store(true, Ordering::Release);
+            match why {
+                None | Some(Lost::Refused) => tracing::info!(
+                    target: "retry_runtime::durable",
+                    worker = %inner.id,
+                    cid = %cid,
+                    "the call is no longer this worker's (cancelled, released or re-claimed); \
+                     abandoning the attempt",
+                ),
+                Some(Lost::Expiring) => tracing::warn!(
+                    target: "retry_runtime::durable",
+                    worker = %inner.id,
+                    cid = %cid,
+                    "could not renew the lease of a running call before it ran out; \
+                     abandoning the attempt",
+                ),
+            }
             return;
         }
     };
@@ -412,18 +658,44 @@ async fn attempt(inner: &Inner, claim: Claim) {
     }
 }
 
-/// Renews the lease every third of it; returns when a renewal is refused, or when no
-/// renewal succeeded for a whole lease (the store unreachable): by then another worker may
-/// have claimed the call, and this attempt must not run beside it.
-async fn keep_lease(inner: &Inner, cid: crate::CorrelationId, fence: u64) {
-    let mut renewed = tokio::time::Instant::now();
+/// The part of a lease an attempt never uses: it is stopped this long before the lease it
+/// holds runs out, for the clocks of two workers that disagree a little and for the time it
+/// takes to drop it. A tenth of the lease.
+fn lease_margin(lease: Duration) -> Duration {
+    lease / 10
+}
+
+/// Renews the lease every third of it; returns when a renewal is refused, or strictly before
+/// the lease this worker holds runs out when no renewal succeeded in time (the store
+/// unreachable, or slow): by then another worker may claim the call, and this attempt must
+/// not run beside it.
+///
+/// The lease is measured from when the request that took or last renewed it was *sent*
+/// (the store computes its expiry from a `now` read before sending), never from when the
+/// answer came, so a slow answer cannot stretch it; and a renewal still in flight at the
+/// deadline is given up.
+async fn keep_lease(inner: &Inner, cid: CorrelationId, fence: u64, claimed: Instant) -> Lost {
+    let lease = inner.lease;
+    let deadline = |sent: Instant| sent + lease - lease_margin(lease);
+    let mut held_from = claimed;
+    let mut next = claimed + lease / 3;
     loop {
-        tokio::time::sleep(inner.lease / 3).await;
-        match inner.store.renew(cid, fence, inner.lease).await {
-            Ok(true) => renewed = tokio::time::Instant::now(),
-            Ok(false) => return,
-            Err(_) if renewed.elapsed() + inner.lease / 3 >= inner.lease => return,
-            Err(_) => {}
+        let stop = deadline(held_from);
+        if next >= stop {
+            tokio::time::sleep_until(stop).await;
+            return Lost::Expiring;
+        }
+        tokio::time::sleep_until(next).await;
+        let sent = Instant::now();
+        match tokio::time::timeout_at(stop, inner.store.renew(cid, fence, lease)).await {
+            Ok(Ok(true)) => {
+                held_from = sent;
+                next = sent + lease / 3;
+            }
+            Ok(Ok(false)) => return Lost::Refused,
+            // Try again soon, while the lease lasts.
+            Ok(Err(_)) => next = Instant::now() + lease / 10,
+            Err(_) => return Lost::Expiring,
         }
     }
 }

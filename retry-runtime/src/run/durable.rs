@@ -3,12 +3,16 @@
 //! worker to record. It reads no store; the worker (`durable/worker.rs`) does.
 
 use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 use core::time::Duration;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
-use crate::cid::CallCtx;
+use crate::cid::{enter_cancel, CallCtx};
 use crate::durable::args::{ArgsError, ArgsIn};
 use crate::durable::BoxFuture;
-use crate::engine::{self, Attempts, Clock, End, Engine, Step};
+use crate::engine::{self, Attempts, Clock, Decision, End, Engine, Step};
 use crate::events::show_error;
 use crate::hooks::HookSet;
 use crate::result::Returns;
@@ -30,6 +34,14 @@ pub struct Job {
     pub args: String,
     /// The progress so far.
     pub progress: Attempts,
+    /// The attempt's time limit when the function's policy has none (the worker's
+    /// [`attempt_timeout`](crate::durable::WorkerBuilder::attempt_timeout)); `None`: no
+    /// limit. A policy's own `timeout` always wins, and `Some(Duration::MAX)` there means no
+    /// limit at all.
+    pub default_timeout: Option<Duration>,
+    /// Set by the worker when the call was cancelled (or its lease lost) while the attempt
+    /// runs: what [`is_cancelled`](crate::is_cancelled) reads inside the attempt.
+    pub cancelled: Arc<AtomicBool>,
 }
 
 /// What follows an attempt of a stored call.
@@ -77,7 +89,10 @@ where
     M: FnOnce(&mut ArgsIn) -> Result<F, ArgsError>,
     F: Future<Output = R> + Send + 'static,
 {
-    decode_then_run(spec, job, make, |fut| AsyncAttempts(once(fut)))
+    let flag = Arc::clone(&job.cancelled);
+    decode_then_run(spec, job, make, move |fut| {
+        AsyncAttempts(once(Cancellable { fut, flag }))
+    })
 }
 
 /// Runs one attempt of a stored call of a sync durable function (on tokio's blocking pool):
@@ -94,7 +109,41 @@ where
     M: FnOnce(&mut ArgsIn) -> Result<B, ArgsError>,
     B: FnOnce() -> R + Send + 'static,
 {
-    decode_then_run(spec, job, make, |body| SyncAttempts(once(body)))
+    let flag = Arc::clone(&job.cancelled);
+    decode_then_run(spec, job, make, move |body| {
+        SyncAttempts(once(move || {
+            let _cancel = enter_cancel(&flag);
+            body()
+        }))
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// An async attempt that sees its call's cancellation flag while it is polled.
+    struct Cancellable<F> {
+        #[pin]
+        fut: F,
+        flag: Arc<AtomicBool>,
+    }
+}
+
+impl<F: Future> Future for Cancellable<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _cancel = enter_cancel(this.flag);
+        this.fut.poll(cx)
+    }
+}
+
+/// The time limit of a durable attempt: the policy's own `timeout` (`Duration::MAX`: none at
+/// all), else the worker's default.
+fn attempt_limit(policy: Option<Duration>, default: Option<Duration>) -> Option<Duration> {
+    match policy {
+        Some(Duration::MAX) => None,
+        Some(limit) => Some(limit),
+        None => default,
+    }
 }
 
 /// Decodes the arguments, then runs the one attempt `attempter` makes of them; arguments that
@@ -143,11 +192,23 @@ where
         state.made,
         state.started.is_some(),
     );
+    let limit = attempt_limit(spec.policy.timeout, job.default_timeout);
+    let cancelled = Arc::clone(&job.cancelled);
     let attempt = WithDeadline {
         fut: attempter.attempt(CallCtx::with_ids(job.cid, job.parent), span),
-        deadline: spec.policy.timeout.map(Wait::new),
+        deadline: limit.map(Wait::new),
     };
-    let outcome = match attempt.await {
+    let done = attempt.await;
+    if done.is_none() {
+        // A sync attempt goes on in its thread: a body that checks `is_cancelled` stops.
+        cancelled.store(true, std::sync::atomic::Ordering::Release);
+    }
+    let outcome = match done {
+        None if spec.timed_out.is_none() => {
+            // The worker's default limit, on a function whose expansion passed no maker of a
+            // timed-out error: the policy decides without one.
+            return timed_out_without_error(&spec.policy, state, limit.unwrap_or_default());
+        }
         None => engine::AttemptOutcome::TimedOut(spec.timed_out()),
         Some(Err(Panicked(msg))) => engine::AttemptOutcome::Panicked(msg),
         Some(Ok(r)) => engine::AttemptOutcome::Returned(r),
@@ -168,5 +229,49 @@ where
                 .as_ref()
                 .map(|e| show_error::<R, H>(&spec.hooks, e)),
         },
+    }
+}
+
+/// The verdict of an attempt stopped by the worker's default time limit when the function has
+/// no error to stand for a timeout: retried as the policy says, `attempt timed out` when it
+/// says no more.
+fn timed_out_without_error(
+    policy: &crate::Policy,
+    mut state: Attempts,
+    limit: Duration,
+) -> Verdict {
+    let error =
+        format!("the attempt timed out after {limit:?} (the worker's default attempt limit)");
+    tracing::warn!(target: "retry_runtime::durable", error = %error, "durable attempt abandoned");
+    match state.decide(policy, true, None, Some(std::time::SystemTime::now())) {
+        Decision::Retry(wait) => Verdict::Retry {
+            progress: state,
+            wait,
+            error,
+        },
+        Decision::Stop(reason) => Verdict::Dead {
+            progress: state,
+            reason: if reason == Reason::Exhausted {
+                Reason::TimedOut
+            } else {
+                reason
+            },
+            error: Some(error),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attempt_limit;
+    use core::time::Duration;
+
+    #[test]
+    fn a_policys_timeout_wins_and_max_means_none() {
+        let s = Duration::from_secs;
+        assert_eq!(attempt_limit(Some(s(5)), Some(s(900))), Some(s(5)));
+        assert_eq!(attempt_limit(Some(Duration::MAX), Some(s(900))), None);
+        assert_eq!(attempt_limit(None, Some(s(900))), Some(s(900)));
+        assert_eq!(attempt_limit(None, None), None);
     }
 }
