@@ -400,11 +400,11 @@ fn write_loop(
         if checkpoint {
             // Fold the log grown while the disk was full back into the database; if that
             // fails too, try again before the next batch.
-            checkpoint = conn
+            checkpoint = !conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                     r.get::<_, i64>(0)
                 })
-                .map_or(true, |busy| busy != 0);
+                .is_ok_and(|busy| busy == 0);
         }
         let outcome = run_batch(conn, batch);
         if let Err(err) = &outcome {
