@@ -8,7 +8,9 @@
 # The server runs from a fresh temporary data directory (fsync off: test data only), listens on
 # 127.0.0.1 only, on the first free port from $RETRY_PG_PORT (default 54329), with `trust`
 # authentication, and has a database `retry_test`. As root it runs as the `postgres` user (the
-# server refuses root). Without a server on the machine, it installs the distribution's
+# server refuses root). It also accepts TLS (ssl=on), with a certificate for the host name
+# `localhost` only (not 127.0.0.1) signed by a CA generated here with the openssl CLI; the CA's
+# PEM file is exported as RETRY_TEST_POSTGRES_CA for the TLS tests (tests/durable_tls.rs). Without a server on the machine, it installs the distribution's
 # `postgresql` package (as root, with apt-get). Sourced by .ci/run.
 
 retry_pg_bindir() {
@@ -38,7 +40,28 @@ retry_pg_stop() {
             stop >/dev/null 2>&1 || true
         rm -rf "$RETRY_PG_DIR"
     fi
-    unset RETRY_PG_DIR RETRY_TEST_POSTGRES_URL
+    unset RETRY_PG_DIR RETRY_TEST_POSTGRES_URL RETRY_TEST_POSTGRES_CA
+}
+
+# A CA and a server certificate for `localhost` (the SAN has no IP address, so connecting to
+# 127.0.0.1 with sslmode=verify-full must fail), in $1/tls; the server's copies in $1/data.
+retry_pg_make_certs() {
+    local dir=$1 tls=$1/tls
+    mkdir -p "$tls" || return 1
+    openssl req -x509 -new -nodes -newkey rsa:2048 -days 2 -subj "/CN=retry test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+        -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null || return 1
+    openssl req -new -nodes -newkey rsa:2048 -subj "/CN=localhost" \
+        -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null || return 1
+    printf '%s\n' "basicConstraints=CA:FALSE" "subjectAltName=DNS:localhost" \
+        "extendedKeyUsage=serverAuth" >"$tls/server.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 2 -extfile "$tls/server.ext" -out "$tls/server.pem" 2>/dev/null ||
+        return 1
+    cp "$tls/server.pem" "$tls/server.key" "$dir/data/" || return 1
+    chmod 600 "$dir/data/server.key"
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir/data/server.pem" "$dir/data/server.key"
+    return 0
 }
 
 retry_pg_start() {
@@ -76,9 +99,16 @@ retry_pg_start() {
         cat "$dir/initdb.log" >&2
         return 1
     }
+    local ssl=""
+    if command -v openssl >/dev/null && retry_pg_make_certs "$dir"; then
+        ssl="-c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key"
+        export RETRY_TEST_POSTGRES_CA="$dir/tls/ca.pem"
+    else
+        echo "postgres.sh: no openssl CLI, or it failed: the server has no TLS" >&2
+    fi
     # The socket goes in the temporary directory too: /var/run/postgresql may not exist.
     retry_pg_as_server_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200 $ssl" \
         start >/dev/null || {
         cat "$dir/server.log" >&2
         return 1
@@ -87,7 +117,8 @@ retry_pg_start() {
         -c "CREATE DATABASE retry_test" || return 1
     export RETRY_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/retry_test"
     echo "postgres.sh: PostgreSQL $("$bindir/postgres" -V | awk '{print $3}') on 127.0.0.1:$port;" \
-        "RETRY_TEST_POSTGRES_URL=$RETRY_TEST_POSTGRES_URL" >&2
+        "RETRY_TEST_POSTGRES_URL=$RETRY_TEST_POSTGRES_URL" \
+        "${RETRY_TEST_POSTGRES_CA:+RETRY_TEST_POSTGRES_CA=$RETRY_TEST_POSTGRES_CA}" >&2
 }
 
 retry_pg_start

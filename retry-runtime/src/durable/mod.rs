@@ -111,6 +111,8 @@
 //! | `sqlite:PATH?synchronous=normal` | the same, `normal` or `off`: faster commits, which a power loss may undo |
 //! | `sqlite::memory:` | a private in-memory store, gone with its last handle |
 //! | `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` | a PostgreSQL database shared by many workers (needs retry-runtime's `postgres` cargo feature; also `postgresql://`, and every parameter `tokio-postgres` reads, e.g. `?options=-csearch_path%3Dretry`) |
+//! | `postgres://...?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem` | TLS with rustls: `sslmode=disable`, `prefer` (the default: encrypted if the server offers it, certificate not checked), `require` (encrypted, certificate **not** checked), `verify-ca` (signed by the `sslrootcert` PEM file), `verify-full` (and names the host); see the `PostgresBackend` docs |
+//! | `postgres://...?pool_max_size=N` | at most `N` pooled connections (default 16) |
 //!
 //! A new SQLite store is created readable and writable by its owner alone (mode `0600` on
 //! Unix, whatever the umask), and so are its `-wal` and `-shm` files: stored arguments are

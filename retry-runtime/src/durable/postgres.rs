@@ -7,15 +7,20 @@
 //! token in the same statement, and the schema is created and migrated under an advisory lock.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Row, Transaction};
+use tokio_postgres::{AsyncMessage, Client, Config, Row, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+#[path = "postgres_tls.rs"]
+mod tls;
 
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, StatsRow};
@@ -42,7 +47,7 @@ pub const NOTIFY_CHANNEL: &str = "retry_calls";
 /// while it was not listening are lost: poll every function now. A function name is never empty.
 pub const POLL_ALL: &str = "";
 
-/// How many connections the pool opens at most.
+/// How many connections the pool opens at most, unless the URL sets `pool_max_size`.
 const POOL_SIZE: usize = 16;
 
 /// How long opening a connection may take, unless the URL sets `connect_timeout`.
@@ -95,12 +100,36 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
 ///
 /// # Connections
 ///
-/// Operations take a connection from a pool (`deadpool-postgres`, at most 16). A connection
-/// the server or the network dropped fails the operation using it with
-/// [`StoreError::Backend`] (the caller retries, as with any store error); a connection on which
-/// an operation failed so is closed, never handed out again, and the next operation gets a
-/// live or a new one. TLS is not supported: connect over a trusted network or
-/// a Unix socket (`postgres://app@%2Frun%2Fpostgresql/jobs`).
+/// Operations take a connection from a pool (`deadpool-postgres`, at most 16, or
+/// `pool_max_size=N` in the URL). A connection the server or the network dropped fails the
+/// operation using it with [`StoreError::Backend`] (the caller retries, as with any store
+/// error); a connection on which an operation failed so is closed, never handed out again, and
+/// the next operation gets a live or a new one. Unix sockets work too
+/// (`postgres://app@%2Frun%2Fpostgresql/jobs`).
+///
+/// The backend runs its connections on a small tokio runtime of its own (one thread), and
+/// every operation is handed to it: so a store opened in one runtime can be used from another,
+/// from a sync function with no runtime at all (a durable call blocks its thread until the
+/// call is committed), or from a runtime's blocking thread.
+///
+/// # TLS
+///
+/// With rustls (no system OpenSSL), chosen by libpq's parameters in the URL:
+///
+/// | `sslmode=`         | encrypted                | the server's certificate         |
+/// |--------------------|--------------------------|----------------------------------|
+/// | `disable`          | no                       | -                                |
+/// | `prefer` (default) | if the server offers TLS | not checked                      |
+/// | `require`          | yes                      | **not checked**: encrypts, but a machine in the middle is not detected |
+/// | `verify-ca`        | yes                      | signed by `sslrootcert`          |
+/// | `verify-full`      | yes                      | signed by `sslrootcert`, and names the URL's host |
+///
+/// `sslrootcert=PATH` is a PEM file of the certificate authorities to trust (needed by
+/// `verify-ca` and `verify-full`; there is no default). For a managed database, use
+/// `verify-full` with the provider's CA bundle:
+/// `postgres://app:secret@db.example.com/jobs?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`.
+/// A certificate that does not match fails the open with [`StoreError::Backend`], naming the
+/// TLS failure (`invalid peer certificate: ...`). Client certificates are not supported.
 ///
 /// # Waking workers
 ///
@@ -128,8 +157,11 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
 /// ```
 #[derive(Clone)]
 pub struct PostgresBackend {
+    /// The runtime every operation runs on.
+    io: Arc<Io>,
     pool: Pool,
     config: Config,
+    tls: MakeRustlsConnect,
     /// The URL without its password, for messages.
     redacted: String,
     /// Successes waiting to be recorded together (see [`record_acks`]).
@@ -145,6 +177,50 @@ impl std::fmt::Debug for PostgresBackend {
     }
 }
 
+/// The runtime the backend's connections live on: its own, so neither the caller's runtime
+/// (or its absence) nor the end of the runtime that opened the store matters.
+struct Io(Option<tokio::runtime::Runtime>);
+
+impl Io {
+    fn start() -> Result<Self, StoreError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("retry-postgres")
+            .enable_all()
+            .build()
+            .map(|rt| Io(Some(rt)))
+            .map_err(|e| StoreError::Io(format!("cannot start the PostgreSQL store's thread: {e}")))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("taken only on drop").handle()
+    }
+
+    /// Runs `operation` on this runtime; the returned future may be polled anywhere.
+    fn run<T: Send + 'static>(
+        &self,
+        operation: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, StoreError>> {
+        let task = self.handle().spawn(operation);
+        Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                Err(StoreError::Backend(format!(
+                    "a PostgreSQL store operation failed: {e}"
+                )))
+            })
+        })
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which an async caller may not; this does not.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 impl PostgresBackend {
     /// Connects to the database at `url`, checks the schema, and creates or migrates it (in one
     /// transaction under an advisory lock, so many workers may open the store at once). Without
@@ -155,8 +231,17 @@ impl PostgresBackend {
     /// `retry_calls` table that is not ours), [`StoreError::NewerSchema`],
     /// [`StoreError::Backend`] (cannot connect, or the database refused a statement).
     pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
+        let io = Arc::new(Io::start()?);
+        let url = url.to_owned();
+        let on = Arc::clone(&io);
+        io.run(async move { Self::open_on(on, &url, create).await })
+            .await
+    }
+
+    async fn open_on(io: Arc<Io>, url: &str, create: bool) -> Result<Self, StoreError> {
         let redacted = redact(url);
-        let mut config = parse_url(url)?;
+        let (mut config, parts) = parse_url_parts(url)?;
+        let tls = tls::connector(&parts, &redacted)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -165,7 +250,7 @@ impl PostgresBackend {
         }
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 // `is_closed` only: a connection whose server went away is noticed by its
                 // connection task and discarded, without a test query per operation.
@@ -173,7 +258,7 @@ impl PostgresBackend {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(parts.pool_max_size.unwrap_or(POOL_SIZE))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(CONNECT_TIMEOUT))
@@ -183,8 +268,10 @@ impl PostgresBackend {
         let (acks, pending) = mpsc::unbounded_channel();
         tokio::spawn(record_acks(pool.clone(), redacted.clone(), pending));
         let backend = Self {
+            io,
             pool,
             config,
+            tls,
             redacted,
             acks,
         };
@@ -338,13 +425,18 @@ impl PostgresBackend {
     /// # Errors
     /// [`StoreError::Backend`] if the first connection or its `LISTEN` fails.
     pub async fn listen(&self) -> Result<mpsc::Receiver<String>, StoreError> {
+        let this = self.clone();
+        self.io.run(async move { this.listen_on().await }).await
+    }
+
+    async fn listen_on(&self) -> Result<mpsc::Receiver<String>, StoreError> {
         let mut config = self.config.clone();
         // Notice a connection that died silently (no RST) within about a minute.
         config
             .keepalives_idle(Duration::from_secs(30))
             .keepalives_interval(Duration::from_secs(10))
             .keepalives_retries(3);
-        let first = Listening::connect(&config).await.map_err(|e| {
+        let first = Listening::connect(&config, &self.tls).await.map_err(|e| {
             StoreError::Backend(format!(
                 "{}: cannot LISTEN: {}",
                 self.redacted,
@@ -354,7 +446,13 @@ impl PostgresBackend {
         let (out, rx) = mpsc::channel(LISTEN_BUFFER);
         // Cannot fail: the channel is empty and its receiver alive.
         let _ = out.try_send(POLL_ALL.to_owned());
-        tokio::spawn(listen_loop(config, self.redacted.clone(), first, out));
+        tokio::spawn(listen_loop(
+            config,
+            self.tls.clone(),
+            self.redacted.clone(),
+            first,
+            out,
+        ));
         Ok(rx)
     }
 }
@@ -367,8 +465,11 @@ struct Listening {
 }
 
 impl Listening {
-    async fn connect(config: &Config) -> Result<Self, tokio_postgres::Error> {
-        let (client, mut connection) = config.connect(NoTls).await?;
+    async fn connect(
+        config: &Config,
+        tls: &MakeRustlsConnect,
+    ) -> Result<Self, tokio_postgres::Error> {
+        let (client, mut connection) = config.connect(tls.clone()).await?;
         let (sender, payloads) = mpsc::unbounded_channel();
         // The connection task: ends when the connection does, closing `payloads`.
         tokio::spawn(async move {
@@ -398,6 +499,7 @@ impl Listening {
 /// receiver is dropped.
 async fn listen_loop(
     config: Config,
+    tls: MakeRustlsConnect,
     redacted: String,
     mut current: Listening,
     out: mpsc::Sender<String>,
@@ -426,7 +528,7 @@ async fn listen_loop(
                 () = out.closed() => return,
                 () = tokio::time::sleep(wait) => {}
             }
-            match Listening::connect(&config).await {
+            match Listening::connect(&config, &tls).await {
                 Ok(listening) => break listening,
                 Err(e) => {
                     tracing::warn!(store = %redacted, error = %describe(&e), "cannot LISTEN on PostgreSQL; retrying");
@@ -440,9 +542,15 @@ async fn listen_loop(
     }
 }
 
-/// Parses a `postgres://` or `postgresql://` URL as `tokio-postgres` reads it.
+/// Parses a `postgres://` or `postgresql://` URL: as `tokio-postgres` reads it, with libpq's
+/// five `sslmode`s, `sslrootcert` and `pool_max_size` besides.
 pub(crate) fn parse_url(url: &str) -> Result<Config, StoreError> {
-    Config::from_str(url).map_err(|e| {
+    parse_url_parts(url).map(|(config, _)| config)
+}
+
+fn parse_url_parts(url: &str) -> Result<(Config, tls::UrlParts), StoreError> {
+    let parts = tls::split_url(url)?;
+    let mut config = Config::from_str(&parts.client_url).map_err(|e| {
         let why = describe(&e);
         StoreError::BadUrl {
             url: redact(url),
@@ -454,7 +562,9 @@ pub(crate) fn parse_url(url: &str) -> Result<Config, StoreError> {
                 format!("not a PostgreSQL URL: {why}")
             },
         }
-    })
+    })?;
+    config.ssl_mode(tls::client_mode(parts.ssl));
+    Ok((config, parts))
 }
 
 /// A `tokio-postgres` error on one line, with the server's message when there is one.
@@ -626,15 +736,21 @@ impl PostgresBackend {
 
 impl Runner for PostgresBackend {
     fn execute(&self, statement: Statement) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.execute_now(statement))
+        let this = self.clone();
+        self.io
+            .run(async move { this.execute_now(statement).await })
     }
 
     fn records(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<CallRecord>, StoreError>> {
-        Box::pin(self.decoded(statement, rows::record))
+        let this = self.clone();
+        self.io
+            .run(async move { this.decoded(statement, rows::record).await })
     }
 
     fn counts(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<StatsRow>, StoreError>> {
-        Box::pin(self.decoded(statement, rows::stats_row))
+        let this = self.clone();
+        self.io
+            .run(async move { this.decoded(statement, rows::stats_row).await })
     }
 }
 
@@ -762,12 +878,15 @@ impl Backend for PostgresBackend {
         calls: Vec<NewCall>,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            check_new_calls(&calls)?;
-            if calls.is_empty() {
-                return Ok(());
-            }
-            let mut client = self.client().await?;
+        if let Err(err) = check_new_calls(&calls) {
+            return Box::pin(async move { Err(err) });
+        }
+        if calls.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        let this = self.clone();
+        self.io.run(async move {
+            let mut client = this.client().await?;
             let result = async {
                 let tx = client.transaction().await.map_err(pg)?;
                 // On an error the transaction is dropped, which rolls it back: all or none.
@@ -788,12 +907,13 @@ impl Backend for PostgresBackend {
         lease: Duration,
         now: SystemTime,
     ) -> BoxFuture<'a, Result<Vec<Claim>, StoreError>> {
-        Box::pin(async move {
-            if functions.is_empty() || limit == 0 {
-                return Ok(Vec::new());
-            }
+        if functions.is_empty() || limit == 0 {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        let (this, worker, functions) = (self.clone(), worker.to_owned(), functions.to_vec());
+        self.io.run(async move {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let claimed = self
+            let claimed = this
                 .query(
                     &format!("{CLAIM}{COLUMNS}"),
                     &[
@@ -830,7 +950,8 @@ impl Backend for PostgresBackend {
         attempt_started: SystemTime,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(async move {
+        let this = self.clone();
+        self.io.run(async move {
             let ack = |reply| Ack {
                 cid: cid.to_string(),
                 fence: saturating_i64(fence),
@@ -840,14 +961,14 @@ impl Backend for PostgresBackend {
                 reply,
             };
             let (reply, answer) = tokio::sync::oneshot::channel();
-            if self.acks.send(ack(reply)).is_ok() {
+            if this.acks.send(ack(reply)).is_ok() {
                 if let Ok(recorded) = answer.await {
                     return recorded;
                 }
             }
             // The recorder is gone (its runtime ended): record this one as a batch of one.
             let (reply, answer) = tokio::sync::oneshot::channel();
-            reply_to_acks(vec![ack(reply)], &self.pool, &self.redacted).await;
+            reply_to_acks(vec![ack(reply)], &this.pool, &this.redacted).await;
             answer.await.unwrap_or(Err(StoreError::Closed))
         })
     }
@@ -857,11 +978,12 @@ impl Backend for PostgresBackend {
         &'a self,
         functions: &'a [String],
     ) -> BoxFuture<'a, Result<Option<SystemTime>, StoreError>> {
-        Box::pin(async move {
-            if functions.is_empty() {
-                return Ok(None);
-            }
-            let rows = self
+        if functions.is_empty() {
+            return Box::pin(async { Ok(None) });
+        }
+        let (this, functions) = (self.clone(), functions.to_vec());
+        self.io.run(async move {
+            let rows = this
                 .query(
                     "SELECT min(claimable_at) FROM retry_calls \
                      WHERE state IN ('pending', 'waiting', 'running') AND function = ANY($1)",

@@ -82,7 +82,7 @@ fn hide(url: &str) -> (String, Vec<&str>) {
 
 /// `%XX` sequences decoded, as the client decodes keys and values (lossily: the client refuses
 /// what is not UTF-8).
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

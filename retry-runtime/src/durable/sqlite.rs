@@ -5,8 +5,14 @@
 //! its own savepoint, so one failing job does not undo the others), commits once, and only
 //! then answers each caller: one fsync for many calls. Reads run on a separate connection on
 //! tokio's blocking pool, so WAL readers never wait for the writer.
+//!
+//! The writer also watches the file: when the file at the store's path is no longer the one
+//! open (deleted or replaced under the running program), every later write is refused (see
+//! [`FileWatch`]). After a write failed for lack of space or an I/O error, it folds the
+//! write-ahead log back into the database (`wal_checkpoint(TRUNCATE)`) before its next
+//! transaction, so a store whose disk filled up recovers by itself once space is back.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -36,6 +42,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most jobs the writer puts in one transaction.
 const MAX_BATCH: usize = 1024;
+
+/// How often an idle writer checks that its file is still the one at the store's path.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How hard SQLite works to make a commit survive a power loss (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -150,7 +159,8 @@ impl SqliteBackend {
         reader
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| open_error(&label, &e))?;
-        Self::start(writer, Some(reader))
+        let watch = FileWatch::new(path)?;
+        Self::start(writer, Some(reader), watch)
     }
 
     /// Opens a private in-memory store, gone when the last handle is dropped.
@@ -160,17 +170,21 @@ impl SqliteBackend {
     pub fn open_memory() -> Result<Self, StoreError> {
         let writer = Connection::open_in_memory().map_err(|e| open_error(":memory:", &e))?;
         prepare(&writer, ":memory:")?;
-        Self::start(writer, None)
+        Self::start(writer, None, None)
     }
 
-    fn start(writer: Connection, reader: Option<Connection>) -> Result<Self, StoreError> {
+    fn start(
+        writer: Connection,
+        reader: Option<Connection>,
+        watch: Option<FileWatch>,
+    ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let commits = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&commits);
         // The thread ends when every sender is gone, that is when the backend is dropped.
         std::thread::Builder::new()
             .name("retry-store-writer".into())
-            .spawn(move || write_loop(&writer, &queue, &counter))
+            .spawn(move || write_loop(&writer, &queue, &counter, watch))
             .map_err(|e| StoreError::Io(format!("cannot start the store's writer thread: {e}")))?;
         Ok(Self {
             jobs,
@@ -285,9 +299,91 @@ fn restrict_companions(path: &Path, label: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The writer thread: drain the queue, one transaction for all, commit, answer.
-fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>, commits: &AtomicU64) {
-    while let Ok(first) = queue.recv() {
+/// The identity of the open store file, to notice when the file at its path is another one
+/// (or none): a temp cleaner or a careless deploy deleted or replaced it. Writes into the
+/// unlinked file would be acknowledged and lost at the next start, so they are refused.
+struct FileWatch {
+    path: PathBuf,
+    /// `(st_dev, st_ino)` of the file opened.
+    #[cfg(unix)]
+    id: (u64, u64),
+    /// Set once the file was found gone: every later write gets this error.
+    lost: Option<StoreError>,
+}
+
+impl FileWatch {
+    /// Watches the store file just opened at `path` (`None` where files have no inode).
+    #[allow(clippy::unnecessary_wraps)] // `None` off Unix
+    fn new(path: &Path) -> Result<Option<Self>, StoreError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(path)
+                .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+            Ok(Some(Self {
+                path: path.to_owned(),
+                id: (meta.dev(), meta.ino()),
+                lost: None,
+            }))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            Ok(None)
+        }
+    }
+
+    /// `Err` once the file at the path is not the one open: one `stat`, then nothing.
+    fn check(&mut self) -> Result<(), StoreError> {
+        if let Some(lost) = &self.lost {
+            return Err(lost.clone());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let what = match std::fs::metadata(&self.path) {
+                Ok(meta) if (meta.dev(), meta.ino()) == self.id => return Ok(()),
+                Ok(_) => "replaced by another file",
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "deleted",
+                // Cannot tell (a permission changed on the directory): keep writing.
+                Err(_) => return Ok(()),
+            };
+            let err = StoreError::Io(format!(
+                "{}: the store file was {what} while the program was running; writes are \
+                 refused, since they would go to a file no later start can see (restore the \
+                 file and restart the program)",
+                self.path.display()
+            ));
+            tracing::error!(store = %self.path.display(), error = %err, "the store file is gone");
+            self.lost = Some(err.clone());
+            Err(err)
+        }
+        #[cfg(not(unix))]
+        Ok(())
+    }
+}
+
+/// The writer thread: drain the queue, one transaction for all, commit, answer. Checks the
+/// file at least once a second and before every batch.
+fn write_loop(
+    conn: &Connection,
+    queue: &mpsc::Receiver<Job>,
+    commits: &AtomicU64,
+    mut watch: Option<FileWatch>,
+) {
+    // Set after a write failed for lack of space or an I/O error.
+    let mut checkpoint = false;
+    loop {
+        let first = match queue.recv_timeout(WATCH_INTERVAL) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(watch) = &mut watch {
+                    let _ = watch.check();
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -295,28 +391,72 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>, commits: &AtomicU6
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = db_error(&e);
+        if let Some(Err(err)) = watch.as_mut().map(FileWatch::check) {
             for job in batch {
                 job(Err(&err));
             }
             continue;
         }
-        let replies: Vec<Reply> = batch.into_iter().filter_map(|job| job(Ok(conn))).collect();
-        let outcome = match conn.execute_batch("COMMIT") {
-            Ok(()) => {
-                commits.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(db_error(&e))
-            }
-        };
-        for reply in replies {
-            reply(outcome.as_ref().copied());
+        if checkpoint {
+            // Fold the log grown while the disk was full back into the database; if that
+            // fails too, try again before the next batch.
+            checkpoint = !conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .is_ok_and(|busy| busy == 0);
+        }
+        let outcome = run_batch(conn, batch);
+        if let Err(err) = &outcome {
+            checkpoint |= matches!(err, StoreError::Io(_));
+        } else {
+            commits.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Runs a batch in one transaction and answers each job. A failed `BEGIN` or `COMMIT`, or a
+/// transaction SQLite rolled back by itself (it may on a full disk), leaves no transaction
+/// open, and no job runs outside the batch's transaction.
+fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), StoreError> {
+    let end_transaction = || {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    };
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        end_transaction();
+        let err = db_error(&e);
+        for job in batch {
+            job(Err(&err));
+        }
+        return Err(err);
+    }
+    let rolled_back = || {
+        StoreError::Io("the transaction was rolled back by SQLite (disk full or I/O error)".into())
+    };
+    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+    for job in batch {
+        if conn.is_autocommit() {
+            // An earlier job's failure ended the transaction: what ran in it is undone, and
+            // this job must not run on its own.
+            job(Err(&rolled_back()));
+            continue;
+        }
+        replies.extend(job(Ok(conn)));
+    }
+    let outcome = if conn.is_autocommit() {
+        Err(rolled_back())
+    } else {
+        conn.execute_batch("COMMIT").map_err(|e| db_error(&e))
+    };
+    if outcome.is_err() {
+        end_transaction();
+    }
+    for reply in replies {
+        reply(outcome.as_ref().copied());
+    }
+    outcome
 }
 
 /// Runs one job in a savepoint, undoing its changes if it fails.
@@ -332,8 +472,11 @@ fn in_savepoint<T>(
     } else {
         "ROLLBACK TO job; RELEASE job"
     };
-    conn.execute_batch(end).map_err(|e| db_error(&e))?;
-    result
+    let ended = conn.execute_batch(end).map_err(|e| db_error(&e));
+    // The job's own error says more than the savepoint's (gone if SQLite rolled back).
+    let value = result?;
+    ended?;
+    Ok(value)
 }
 
 /// Checks that the database is a retry store (or empty), refuses a newer schema, and applies
@@ -657,6 +800,96 @@ mod tests {
             let file = dir.path().join(name);
             assert_eq!(mode(&file), 0o600, "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_deleted_or_replaced_store_file_refuses_writes() {
+        for replace in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("calls.db");
+            let backend = SqliteBackend::open_file(&path, Synchronous::Full, true).unwrap();
+            let enqueue = || backend.enqueue(vec![NewCall::new("f", "[]")], SystemTime::now());
+            enqueue().await.unwrap();
+            std::fs::remove_file(&path).unwrap();
+            if replace {
+                std::fs::write(&path, b"").unwrap();
+            }
+            for _ in 0..2 {
+                let err = enqueue().await.unwrap_err();
+                assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+                let text = err.to_string();
+                let what = if replace { "replaced" } else { "deleted" };
+                assert!(
+                    text.contains(&path.display().to_string()) && text.contains(what),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    /// A full database (`max_page_count` reached: SQLite's `SQLITE_FULL`, as on a full disk)
+    /// fails the writes clearly, and once there is room again the store writes and claims
+    /// with no restart.
+    #[tokio::test]
+    async fn a_full_database_fails_writes_and_recovers_when_room_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.db");
+        let backend = SqliteBackend::open_file(&path, Synchronous::Off, true).unwrap();
+        let pages: i64 = backend
+            .write(|conn| {
+                conn.query_row("PRAGMA page_count", [], |r| r.get(0))
+                    .map_err(super::sql)
+            })
+            .await
+            .unwrap();
+        backend
+            .write(move |conn| {
+                conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                    .map_err(super::sql)
+            })
+            .await
+            .unwrap();
+        let big = format!("[\"{}\"]", "x".repeat(64 * 1024));
+        // Many writes in one batch: the later ones must not run outside a transaction.
+        let writes: Vec<_> = (0..20)
+            .map(|_| backend.enqueue(vec![NewCall::new("f", big.clone())], SystemTime::now()))
+            .collect();
+        let mut failed = 0;
+        for write in writes {
+            if let Err(err) = write.await {
+                assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+                assert!(err.to_string().contains("full"), "{err}");
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 20, "no page was free");
+        backend
+            .write(|conn| {
+                conn.query_row("PRAGMA max_page_count = 1000000", [], |_| Ok(()))
+                    .map_err(super::sql)
+            })
+            .await
+            .unwrap();
+        backend
+            .enqueue(vec![NewCall::new("f", big)], SystemTime::now())
+            .await
+            .unwrap();
+        let claimed = backend
+            .claim(
+                "w",
+                &["f".to_owned()],
+                10,
+                std::time::Duration::from_secs(30),
+                SystemTime::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            claimed.len(),
+            1,
+            "only the call stored after the room came back"
+        );
+        assert!(backend.write(|conn| Ok(conn.is_autocommit())).await.is_ok());
     }
 
     #[test]
