@@ -927,13 +927,7 @@ impl Backend for PostgresBackend {
                 .await?;
             claimed
                 .iter()
-                .map(|row| {
-                    let record = rows::record(row)?;
-                    Ok(Claim {
-                        fence: record.fence,
-                        record,
-                    })
-                })
+                .map(|row| rows::record(row).map(Claim::from))
                 .collect()
         })
     }

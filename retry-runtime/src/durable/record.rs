@@ -263,6 +263,16 @@ pub struct Claim {
     pub fence: u64,
 }
 
+impl From<CallRecord> for Claim {
+    /// The claim a claiming statement returned: the record as claimed, with its fence.
+    fn from(record: CallRecord) -> Self {
+        Self {
+            fence: record.fence,
+            record,
+        }
+    }
+}
+
 /// What the engine has to say about a call when an attempt ends without success, so that a
 /// worker in another process can carry on where this one stopped: the stored form of the
 /// engine's [`Attempts`], converted here and nowhere else

@@ -721,15 +721,8 @@ impl Backend for SqliteBackend {
         ];
         args.append(&mut values);
         self.write(move |conn| {
-            query(conn, &text, params_from_iter(args), |row| rows::record(row)).map(|records| {
-                records
-                    .into_iter()
-                    .map(|record| Claim {
-                        fence: record.fence,
-                        record,
-                    })
-                    .collect()
-            })
+            query(conn, &text, params_from_iter(args), |row| rows::record(row))
+                .map(|records| records.into_iter().map(Claim::from).collect())
         })
     }
 
