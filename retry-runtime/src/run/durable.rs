@@ -251,11 +251,7 @@ fn timed_out_without_error(
         },
         Decision::Stop(reason) => Verdict::Dead {
             progress: state,
-            reason: if reason == Reason::Exhausted {
-                Reason::TimedOut
-            } else {
-                reason
-            },
+            reason: reason.given_timeout(true),
             error: Some(error),
         },
     }
