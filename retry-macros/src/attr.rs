@@ -23,6 +23,7 @@ pub const KEYS: &[&str] = &[
     "on_exhausted",
     "fallback",
     "on_done",
+    "error_format",
     "mode",
     "persist",
     "name",
@@ -107,6 +108,7 @@ pub struct Args {
     pub on_exhausted: Option<Expr>,
     pub fallback: Option<Expr>,
     pub on_done: Option<Keyed<Expr>>,
+    pub error_format: Option<Expr>,
     pub mode: Option<Keyed<ModeArg>>,
     pub persist: Option<Keyed<Persist>>,
     pub name: Option<LitStr>,
@@ -297,6 +299,7 @@ impl Args {
             "on_exhausted" => once!(on_exhausted, Some(value)),
             "fallback" => once!(fallback, Some(value)),
             "on_done" => once!(on_done, Some(Keyed { key: span, value })),
+            "error_format" => once!(error_format, Some(value)),
             "name" => once!(name, lit_str(&value, "name", "name = \"billing::charge\"", errors)),
             "crate" => once!(
                 krate,

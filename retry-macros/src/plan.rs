@@ -118,6 +118,8 @@ pub struct Hooks {
     pub on_exhausted: Option<Expr>,
     pub fallback: Option<Expr>,
     pub on_done: Option<Expr>,
+    /// `error_format = path`: how errors are shown in events, reports and the store.
+    pub error_format: Option<Expr>,
 }
 
 impl Hooks {

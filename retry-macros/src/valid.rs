@@ -63,6 +63,7 @@ fn resolve(args: Args, mode: Mode, sig: &Signature) -> Plan {
             on_exhausted: args.on_exhausted,
             fallback: args.fallback,
             on_done: args.on_done.map(|d| d.value),
+            error_format: args.error_format,
         },
         name: args.name,
         krate: args

@@ -43,6 +43,7 @@
 //! | `on_exhausted` | path or closure, `Fn(&Report<E>)` | none | once, when the call ends in failure |
 //! | `fallback` | path or closure, `Fn(Report<E>) -> R` | none | turns the final failure into the return value; the report owns the last error |
 //! | `on_done` | path or closure, `Fn(&Report<E>)` | none | background and hand-off modes: once, when the call ends, whatever the outcome |
+//! | `error_format` | path or closure that captures nothing, `fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result` | `Display`, else `Debug` | the one place that shapes how an error is shown: in events, in a [`Report`]'s one-line form, in the durable store's `last_error` (to keep a token in an error message out of the logs) |
 //! | `mode` | `"inline"`, `"handoff"`, `"background"`, `"durable"` | `"inline"` | where the attempts run (below) |
 //! | `persist` | `"always"`, `"on_failure"` | `"always"` | durable calls: stored before the first attempt, or only after a first attempt in the caller failed and is worth retrying |
 //! | `name` | string | `module::function`, `module::Type::method` | the stable name in reports, spans and events |
@@ -186,9 +187,30 @@
 //!   `fallback` recovered log at `INFO`; a panic in a spawned
 //!   attempt logs at `ERROR`.
 //!
-//! Errors are shown with their `Display` when they have one (every `std::error::Error`, and
+//! Errors are shown the same way in events, in a [`Report`]'s one-line form (`{report}`) and
+//! in a durable call's stored `last_error`: with the function's `error_format` when it gives
+//! one, else with their `Display` when they have one (every `std::error::Error`, and
 //! `anyhow::Error`, whose `Debug` would drag its backtrace into the line), with `Debug`
-//! otherwise.
+//! otherwise. A failed attempt that will be retried is logged at `INFO` with its error, so an
+//! error whose message may hold a secret (a token, a password in a URL) gets an
+//! `error_format` that leaves it out:
+//!
+//! ```
+//! use retry_runtime::retry;
+//! use std::fmt;
+//!
+//! fn without_token(e: &String, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+//!     f.write_str(e.split("token=").next().unwrap_or_default())
+//! }
+//!
+//! #[retry(max = 1, delay = "0ms", error_format = without_token, fallback = |r| Err(r.to_string()))]
+//! fn call() -> Result<(), String> {
+//!     Err("refused; token=s3cr3t".to_string())
+//! }
+//!
+//! let line = call().unwrap_err();
+//! assert!(line.ends_with(": refused; "), "{line}");
+//! ```
 //!
 //! # Cost
 //!

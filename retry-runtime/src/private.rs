@@ -3,8 +3,8 @@
 pub use crate::cid::CallCtx;
 pub use crate::engine::AttemptOutcome;
 pub use crate::hooks::{
-    delay_from, fallback, hooks, on_done, on_exhausted, on_retry, when, ErrorFormatOf, Hook,
-    HookSet, Hooks, NoHook, ViaDebug, ViaDisplay,
+    delay_from, error_format, fallback, hooks, on_done, on_exhausted, on_retry, when,
+    ErrorFormatOf, Hook, HookSet, Hooks, NoHook, ViaDebug, ViaDisplay,
 };
 pub use crate::policy::{Backoff, Jitter, Policy, Throttle};
 pub use crate::run::attempter::{
