@@ -50,7 +50,9 @@
 //! | `crate` | string path | `"::retry_runtime"` | where this crate is, if the dependency is renamed |
 //!
 //! Durations are written `"250ms"`, `"1.5s"`, `"2m"`, `"1m30s"` (units `ns`, `us`, `ms`, `s`, `m`,
-//! `h`), checked at compile time, or given as any expression of type [`std::time::Duration`].
+//! `h`, `d`, `w`: the one list of `retry-duration`, which the attribute, the override file and
+//! `retry-store` share), checked at compile time, or given as any expression of type
+//! [`std::time::Duration`].
 //!
 //! Every key at once:
 //!
@@ -296,7 +298,10 @@
 //! With the feature `overrides-file`, `overrides::load_file` reads them from a TOML file
 //! the application names, one section per function; a key left out keeps the attribute's
 //! value. Loading a file replaces every override set before; a bad file is an error that
-//! names its line, and changes nothing. Its docs have a reload-on-SIGHUP recipe.
+//! names its line, and changes nothing. Every `#[retry]` function of the program registers
+//! its name when the program starts, so a section that names none of them (a typo:
+//! `["billing::push_invoce"]`) is such an error too, with the closest name as a hint, rather
+//! than a kill switch that silently does nothing. Its docs have a reload-on-SIGHUP recipe.
 //!
 //! ```toml
 //! ["billing::push_invoice"]

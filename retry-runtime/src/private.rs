@@ -6,6 +6,7 @@ pub use crate::hooks::{
     delay_from, error_format, fallback, hooks, on_done, on_exhausted, on_retry, when,
     ErrorFormatOf, Hook, HookSet, Hooks, NoHook, ViaDebug, ViaDisplay,
 };
+pub use crate::ops::overrides::Known;
 pub use crate::policy::{Backoff, Jitter, Policy, Throttle};
 pub use crate::run::attempter::{
     async_attempts, sync_attempts, AsyncAttempts, Attempter, SyncAttempts,
@@ -18,6 +19,7 @@ pub use crate::run::wait::Wait;
 pub use crate::site::Site;
 pub use crate::RetryResult;
 pub use core;
+pub use inventory;
 
 /// What the expansion of `mode = "durable"` calls.
 #[cfg(feature = "sqlite")]

@@ -183,6 +183,9 @@ impl Parts {
                 ::core::file!(),
                 ::core::line!(),
             );
+            #private::inventory::submit! {
+                #private::Known::new(#name, #typed, ::core::module_path!())
+            }
         };
         let site = quote!(#site_static #returns);
         Self {
