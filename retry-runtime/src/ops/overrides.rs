@@ -517,7 +517,14 @@ mod file {
     fn outside_section(text: &str) -> Option<(usize, String)> {
         let top: BTreeMap<Spanned<String>, Spanned<Value>> = toml::from_str(text).ok()?;
         let (key, value) = top.iter().find(|(_, v)| !v.get_ref().is_table())?;
-        let (key, value) = (key.get_ref(), value.get_ref());
+        let key = key.get_ref();
+        let value = match value.get_ref() {
+            Value::String(s) => format!("{s:?}"),
+            Value::Integer(n) => n.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Boolean(b) => b.to_string(),
+            _ => "...".to_owned(),
+        };
         Some((
             top.keys().find(|k| k.get_ref() == key)?.span().start,
             format!(
