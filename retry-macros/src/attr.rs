@@ -83,6 +83,13 @@ pub enum DurationArg {
     Expr(Box<Expr>),
 }
 
+/// `timeout = ...`: a limit, or `"none"` (durable calls: no limit instead of their default).
+pub enum Timeout {
+    Limit(DurationArg),
+    /// `timeout = "none"`, with the span of the string.
+    Unlimited(Span),
+}
+
 /// A key's value, with the span of the key (cross-key errors point at the key).
 pub struct Keyed<T> {
     pub key: Span,
@@ -99,7 +106,7 @@ pub struct Args {
     pub max_delay: Option<Keyed<DurationArg>>,
     pub jitter: Option<Keyed<JitterKind>>,
     pub budget: Option<Keyed<DurationArg>>,
-    pub timeout: Option<Keyed<DurationArg>>,
+    pub timeout: Option<Keyed<Timeout>>,
     /// `throttle = "20%"`: the percentage.
     pub throttle: Option<Keyed<u32>>,
     pub when: Option<Expr>,
@@ -283,7 +290,11 @@ impl Args {
             ),
             "timeout" => once!(
                 timeout,
-                parse_duration_arg(value, errors).map(|v| Keyed { key: span, value: v })
+                match lit(&value) {
+                    Some(Lit::Str(s)) if s.value() == "none" => Some(Timeout::Unlimited(s.span())),
+                    _ => parse_duration_arg(value, errors).map(Timeout::Limit),
+                }
+                .map(|v| Keyed { key: span, value: v })
             ),
             "throttle" => once!(
                 throttle,

@@ -35,7 +35,7 @@
 //! | `max_delay` | duration | 1 minute ([`DEFAULT_MAX_DELAY`]), or the first wait if longer | cap on any single computed wait |
 //! | `jitter` | `"none"`, `"full"`, `"equal"`, `"decorrelated"` | `"none"` | randomisation of each wait ([`Jitter`]) |
 //! | `budget` | duration | none | no attempt starts after this much time since the call began; the last wait is shortened to fit |
-//! | `timeout` | duration | none | per-attempt limit, async functions only; the error type must implement `From<`[`TimedOut`]`>` |
+//! | `timeout` | duration, or `"none"` in `mode = "durable"` | none (durable attempts: the runtime's default limit) | per-attempt limit, async functions only; the error type must implement `From<`[`TimedOut`]`>`. `"none"` (durable only, sync or async) opts out of the durable attempts' default limit: the policy's `timeout` is `Some(Duration::MAX)`, which the runtime reads as no limit |
 //! | `throttle` | percentage string, `"1%"` to `"100%"` | none | retries of all the function's calls may add at most this share to its calls ([`Throttle`]); a refused retry ends the call with [`Reason::Throttled`] |
 //! | `when` | path or closure, `Fn(&E) -> bool` | every `Err` | which errors are worth retrying; a rejected error ends the call at once |
 //! | `delay_from` | path or closure, `Fn(&E) -> Option<Duration>` | none | a wait the error asks for (a `Retry-After`), replacing the computed one; honoured as asked (not capped by `max_delay`), and a wait that would end past the `budget` ends the call with [`Reason::BudgetSpent`] |
