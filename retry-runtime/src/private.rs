@@ -24,7 +24,7 @@ pub use inventory;
 /// What the expansion of `mode = "durable"` calls.
 #[cfg(feature = "sqlite")]
 pub mod durable {
-    pub use crate::durable::args::{ArgsIn, ArgsOut};
+    pub use crate::durable::args::{checked, ArgsIn, ArgsOut, Probe, ViaNothing, ViaSerde};
     pub use crate::durable::enqueue::{
         enqueue, enqueue_blocking, store_first, store_first_blocking,
     };
