@@ -90,23 +90,10 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
     let args_out = Ident::new("__retry_out", Span::mixed_site());
     // An argument that cannot be stored is reported once, at its type, by `arg::<T>()`, whose
     // witness then stores and reads it without a second error.
-    let witness = |ty: &syn::Type, check: bool| {
-        let p = respan(private.clone(), ty.span());
-        let probe = quote_spanned!(ty.span()=> (&#p::durable::Probe::<#ty>::new()).witness());
-        let w = quote! {{
-            use #private::durable::{ViaNothing as _, ViaSerde as _};
-            #probe
-        }};
-        if check {
-            quote_spanned!(ty.span()=> #p::durable::checked::<#ty, _>(#w))
-        } else {
-            w
-        }
-    };
     let decode = params.iter().map(|d| {
         let (id, m, ty) = (&d.ident, &d.mutability, &d.ty);
         let key = id.to_string();
-        let arg = witness(ty, true);
+        let arg = witness(private, ty, true);
         quote!(let #m #id: #ty = #arg.take(#args_in, #key)?;)
     });
     let put: Vec<_> = params
@@ -114,7 +101,7 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         .map(|d| {
             let id = &d.ident;
             let key = id.to_string();
-            let arg = witness(&d.ty, false);
+            let arg = witness(private, &d.ty, false);
             quote!(#arg.put(&mut #args_out, #key, &#id)?;)
         })
         .collect();
@@ -188,6 +175,22 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         }
         #store
     })
+}
+
+/// The witness that stores and reads an argument of type `ty`; with `check`, required to be
+/// one that can (the one error, at the type, of an argument that cannot be stored).
+fn witness(private: &TokenStream, ty: &Type, check: bool) -> TokenStream {
+    let p = respan(private.clone(), ty.span());
+    let probe = quote_spanned!(ty.span()=> (&#p::durable::Probe::<#ty>::new()).witness());
+    let w = quote! {{
+        use #private::durable::{ViaNothing as _, ViaSerde as _};
+        #probe
+    }};
+    if check {
+        quote_spanned!(ty.span()=> #p::durable::checked::<#ty, _>(#w))
+    } else {
+        w
+    }
 }
 
 /// A parameter of a durable function: its name is its key among the stored arguments.

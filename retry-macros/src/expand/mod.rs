@@ -98,8 +98,8 @@ mod tests {
     use quote::quote;
 
     /// The expansion as text, spaces removed.
-    fn expanded(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> String {
-        super::retry(args, &item).to_string().replace(' ', "")
+    fn expanded(args: proc_macro2::TokenStream, item: &proc_macro2::TokenStream) -> String {
+        super::retry(args, item).to_string().replace(' ', "")
     }
 
     #[test]
@@ -109,7 +109,7 @@ mod tests {
                 Ok(())
             }
         );
-        let none = expanded(quote!(mode = "durable", timeout = "none"), item.clone());
+        let none = expanded(quote!(mode = "durable", timeout = "none"), &item);
         assert!(
             none.contains(".timeout(::core::option::Option::Some(::core::time::Duration::MAX))"),
             "{none}"
@@ -119,9 +119,9 @@ mod tests {
             !none.contains("timeout_error"),
             "no limit, so no timed-out error: {none}"
         );
-        let default = expanded(quote!(mode = "durable"), item.clone());
+        let default = expanded(quote!(mode = "durable"), &item);
         assert!(!default.contains("Duration::MAX"), "{default}");
-        let inline = expanded(quote!(timeout = "none"), item);
+        let inline = expanded(quote!(timeout = "none"), &item);
         assert!(inline.contains("compile_error"), "{inline}");
         assert!(inline.contains(r#"isfor`mode=\"durable\"`"#), "{inline}");
     }

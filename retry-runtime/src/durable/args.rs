@@ -77,6 +77,12 @@ impl<T: Serialize + DeserializeOwned> DurableArg for T {
 /// The argument type `T`, to pick its witness.
 pub struct Probe<T>(PhantomData<fn() -> T>);
 
+impl<T> Default for Probe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T> Probe<T> {
     /// The probe.
     #[must_use]
@@ -127,6 +133,7 @@ pub fn checked<T, W: Stores<T>>(w: W) -> W {
     w
 }
 
+#[allow(clippy::unused_self)] // the receiver is the witness
 impl<T: DurableArg> Arg<T> {
     /// Adds the argument `name` to `out`.
     ///
@@ -145,6 +152,7 @@ impl<T: DurableArg> Arg<T> {
     }
 }
 
+#[allow(clippy::unused_self)] // the receiver is the witness
 impl<T> NotStored<T> {
     /// Never runs: the program did not compile.
     ///
