@@ -125,6 +125,7 @@ pub struct NotStored<T>(PhantomData<fn() -> T>);
 )]
 pub trait Stores<T> {}
 
+#[diagnostic::do_not_recommend] // no hint that names the private witness
 impl<T> Stores<T> for Arg<T> {}
 
 /// Checks a witness (the expansion spans the call on the argument's type).
