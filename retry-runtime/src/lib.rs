@@ -404,7 +404,7 @@ pub use cid::{current_cid, CorrelationId, ParseCidError};
 pub use engine::{Attempts, Decision};
 pub use ops::overrides;
 pub use policy::{Backoff, Jitter, Policy, Throttle, DEFAULT_MAX_DELAY};
-pub use report::{Reason, Report, TimedOut};
+pub use report::{ErrorFormatter, Reason, Report, TimedOut};
 pub use result::RetryResult;
 pub use run::handle::{Failure, HandleFor, Handoff, HandoffError, HandoffFor, RetryHandle, Status};
 pub use run::shutdown::{in_flight, restart, shutdown, Tracker, TrackerGuard};
