@@ -91,7 +91,7 @@ impl<T> Probe<T> {
     }
 }
 
-/// `T` can be stored: its witness is an [`Arg<T>`].
+/// `T` can be stored: its witness is an `Arg<T>`.
 pub trait ViaSerde<T> {
     /// The witness.
     fn witness(&self) -> Arg<T> {
@@ -101,7 +101,7 @@ pub trait ViaSerde<T> {
 
 impl<T: Serialize + DeserializeOwned> ViaSerde<T> for Probe<T> {}
 
-/// `T` cannot be stored: its witness is a [`NotStored<T>`].
+/// `T` cannot be stored: its witness is a `NotStored<T>`.
 pub trait ViaNothing<T> {
     /// The witness.
     fn witness(&self) -> NotStored<T> {
