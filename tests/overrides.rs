@@ -94,6 +94,91 @@ fn a_partial_override_keeps_the_attributes_other_values() {
     assert_eq!(o.backoff, Some(Backoff::Exponential { factor: 2.0 }));
 }
 
+#[retry(max = 1, delay = "0ms", name = "billing::refund")]
+fn refund() -> Result<(), &'static str> {
+    Err("down")
+}
+
+#[retry(max = 1, delay = "0ms", name = "a")]
+fn a() -> Result<(), &'static str> {
+    Err("down")
+}
+
+struct Ledger;
+
+impl Ledger {
+    #[retry(max = 1, delay = "0ms")]
+    fn post(&self) -> Result<(), &'static str> {
+        Err("down")
+    }
+}
+
+#[test]
+fn an_override_of_an_unknown_function_is_an_error_with_the_closest_name() {
+    let _s = serial();
+    overrides::set("billing::push_invoice", Policy::new().max_retries(Some(1)));
+    // The kill switch, misspelled: refused, not silently ignored.
+    let err = overrides::load_str("\n[\"billing::push_invoce\"]\nmax = 0\n").unwrap_err();
+    assert_eq!(err.line(), Some(2), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "line 2: no `#[retry]` function of this program is named `billing::push_invoce`; \
+         did you mean `billing::push_invoice`?"
+    );
+    // Nothing close: the rule instead.
+    let err = overrides::load_str("[\"shipping::label\"]\nmax = 0\n").unwrap_err();
+    assert!(err.to_string().contains("as it reports itself"), "{err}");
+    // A method named by default is known under its type's name.
+    assert!(overrides::is_known("overrides::Ledger::post"));
+    assert!(!overrides::is_known("overrides::Ledger::pots"));
+    let err = overrides::load_str("[\"overrides::Ledger::pots\"]\nmax = 0\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("did you mean `overrides::Ledger::post`?"),
+        "{err}"
+    );
+    assert_eq!(
+        overrides::load_str("[\"overrides::Ledger::post\"]\nmax = 0\n").unwrap(),
+        1
+    );
+    assert_eq!(Ledger.post(), Err("down"));
+    overrides::clear_all();
+    // The functions are used, so the test says they exist.
+    assert!(refund().is_err() && a().is_err());
+}
+
+#[test]
+fn a_key_outside_a_section_gets_a_hint() {
+    let _s = serial();
+    let err = overrides::load_str("max = 0\n\n[\"billing::refund\"]\nmax = 1\n").unwrap_err();
+    assert_eq!(err.line(), Some(1), "{err}");
+    let shown = err.to_string();
+    assert!(shown.contains("`max = 0` is outside a section"), "{shown}");
+    assert!(
+        shown.contains("[\"billing::push_invoice\"]\nmax = 0"),
+        "{shown}"
+    );
+    assert!(!shown.contains("invalid type"), "{shown}");
+}
+
+#[test]
+fn a_bad_duration_lists_every_unit_from_the_one_list() {
+    let _s = serial();
+    let err = overrides::load_str("[\"a\"]\ndelay = \"5 parsecs\"\n").unwrap_err();
+    // `retry_duration::HOW`, the one list the attribute's messages use too.
+    assert!(
+        err.to_string()
+            .contains("(ns, us, ms, s, m, h, d, w) with no spaces"),
+        "{err}"
+    );
+    assert_eq!(
+        overrides::load_str("[\"a\"]\nbudget = \"1w\"\n").unwrap(),
+        1,
+        "every listed unit is accepted"
+    );
+    overrides::clear_all();
+}
+
 #[test]
 fn a_full_file_with_every_key_parses() {
     let _s = serial();

@@ -159,8 +159,8 @@ async fn shutdown_reports_the_unfinished_calls_and_restart_resumes() {
     ] {
         let r = by_cid(h.cid());
         assert_eq!(r.attempts, 1);
-        // Errors formatted with Debug.
-        assert_eq!(r.last_error.as_deref(), Some("\"transient 1\""));
+        // Errors written as the function shows them: a `String`'s `Display`, no quotes.
+        assert_eq!(r.last_error.as_deref(), Some("transient 1"));
         assert_eq!(r.policy.max_retries, Some(3));
     }
     let r = by_cid(h_stuck.cid());

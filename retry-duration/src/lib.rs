@@ -137,6 +137,23 @@ mod tests {
         assert!(parse("1y").unwrap_err().contains("unknown unit `y`"));
     }
 
+    /// The docs that list the units (the runtime's key table) list all of them, in order.
+    #[test]
+    fn the_docs_list_every_unit() {
+        let listed = UNITS
+            .iter()
+            .map(|(n, _)| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/../retry-runtime/src/lib.rs");
+        let text = std::fs::read_to_string(lib).expect("the workspace's runtime crate");
+        let text = text.replace("\n//! ", " ");
+        assert!(
+            text.contains(&format!("(units {listed}:")),
+            "{lib} must list {listed}"
+        );
+    }
+
     #[test]
     fn forms() {
         assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));

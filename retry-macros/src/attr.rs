@@ -23,6 +23,7 @@ pub const KEYS: &[&str] = &[
     "on_exhausted",
     "fallback",
     "on_done",
+    "error_format",
     "mode",
     "persist",
     "name",
@@ -82,6 +83,13 @@ pub enum DurationArg {
     Expr(Box<Expr>),
 }
 
+/// `timeout = ...`: a limit, or `"none"` (durable calls: no limit instead of their default).
+pub enum Timeout {
+    Limit(DurationArg),
+    /// `timeout = "none"`, with the span of the string.
+    Unlimited(Span),
+}
+
 /// A key's value, with the span of the key (cross-key errors point at the key).
 pub struct Keyed<T> {
     pub key: Span,
@@ -98,7 +106,7 @@ pub struct Args {
     pub max_delay: Option<Keyed<DurationArg>>,
     pub jitter: Option<Keyed<JitterKind>>,
     pub budget: Option<Keyed<DurationArg>>,
-    pub timeout: Option<Keyed<DurationArg>>,
+    pub timeout: Option<Keyed<Timeout>>,
     /// `throttle = "20%"`: the percentage.
     pub throttle: Option<Keyed<u32>>,
     pub when: Option<Expr>,
@@ -107,6 +115,7 @@ pub struct Args {
     pub on_exhausted: Option<Expr>,
     pub fallback: Option<Expr>,
     pub on_done: Option<Keyed<Expr>>,
+    pub error_format: Option<Expr>,
     pub mode: Option<Keyed<ModeArg>>,
     pub persist: Option<Keyed<Persist>>,
     pub name: Option<LitStr>,
@@ -281,7 +290,11 @@ impl Args {
             ),
             "timeout" => once!(
                 timeout,
-                parse_duration_arg(value, errors).map(|v| Keyed { key: span, value: v })
+                match lit(&value) {
+                    Some(Lit::Str(s)) if s.value() == "none" => Some(Timeout::Unlimited(s.span())),
+                    _ => parse_duration_arg(value, errors).map(Timeout::Limit),
+                }
+                .map(|v| Keyed { key: span, value: v })
             ),
             "throttle" => once!(
                 throttle,
@@ -297,6 +310,7 @@ impl Args {
             "on_exhausted" => once!(on_exhausted, Some(value)),
             "fallback" => once!(fallback, Some(value)),
             "on_done" => once!(on_done, Some(Keyed { key: span, value })),
+            "error_format" => once!(error_format, Some(value)),
             "name" => once!(name, lit_str(&value, "name", "name = \"billing::charge\"", errors)),
             "crate" => once!(
                 krate,

@@ -87,6 +87,9 @@ pub struct Policy {
     pub budget: Option<DurationArg>,
     /// With the span of the `timeout` key, where a missing `From<TimedOut>` is reported.
     pub timeout: Option<(DurationArg, Span)>,
+    /// `timeout = "none"` (durable only): `Policy.timeout` is `Some(Duration::MAX)`, which the
+    /// runtime reads as no limit, in place of the durable attempts' default limit.
+    pub unlimited: bool,
     /// `throttle = "20%"`: the percentage.
     pub throttle: Option<u32>,
 }
@@ -118,6 +121,8 @@ pub struct Hooks {
     pub on_exhausted: Option<Expr>,
     pub fallback: Option<Expr>,
     pub on_done: Option<Expr>,
+    /// `error_format = path`: how errors are shown in events, reports and the store.
+    pub error_format: Option<Expr>,
 }
 
 impl Hooks {

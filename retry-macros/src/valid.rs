@@ -4,7 +4,7 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::{FnArg, ItemFn, Signature, Type};
 
-use crate::attr::{Args, BackoffKind, Count, Errors, Max, ModeArg, Persist};
+use crate::attr::{Args, BackoffKind, Count, Errors, Keyed, Max, ModeArg, Persist, Timeout};
 use crate::plan::{Backoff, Hooks, Mode, Plan, Policy, Retries};
 
 /// Checks the keys against each other and against the function's signature, and resolves
@@ -43,6 +43,13 @@ fn resolve(args: Args, mode: Mode, sig: &Signature) -> Plan {
         }),
         None => factor.map(|factor| Backoff::Exponential { factor }),
     };
+    let unlimited = matches!(
+        args.timeout,
+        Some(Keyed {
+            value: Timeout::Unlimited(_),
+            ..
+        })
+    );
     Plan {
         mode,
         is_async: sig.asyncness.is_some(),
@@ -53,7 +60,11 @@ fn resolve(args: Args, mode: Mode, sig: &Signature) -> Plan {
             delay: args.delay.map(|d| d.value),
             max_delay: args.max_delay.map(|d| d.value),
             budget: args.budget.map(|d| d.value),
-            timeout: args.timeout.map(|t| (t.value, t.key)),
+            timeout: args.timeout.and_then(|t| match t.value {
+                Timeout::Limit(d) => Some((d, t.key)),
+                Timeout::Unlimited(_) => None,
+            }),
+            unlimited,
             throttle: args.throttle.map(|t| t.value),
         },
         hooks: Hooks {
@@ -63,6 +74,7 @@ fn resolve(args: Args, mode: Mode, sig: &Signature) -> Plan {
             on_exhausted: args.on_exhausted,
             fallback: args.fallback,
             on_done: args.on_done.map(|d| d.value),
+            error_format: args.error_format,
         },
         name: args.name,
         krate: args
@@ -111,7 +123,20 @@ fn check(args: &Args, mode: Mode, sig: &Signature, errors: &mut Errors) {
             );
         }
     }
-    if let Some(t) = &args.timeout {
+    if let Some(Keyed {
+        value: Timeout::Unlimited(none),
+        ..
+    }) = &args.timeout
+    {
+        if !matches!(mode, Mode::Durable { .. }) {
+            errors.at(
+                *none,
+                "`timeout = \"none\"` is for `mode = \"durable\"`, whose attempts have a default \
+                 time limit; in this mode an attempt has no limit unless `timeout` sets one: \
+                 remove `timeout`",
+            );
+        }
+    } else if let Some(t) = &args.timeout {
         if sig.asyncness.is_none() {
             errors.at(
                 t.key,

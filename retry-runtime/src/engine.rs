@@ -592,7 +592,9 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
                         self.hooks.done(&facts.with_error(None));
                         return End::Ok(v);
                     }
-                    Ok(Err(e)) => facts.with_error(Some(e)),
+                    Ok(Err(e)) => facts
+                        .with_error(Some(e))
+                        .with_format(self.hooks.error_formatter()),
                     Err(report) => report,
                 };
             }
@@ -620,6 +622,7 @@ impl<'a, R: RetryResult, H: HookSet<R>> Engine<'a, R, H> {
             *self.policy,
             error,
         )
+        .with_format(self.hooks.error_formatter())
     }
 }
 

@@ -8,6 +8,7 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::report::ErrorFormatter;
 use crate::result::Returns;
 use crate::{Report, RetryResult};
 
@@ -228,7 +229,11 @@ pub trait HookSet<R: RetryResult>: TypeSlot {
     ///
     /// # Errors
     /// When the formatter fails.
-    fn fmt_error(&self, e: &R::Err, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+    fn fmt_error(&self, e: &R::Err, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.error_formatter())(e, f)
+    }
+    /// The function's error format, which its reports carry.
+    fn error_formatter(&self) -> ErrorFormatter<R::Err>;
     /// Whether there is a fallback (reports are only built for someone who reads them).
     const HAS_FALLBACK: bool;
     /// Whether there is an `on_done` hook.
@@ -401,8 +406,9 @@ where
     fn done(&self, report: &Report<R::Err>) {
         self.on_done.done(report);
     }
-    fn fmt_error(&self, e: &R::Err, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        F::fmt_error(e, f)
+    #[inline]
+    fn error_formatter(&self) -> ErrorFormatter<R::Err> {
+        self.format.formatter()
     }
     const HAS_FALLBACK: bool = FB::PRESENT;
     const HAS_ON_DONE: bool = OD::PRESENT;
@@ -457,15 +463,13 @@ impl<F: Fn() -> &'static str> TypeSlot for Hook<F> {
     }
 }
 
-/// How an error is shown in events: `Display` when the error has one (every
+/// How an error is shown in events, reports and the durable store: the `error_format` hook
+/// when given ([`WithFormat`]), else `Display` when the error has one (every
 /// `std::error::Error` does, and so does `anyhow::Error`, which then reads as its message
 /// without its backtrace), `Debug` otherwise.
 pub trait ErrorFormat<R: RetryResult> {
-    /// Writes the error.
-    ///
-    /// # Errors
-    /// When the formatter fails.
-    fn fmt_error(e: &R::Err, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+    /// The function that writes the error.
+    fn formatter(&self) -> ErrorFormatter<R::Err>;
 }
 
 /// Shows errors with `Display`.
@@ -476,18 +480,50 @@ pub struct WithDisplay;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WithDebug;
 
+/// Shows errors with the function given as `error_format = path`.
+pub struct WithFormat<E>(ErrorFormatter<E>);
+
+impl<E> Clone for WithFormat<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for WithFormat<E> {}
+
+impl<E> fmt::Debug for WithFormat<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WithFormat")
+    }
+}
+
+/// `error_format = f`: `fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result`, a function or a
+/// closure that captures nothing.
+pub fn error_format<R: RetryResult>(
+    _: Returns<R>,
+    f: ErrorFormatter<R::Err>,
+) -> WithFormat<R::Err> {
+    WithFormat(f)
+}
+
 impl<R: RetryResult> ErrorFormat<R> for WithDisplay
 where
     R::Err: fmt::Display,
 {
-    fn fmt_error(e: &R::Err, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(e, f)
+    fn formatter(&self) -> ErrorFormatter<R::Err> {
+        |e, f| fmt::Display::fmt(e, f)
     }
 }
 
 impl<R: RetryResult> ErrorFormat<R> for WithDebug {
-    fn fmt_error(e: &R::Err, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(e, f)
+    fn formatter(&self) -> ErrorFormatter<R::Err> {
+        |e, f| fmt::Debug::fmt(e, f)
+    }
+}
+
+impl<R: RetryResult> ErrorFormat<R> for WithFormat<R::Err> {
+    fn formatter(&self) -> ErrorFormatter<R::Err> {
+        self.0
     }
 }
 

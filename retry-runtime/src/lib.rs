@@ -35,7 +35,7 @@
 //! | `max_delay` | duration | 1 minute ([`DEFAULT_MAX_DELAY`]), or the first wait if longer | cap on any single computed wait |
 //! | `jitter` | `"none"`, `"full"`, `"equal"`, `"decorrelated"` | `"none"` | randomisation of each wait ([`Jitter`]) |
 //! | `budget` | duration | none | no attempt starts after this much time since the call began; the last wait is shortened to fit |
-//! | `timeout` | duration | none | per-attempt limit, async functions only; the error type must implement `From<`[`TimedOut`]`>` |
+//! | `timeout` | duration, or `"none"` in `mode = "durable"` | none (durable attempts: the runtime's default limit) | per-attempt limit, async functions only; the error type must implement `From<`[`TimedOut`]`>`. `"none"` (durable only, sync or async) opts out of the durable attempts' default limit: the policy's `timeout` is `Some(Duration::MAX)`, which the runtime reads as no limit |
 //! | `throttle` | percentage string, `"1%"` to `"100%"` | none | retries of all the function's calls may add at most this share to its calls ([`Throttle`]); a refused retry ends the call with [`Reason::Throttled`] |
 //! | `when` | path or closure, `Fn(&E) -> bool` | every `Err` | which errors are worth retrying; a rejected error ends the call at once |
 //! | `delay_from` | path or closure, `Fn(&E) -> Option<Duration>` | none | a wait the error asks for (a `Retry-After`), replacing the computed one; honoured as asked (not capped by `max_delay`), and a wait that would end past the `budget` ends the call with [`Reason::BudgetSpent`] |
@@ -43,13 +43,16 @@
 //! | `on_exhausted` | path or closure, `Fn(&Report<E>)` | none | once, when the call ends in failure |
 //! | `fallback` | path or closure, `Fn(Report<E>) -> R` | none | turns the final failure into the return value; the report owns the last error |
 //! | `on_done` | path or closure, `Fn(&Report<E>)` | none | background and hand-off modes: once, when the call ends, whatever the outcome |
+//! | `error_format` | path or closure that captures nothing, `fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result` | `Display`, else `Debug` | the one place that shapes how an error is shown: in events, in a [`Report`]'s one-line form, in the durable store's `last_error` (to keep a token in an error message out of the logs) |
 //! | `mode` | `"inline"`, `"handoff"`, `"background"`, `"durable"` | `"inline"` | where the attempts run (below) |
 //! | `persist` | `"always"`, `"on_failure"` | `"always"` | durable calls: stored before the first attempt, or only after a first attempt in the caller failed and is worth retrying |
 //! | `name` | string | `module::function`, `module::Type::method` | the stable name in reports, spans and events |
 //! | `crate` | string path | `"::retry_runtime"` | where this crate is, if the dependency is renamed |
 //!
 //! Durations are written `"250ms"`, `"1.5s"`, `"2m"`, `"1m30s"` (units `ns`, `us`, `ms`, `s`, `m`,
-//! `h`), checked at compile time, or given as any expression of type [`std::time::Duration`].
+//! `h`, `d`, `w`: the one list of `retry-duration`, which the attribute, the override file and
+//! `retry-store` share), checked at compile time, or given as any expression of type
+//! [`std::time::Duration`].
 //!
 //! Every key at once:
 //!
@@ -187,9 +190,30 @@
 //!   `fallback` recovered log at `INFO`; a panic in a spawned
 //!   attempt logs at `ERROR`.
 //!
-//! Errors are shown with their `Display` when they have one (every `std::error::Error`, and
+//! Errors are shown the same way in events, in a [`Report`]'s one-line form (`{report}`) and
+//! in a durable call's stored `last_error`: with the function's `error_format` when it gives
+//! one, else with their `Display` when they have one (every `std::error::Error`, and
 //! `anyhow::Error`, whose `Debug` would drag its backtrace into the line), with `Debug`
-//! otherwise.
+//! otherwise. A failed attempt that will be retried is logged at `INFO` with its error, so an
+//! error whose message may hold a secret (a token, a password in a URL) gets an
+//! `error_format` that leaves it out:
+//!
+//! ```
+//! use retry_runtime::retry;
+//! use std::fmt;
+//!
+//! fn without_token(e: &String, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+//!     f.write_str(e.split("token=").next().unwrap_or_default())
+//! }
+//!
+//! #[retry(max = 1, delay = "0ms", error_format = without_token, fallback = |r| Err(r.to_string()))]
+//! fn call() -> Result<(), String> {
+//!     Err("refused; token=s3cr3t".to_string())
+//! }
+//!
+//! let line = call().unwrap_err();
+//! assert!(line.ends_with(": refused; "), "{line}");
+//! ```
 //!
 //! # Cost
 //!
@@ -275,7 +299,10 @@
 //! With the feature `overrides-file`, `overrides::load_file` reads them from a TOML file
 //! the application names, one section per function; a key left out keeps the attribute's
 //! value. Loading a file replaces every override set before; a bad file is an error that
-//! names its line, and changes nothing. Its docs have a reload-on-SIGHUP recipe.
+//! names its line, and changes nothing. Every `#[retry]` function of the program registers
+//! its name when the program starts, so a section that names none of them (a typo:
+//! `["billing::push_invoce"]`) is such an error too, with the closest name as a hint, rather
+//! than a kill switch that silently does nothing. Its docs have a reload-on-SIGHUP recipe.
 //!
 //! ```toml
 //! ["billing::push_invoice"]
@@ -378,7 +405,7 @@ pub use cid::{current_cid, is_cancelled, CorrelationId, ParseCidError};
 pub use engine::{Attempts, Decision};
 pub use ops::overrides;
 pub use policy::{Backoff, Jitter, Policy, Throttle, DEFAULT_MAX_DELAY};
-pub use report::{Reason, Report, TimedOut};
+pub use report::{ErrorFormatter, Reason, Report, TimedOut};
 pub use result::RetryResult;
 pub use run::handle::{Failure, HandleFor, Handoff, HandoffError, HandoffFor, RetryHandle, Status};
 pub use run::shutdown::{in_flight, restart, shutdown, Tracker, TrackerGuard};

@@ -3,9 +3,10 @@
 pub use crate::cid::CallCtx;
 pub use crate::engine::AttemptOutcome;
 pub use crate::hooks::{
-    delay_from, fallback, hooks, on_done, on_exhausted, on_retry, when, ErrorFormatOf, Hook,
-    HookSet, Hooks, NoHook, ViaDebug, ViaDisplay,
+    delay_from, error_format, fallback, hooks, on_done, on_exhausted, on_retry, when,
+    ErrorFormatOf, Hook, HookSet, Hooks, NoHook, ViaDebug, ViaDisplay,
 };
+pub use crate::ops::overrides::Known;
 pub use crate::policy::{Backoff, Jitter, Policy, Throttle};
 pub use crate::run::attempter::{
     async_attempts, sync_attempts, AsyncAttempts, Attempter, SyncAttempts,
@@ -18,11 +19,12 @@ pub use crate::run::wait::Wait;
 pub use crate::site::Site;
 pub use crate::RetryResult;
 pub use core;
+pub use inventory;
 
 /// What the expansion of `mode = "durable"` calls.
 #[cfg(feature = "sqlite")]
 pub mod durable {
-    pub use crate::durable::args::{ArgsIn, ArgsOut};
+    pub use crate::durable::args::{checked, ArgsIn, ArgsOut, Probe, ViaNothing, ViaSerde};
     pub use crate::durable::enqueue::{
         enqueue, enqueue_blocking, store_first, store_first_blocking,
     };

@@ -95,7 +95,13 @@ impl fmt::Display for Reason {
 ///     Some((3, Reason::Exhausted, "down".to_string()))
 /// );
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Its one-line form (`{report}`) shows the last error as the function shows it in its
+/// events: with the `error_format` hook when the attribute gives one, else with the error's
+/// `Display` when it has one (every `std::error::Error`, and `anyhow::Error` without its
+/// backtrace), else with its `Debug`. A report built by hand ([`Report::new`]) shows its
+/// error with `Debug` unless given a format ([`Report::with_format`]).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Report<E> {
     /// The function's stable name (`module::function` unless `name = "..."` was given).
@@ -118,6 +124,28 @@ pub struct Report<E> {
     pub policy: Policy,
     /// The error of the last attempt, if an attempt ran and failed.
     pub last_error: Option<E>,
+    /// How the one-line form writes `last_error` (the function's error format).
+    format: Option<ErrorFormatter<E>>,
+}
+
+/// How an error is written: the function's error format, which the one-line form of a
+/// [`Report`] and the events use (`error_format = path` in the attribute gives one).
+pub type ErrorFormatter<E> = fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result;
+
+impl<E: fmt::Debug> fmt::Debug for Report<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Report")
+            .field("name", &self.name)
+            .field("cid", &self.cid)
+            .field("parent", &self.parent)
+            .field("started_at", &self.started_at)
+            .field("attempts", &self.attempts)
+            .field("elapsed", &self.elapsed)
+            .field("reason", &self.reason)
+            .field("policy", &self.policy)
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reason {
@@ -255,7 +283,28 @@ impl<E> Report<E> {
             reason,
             policy,
             last_error,
+            format: None,
         }
+    }
+
+    /// The same report, its error shown in the one-line form with `format` (the function's
+    /// error format; `#[retry]` sets it on every report it hands out).
+    ///
+    /// ```
+    /// use retry_runtime::{Attempts, CorrelationId, Policy, Reason, Report};
+    /// use std::time::SystemTime;
+    ///
+    /// let now = SystemTime::now();
+    /// let r = Report::new("jobs::sync", (CorrelationId::new(), None), &Attempts::started_at(now),
+    ///     now, Reason::Exhausted, Policy::new(), Some("token=abc: refused".to_string()));
+    /// assert!(r.to_string().ends_with(": \"token=abc: refused\""), "Debug by default: {r}");
+    /// let r = r.with_format(|e, f| f.write_str(&e.replace("abc", "***")));
+    /// assert!(r.to_string().ends_with(": token=***: refused"), "{r}");
+    /// ```
+    #[must_use]
+    pub fn with_format(mut self, format: ErrorFormatter<E>) -> Self {
+        self.format = Some(format);
+        self
     }
 
     /// The same report with another error (or none): what a fallback's error or a formatted
@@ -272,7 +321,22 @@ impl<E> Report<E> {
             reason: self.reason,
             policy: self.policy,
             last_error,
+            format: None,
         }
+    }
+
+    /// The same report with its error written out as its one-line form shows it (what a
+    /// report kept after its call becomes).
+    #[must_use]
+    pub fn shown(&self) -> Report<String>
+    where
+        E: fmt::Debug,
+    {
+        let text = self
+            .last_error
+            .as_ref()
+            .map(|e| Shown(e, self.format).to_string());
+        self.with_error(text).with_format(|e, f| f.write_str(e))
     }
 
     /// Whether the call ended in success.
@@ -299,11 +363,23 @@ impl<E: fmt::Debug> fmt::Display for Report<E> {
             write!(f, " (parent {p})")?;
         }
         match (&self.last_error, self.reason) {
-            (Some(e), Reason::Succeeded) => write!(f, " (last error: {e:?})")?,
-            (Some(e), _) => write!(f, ": {e:?}")?,
+            (Some(e), Reason::Succeeded) => write!(f, " (last error: {})", Shown(e, self.format))?,
+            (Some(e), _) => write!(f, ": {}", Shown(e, self.format))?,
             (None, _) => {}
         }
         Ok(())
+    }
+}
+
+/// An error written with a format, or with `Debug` when there is none.
+struct Shown<'a, E>(&'a E, Option<ErrorFormatter<E>>);
+
+impl<E: fmt::Debug> fmt::Display for Shown<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(format) => format(self.0, f),
+            None => fmt::Debug::fmt(self.0, f),
+        }
     }
 }
 

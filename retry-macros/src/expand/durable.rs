@@ -2,13 +2,13 @@
 //! first attempt then the enqueue of `persist = "on_failure"`).
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Pat, Type};
 
 use super::inline::{self, InlineCall};
 use super::parts::Parts;
-use super::tokens::around_ret;
+use super::tokens::{around_ret, respan};
 use crate::attr::Persist;
 use crate::plan::Plan;
 
@@ -34,13 +34,13 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //             let __retry_spec = Spec { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(10)),
 //                 hooks: hooks({ use ..; (&ErrorFormatOf(__retry_r)).error_format() }), timed_out: None };
 //             attempt_async(__retry_r, __retry_spec, __retry_job, |__retry_args| {
-//                 let id: Id = __retry_args.take("id")?;
+//                 let id: Id = checked::<Id, _>({ use ..; (&Probe::<Id>::new()).witness() }).take(__retry_args, "id")?;
 //                 Ok(async move { BODY(id) })
 //             })
 //         }
 //         submit! { Registration { name: NAME, attempt: __retry_durable } }
 //         let mut __retry_out = ArgsOut::new();
-//         __retry_out.put("id", &id)?;
+//         { use ..; (&Probe::<Id>::new()).witness() }.put(&mut __retry_out, "id", &id)?;
 //         enqueue(NAME, __retry_out).await
 //     }
 // A sync function's attempt is `attempt_sync(.., |args| Ok(move || BODY))`, run on the
@@ -62,7 +62,7 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //             Ok(__retry_out) => Ok(Outcome::Done(RetryResult::into_result(__retry_out))),
 //             Err(__retry_first) => store_first_blocking(NAME, __retry_first, || {
 //                 .. let mut __retry_out = ArgsOut::new();
-//                 __retry_out.put("id", &id)?;
+//                 { use ..; (&Probe::<Id>::new()).witness() }.put(&mut __retry_out, "id", &id)?;
 //                 Ok(__retry_out)
 //             }),
 //         }
@@ -88,20 +88,21 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
     };
     let args_in = Ident::new("__retry_args", Span::mixed_site());
     let args_out = Ident::new("__retry_out", Span::mixed_site());
-    // An argument that cannot be stored is reported at its type, by `put` (and `take`).
+    // An argument that cannot be stored is reported once, at its type, by `arg::<T>()`, whose
+    // witness then stores and reads it without a second error.
     let decode = params.iter().map(|d| {
         let (id, m, ty) = (&d.ident, &d.mutability, &d.ty);
         let key = id.to_string();
-        let take = Ident::new("take", ty.span());
-        quote!(let #m #id: #ty = #args_in.#take(#key)?;)
+        let arg = witness(private, ty, true);
+        quote!(let #m #id: #ty = #arg.take(#args_in, #key)?;)
     });
     let put: Vec<_> = params
         .iter()
         .map(|d| {
             let id = &d.ident;
             let key = id.to_string();
-            let put = Ident::new("put", d.ty.span());
-            quote!(#args_out.#put(#key, &#id)?;)
+            let arg = witness(private, &d.ty, false);
+            quote!(#arg.put(&mut #args_out, #key, &#id)?;)
         })
         .collect();
     let store = if persist == Persist::OnFailure {
@@ -174,6 +175,22 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         }
         #store
     })
+}
+
+/// The witness that stores and reads an argument of type `ty`; with `check`, required to be
+/// one that can (the one error, at the type, of an argument that cannot be stored).
+fn witness(private: &TokenStream, ty: &Type, check: bool) -> TokenStream {
+    let p = respan(private.clone(), ty.span());
+    let probe = quote_spanned!(ty.span()=> (&#p::durable::Probe::<#ty>::new()).witness());
+    let w = quote! {{
+        use #private::durable::{ViaNothing as _, ViaSerde as _};
+        #probe
+    }};
+    if check {
+        quote_spanned!(ty.span()=> #p::durable::checked::<#ty, _>(#w))
+    } else {
+        w
+    }
 }
 
 /// A parameter of a durable function: its name is its key among the stored arguments.

@@ -92,3 +92,37 @@ fn set_return(func: &mut ItemFn, ty: Type) {
     };
     func.sig.output = ReturnType::Type(arrow, Box::new(ty));
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    /// The expansion as text, spaces removed.
+    fn expanded(args: proc_macro2::TokenStream, item: &proc_macro2::TokenStream) -> String {
+        super::retry(args, item).to_string().replace(' ', "")
+    }
+
+    #[test]
+    fn timeout_none_sets_the_policys_timeout_to_duration_max_in_durable_mode() {
+        let item = quote!(
+            fn send(to: String) -> Result<(), String> {
+                Ok(())
+            }
+        );
+        let none = expanded(quote!(mode = "durable", timeout = "none"), &item);
+        assert!(
+            none.contains(".timeout(::core::option::Option::Some(::core::time::Duration::MAX))"),
+            "{none}"
+        );
+        assert!(!none.contains("compile_error"), "{none}");
+        assert!(
+            !none.contains("timeout_error"),
+            "no limit, so no timed-out error: {none}"
+        );
+        let default = expanded(quote!(mode = "durable"), &item);
+        assert!(!default.contains("Duration::MAX"), "{default}");
+        let inline = expanded(quote!(timeout = "none"), &item);
+        assert!(inline.contains("compile_error"), "{inline}");
+        assert!(inline.contains(r#"isfor`mode=\"durable\"`"#), "{inline}");
+    }
+}

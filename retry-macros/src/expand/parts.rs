@@ -183,6 +183,9 @@ impl Parts {
                 ::core::file!(),
                 ::core::line!(),
             );
+            #private::inventory::submit! {
+                #private::Known::new(#name, #typed, ::core::module_path!())
+            }
         };
         let site = quote!(#site_static #returns);
         Self {
@@ -307,11 +310,16 @@ impl Parts {
         if self.typed {
             calls.push(quote!(.with_type(#private::Hook(::core::any::type_name::<Self>))));
         }
-        quote! {
-            #private::hooks({
+        let format = if let Some(e) = &plan.hooks.error_format {
+            quote_spanned!(e.span()=> #private::error_format(__retry_r, #e))
+        } else {
+            quote! {{
                 use #private::{ViaDebug as _, ViaDisplay as _};
                 (&#private::ErrorFormatOf(__retry_r)).error_format()
-            })
+            }}
+        };
+        quote! {
+            #private::hooks(#format)
             #(#calls)*
         }
     }

@@ -92,6 +92,9 @@ pub fn policy_tokens(policy: &Policy, private: &TokenStream) -> (TokenStream, bo
             calls.push(quote!(.#method(::core::option::Option::Some(#d))));
         }
     }
+    if policy.unlimited {
+        calls.push(quote!(.timeout(::core::option::Option::Some(::core::time::Duration::MAX))));
+    }
     if let Some(p) = policy.throttle {
         calls
             .push(quote!(.throttle(::core::option::Option::Some(#private::Throttle::percent(#p)))));

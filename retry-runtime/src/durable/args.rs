@@ -3,6 +3,7 @@
 //! [`DurableArg`] (serde's `Serialize + DeserializeOwned`).
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -63,6 +64,111 @@ impl<T: Serialize + DeserializeOwned> DurableArg for T {
     }
     fn from_json(v: serde_json::Value) -> serde_json::Result<Self> {
         serde_json::from_value(v)
+    }
+}
+
+// The expansion checks each argument once, at its type, and stores and reads it through the
+// witness the check picks: `(&Probe::<T>::new()).witness()` finds [`Arg<T>`] when `T` is
+// `Serialize + DeserializeOwned` and [`NotStored<T>`] otherwise (by autoref, as the error
+// format is picked in `hooks.rs`). Only `checked` requires the witness to be an `Arg<T>`:
+// one error, at the argument's type, however many of the two traits are missing. A
+// `NotStored` stores and reads like an `Arg`, so its later uses report nothing more.
+
+/// The argument type `T`, to pick its witness.
+pub struct Probe<T>(PhantomData<fn() -> T>);
+
+impl<T> Default for Probe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Probe<T> {
+    /// The probe.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// `T` can be stored: its witness is an `Arg<T>`.
+pub trait ViaSerde<T> {
+    /// The witness.
+    fn witness(&self) -> Arg<T> {
+        Arg(PhantomData)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> ViaSerde<T> for Probe<T> {}
+
+/// `T` cannot be stored: its witness is a `NotStored<T>`.
+pub trait ViaNothing<T> {
+    /// The witness.
+    fn witness(&self) -> NotStored<T> {
+        NotStored(PhantomData)
+    }
+}
+
+impl<T> ViaNothing<T> for &Probe<T> {}
+
+/// The witness that an argument of type `T` can be stored and read back.
+pub struct Arg<T>(PhantomData<fn() -> T>);
+
+/// The witness of an argument that cannot be stored (reported by [`checked`]).
+pub struct NotStored<T>(PhantomData<fn() -> T>);
+
+/// A witness that says `T` can be stored.
+#[diagnostic::on_unimplemented(
+    message = "durable calls store their arguments as JSON, so each argument must implement serde's `Serialize` and `DeserializeOwned`; `{T}` does not",
+    label = "not `Serialize + DeserializeOwned`",
+    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`, or use `mode = \"background\"`"
+)]
+pub trait Stores<T> {}
+
+#[diagnostic::do_not_recommend] // no hint that names the private witness
+impl<T> Stores<T> for Arg<T> {}
+
+/// Checks a witness (the expansion spans the call on the argument's type).
+#[inline]
+pub fn checked<T, W: Stores<T>>(w: W) -> W {
+    w
+}
+
+#[allow(clippy::unused_self)] // the receiver is the witness
+impl<T: DurableArg> Arg<T> {
+    /// Adds the argument `name` to `out`.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] when the value does not serialize.
+    pub fn put(self, out: &mut ArgsOut, name: &str, value: &T) -> Result<(), StoreError> {
+        out.put(name, value)
+    }
+
+    /// Takes the argument `name` from `args`.
+    ///
+    /// # Errors
+    /// When it is missing or does not decode as a `T`.
+    pub fn take(self, args: &mut ArgsIn, name: &str) -> Result<T, ArgsError> {
+        args.take(name)
+    }
+}
+
+#[allow(clippy::unused_self)] // the receiver is the witness
+impl<T> NotStored<T> {
+    /// Never runs: the program did not compile.
+    ///
+    /// # Errors
+    /// Never.
+    pub fn put(self, _: &mut ArgsOut, _: &str, _: &T) -> Result<(), StoreError> {
+        unreachable!("a durable argument that cannot be stored is a compile error")
+    }
+
+    /// Never runs: the program did not compile.
+    ///
+    /// # Errors
+    /// Never.
+    pub fn take(self, _: &mut ArgsIn, _: &str) -> Result<T, ArgsError> {
+        unreachable!("a durable argument that cannot be stored is a compile error")
     }
 }
 

@@ -151,7 +151,8 @@ pub struct CallRecord {
     /// When a pending or waiting call is due; `None` for running and finished calls.
     #[serde(serialize_with = "ser::opt_time")]
     pub next_due_at: Option<SystemTime>,
-    /// The error of the latest failed attempt (its `Debug` text, as the worker reported it).
+    /// The error of the latest failed attempt, as the function shows it in its events and
+    /// reports (its `error_format` hook, else its `Display`, else its `Debug`).
     pub last_error: Option<String>,
     /// Why a dead call was given up.
     pub dead_reason: Option<String>,

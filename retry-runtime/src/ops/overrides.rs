@@ -204,6 +204,114 @@ pub(crate) fn applied(name: &str, own: &Policy) -> Option<Policy> {
     get(name).map(|o| o.apply(own))
 }
 
+/// A `#[retry]` function of the program, registered with [`inventory`] by its expansion when
+/// the program starts, so that an override file naming no function is refused (a kill switch
+/// that silently does nothing is worse than none). Not public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Known {
+    /// Its name, or for a method named by default (`typed`), `module::method`.
+    name: &'static str,
+    /// A method whose name is `module::Type::method` with its `Self` type.
+    typed: bool,
+    module: &'static str,
+}
+
+impl Known {
+    /// What the expansion registers: the arguments of its [`Site`](crate::site::Site).
+    #[must_use]
+    pub const fn new(name: &'static str, typed: bool, module: &'static str) -> Self {
+        Self {
+            name,
+            typed,
+            module,
+        }
+    }
+
+    /// Whether the function reports itself as `name`.
+    fn is(&self, name: &str) -> bool {
+        if !self.typed {
+            return self.name == name;
+        }
+        // `module::Type::method`, with any one-segment `Type`.
+        let method = self.name.rsplit("::").next().unwrap_or(self.name);
+        name.strip_prefix(self.module)
+            .and_then(|rest| rest.strip_prefix("::"))
+            .and_then(|rest| rest.strip_suffix(method))
+            .and_then(|ty| ty.strip_suffix("::"))
+            .is_some_and(|ty| !ty.is_empty() && !ty.contains("::"))
+    }
+
+    /// Its name as it would be written for `written` (a method's type taken from it).
+    fn spelled_for(&self, written: &str) -> String {
+        if !self.typed {
+            return self.name.to_owned();
+        }
+        let method = self.name.rsplit("::").next().unwrap_or(self.name);
+        let mut parts = written.rsplit("::");
+        let ty = parts.nth(1).filter(|t| !t.is_empty()).unwrap_or("Type");
+        format!("{}::{ty}::{method}", self.module)
+    }
+}
+
+inventory::collect!(Known);
+
+/// Whether a `#[retry]` function of this program reports itself as `name` (a method named by
+/// default matches `module::Type::method` for any type of its module).
+///
+/// ```
+/// use retry_runtime::{overrides, retry};
+///
+/// #[retry(max = 1, name = "docs::known")]
+/// fn known() -> Result<(), String> { Ok(()) }
+///
+/// assert!(overrides::is_known("docs::known"));
+/// assert!(!overrides::is_known("docs::unknown"));
+/// ```
+#[must_use]
+pub fn is_known(name: &str) -> bool {
+    inventory::iter::<Known>.into_iter().any(|k| k.is(name))
+}
+
+/// The name of a `#[retry]` function closest to `name` (within a few edits), for a hint.
+fn closest(name: &str) -> Option<String> {
+    inventory::iter::<Known>
+        .into_iter()
+        .map(|k| k.spelled_for(name))
+        .map(|n| (distance(name, &n), n))
+        .filter(|(d, n)| *d <= 3.max(n.len() / 5))
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance, by characters.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Why an override names no function of this program, with the closest name.
+#[cfg_attr(not(feature = "overrides-file"), allow(dead_code))]
+fn unknown(name: &str) -> String {
+    let hint = match closest(name) {
+        Some(n) => format!("did you mean `{n}`?"),
+        None => "overrides name a function as it reports itself (`module::function`, \
+                 `module::Type::method`, or its `name = \"...\"`)"
+            .to_owned(),
+    };
+    format!("no `#[retry]` function of this program is named `{name}`; {hint}")
+}
+
 /// A bad override file: the line and what is wrong, or why it could not be read.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -280,7 +388,7 @@ mod file {
 
     use toml::{Spanned, Value};
 
-    use super::{write, Override, OverrideError};
+    use super::{is_known, unknown, write, Override, OverrideError};
     use crate::{Backoff, Jitter};
 
     type Section = BTreeMap<Spanned<String>, Spanned<Value>>;
@@ -346,7 +454,10 @@ mod file {
     /// [`load_file`] on the text of a file.
     ///
     /// ```
-    /// use retry_runtime::overrides;
+    /// use retry_runtime::{overrides, retry};
+    ///
+    /// #[retry(max = 3, name = "billing::push_invoice")]
+    /// fn push_invoice() -> Result<(), String> { Ok(()) }
     ///
     /// let n = overrides::load_str(r#"
     ///     ["billing::push_invoice"]
@@ -356,11 +467,17 @@ mod file {
     /// assert_eq!(n, 1);
     /// let err = overrides::load_str("[\"billing::push_invoice\"]\nmax = -1\n").unwrap_err();
     /// assert_eq!(err.line(), Some(2));
+    ///
+    /// // A name no `#[retry]` function has is refused, with the closest one.
+    /// let err = overrides::load_str("[\"billing::push_invoce\"]\nmax = 0\n").unwrap_err();
+    /// assert!(err.to_string().contains("did you mean `billing::push_invoice`?"), "{err}");
     /// # overrides::clear_all();
     /// ```
     ///
     /// # Errors
-    /// [`OverrideError::Invalid`] with the line of the first mistake.
+    /// [`OverrideError::Invalid`] with the line of the first mistake: a value that does not
+    /// fit its key, a key outside a section, or a section that names no `#[retry]` function
+    /// of this program ([`is_known`](super::is_known)).
     pub fn load_str(text: &str) -> Result<usize, OverrideError> {
         let line_of = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
         let invalid = |at: usize, message: String| OverrideError::Invalid {
@@ -369,11 +486,17 @@ mod file {
             message,
         };
         let file: File = toml::from_str(text).map_err(|e| {
+            if let Some((at, message)) = outside_section(text) {
+                return invalid(at, message);
+            }
             let at = e.span().map_or(0, |s| s.start);
             invalid(at, e.message().trim().to_owned())
         })?;
         let mut parsed = Vec::with_capacity(file.len());
         for (name, section) in file {
+            if !is_known(name.get_ref()) {
+                return Err(invalid(name.span().start, unknown(name.get_ref())));
+            }
             let mut o = Override::default();
             for (key, value) in section.into_inner() {
                 let at = key.span().start;
@@ -388,6 +511,27 @@ mod file {
             all.extend(parsed);
         });
         Ok(n)
+    }
+
+    /// A key written before any `["module::function"]` section, with a hint.
+    fn outside_section(text: &str) -> Option<(usize, String)> {
+        let top: BTreeMap<Spanned<String>, Spanned<Value>> = toml::from_str(text).ok()?;
+        let (key, value) = top.iter().find(|(_, v)| !v.get_ref().is_table())?;
+        let key = key.get_ref();
+        let value = match value.get_ref() {
+            Value::String(s) => format!("{s:?}"),
+            Value::Integer(n) => n.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Boolean(b) => b.to_string(),
+            _ => "...".to_owned(),
+        };
+        Some((
+            top.keys().find(|k| k.get_ref() == key)?.span().start,
+            format!(
+                "`{key} = {value}` is outside a section: an override belongs under the name of \
+                 the function it changes, like\n[\"billing::push_invoice\"]\n{key} = {value}"
+            ),
+        ))
     }
 
     fn set_key(o: &mut Override, key: &str, v: &Value) -> Result<(), String> {
@@ -467,8 +611,7 @@ mod file {
 
     fn duration(key: &str, v: &Value) -> Result<core::time::Duration, String> {
         let s = string(key, v)?;
-        retry_duration::parse(s).map_err(|why| {
-            format!("`{key}` is \"{s}\": {why}; write a number and a unit (ns, us, ms, s, m, h, d, w), like \"250ms\" or \"1m30s\"")
-        })
+        retry_duration::parse(s)
+            .map_err(|why| format!("`{key}` is \"{s}\": {why}; {}", retry_duration::HOW))
     }
 }

@@ -164,7 +164,7 @@ impl Tracker {
     /// `epoch` is the tracker's epoch when the call started.
     pub(crate) fn record_unfinished<E: fmt::Debug>(&self, epoch: u64, report: &Report<E>) {
         if report.reason == Reason::ShutDown && epoch < self.epoch() {
-            let kept = report.with_error(report.last_error.as_ref().map(|e| format!("{e:?}")));
+            let kept = report.shown();
             self.unfinished
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -248,7 +248,8 @@ pub fn in_flight() -> usize {
 /// Shuts the background calls of the default [`Tracker`] down gracefully: no new attempt
 /// starts (calls waiting for their next attempt end at once), attempts in progress get up to
 /// `grace` to finish, then are abandoned. Returns the reports of the calls that did not
-/// finish, their errors formatted with `Debug`, so the application can log or persist them.
+/// finish, their errors written out as the function shows them (see [`Report`]), so the
+/// application can log or persist them.
 /// Each of them also ends with [`Reason::ShutDown`]: `on_done` runs and its handle resolves
 /// to a failure.
 ///

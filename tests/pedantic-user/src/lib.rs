@@ -270,3 +270,16 @@ impl Invoices {
         Ok(self.count)
     }
 }
+
+fn show_failed(e: &Failed, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    write!(f, "failed with code {}", e.0)
+}
+
+/// An error shown through `error_format`, in events and reports.
+///
+/// # Errors
+/// When every attempt failed.
+#[retry(delay = "0ms", error_format = show_failed, on_exhausted = alert)]
+pub fn shown_with_error_format(code: u32) -> Result<u32, Failed> {
+    Err(Failed(code))
+}
