@@ -20,7 +20,8 @@
 pub trait RetryResult: Sized {
     /// The success type.
     type Ok;
-    /// The error type; failed attempts are logged with its `Debug`.
+    /// The error type; failed attempts are logged as the function shows it (its `Display` when
+    /// it has one, its `Debug` otherwise, or the `error_format` hook), so it needs `Debug`.
     type Err: core::fmt::Debug;
     /// `Self`, named through the trait: the expansion writes the return type as
     /// `<R as RetryResult>::Itself`, so a return type that is not a `Result` is reported once,
