@@ -150,6 +150,7 @@
 //! ```
 
 pub(crate) mod args;
+pub(crate) mod browse;
 #[doc(hidden)]
 pub mod conformance;
 pub(crate) mod enqueue;
@@ -167,6 +168,7 @@ mod store;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
+pub use browse::{CallFilter, CallPage, CallQuery, CallSort, Cursor, MinuteCount, QueueLag};
 pub use enqueue::{default_store, set_default_store, Outcome, OutcomeFor};
 pub use open::StoreUrl;
 #[cfg(feature = "postgres")]

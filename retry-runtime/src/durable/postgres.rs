@@ -17,6 +17,7 @@ use deadpool_postgres::{
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Row, Transaction};
 
+use super::browse;
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, StatsRow};
 use super::redact::{quotes_a_secret, redact};
@@ -638,6 +639,16 @@ impl Runner for PostgresBackend {
     }
 }
 
+impl browse::BrowseRunner for PostgresBackend {
+    fn items(
+        &self,
+        statement: Statement,
+        shape: browse::Shape,
+    ) -> BoxFuture<'_, Result<Vec<browse::Item>, StoreError>> {
+        Box::pin(self.decoded(statement, browse::decoder(shape)))
+    }
+}
+
 /// The values of a statement, as `tokio-postgres` binds them.
 fn postgres_params(params: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
     params.iter().map(Param::as_postgres).collect()
@@ -819,6 +830,7 @@ impl Backend for PostgresBackend {
     }
 
     statements::shared_transitions!();
+    browse::browse_methods!();
 
     /// Successes go to the batch recorder (`record_acks`); without it (its runtime ended)
     /// this one is recorded as a batch of one.

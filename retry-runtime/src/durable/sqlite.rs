@@ -15,6 +15,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, Row};
 use tokio::sync::oneshot;
 
+use super::browse;
 use super::millis::{from_millis, later, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, StatsRow};
 use super::rows;
@@ -493,6 +494,23 @@ impl Runner for SqliteBackend {
     }
 }
 
+impl browse::BrowseRunner for SqliteBackend {
+    fn items(
+        &self,
+        statement: Statement,
+        shape: browse::Shape,
+    ) -> BoxFuture<'_, Result<Vec<browse::Item>, StoreError>> {
+        self.read(move |conn| {
+            query(
+                conn,
+                statement.text(Dialect::Sqlite),
+                params_from_iter(&statement.params),
+                |row| browse::decode(shape, row),
+            )
+        })
+    }
+}
+
 /// Inserts one call: `pending`, or `waiting` with the progress of the caller's own attempt
 /// (`persist = "on_failure"`).
 const INSERT: &str = "INSERT INTO calls (cid, parent, function, args, state, attempts, \
@@ -591,6 +609,7 @@ impl Backend for SqliteBackend {
     }
 
     statements::shared_transitions!();
+    browse::browse_methods!();
 
     fn complete(
         &self,
