@@ -166,7 +166,12 @@ impl Console {
 
     /// A link to `path` (which starts with `/`) under the base path.
     pub(crate) fn link(&self, path: &str) -> String {
-        format!("{}{path}", self.inner.config.base_path)
+        let base = &self.inner.config.base_path;
+        if path == "/" && !base.is_empty() {
+            // A nested router's root is the prefix itself.
+            return base.clone();
+        }
+        format!("{base}{path}")
     }
 }
 
