@@ -52,14 +52,14 @@ async fn show(State(console): State<Console>, Path(cid): Path<String>) -> Respon
     let body = html! {
         h1 { "Call " code { (record.cid) } " " (state(record.state)) }
         (actions(&console, &record))
-        (fields(&console, &record))
-        h2 { "Arguments" }
-        pre.json { (pretty(&record.args)) }
         h2 { "Last error" }
         @match &record.last_error {
             Some(e) => pre.error { (e) },
             None => p.none { "None." },
         }
+        (fields(&console, &record))
+        h2 { "Arguments" }
+        pre.json { (pretty(&record.args)) }
         h2 { "Policy" }
         p { "The policy is the " code { "#[retry(...)]" } " attribute of " code { (record.function) }
             " in the workers' build; the store keeps only its progress (attempts, start, last wait)." }
