@@ -123,23 +123,32 @@ pub(crate) fn point(text: &str, now: SystemTime) -> Result<SystemTime, String> {
 fn utc(text: &str) -> Option<SystemTime> {
     let text = text.strip_suffix('Z').unwrap_or(text);
     let (date, clock) = text.split_once(['T', ' '])?;
-    let mut d = date.split('-').map(str::parse::<i64>);
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut c = clock.split(':').map(str::parse::<i64>);
-    let (h, min) = (c.next()?.ok()?, c.next()?.ok()?);
-    let s = c.next().transpose().ok()?.unwrap_or(0);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || s > 60 {
+    let mut dates = date.split('-').map(str::parse::<i64>);
+    let (year, month, day) = (
+        dates.next()?.ok()?,
+        dates.next()?.ok()?,
+        dates.next()?.ok()?,
+    );
+    let mut clocks = clock.split(':').map(str::parse::<i64>);
+    let (hour, minute) = (clocks.next()?.ok()?, clocks.next()?.ok()?);
+    let second = clocks.next().transpose().ok()?.unwrap_or(0);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
+    let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
+    let mp = (month + 9) % 12;
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let secs = u64::try_from(days * 86_400 + h * 3600 + min * 60 + s).ok()?;
+    let secs = u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).ok()?;
     Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 

@@ -137,10 +137,10 @@ pub(crate) async fn not_found(
 
 /// A time as RFC 3339 UTC, or a dash.
 pub(crate) fn time(t: Option<SystemTime>) -> Markup {
-    match t {
-        Some(t) => html! { time datetime=(format_time(t)) { (format_time(t).replace('T', " ")) } },
-        None => html! { span.none { "—" } },
-    }
+    let Some(t) = t else {
+        return html! { span.none { "—" } };
+    };
+    html! { time datetime=(format_time(t)) { (format_time(t).replace('T', " ")) } }
 }
 
 /// A duration as an operator reads it: `850ms`, `42s`, `7m 05s`, `3h 12m`, `2d 4h`.

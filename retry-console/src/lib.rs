@@ -177,7 +177,6 @@ impl Console {
 
 /// The console's routes, for `Router::nest` (or to serve as they are). Read-only consoles have
 /// no action routes.
-#[must_use]
 pub fn router(console: Console) -> Router {
     let mut app = Router::new()
         .merge(overview::routes())

@@ -1,6 +1,7 @@
 //! Who may see the console and act on it: the host's check, the token (header or login
 //! cookie), CSRF tokens, the security headers of every response, and where it may listen.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use axum::extract::{Request, State};
@@ -30,7 +31,10 @@ pub(crate) fn secret() -> Result<String, ConsoleError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| ConsoleError(format!("no random bytes for the console's secrets: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(bytes.iter().fold(String::with_capacity(64), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    }))
 }
 
 /// Equal, in a time that does not depend on where they differ.

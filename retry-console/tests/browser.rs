@@ -150,6 +150,17 @@ async fn an_operator_requeues_a_dead_call_and_stored_html_runs_nothing() {
     );
     shoot(&client, "overview.png").await;
 
+    requeue_a_dead_call(&client, &store, &seeded).await;
+    stored_html_runs_nothing(&client, &base, &seeded).await;
+    client.close().await.unwrap();
+}
+
+/// From the overview: the dead letters, one of them, Requeue, and the call is pending.
+async fn requeue_a_dead_call(
+    client: &Client,
+    store: &retry_runtime::durable::Store,
+    seeded: &common::Seeded,
+) {
     // The dead letters of billing::push_invoice, then one of them.
     client
         .find(Locator::Css("a.dead"))
@@ -177,7 +188,7 @@ async fn an_operator_requeues_a_dead_call_and_stored_html_runs_nothing() {
         heading.contains(&dead) && heading.contains("dead"),
         "{heading}"
     );
-    shoot(&client, "dead-call.png").await;
+    shoot(client, "dead-call.png").await;
 
     // Requeue: the page comes back with the call pending.
     client
@@ -209,8 +220,11 @@ async fn an_operator_requeues_a_dead_call_and_stored_html_runs_nothing() {
         store.get(seeded.dead[1]).await.unwrap().unwrap().state,
         CallState::Pending
     );
-    shoot(&client, "requeued.png").await;
+    shoot(client, "requeued.png").await;
+}
 
+/// The call whose stored error is HTML and script: shown as text, nothing runs.
+async fn stored_html_runs_nothing(client: &Client, base: &str, seeded: &common::Seeded) {
     // The call whose stored error is an <img onerror> and a <script>: shown as text.
     client
         .goto(&format!("{base}/calls/{}", seeded.dead[0]))
@@ -241,7 +255,5 @@ async fn an_operator_requeues_a_dead_call_and_stored_html_runs_nothing() {
         !ran[0].as_str().unwrap().contains("pwned"),
         "nothing ran: {ran}"
     );
-    shoot(&client, "xss-as-text.png").await;
-
-    client.close().await.unwrap();
+    shoot(client, "xss-as-text.png").await;
 }

@@ -120,7 +120,7 @@ enum Command {
         #[arg(long)]
         read_only: bool,
         /// The token every request must carry: an `Authorization: Bearer` header, or typed
-        /// once in the login form (which sets an HttpOnly cookie). Never put it in a URL.
+        /// once in the login form (which sets a login cookie). Never put it in a URL.
         #[arg(
             long,
             env = "RETRY_CONSOLE_TOKEN",

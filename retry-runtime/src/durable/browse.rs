@@ -12,6 +12,7 @@
 
 use core::fmt;
 use core::str::FromStr;
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use super::millis::{from_millis, to_millis};
@@ -460,41 +461,32 @@ pub(crate) trait BrowseRunner: Runner {
 
 /// The calls per minute from the rows of [`throughput`], by function then minute.
 pub(crate) fn minutes(items: Vec<Item>) -> Vec<MinuteCount> {
-    let mut out: Vec<MinuteCount> = Vec::new();
+    let mut by_minute: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
     for item in items {
-        let Item::Minute {
+        if let Item::Minute {
             function,
             state,
             minute,
             count,
         } = item
-        else {
-            continue;
-        };
-        let start = from_millis(minute.saturating_mul(60_000));
-        let at = match out
-            .iter()
-            .position(|m| m.function == function && m.minute == start)
         {
-            Some(at) => at,
-            None => {
-                out.push(MinuteCount {
-                    function,
-                    minute: start,
-                    succeeded: 0,
-                    failed: 0,
-                });
-                out.len() - 1
+            let slot = by_minute.entry((function, minute)).or_default();
+            if state == CallState::Succeeded {
+                slot.0 += count;
+            } else {
+                slot.1 += count;
             }
-        };
-        if state == CallState::Succeeded {
-            out[at].succeeded += count;
-        } else {
-            out[at].failed += count;
         }
     }
-    out.sort_by(|a, b| (&a.function, a.minute).cmp(&(&b.function, b.minute)));
-    out
+    by_minute
+        .into_iter()
+        .map(|((function, minute), (succeeded, failed))| MinuteCount {
+            function,
+            minute: from_millis(minute.saturating_mul(60_000)),
+            succeeded,
+            failed,
+        })
+        .collect()
 }
 
 /// The browsing methods of [`Backend`](super::Backend), for a store that is a
