@@ -71,7 +71,7 @@ pub(crate) fn chart(buckets: &[(u64, u64)], label: &str) -> Markup {
             figcaption {
                 span.ok { (succeeded) " succeeded" } " · "
                 span.failed { (failed) " failed" }
-                " per minute, last hour (peak " (top) "/min)"
+                " in the last hour, by minute (peak " (top) "/min)"
             }
         }
     }
@@ -101,6 +101,6 @@ mod tests {
         assert_eq!(b[0], (7, 7));
         let svg = chart(&b, "all").into_string();
         assert!(svg.contains("12 succeeded"), "{svg}");
-        assert_eq!(svg.matches("<rect").count(), 3, "{svg}");
+        assert_eq!(svg.matches("<rect").count(), 4, "{svg}");
     }
 }
