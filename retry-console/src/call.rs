@@ -76,7 +76,7 @@ async fn show(State(console): State<Console>, Path(cid): Path<String>) -> Respon
                 }
             }
             @if children.len() == CHILDREN {
-                p { a href={ (console.link("/calls")) "?cid=" (record.cid) } { "All of them…" } }
+                p.hint { "The first " (CHILDREN) " are shown." }
             }
         }
     };

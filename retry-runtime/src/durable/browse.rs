@@ -12,7 +12,8 @@
 
 use core::fmt;
 use core::str::FromStr;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::SystemTime;
 
 use super::millis::{from_millis, to_millis};
@@ -41,7 +42,7 @@ pub struct CallFilter {
     pub function: Option<String>,
     /// Only calls in this state.
     pub state: Option<CallState>,
-    /// Only this call and the calls it started (its ID, or its parent's).
+    /// Only this call.
     pub cid: Option<CorrelationId>,
     /// Only calls whose record last changed at or after this time.
     pub since: Option<SystemTime>,
@@ -205,52 +206,6 @@ pub struct QueueLag {
     pub oldest_due: SystemTime,
 }
 
-/// The filter's conditions, `$1` to `$6` (a macro, so that the templates can `concat!` it).
-macro_rules! filter_sql {
-    () => {
-        " WHERE (CAST($1 AS TEXT) IS NULL OR function = $1) \
-         AND (CAST($2 AS TEXT) IS NULL OR state = $2) \
-         AND (CAST($3 AS TEXT) IS NULL OR cid = $3 OR parent = $3) \
-         AND (CAST($4 AS BIGINT) IS NULL OR updated_at >= $4) \
-         AND (CAST($5 AS BIGINT) IS NULL OR updated_at < $5) \
-         AND (CAST($6 AS TEXT) IS NULL OR lower(args) LIKE $6 ESCAPE '\\' \
-              OR lower(COALESCE(last_error, '')) LIKE $6 ESCAPE '\\' \
-              OR lower(COALESCE(dead_reason, '')) LIKE $6 ESCAPE '\\')"
-    };
-}
-
-/// A page's statement: the filter, then the keyset condition on `(key, cid)` after the cursor
-/// `($7, $8)`, the order and the limit `$9`.
-macro_rules! page_sql {
-    ($key:literal, $cmp:literal, $order:literal, $extra:literal) => {
-        Sql::new(concat!(
-            "SELECT ",
-            record_columns!(),
-            " FROM {calls}",
-            filter_sql!(),
-            $extra,
-            " AND (CAST($7 AS BIGINT) IS NULL OR (",
-            $key,
-            ", cid) ",
-            $cmp,
-            " ($7, $8)) ORDER BY ",
-            $key,
-            " ",
-            $order,
-            ", cid ",
-            $order,
-            " LIMIT $9"
-        ))
-    };
-}
-
-static PAGE_UPDATED_DESC: Sql = page_sql!("updated_at", "<", "DESC", "");
-static PAGE_UPDATED_ASC: Sql = page_sql!("updated_at", ">", "ASC", "");
-static PAGE_DUE_ASC: Sql = page_sql!("next_due_at", ">", "ASC", " AND next_due_at IS NOT NULL");
-static PAGE_DUE_DESC: Sql = page_sql!("next_due_at", "<", "DESC", " AND next_due_at IS NOT NULL");
-
-static COUNT: Sql = Sql::new(concat!("SELECT count(*) FROM {calls}", filter_sql!()));
-
 /// Calls finished or failed per function, state and minute of their last change, since `$1`.
 static THROUGHPUT: Sql = Sql::new(
     "SELECT function, state, updated_at / 60000, count(*) FROM {calls} \
@@ -289,37 +244,109 @@ fn limit(n: usize) -> Param {
     Param::BigInt(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-fn filter_params(filter: &CallFilter) -> Vec<Param> {
-    vec![
-        Param::MaybeText(filter.function.clone()),
-        Param::MaybeText(filter.state.map(|s| s.as_str().to_owned())),
-        Param::MaybeText(filter.cid.map(|c| c.to_string())),
-        Param::MaybeBigInt(filter.since.map(to_millis)),
-        Param::MaybeBigInt(filter.until.map(to_millis)),
-        Param::MaybeText(
-            filter
-                .text
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .map(contains_pattern),
-        ),
-    ]
+/// A statement whose text depends on which filters are set: only the conditions of the set
+/// ones are written, so that SQLite, which plans a statement before it sees its values, can
+/// choose an index for them. Each distinct text is made once and kept (there are a few
+/// hundred at most: which filters are set, the order, whether a cursor is given).
+struct Built {
+    text: String,
+    params: Vec<Param>,
+}
+
+impl Built {
+    fn new(head: &str) -> Self {
+        Built {
+            text: format!("{head} WHERE 1 = 1"),
+            params: Vec::new(),
+        }
+    }
+
+    /// Adds ` AND condition`, its `$?` standing for the next placeholder, bound to `value`.
+    fn and(&mut self, condition: &str, value: Param) {
+        self.params.push(value);
+        let mark = format!("${}", self.params.len());
+        self.text.push_str(" AND ");
+        self.text.push_str(&condition.replace("$?", &mark));
+    }
+
+    /// Adds the conditions of the filter's set fields.
+    fn filter(&mut self, filter: &CallFilter) {
+        if let Some(function) = &filter.function {
+            self.and("function = $?", Param::Text(function.clone()));
+        }
+        if let Some(state) = filter.state {
+            self.and("state = $?", Param::Text(state.as_str().to_owned()));
+        }
+        if let Some(cid) = filter.cid {
+            self.and("cid = $?", Param::Text(cid.to_string()));
+        }
+        if let Some(since) = filter.since {
+            self.and("updated_at >= $?", Param::BigInt(to_millis(since)));
+        }
+        if let Some(until) = filter.until {
+            self.and("updated_at < $?", Param::BigInt(to_millis(until)));
+        }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+            self.and(
+                "(lower(args) LIKE $? ESCAPE '\\' \
+                 OR lower(COALESCE(last_error, '')) LIKE $? ESCAPE '\\' \
+                 OR lower(COALESCE(dead_reason, '')) LIKE $? ESCAPE '\\')",
+                Param::Text(contains_pattern(text)),
+            );
+        }
+    }
+
+    fn statement(self) -> Statement {
+        Statement {
+            sql: interned(self.text),
+            params: self.params,
+        }
+    }
+}
+
+/// The statement of `text`, made once.
+fn interned(text: String) -> &'static Sql {
+    static MADE: OnceLock<Mutex<HashMap<String, &'static Sql>>> = OnceLock::new();
+    let mut made = MADE
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(sql) = made.get(&text) {
+        return sql;
+    }
+    let template: &'static str = Box::leak(text.clone().into_boxed_str());
+    let sql: &'static Sql = Box::leak(Box::new(Sql::new(template)));
+    made.insert(text, sql);
+    sql
 }
 
 /// The statement of a page; it asks one call more than the limit, to know whether another
 /// page follows.
 pub(crate) fn page(query: &CallQuery) -> Statement {
-    let sql = match query.sort {
-        CallSort::UpdatedDesc => &PAGE_UPDATED_DESC,
-        CallSort::UpdatedAsc => &PAGE_UPDATED_ASC,
-        CallSort::DueAsc => &PAGE_DUE_ASC,
-        CallSort::DueDesc => &PAGE_DUE_DESC,
+    let (key, cmp, order) = match query.sort {
+        CallSort::UpdatedDesc => ("updated_at", "<", "DESC"),
+        CallSort::UpdatedAsc => ("updated_at", ">", "ASC"),
+        CallSort::DueAsc => ("next_due_at", ">", "ASC"),
+        CallSort::DueDesc => ("next_due_at", "<", "DESC"),
     };
-    let mut params = filter_params(&query.filter);
-    params.push(Param::MaybeBigInt(query.after.map(|c| c.key)));
-    params.push(Param::MaybeText(query.after.map(|c| c.cid.to_string())));
-    params.push(limit(query.limit.saturating_add(1)));
-    Statement { sql, params }
+    let mut built = Built::new(concat!("SELECT ", record_columns!(), " FROM {calls}"));
+    built.filter(&query.filter);
+    if key == "next_due_at" {
+        built.text.push_str(" AND next_due_at IS NOT NULL");
+    }
+    if let Some(after) = query.after {
+        built.params.push(Param::BigInt(after.key));
+        built.and(
+            &format!("({key}, cid) {cmp} (${}, $?)", built.params.len()),
+            Param::Text(after.cid.to_string()),
+        );
+    }
+    built.params.push(limit(query.limit.saturating_add(1)));
+    built.text.push_str(&format!(
+        " ORDER BY {key} {order}, cid {order} LIMIT ${}",
+        built.params.len()
+    ));
+    built.statement()
 }
 
 /// The page of `records` read by [`page`]'s statement.
@@ -342,10 +369,9 @@ pub(crate) fn page_of(query: &CallQuery, mut records: Vec<CallRecord>) -> CallPa
 }
 
 pub(crate) fn count(filter: &CallFilter) -> Statement {
-    Statement {
-        sql: &COUNT,
-        params: filter_params(filter),
-    }
+    let mut built = Built::new("SELECT count(*) FROM {calls}");
+    built.filter(filter);
+    built.statement()
 }
 
 pub(crate) fn throughput(since: SystemTime) -> Statement {
@@ -491,12 +517,40 @@ pub(crate) fn minutes(items: Vec<Item>) -> Vec<MinuteCount> {
 
 /// The browsing methods of [`Backend`](super::Backend), for a store that is a
 /// [`BrowseRunner`].
+///
+/// Without a state (or a text) in the filter, a page is read state by state and merged: each
+/// state's part is an index range (`(state, updated_at)`, `(state, next_due_at)`), where one
+/// query over every state would sort the whole table.
 pub(crate) async fn browse<S: BrowseRunner + ?Sized>(
     store: &S,
     query: &CallQuery,
 ) -> Result<CallPage, StoreError> {
-    let records = store.records(page(query)).await?;
+    // A state needs no merge; a text filter reads every row anyway: once is enough.
+    if query.filter.state.is_some() || query.filter.text.is_some() {
+        return Ok(page_of(query, store.records(page(query)).await?));
+    }
+    let states: &[CallState] = match query.sort {
+        // Only pending and waiting calls have a due time.
+        CallSort::DueAsc | CallSort::DueDesc => &[CallState::Pending, CallState::Waiting],
+        CallSort::UpdatedAsc | CallSort::UpdatedDesc => &CallState::ALL,
+    };
+    let mut records = Vec::new();
+    for state in states {
+        let mut part = query.clone();
+        part.filter.state = Some(*state);
+        records.extend(store.records(page(&part)).await?);
+    }
+    merge(query.sort, &mut records);
     Ok(page_of(query, records))
+}
+
+/// Sorts the parts of a page read state by state in the page's order, as the statements
+/// order them: by key, then by ID.
+fn merge(sort: CallSort, records: &mut [CallRecord]) {
+    records.sort_by_cached_key(|r| (sort.key(r), r.cid.to_string()));
+    if matches!(sort, CallSort::UpdatedDesc | CallSort::DueDesc) {
+        records.reverse();
+    }
 }
 
 pub(crate) async fn count_matching<S: BrowseRunner + ?Sized>(
@@ -603,7 +657,7 @@ pub(crate) fn unsupported<T: Send + 'static>() -> BoxFuture<'static, Result<T, S
 
 #[cfg(test)]
 mod tests {
-    use super::{contains_pattern, CallSort, Cursor, PAGE_DUE_ASC, PAGE_UPDATED_DESC};
+    use super::{contains_pattern, page, CallFilter, CallQuery, CallSort, Cursor, THROUGHPUT};
     use crate::durable::statements::Dialect;
 
     #[test]
@@ -612,16 +666,78 @@ mod tests {
     }
 
     #[test]
-    fn pages_order_by_their_key_then_the_id() {
-        let text = PAGE_UPDATED_DESC.text(Dialect::Postgres);
-        assert!(text.contains("(updated_at, cid) < ($7, $8)"), "{text}");
+    fn pages_write_only_the_conditions_of_the_filters_set() {
+        let mut query = CallQuery {
+            filter: CallFilter {
+                state: Some(crate::durable::CallState::Dead),
+                ..CallFilter::default()
+            },
+            sort: CallSort::UpdatedDesc,
+            after: Some(Cursor {
+                key: 7,
+                cid: crate::CorrelationId::new(),
+            }),
+            limit: 10,
+        };
+        let statement = page(&query);
+        let text = statement.text(Dialect::Postgres);
         assert!(
-            text.ends_with("ORDER BY updated_at DESC, cid DESC LIMIT $9"),
+            text.ends_with(
+                "FROM retry_calls WHERE 1 = 1 AND state = $1 AND (updated_at, cid) < ($2, $3) \
+                 ORDER BY updated_at DESC, cid DESC LIMIT $4"
+            ),
             "{text}"
         );
-        let text = PAGE_DUE_ASC.text(Dialect::Sqlite);
-        assert!(text.contains("next_due_at IS NOT NULL"), "{text}");
-        assert!(text.contains("FROM calls WHERE"), "{text}");
+        assert_eq!(statement.params.len(), 4);
+        query.sort = CallSort::DueAsc;
+        query.after = None;
+        query.filter.text = Some("x".into());
+        let statement = page(&query);
+        let text = statement.text(Dialect::Sqlite);
+        assert!(
+            text.contains("FROM calls WHERE 1 = 1 AND state = ?1 AND (lower(args) LIKE ?2"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "AND next_due_at IS NOT NULL ORDER BY next_due_at ASC, cid ASC LIMIT ?3"
+            ),
+            "{text}"
+        );
+        // The same text is made once.
+        assert!(std::ptr::eq(page(&query).sql, statement.sql));
+    }
+
+    #[test]
+    fn a_version_1_store_gains_the_index_of_the_counts_per_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let v1 = rusqlite::Connection::open(&path).unwrap();
+        v1.execute_batch(include_str!("schema.sql")).unwrap();
+        v1.execute_batch(&format!(
+            "PRAGMA application_id = {}; PRAGMA user_version = 1;",
+            crate::durable::sqlite::APPLICATION_ID
+        ))
+        .unwrap();
+        drop(v1);
+        crate::durable::SqliteBackend::open_file(&path, crate::durable::Synchronous::Full, false)
+            .unwrap();
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let version: u32 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        let plan: String = db
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {}", THROUGHPUT.text(Dialect::Sqlite)),
+                [0_i64],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(
+            plan.contains("COVERING INDEX calls_state_updated"),
+            "{plan}"
+        );
     }
 
     #[test]

@@ -115,12 +115,18 @@
 //! # The SQLite schema
 //!
 //! One table, `calls`, one row per call, times as Unix milliseconds; the file is marked with
-//! `PRAGMA application_id = 0x52545259` and `PRAGMA user_version` = the schema version (1),
+//! `PRAGMA application_id = 0x52545259` and `PRAGMA user_version` = the schema version (2),
 //! so another program's database is never mistaken for a store, and a store written by a newer
 //! version is refused rather than damaged. The schema, with a comment on every column:
 //!
 //! ```sql
 #![doc = include_str!("schema.sql")]
+//! ```
+//!
+//! Migration 2 adds an index (a version-1 store is migrated in place when opened):
+//!
+//! ```sql
+#![doc = include_str!("schema_2_state_updated.sql")]
 //! ```
 //!
 //! # Example

@@ -24,10 +24,13 @@ use super::store::{check_new_calls, Backend, BoxFuture, StoreError};
 use crate::CorrelationId;
 
 /// The schema version this build writes: the number of migrations.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// The migrations, in order: `MIGRATIONS[v]` takes a store from version `v` to `v + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [include_str!("schema.sql")];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    include_str!("schema.sql"),
+    include_str!("schema_2_state_updated.sql"),
+];
 
 /// `PRAGMA application_id` of a retry store: "RTRY" in ASCII.
 pub(crate) const APPLICATION_ID: i32 = 0x5254_5259;
