@@ -11,6 +11,7 @@
 //! call (no index on `parent`) scan the table; see the console's benchmark for the cost.
 
 use core::fmt;
+use core::fmt::Write as _;
 use core::str::FromStr;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -342,10 +343,11 @@ pub(crate) fn page(query: &CallQuery) -> Statement {
         );
     }
     built.params.push(limit(query.limit.saturating_add(1)));
-    built.text.push_str(&format!(
-        " ORDER BY {key} {order}, cid {order} LIMIT ${}",
-        built.params.len()
-    ));
+    let last = built.params.len();
+    let _ = write!(
+        built.text,
+        " ORDER BY {key} {order}, cid {order} LIMIT ${last}"
+    );
     built.statement()
 }
 
