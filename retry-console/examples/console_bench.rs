@@ -17,6 +17,9 @@ use retry_console::{router, Console, ConsoleConfig};
 use retry_runtime::durable::{NewCall, Store};
 use tower::ServiceExt;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const BATCH: usize = 10_000;
 
 /// Enqueues `n` calls through the store, created over the last two hours.
@@ -115,9 +118,11 @@ async fn time_pages(label: &str, store: Store) {
                 .unwrap();
             times.push(started.elapsed());
         }
+        let first = times[0];
         times.sort();
         println!(
-            "  {name:<34} median {:>8.1} ms   best {:>8.1} ms",
+            "  {name:<34} first {:>7.1} ms   median {:>7.1} ms   best {:>7.1} ms",
+            ms(first),
             ms(times[2]),
             ms(times[0])
         );
@@ -155,19 +160,8 @@ async fn main() {
     );
     time_pages(&format!("SQLite, {n} calls"), store).await;
 
-    if let Ok(server) = std::env::var("RETRY_TEST_POSTGRES_URL") {
-        let schema = format!("retry_console_bench_{}", std::process::id());
-        let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let sep = if server.contains('?') { '&' } else { '?' };
-        let url = format!("{server}{sep}options=-csearch_path%3D{schema}");
-        let store = Store::open(&url).await.unwrap();
+    if std::env::var_os("RETRY_TEST_POSTGRES_URL").is_some() {
+        let (store, admin, schema) = common::postgres_store("retry_console_bench").await.unwrap();
         let started = Instant::now();
         enqueue(&store, n).await;
         admin
@@ -184,9 +178,6 @@ async fn main() {
             started.elapsed().as_secs_f64()
         );
         time_pages(&format!("PostgreSQL, {n} calls"), store).await;
-        admin
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-            .await
-            .unwrap();
+        common::drop_schema(&admin, &schema).await;
     }
 }

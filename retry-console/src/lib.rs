@@ -103,6 +103,8 @@ struct Inner {
     csrf: String,
     /// The session cookie's value after a successful login.
     session: String,
+    /// The overview's counts per minute, shared by every browser.
+    minutes: tokio::sync::Mutex<overview::MinuteCache>,
 }
 
 impl fmt::Debug for Console {
@@ -152,6 +154,7 @@ impl Console {
                 config,
                 csrf: security::secret()?,
                 session: security::secret()?,
+                minutes: tokio::sync::Mutex::default(),
             }),
         })
     }

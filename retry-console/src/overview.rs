@@ -2,7 +2,7 @@
 //! calls per minute of the last hour. `/live` is the part the script refreshes.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -29,15 +29,44 @@ struct Overview {
     now: SystemTime,
 }
 
+/// The counts per minute read so far: the minutes before `through` are final and are not
+/// read again; each refresh reads only from `through` on (an index range), so browsers
+/// refreshing the overview cost the store little however many calls it holds. A minute's
+/// counts are what happened in it, kept even if a call counted there changed later.
+#[derive(Default)]
+pub(crate) struct MinuteCache {
+    counts: Vec<MinuteCount>,
+    through: Option<SystemTime>,
+}
+
+/// The start of the minute of `t`.
+fn minute_of(t: SystemTime) -> SystemTime {
+    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs() / 60 * 60)
+}
+
+/// The calls per minute of the last hour before `now`.
+async fn per_minute(console: &Console, now: SystemTime) -> Result<Vec<MinuteCount>, StoreError> {
+    let hour_ago = minute_of(now - Duration::from_secs(60 * MINUTES as u64));
+    let mut cache = console.inner.minutes.lock().await;
+    let since = match cache.through {
+        Some(through) if through >= hour_ago && through <= now => through,
+        _ => hour_ago,
+    };
+    let fresh = console.store().calls_per_minute(since).await?;
+    cache
+        .counts
+        .retain(|c| c.minute >= hour_ago && c.minute < since);
+    cache.counts.extend(fresh);
+    cache.through = Some(minute_of(now));
+    Ok(cache.counts.clone())
+}
+
 async fn read(console: &Console) -> Result<Overview, StoreError> {
     let store = console.store();
     let now = SystemTime::now();
-    let since = now - Duration::from_secs(60 * MINUTES as u64);
-    let (stats, minutes, lags) = tokio::try_join!(
-        store.stats(),
-        store.calls_per_minute(since),
-        store.queue_lag()
-    )?;
+    let (stats, minutes, lags) =
+        tokio::try_join!(store.stats(), per_minute(console, now), store.queue_lag())?;
     Ok(Overview {
         stats,
         minutes,

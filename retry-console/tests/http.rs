@@ -53,6 +53,37 @@ async fn the_overview_shows_functions_states_lag_dead_letters_and_the_chart() {
         "no inline script or style"
     );
 
+    // A refresh reads the current minute again: a call that succeeds now is counted.
+    let b = store.backend();
+    let now = std::time::SystemTime::now();
+    b.enqueue(
+        vec![retry_runtime::durable::NewCall::new("mail::send", "[]")],
+        now,
+    )
+    .await
+    .unwrap();
+    let claims = b
+        .claim(
+            "w",
+            &["mail::send".to_string()],
+            10,
+            std::time::Duration::from_secs(30),
+            now,
+        )
+        .await
+        .unwrap();
+    for claim in claims {
+        b.complete(claim.record.cid, claim.fence, 1, now, now)
+            .await
+            .unwrap();
+    }
+    let again = get(&app, "/", &[]).await;
+    assert!(
+        again.body.contains("2 succeeded, 4 failed") || again.body.contains("6 succeeded"),
+        "{}",
+        again.body
+    );
+
     // The part the script refreshes, alone.
     let live = get(&app, "/live", &[]).await;
     assert_eq!(live.status, 200);
@@ -520,31 +551,9 @@ async fn the_host_application_authorizes_and_nests_the_console() {
 
 #[tokio::test]
 async fn the_pages_on_postgresql() {
-    let Ok(server) = std::env::var("RETRY_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run the PostgreSQL tests (RETRY_TEST_POSTGRES_URL)"
-        );
-        eprintln!("RETRY_TEST_POSTGRES_URL is not set: PostgreSQL console test skipped");
+    let Some((store, admin, schema)) = common::postgres_store("retry_console").await else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("retry_console_{}_{nanos}", std::process::id());
-    let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let sep = if server.contains('?') { '&' } else { '?' };
-    let store = Store::open(&format!("{server}{sep}options=-csearch_path%3D{schema}"))
-        .await
-        .unwrap();
     let seeded = seed(&store).await;
     let app = app(&store, ConsoleConfig::default());
 
@@ -576,8 +585,5 @@ async fn the_pages_on_postgresql() {
     assert!(parent.body.contains(&seeded.child.to_string()));
     let confirm = get(&app, "/actions/bulk?action=requeue&state=dead", &[]).await;
     assert!(confirm.body.contains("<strong id=\"count\">3</strong>"));
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    common::drop_schema(&admin, &schema).await;
 }

@@ -201,3 +201,43 @@ pub async fn post(app: &Router, uri: &str, form: &str, headers: &[(&str, &str)])
 pub fn pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
+
+/// A store in a fresh schema of the PostgreSQL server at `RETRY_TEST_POSTGRES_URL`, with the
+/// client that drops the schema ([`drop_schema`]); `None` (after saying so) when the variable
+/// is not set, which fails under CI.
+pub async fn postgres_store(prefix: &str) -> Option<(Store, tokio_postgres::Client, String)> {
+    let Ok(server) = std::env::var("RETRY_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the PostgreSQL tests (RETRY_TEST_POSTGRES_URL)"
+        );
+        eprintln!("RETRY_TEST_POSTGRES_URL is not set: the PostgreSQL part is skipped");
+        return None;
+    };
+    let nanos = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let schema = format!("{prefix}_{}_{nanos}", std::process::id());
+    let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let sep = if server.contains('?') { '&' } else { '?' };
+    let store = Store::open(&format!("{server}{sep}options=-csearch_path%3D{schema}"))
+        .await
+        .unwrap();
+    Some((store, admin, schema))
+}
+
+/// Drops the schema of [`postgres_store`].
+pub async fn drop_schema(admin: &tokio_postgres::Client, schema: &str) {
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
