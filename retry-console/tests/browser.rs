@@ -177,17 +177,7 @@ async fn requeue_a_dead_call(
         .click()
         .await
         .unwrap();
-    let heading = client
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        heading.contains(&dead) && heading.contains("dead"),
-        "{heading}"
-    );
+    wait_for_heading(client, &[&dead, "dead"]).await;
     shoot(client, "dead-call.png").await;
 
     // Requeue: the page comes back with the call pending.
@@ -198,24 +188,7 @@ async fn requeue_a_dead_call(
         .click()
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let heading = client
-            .find(Locator::Css("h1"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if heading.contains("pending") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the state did not change: {heading}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_heading(client, &[&dead, "pending"]).await;
     assert_eq!(
         store.get(seeded.dead[1]).await.unwrap().unwrap().state,
         CallState::Pending
@@ -256,4 +229,24 @@ async fn stored_html_runs_nothing(client: &Client, base: &str, seeded: &common::
         "nothing ran: {ran}"
     );
     shoot(client, "xss-as-text.png").await;
+}
+
+/// Waits (10 s at most) for the page's heading to hold every one of `words`; the old page's
+/// heading may go stale while the new page loads, and is then read again.
+async fn wait_for_heading(client: &Client, words: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let heading = match client.find(Locator::Css("h1")).await {
+            Ok(h1) => h1.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if words.iter().all(|w| heading.contains(w)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the heading `{heading}` does not say {words:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
