@@ -153,7 +153,7 @@ async fn a_newer_schema_is_refused() {
         err,
         StoreError::NewerSchema {
             found: 99,
-            supported: 1
+            supported: 2
         }
     );
 }

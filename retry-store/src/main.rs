@@ -6,6 +6,7 @@
 //! retry-store --store sqlite:calls.db show 01JD5Z3KQ8M4X2V7N0R6T9B1CA
 //! retry-store --store sqlite:calls.db requeue --dead --function billing::charge
 //! retry-store --store sqlite:calls.db purge --state succeeded --older-than 7d
+//! retry-store --store sqlite:calls.db serve --listen 127.0.0.1:7878 --read-only
 //! ```
 //!
 //! The store URL can come from `RETRY_STORE`: `sqlite:PATH` or
@@ -107,6 +108,30 @@ enum Command {
         #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
         older_than: Duration,
     },
+    /// Serve the operators' console (web pages over the store, live) until stopped.
+    ///
+    /// Listens on 127.0.0.1:7878 by default; any address other than a loopback one needs a
+    /// token, or the command refuses to start.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+        listen: std::net::SocketAddr,
+        /// Serve the pages only: no requeue, cancel or purge.
+        #[arg(long)]
+        read_only: bool,
+        /// The token every request must carry: an `Authorization: Bearer` header, or typed
+        /// once in the login form (which sets a login cookie). Never put it in a URL.
+        #[arg(
+            long,
+            env = "RETRY_CONSOLE_TOKEN",
+            hide_env_values = true,
+            value_name = "TOKEN"
+        )]
+        token: Option<String>,
+        /// The path the console is served under behind a reverse proxy (`/admin/retry`).
+        #[arg(long, value_name = "PATH", default_value = "")]
+        base_path: String,
+    },
 }
 
 #[derive(Args)]
@@ -149,6 +174,53 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `serve`: the console's router (the `retry-console` crate) on `listen`, until stopped.
+async fn serve(
+    url: &str,
+    listen: std::net::SocketAddr,
+    read_only: bool,
+    token: Option<String>,
+    base_path: String,
+) -> Result<String, String> {
+    let config = retry_console::ConsoleConfig {
+        read_only,
+        token: token.filter(|t| !t.is_empty()),
+        base_path,
+        store_label: Some(store_label(url)),
+        ..retry_console::ConsoleConfig::default()
+    };
+    // Refused before the store is even opened.
+    retry_console::listen_allowed(listen, &config).map_err(|e| e.to_string())?;
+    let store = Store::open_existing(url).await.map_err(|e| e.to_string())?;
+    let console = retry_console::Console::new(store, config).map_err(|e| e.to_string())?;
+    let _ = writeln!(
+        io::stderr(),
+        "retry-store: the console of {} on http://{listen}/{}",
+        store_label(url),
+        if read_only { " (read-only)" } else { "" }
+    );
+    retry_console::serve(console, listen)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+/// The store as the console's header names it, with nothing that could be a password: a
+/// SQLite path, or a PostgreSQL URL's host and database (what follows the last `@`, without
+/// the query).
+fn store_label(url: &str) -> String {
+    if let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    {
+        let host = rest.rsplit('@').next().unwrap_or(rest);
+        let host = host.split('?').next().unwrap_or(host);
+        format!("postgres://{host}")
+    } else {
+        url.to_owned()
+    }
+}
+
 /// Writes `text` to `out`. A reader that closed its end (`| head -1`) is not an error: the
 /// tool has nothing more to say to it.
 fn write_out(out: &mut impl io::Write, text: &str) -> io::Result<()> {
@@ -160,11 +232,21 @@ fn write_out(out: &mut impl io::Write, text: &str) -> io::Result<()> {
 
 /// Runs the command; the text to print, or the one-line error.
 async fn run(cli: Cli) -> Result<String, String> {
+    let command = match cli.command {
+        Command::Serve {
+            listen,
+            read_only,
+            token,
+            base_path,
+        } => return serve(&cli.store, listen, read_only, token, base_path).await,
+        command => command,
+    };
     let store = Store::open_existing(&cli.store)
         .await
         .map_err(|e| e.to_string())?;
     let json = cli.json;
-    match cli.command {
+    match command {
+        Command::Serve { .. } => unreachable!("`serve` returned above"),
         Command::Stats { unclaimed_after } => {
             let stats = store.stats().await.map_err(|e| e.to_string())?;
             let unclaimed = unclaimed(&store, &stats, unclaimed_after).await?;
@@ -470,4 +552,25 @@ fn show(r: &CallRecord) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod serve_tests {
+    use super::store_label;
+
+    #[test]
+    fn the_console_header_never_shows_a_password() {
+        for url in [
+            "postgres://ops:hunter2@db.internal:5432/jobs?password=hunter2",
+            "postgresql://ops:hun@ter2@db.internal/jobs",
+        ] {
+            let label = store_label(url);
+            assert!(
+                !label.contains("hunter2") && !label.contains("ter2"),
+                "{label}"
+            );
+            assert!(label.contains("db.internal"), "{label}");
+        }
+        assert_eq!(store_label("sqlite:calls.db"), "sqlite:calls.db");
+    }
 }

@@ -139,12 +139,18 @@
 //! # The SQLite schema
 //!
 //! One table, `calls`, one row per call, times as Unix milliseconds; the file is marked with
-//! `PRAGMA application_id = 0x52545259` and `PRAGMA user_version` = the schema version (1),
+//! `PRAGMA application_id = 0x52545259` and `PRAGMA user_version` = the schema version (2),
 //! so another program's database is never mistaken for a store, and a store written by a newer
 //! version is refused rather than damaged. The schema, with a comment on every column:
 //!
 //! ```sql
 #![doc = include_str!("schema.sql")]
+//! ```
+//!
+//! Migration 2 adds an index (a version-1 store is migrated in place when opened):
+//!
+//! ```sql
+#![doc = include_str!("schema_2_state_updated.sql")]
 //! ```
 //!
 //! # Example
@@ -174,6 +180,7 @@
 //! ```
 
 pub(crate) mod args;
+pub(crate) mod browse;
 #[doc(hidden)]
 pub mod conformance;
 pub(crate) mod enqueue;
@@ -191,6 +198,7 @@ mod store;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
+pub use browse::{CallFilter, CallPage, CallQuery, CallSort, Cursor, MinuteCount, QueueLag};
 pub use enqueue::{default_store, set_default_store, Outcome, OutcomeFor};
 pub use open::StoreUrl;
 #[cfg(feature = "postgres")]

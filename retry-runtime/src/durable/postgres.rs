@@ -22,6 +22,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 #[path = "postgres_tls.rs"]
 mod tls;
 
+use super::browse;
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, StatsRow};
 use super::redact::{quotes_a_secret, redact};
@@ -754,6 +755,16 @@ impl Runner for PostgresBackend {
     }
 }
 
+impl browse::BrowseRunner for PostgresBackend {
+    fn items(
+        &self,
+        statement: Statement,
+        shape: browse::Shape,
+    ) -> BoxFuture<'_, Result<Vec<browse::Item>, StoreError>> {
+        Box::pin(self.decoded(statement, browse::decoder(shape)))
+    }
+}
+
 /// The values of a statement, as `tokio-postgres` binds them.
 fn postgres_params(params: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
     params.iter().map(Param::as_postgres).collect()
@@ -933,6 +944,7 @@ impl Backend for PostgresBackend {
     }
 
     statements::shared_transitions!();
+    browse::browse_methods!();
 
     /// Successes go to the batch recorder (`record_acks`); without it (its runtime ended)
     /// this one is recorded as a batch of one.

@@ -21,6 +21,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, Row};
 use tokio::sync::oneshot;
 
+use super::browse;
 use super::millis::{from_millis, later, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, StatsRow};
 use super::rows;
@@ -29,10 +30,13 @@ use super::store::{check_new_calls, Backend, BoxFuture, StoreError};
 use crate::CorrelationId;
 
 /// The schema version this build writes: the number of migrations.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// The migrations, in order: `MIGRATIONS[v]` takes a store from version `v` to `v + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [include_str!("schema.sql")];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    include_str!("schema.sql"),
+    include_str!("schema_2_state_updated.sql"),
+];
 
 /// `PRAGMA application_id` of a retry store: "RTRY" in ASCII.
 pub(crate) const APPLICATION_ID: i32 = 0x5254_5259;
@@ -636,6 +640,23 @@ impl Runner for SqliteBackend {
     }
 }
 
+impl browse::BrowseRunner for SqliteBackend {
+    fn items(
+        &self,
+        statement: Statement,
+        shape: browse::Shape,
+    ) -> BoxFuture<'_, Result<Vec<browse::Item>, StoreError>> {
+        self.read(move |conn| {
+            query(
+                conn,
+                statement.text(Dialect::Sqlite),
+                params_from_iter(&statement.params),
+                |row| browse::decode(shape, row),
+            )
+        })
+    }
+}
+
 /// Inserts one call: `pending`, or `waiting` with the progress of the caller's own attempt
 /// (`persist = "on_failure"`).
 const INSERT: &str = "INSERT INTO calls (cid, parent, function, args, state, attempts, \
@@ -727,6 +748,7 @@ impl Backend for SqliteBackend {
     }
 
     statements::shared_transitions!();
+    browse::browse_methods!();
 
     fn complete(
         &self,

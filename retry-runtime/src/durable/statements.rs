@@ -56,7 +56,7 @@ pub(crate) struct Sql {
 }
 
 impl Sql {
-    const fn new(template: &'static str) -> Self {
+    pub(crate) const fn new(template: &'static str) -> Self {
         Sql {
             template,
             sqlite: OnceLock::new(),
@@ -83,6 +83,7 @@ macro_rules! record_columns {
          lease_until, fence, last_wait_ns, updated_at"
     };
 }
+pub(crate) use record_columns;
 
 /// The columns of a call's record, for the statements the stores write themselves.
 pub(crate) const COLUMNS: &str = record_columns!();

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
+use super::browse::{CallFilter, CallPage, CallQuery, MinuteCount, QueueLag};
 use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats};
 use crate::CorrelationId;
 
@@ -315,6 +316,50 @@ pub trait Backend: Send + Sync + 'static {
     fn wake_ups(&self) -> BoxFuture<'_, Result<Option<WakeUps>, StoreError>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// A page of the calls `query` selects, in its order, and the cursor of the next page
+    /// (keyset pagination: as fast on the thousandth page as on the first). For the console.
+    /// The default (a backend without the console's queries) is [`StoreError::Invalid`].
+    fn browse<'a>(&'a self, query: &'a CallQuery) -> BoxFuture<'a, Result<CallPage, StoreError>> {
+        let _ = query;
+        super::browse::unsupported()
+    }
+
+    /// How many calls `filter` selects (the count a bulk action shows before it runs).
+    fn count_matching<'a>(
+        &'a self,
+        filter: &'a CallFilter,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let _ = filter;
+        super::browse::unsupported()
+    }
+
+    /// Calls that succeeded or failed, per function and minute of their last change, since
+    /// `since`, by function then minute; minutes without any are left out.
+    fn calls_per_minute(
+        &self,
+        since: SystemTime,
+    ) -> BoxFuture<'_, Result<Vec<MinuteCount>, StoreError>> {
+        let _ = since;
+        super::browse::unsupported()
+    }
+
+    /// Per function with due, unclaimed (pending or waiting) calls at `now`: how many, and the
+    /// oldest due time. By function.
+    fn queue_lag(&self, now: SystemTime) -> BoxFuture<'_, Result<Vec<QueueLag>, StoreError>> {
+        let _ = now;
+        super::browse::unsupported()
+    }
+
+    /// Up to `limit` calls started by the call `cid` (whose parent it is), oldest first.
+    fn children(
+        &self,
+        cid: CorrelationId,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<CallRecord>, StoreError>> {
+        let _ = (cid, limit);
+        super::browse::unsupported()
+    }
 }
 
 /// A handle on a durable store: cheap to clone, shared by the program that enqueues and the
@@ -579,6 +624,77 @@ impl Store {
     /// A database error.
     pub async fn next_due(&self, functions: &[String]) -> Result<Option<SystemTime>, StoreError> {
         self.backend.next_due(functions).await
+    }
+
+    /// See [`Backend::browse`].
+    ///
+    /// ```
+    /// use retry_runtime::durable::{CallFilter, CallQuery, CallSort, CallState, NewCall, Store};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Store::open("sqlite::memory:").await?;
+    /// store.enqueue((0..5).map(|i| NewCall::new("f", format!("[{i}]"))).collect()).await?;
+    /// let mut query = CallQuery {
+    ///     filter: CallFilter { state: Some(CallState::Pending), ..CallFilter::default() },
+    ///     sort: CallSort::UpdatedDesc,
+    ///     after: None,
+    ///     limit: 3,
+    /// };
+    /// let first = store.browse(&query).await?;
+    /// assert_eq!(first.calls.len(), 3);
+    /// query.after = first.next;
+    /// let second = store.browse(&query).await?;
+    /// assert_eq!(second.calls.len(), 2);
+    /// assert!(second.next.is_none());
+    /// assert_eq!(store.count_matching(&query.filter).await?, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn browse(&self, query: &CallQuery) -> Result<CallPage, StoreError> {
+        self.backend.browse(query).await
+    }
+
+    /// See [`Backend::count_matching`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn count_matching(&self, filter: &CallFilter) -> Result<u64, StoreError> {
+        self.backend.count_matching(filter).await
+    }
+
+    /// See [`Backend::calls_per_minute`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn calls_per_minute(
+        &self,
+        since: SystemTime,
+    ) -> Result<Vec<MinuteCount>, StoreError> {
+        self.backend.calls_per_minute(since).await
+    }
+
+    /// See [`Backend::queue_lag`] (at the current time).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn queue_lag(&self) -> Result<Vec<QueueLag>, StoreError> {
+        self.backend.queue_lag(SystemTime::now()).await
+    }
+
+    /// See [`Backend::children`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn children(
+        &self,
+        cid: CorrelationId,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        self.backend.children(cid, limit).await
     }
 
     /// Wakes this process's workers, as a local enqueue does.

@@ -1,0 +1,163 @@
+//! The overview: per function, the calls by state, the queue lag and the dead letters; the
+//! calls per minute of the last hour. `/live` is the part the script refreshes.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use maud::{html, Markup};
+use retry_runtime::durable::{CallState, MinuteCount, QueueLag, Stats, StoreError};
+
+use crate::chart::{buckets, chart, MINUTES};
+use crate::layout::{page_with_script, span, store_failed};
+use crate::{calls, Console};
+
+pub(crate) fn routes() -> Router<Console> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/live", get(live))
+}
+
+/// What the overview shows, read from the store.
+struct Overview {
+    stats: Stats,
+    minutes: Vec<MinuteCount>,
+    lags: Vec<QueueLag>,
+    now: SystemTime,
+}
+
+/// The counts per minute read so far: the minutes before `through` are final and are not
+/// read again; each refresh reads only from `through` on (an index range), so browsers
+/// refreshing the overview cost the store little however many calls it holds. A minute's
+/// counts are what happened in it, kept even if a call counted there changed later.
+#[derive(Default)]
+pub(crate) struct MinuteCache {
+    counts: Vec<MinuteCount>,
+    through: Option<SystemTime>,
+}
+
+/// The start of the minute of `t`.
+fn minute_of(t: SystemTime) -> SystemTime {
+    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs() / 60 * 60)
+}
+
+/// The calls per minute of the last hour before `now`.
+async fn per_minute(console: &Console, now: SystemTime) -> Result<Vec<MinuteCount>, StoreError> {
+    let hour_ago = minute_of(now - Duration::from_secs(60 * MINUTES as u64));
+    let mut cache = console.inner.minutes.lock().await;
+    let since = match cache.through {
+        Some(through) if through >= hour_ago && through <= now => through,
+        _ => hour_ago,
+    };
+    let fresh = console.store().calls_per_minute(since).await?;
+    cache
+        .counts
+        .retain(|c| c.minute >= hour_ago && c.minute < since);
+    cache.counts.extend(fresh);
+    cache.through = Some(minute_of(now));
+    Ok(cache.counts.clone())
+}
+
+async fn read(console: &Console) -> Result<Overview, StoreError> {
+    let store = console.store();
+    let now = SystemTime::now();
+    let (stats, minutes, lags) =
+        tokio::try_join!(store.stats(), per_minute(console, now), store.queue_lag())?;
+    Ok(Overview {
+        stats,
+        minutes,
+        lags,
+        now,
+    })
+}
+
+async fn overview(State(console): State<Console>) -> Response {
+    match read(&console).await {
+        Ok(data) => {
+            let body = html! {
+                h1 { "Overview" }
+                div #live data-src=(console.link("/live")) aria-live="polite" {
+                    (fragment(&console, &data))
+                }
+                p.hint { "Refreshes every 5 seconds (with scripts on); reload by hand otherwise." }
+            };
+            page_with_script(&console, "Overview", &body, true).into_response()
+        }
+        Err(e) => store_failed(&console, &e),
+    }
+}
+
+async fn live(State(console): State<Console>) -> Response {
+    match read(&console).await {
+        Ok(data) => fragment(&console, &data).into_response(),
+        Err(e) => store_failed(&console, &e),
+    }
+}
+
+/// The refreshed part: the chart and the table of functions.
+fn fragment(console: &Console, data: &Overview) -> Markup {
+    let functions: BTreeSet<&str> = data
+        .stats
+        .rows
+        .iter()
+        .map(|r| r.function.as_str())
+        .chain(data.lags.iter().map(|l| l.function.as_str()))
+        .collect();
+    let all = buckets(&data.minutes, data.now);
+    html! {
+        section.summary {
+            @for state in CallState::ALL {
+                a.tile href=(calls::link(console, None, Some(state))) {
+                    span.count { (data.stats.count_state(state)) }
+                    (crate::layout::state(state))
+                }
+            }
+        }
+        (chart(&all, "Calls per minute, every function"))
+        @if functions.is_empty() {
+            p.empty { "No calls in the store yet." }
+        } @else {
+            table.functions {
+                thead { tr {
+                    th { "function" }
+                    @for state in CallState::ALL { th.num { (state.as_str()) } }
+                    th.num { "due now" }
+                    th.num { "queue lag" }
+                    th { "last hour" }
+                } }
+                tbody {
+                    @for function in &functions {
+                        @let lag = data.lags.iter().find(|l| l.function == *function);
+                        @let mine: Vec<MinuteCount> = data.minutes.iter().filter(|m| m.function == *function).cloned().collect();
+                        tr {
+                            td { a href=(calls::link(console, Some(function), None)) { (function) } }
+                            @for state in CallState::ALL {
+                                @let n = data.stats.count(function, state);
+                                td.num {
+                                    @if n == 0 { span.none { "0" } }
+                                    @else if state == CallState::Dead {
+                                        a.dead href=(calls::link(console, Some(function), Some(state))) { (n) }
+                                    } @else {
+                                        a href=(calls::link(console, Some(function), Some(state))) { (n) }
+                                    }
+                                }
+                            }
+                            td.num { (lag.map_or(0, |l| l.due)) }
+                            td.num {
+                                @match lag {
+                                    Some(l) => (span(data.now.duration_since(l.oldest_due).unwrap_or(Duration::ZERO))),
+                                    None => span.none { "—" },
+                                }
+                            }
+                            td.spark { (chart(&buckets(&mine, data.now), function)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

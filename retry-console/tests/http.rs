@@ -1,0 +1,589 @@
+//! Every page and action of the console over HTTP (without a server: `oneshot`), on a seeded
+//! SQLite store, and the pages on PostgreSQL when `RETRY_TEST_POSTGRES_URL` is set.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::Router;
+use common::{get, pair, post, seed, sqlite_store, Seeded, XSS};
+use retry_console::{router, Console, ConsoleConfig};
+use retry_runtime::durable::{CallState, Store};
+
+fn app(store: &Store, config: ConsoleConfig) -> Router {
+    router(Console::new(store.clone(), config).unwrap())
+}
+
+async fn seeded() -> (Store, Seeded, tempfile::TempDir) {
+    let (store, dir) = sqlite_store().await;
+    let seeded = seed(&store).await;
+    (store, seeded, dir)
+}
+
+#[tokio::test]
+async fn the_overview_shows_functions_states_lag_dead_letters_and_the_chart() {
+    let (store, _seeded, _dir) = seeded().await;
+    let app = app(&store, ConsoleConfig::default());
+    let page = get(&app, "/", &[]).await;
+    assert_eq!(page.status, 200);
+    assert!(page.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let body = &page.body;
+    assert!(
+        body.contains("billing::push_invoice") && body.contains("mail::send"),
+        "{body}"
+    );
+    // Dead letters link to the filtered list.
+    assert!(
+        body.contains("href=\"/calls?function=billing%3A%3Apush_invoice&amp;state=dead\">3</a>"),
+        "{body}"
+    );
+    // The chart: 1 succeeded and 3 dead + 1 waiting failed in the last hour.
+    assert!(
+        body.contains("<svg") && body.contains("1 succeeded, 4 failed"),
+        "{body}"
+    );
+    // The queue lag of mail::send: its 4 pending calls are due a minute ago.
+    assert!(body.contains("1m 0") || body.contains("1m 1"), "{body}");
+    assert!(body.contains("src=\"/assets/refresh.js\""));
+    assert!(
+        !body.contains("<script>") && !body.contains(" style="),
+        "no inline script or style"
+    );
+
+    // A refresh reads the current minute again: a call that succeeds now is counted.
+    let b = store.backend();
+    let now = std::time::SystemTime::now();
+    b.enqueue(
+        vec![retry_runtime::durable::NewCall::new("mail::send", "[]")],
+        now,
+    )
+    .await
+    .unwrap();
+    let claims = b
+        .claim(
+            "w",
+            &["mail::send".to_string()],
+            10,
+            std::time::Duration::from_secs(30),
+            now,
+        )
+        .await
+        .unwrap();
+    for claim in claims {
+        b.complete(claim.record.cid, claim.fence, 1, now, now)
+            .await
+            .unwrap();
+    }
+    let again = get(&app, "/", &[]).await;
+    assert!(
+        again.body.contains("2 succeeded, 4 failed") || again.body.contains("6 succeeded"),
+        "{}",
+        again.body
+    );
+
+    // The part the script refreshes, alone.
+    let live = get(&app, "/live", &[]).await;
+    assert_eq!(live.status, 200);
+    assert!(live.body.contains("billing::push_invoice") && !live.body.contains("<html"));
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let (store, _dir) = sqlite_store().await;
+    let app = app(&store, ConsoleConfig::default());
+    for uri in ["/", "/calls", "/assets/console.css", "/no/such/page"] {
+        let answer = get(&app, uri, &[]).await;
+        let csp = answer.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{uri}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("form-action 'self'"));
+        assert_eq!(answer.headers["x-content-type-options"], "nosniff");
+        assert_eq!(answer.headers["referrer-policy"], "no-referrer");
+    }
+    assert_eq!(get(&app, "/no/such/page", &[]).await.status, 404);
+    let css = get(&app, "/assets/console.css", &[]).await;
+    assert_eq!(css.status, 200);
+    assert!(css.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    let js = get(&app, "/assets/refresh.js", &[]).await;
+    assert!(js.body.contains("setTimeout"));
+}
+
+#[tokio::test]
+async fn the_list_filters_sorts_and_pages() {
+    let (store, seeded, _dir) = seeded().await;
+    let app = app(&store, ConsoleConfig::default());
+
+    let dead = get(
+        &app,
+        "/calls?state=dead&function=billing::push_invoice",
+        &[],
+    )
+    .await;
+    assert_eq!(dead.status, 200);
+    for cid in &seeded.dead {
+        assert!(dead.body.contains(&cid.to_string()));
+    }
+    assert!(!dead.body.contains(&seeded.pending[0].to_string()));
+    assert!(dead.body.contains("Requeue the matching calls"));
+
+    // Text in the arguments, whatever the case; text in an error.
+    let by_text = get(&app, "/calls?text=USER2%40example", &[]).await;
+    assert!(by_text.body.contains(&seeded.pending[2].to_string()));
+    assert!(!by_text.body.contains(&seeded.pending[1].to_string()));
+    let by_error = get(&app, "/calls?text=ConnectionRefused", &[]).await;
+    assert_eq!(
+        by_error.body.matches("class=\"cid\"").count(),
+        2,
+        "{}",
+        by_error.body
+    );
+
+    // A call's ID selects it.
+    let one = get(&app, &format!("/calls?cid={}", seeded.parent), &[]).await;
+    assert_eq!(one.body.matches("class=\"cid\"").count(), 1);
+
+    // Keyset pages of 3: 9 calls in 3 pages, each call once.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut uri = "/calls?limit=3&sort=updated-asc".to_string();
+    for _ in 0..10 {
+        let page = get(&app, &uri, &[]).await;
+        assert_eq!(page.status, 200);
+        for part in page.body.split("class=\"cid\" href=\"/calls/").skip(1) {
+            assert!(seen.insert(part[..26].to_string()), "a call shown twice");
+        }
+        match page.body.find("rel=\"next\" href=\"") {
+            Some(at) => {
+                let rest = &page.body[at + 17..];
+                uri = rest[..rest.find('"').unwrap()].replace("&amp;", "&");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 9);
+
+    // By due time: only calls with one (the 4 pending and the waiting one).
+    let due = get(&app, "/calls?sort=due-asc", &[]).await;
+    assert_eq!(due.body.matches("class=\"cid\"").count(), 5);
+
+    // Time range: everything changed in the last hour, nothing before.
+    let recent = get(&app, "/calls?since=1h", &[]).await;
+    assert_eq!(recent.body.matches("class=\"cid\"").count(), 9);
+    let old = get(&app, "/calls?until=2000-01-01T00:00:00Z", &[]).await;
+    assert!(old.body.contains("No calls match"));
+
+    for bad in [
+        "/calls?state=finished",
+        "/calls?cid=nope",
+        "/calls?since=yesterday",
+        "/calls?sort=x",
+        "/calls?after=1.x",
+    ] {
+        assert_eq!(get(&app, bad, &[]).await.status, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_call_shows_every_field_its_arguments_its_tree_and_stored_html_as_text() {
+    let (store, seeded, _dir) = seeded().await;
+    let app = app(&store, ConsoleConfig::default());
+    let page = get(&app, &format!("/calls/{}", seeded.dead[0]), &[]).await;
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    for field in [
+        "attempts",
+        "created",
+        "last attempt",
+        "dead reason",
+        "policy exhausted",
+        "fence",
+    ] {
+        assert!(body.contains(field), "{field}");
+    }
+    // Pretty JSON, escaped.
+    assert!(body.contains("&quot;invoice&quot;: 0"), "{body}");
+    assert!(body.contains("&lt;b&gt;bold&lt;/b&gt;"));
+    // The stored error is text.
+    assert!(body.contains("&lt;img src=x onerror="), "{body}");
+    assert!(body.contains("&lt;script&gt;"));
+    assert!(!body.contains(XSS) && !body.contains("<img") && !body.contains("<script>"));
+    assert!(body.contains("id=\"requeue\""));
+
+    // The parent links to its child, the child to its parent.
+    let parent = get(&app, &format!("/calls/{}", seeded.parent), &[]).await;
+    assert!(parent
+        .body
+        .contains(&format!("href=\"/calls/{}\"", seeded.child)));
+    let child = get(&app, &format!("/calls/{}", seeded.child), &[]).await;
+    assert!(child
+        .body
+        .contains(&format!("href=\"/calls/{}\"", seeded.parent)));
+    assert!(child.body.contains("id=\"cancel\"") && !child.body.contains("id=\"requeue\""));
+
+    assert_eq!(get(&app, "/calls/not-an-id", &[]).await.status, 400);
+    let unknown = retry_runtime::CorrelationId::new();
+    assert_eq!(
+        get(&app, &format!("/calls/{unknown}"), &[]).await.status,
+        404
+    );
+}
+
+/// The CSRF token and cookie from a page with a form.
+async fn csrf(app: &Router, uri: &str) -> (String, String) {
+    let page = get(app, uri, &[]).await;
+    let cookie = pair(&page.cookie("retry_console_csrf").expect("the CSRF cookie"));
+    assert!(page
+        .cookie("retry_console_csrf")
+        .unwrap()
+        .contains("SameSite=Strict"));
+    (page.csrf(), cookie)
+}
+
+#[tokio::test]
+async fn requeue_and_cancel_are_post_only_and_need_the_csrf_token() {
+    let (store, seeded, _dir) = seeded().await;
+    let app = app(&store, ConsoleConfig::default());
+    let dead = seeded.dead[1];
+    let (token, cookie) = csrf(&app, &format!("/calls/{dead}")).await;
+    let uri = format!("/calls/{dead}/requeue");
+
+    assert_eq!(get(&app, &uri, &[]).await.status, 405, "GET does not act");
+    // No token, a wrong one, the token without its cookie: refused, nothing changed.
+    for (form, headers) in [
+        (String::new(), vec![("cookie", cookie.as_str())]),
+        ("csrf=forged".to_string(), vec![("cookie", cookie.as_str())]),
+        (format!("csrf={token}"), vec![]),
+    ] {
+        assert_eq!(post(&app, &uri, &form, &headers).await.status, 403);
+    }
+    assert_eq!(
+        store.get(dead).await.unwrap().unwrap().state,
+        CallState::Dead
+    );
+
+    let done = post(&app, &uri, &format!("csrf={token}"), &[("cookie", &cookie)]).await;
+    assert_eq!(done.status, 303);
+    assert_eq!(done.location(), format!("/calls/{dead}"));
+    assert_eq!(
+        store.get(dead).await.unwrap().unwrap().state,
+        CallState::Pending
+    );
+
+    // Again: the call is no longer dead.
+    let again = post(&app, &uri, &format!("csrf={token}"), &[("cookie", &cookie)]).await;
+    assert_eq!(again.status, 409);
+
+    let pending = seeded.pending[0];
+    let cancelled = post(
+        &app,
+        &format!("/calls/{pending}/cancel"),
+        &format!("csrf={token}"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(cancelled.status, 303);
+    assert_eq!(
+        store.get(pending).await.unwrap().unwrap().state,
+        CallState::Cancelled
+    );
+}
+
+#[tokio::test]
+async fn bulk_actions_show_the_count_then_act_on_post() {
+    let (store, seeded, _dir) = seeded().await;
+    let app = app(&store, ConsoleConfig::default());
+    let filter = "function=billing%3A%3Apush_invoice&state=dead";
+    let confirm = get(&app, &format!("/actions/bulk?action=requeue&{filter}"), &[]).await;
+    assert_eq!(confirm.status, 200);
+    assert!(
+        confirm.body.contains("<strong id=\"count\">3</strong>"),
+        "{}",
+        confirm.body
+    );
+    assert_eq!(
+        store.stats().await.unwrap().count_state(CallState::Dead),
+        3,
+        "nothing done yet"
+    );
+    let (token, cookie) = (
+        confirm.csrf(),
+        pair(&confirm.cookie("retry_console_csrf").unwrap()),
+    );
+
+    // An action the state does not allow is refused.
+    let wrong = get(&app, &format!("/actions/bulk?action=cancel&{filter}"), &[]).await;
+    assert_eq!(wrong.status, 400);
+    assert_eq!(
+        get(&app, "/actions/bulk?action=requeue", &[]).await.status,
+        400
+    );
+
+    let forged = post(
+        &app,
+        "/actions/bulk",
+        &format!("action=requeue&{filter}"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    let done = post(
+        &app,
+        "/actions/bulk",
+        &format!("action=requeue&csrf={token}&{filter}"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(done.status, 200);
+    assert!(done.body.contains("3 calls requeued"), "{}", done.body);
+    for cid in &seeded.dead {
+        assert_eq!(
+            store.get(*cid).await.unwrap().unwrap().state,
+            CallState::Pending
+        );
+    }
+
+    // Cancel every pending call of mail::send.
+    let done = post(
+        &app,
+        "/actions/bulk",
+        &format!("action=cancel&csrf={token}&function=mail%3A%3Asend&state=pending"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert!(done.body.contains("4 calls cancelled"), "{}", done.body);
+}
+
+#[tokio::test]
+async fn purge_counts_then_deletes() {
+    let (store, _seeded, _dir) = seeded().await;
+    let app = app(&store, ConsoleConfig::default());
+    assert_eq!(get(&app, "/actions", &[]).await.status, 200);
+    let confirm = get(&app, "/actions/purge?state=dead&older_than=0s", &[]).await;
+    assert_eq!(confirm.status, 200);
+    assert!(
+        confirm.body.contains("<strong id=\"count\">3</strong>"),
+        "{}",
+        confirm.body
+    );
+    assert_eq!(
+        get(&app, "/actions/purge?state=pending&older_than=0s", &[])
+            .await
+            .status,
+        400
+    );
+    let cookie = pair(&confirm.cookie("retry_console_csrf").unwrap());
+    let done = post(
+        &app,
+        "/actions/purge",
+        &format!("state=dead&older_than=0s&csrf={}", confirm.csrf()),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(done.status, 200);
+    assert!(done.body.contains("3 dead calls purged"));
+    assert_eq!(store.stats().await.unwrap().count_state(CallState::Dead), 0);
+}
+
+#[tokio::test]
+async fn read_only_serves_no_action() {
+    let (store, seeded, _dir) = seeded().await;
+    let app = app(
+        &store,
+        ConsoleConfig {
+            read_only: true,
+            ..ConsoleConfig::default()
+        },
+    );
+    let page = get(&app, &format!("/calls/{}", seeded.dead[0]), &[]).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("<form method=\"post\"") && !page.body.contains("id=\"requeue\""));
+    let list = get(&app, "/calls?state=dead", &[]).await;
+    assert!(!list.body.contains("Requeue the matching"));
+    assert!(!get(&app, "/", &[]).await.body.contains("href=\"/actions\""));
+    for uri in [
+        format!("/calls/{}/requeue", seeded.dead[0]),
+        format!("/calls/{}/cancel", seeded.pending[0]),
+    ] {
+        let status = post(&app, &uri, "csrf=x", &[]).await.status;
+        assert!(status == 404 || status == 405, "{uri}: {status}");
+    }
+    for uri in [
+        "/actions",
+        "/actions/bulk?action=requeue&state=dead",
+        "/actions/purge?state=dead&older_than=1s",
+    ] {
+        assert_eq!(get(&app, uri, &[]).await.status, 404, "{uri}");
+    }
+    assert_eq!(
+        post(&app, "/actions/bulk", "action=requeue&state=dead", &[])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(store.stats().await.unwrap().count_state(CallState::Dead), 3);
+}
+
+#[tokio::test]
+async fn a_token_is_asked_by_header_or_login_cookie_never_in_the_url() {
+    let (store, _seeded, _dir) = seeded().await;
+    let config = ConsoleConfig {
+        token: Some("s3cret-token".into()),
+        ..ConsoleConfig::default()
+    };
+    let app = app(&store, config);
+
+    let refused = get(&app, "/", &[]).await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("Log in") && !refused.body.contains("billing::push_invoice"));
+    assert!(refused.headers["content-security-policy"].to_str().is_ok());
+    assert_eq!(
+        get(&app, "/calls?token=s3cret-token", &[]).await.status,
+        401
+    );
+    assert_eq!(
+        get(&app, "/", &[("authorization", "Bearer wrong")])
+            .await
+            .status,
+        401
+    );
+    assert_eq!(post(&app, "/actions/bulk", "", &[]).await.status, 401);
+
+    let ok = get(&app, "/", &[("authorization", "Bearer s3cret-token")]).await;
+    assert_eq!(ok.status, 200);
+    assert!(ok.body.contains("billing::push_invoice"));
+    assert!(
+        !ok.body.contains("s3cret-token"),
+        "the token never shows on a page"
+    );
+
+    // The login form: CSRF-checked, a wrong token refused, the right one sets the cookie.
+    let form = get(&app, "/login", &[]).await;
+    assert_eq!(form.status, 200);
+    let cookie = pair(&form.cookie("retry_console_csrf").unwrap());
+    let csrf = form.csrf();
+    assert_eq!(
+        post(&app, "/login", "token=s3cret-token", &[("cookie", &cookie)])
+            .await
+            .status,
+        403
+    );
+    let wrong = post(
+        &app,
+        "/login",
+        &format!("token=nope&csrf={csrf}"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    let login = post(
+        &app,
+        "/login",
+        &format!("token=s3cret-token&csrf={csrf}"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(login.status, 303);
+    let session = login.cookie("retry_console_session").unwrap();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    assert!(
+        !session.contains("s3cret-token"),
+        "the cookie is not the token"
+    );
+    let with_cookie = get(&app, "/calls", &[("cookie", &pair(&session))]).await;
+    assert_eq!(with_cookie.status, 200);
+    assert_eq!(
+        get(
+            &app,
+            "/calls",
+            &[("cookie", "retry_console_session=forged")]
+        )
+        .await
+        .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn the_host_application_authorizes_and_nests_the_console() {
+    let (store, seeded, _dir) = seeded().await;
+    let config = ConsoleConfig {
+        base_path: "/admin/retry".into(),
+        authorize: Some(Arc::new(|parts: &axum::http::request::Parts| {
+            parts.headers.get("x-user").is_some_and(|u| u == "ops")
+        })),
+        ..ConsoleConfig::default()
+    };
+    let app = Router::new().nest("/admin/retry", app(&store, config));
+    assert_eq!(get(&app, "/admin/retry", &[]).await.status, 403);
+    let page = get(&app, "/admin/retry", &[("x-user", "ops")]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("href=\"/admin/retry/calls?function="));
+    assert!(page
+        .body
+        .contains("href=\"/admin/retry/assets/console.css\""));
+    assert!(page.body.contains("class=\"brand\" href=\"/admin/retry\""));
+    assert!(page
+        .cookie("retry_console_csrf")
+        .unwrap()
+        .contains("Path=/admin/retry/"));
+    let call = get(
+        &app,
+        &format!("/admin/retry/calls/{}", seeded.dead[0]),
+        &[("x-user", "ops")],
+    )
+    .await;
+    assert_eq!(call.status, 200);
+    assert!(call.body.contains(&format!(
+        "action=\"/admin/retry/calls/{}/requeue\"",
+        seeded.dead[0]
+    )));
+}
+
+#[tokio::test]
+async fn the_pages_on_postgresql() {
+    let Some((store, admin, schema)) = common::postgres_store("retry_console").await else {
+        return;
+    };
+    let seeded = seed(&store).await;
+    let app = app(&store, ConsoleConfig::default());
+
+    let overview = get(&app, "/", &[]).await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    assert!(
+        overview.body.contains("1 succeeded, 4 failed"),
+        "{}",
+        overview.body
+    );
+    let dead = get(&app, "/calls?state=dead&text=connectionrefused", &[]).await;
+    assert_eq!(dead.status, 200, "{}", dead.body);
+    assert_eq!(dead.body.matches("class=\"cid\"").count(), 2);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut uri = "/calls?limit=4".to_string();
+    loop {
+        let page = get(&app, &uri, &[]).await;
+        for part in page.body.split("class=\"cid\" href=\"/calls/").skip(1) {
+            assert!(seen.insert(part[..26].to_string()));
+        }
+        let Some(at) = page.body.find("rel=\"next\" href=\"") else {
+            break;
+        };
+        let rest = &page.body[at + 17..];
+        uri = rest[..rest.find('"').unwrap()].replace("&amp;", "&");
+    }
+    assert_eq!(seen.len(), 9);
+    let parent = get(&app, &format!("/calls/{}", seeded.parent), &[]).await;
+    assert!(parent.body.contains(&seeded.child.to_string()));
+    let confirm = get(&app, "/actions/bulk?action=requeue&state=dead", &[]).await;
+    assert!(confirm.body.contains("<strong id=\"count\">3</strong>"));
+    common::drop_schema(&admin, &schema).await;
+}
