@@ -301,14 +301,18 @@ pub fn is_cancelled() -> bool {
     })
 }
 
-/// Makes `flag` the answer of [`is_cancelled`] on this thread until the guard drops.
+/// Makes `flag` the answer of [`is_cancelled`] on this thread until the guard drops (the
+/// durable executor's attempts).
+#[cfg(feature = "sqlite")]
 pub(crate) fn enter_cancel(flag: &Arc<AtomicBool>) -> CancelGuard {
     CancelGuard(CANCEL.with(|c| c.replace(Some(Arc::clone(flag)))))
 }
 
 /// Restores the previous cancellation flag when dropped (also on unwind).
+#[cfg(feature = "sqlite")]
 pub(crate) struct CancelGuard(Option<Arc<AtomicBool>>);
 
+#[cfg(feature = "sqlite")]
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         let previous = self.0.take();
@@ -335,6 +339,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "sqlite")]
     #[test]
     fn the_cancel_flag_is_scoped() {
         assert!(!is_cancelled());
