@@ -6,6 +6,7 @@ pub use crate::hooks::{
     delay_from, error_format, fallback, hooks, on_done, on_exhausted, on_retry, when,
     ErrorFormatOf, Hook, HookSet, Hooks, NoHook, ViaDebug, ViaDisplay,
 };
+#[cfg(feature = "overrides-file")]
 pub use crate::ops::overrides::Known;
 pub use crate::policy::{Backoff, Jitter, Policy, Throttle};
 pub use crate::run::attempter::{
@@ -19,7 +20,30 @@ pub use crate::run::wait::Wait;
 pub use crate::site::Site;
 pub use crate::RetryResult;
 pub use core;
+#[cfg(feature = "overrides-file")]
 pub use inventory;
+
+/// Registers a `#[retry]` function's name for the override file's check (feature
+/// `overrides-file`); without the feature, nothing: no constructor per function.
+#[cfg(feature = "overrides-file")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __retry_register_name {
+    ($name:expr, $typed:expr, $module:expr) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::Known::new($name, $typed, $module)
+        }
+    };
+}
+
+/// Registers a `#[retry]` function's name for the override file's check (feature
+/// `overrides-file`); without the feature, nothing: no constructor per function.
+#[cfg(not(feature = "overrides-file"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __retry_register_name {
+    ($name:expr, $typed:expr, $module:expr) => {};
+}
 
 /// What the expansion of `mode = "durable"` calls.
 #[cfg(feature = "sqlite")]

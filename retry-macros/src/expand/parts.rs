@@ -183,9 +183,7 @@ impl Parts {
                 ::core::file!(),
                 ::core::line!(),
             );
-            #private::inventory::submit! {
-                #private::Known::new(#name, #typed, ::core::module_path!())
-            }
+            #krate::__retry_register_name!(#name, #typed, ::core::module_path!());
         };
         let site = quote!(#site_static #returns);
         Self {

@@ -204,6 +204,7 @@ pub(crate) fn applied(name: &str, own: &Policy) -> Option<Policy> {
     get(name).map(|o| o.apply(own))
 }
 
+#[cfg(feature = "overrides-file")]
 /// A `#[retry]` function of the program, registered with [`inventory`] by its expansion when
 /// the program starts, so that an override file naming no function is refused (a kill switch
 /// that silently does nothing is worse than none). Not public API.
@@ -217,6 +218,7 @@ pub struct Known {
     module: &'static str,
 }
 
+#[cfg(feature = "overrides-file")]
 impl Known {
     /// What the expansion registers: the arguments of its [`Site`](crate::site::Site).
     #[must_use]
@@ -254,9 +256,12 @@ impl Known {
     }
 }
 
+#[cfg(feature = "overrides-file")]
 inventory::collect!(Known);
 
-/// Whether a `#[retry]` function of this program reports itself as `name` (a method named by
+#[cfg(feature = "overrides-file")]
+/// Whether a `#[retry]` function of this program reports itself as `name` (feature
+/// `overrides-file`, which registers every function's name; a method named by
 /// default matches `module::Type::method` for any type of its module).
 ///
 /// ```
@@ -273,6 +278,7 @@ pub fn is_known(name: &str) -> bool {
     inventory::iter::<Known>.into_iter().any(|k| k.is(name))
 }
 
+#[cfg(feature = "overrides-file")]
 /// The name of a `#[retry]` function closest to `name` (within a few edits), for a hint.
 fn closest(name: &str) -> Option<String> {
     inventory::iter::<Known>
@@ -284,6 +290,7 @@ fn closest(name: &str) -> Option<String> {
         .map(|(_, n)| n)
 }
 
+#[cfg(feature = "overrides-file")]
 /// Levenshtein distance, by characters.
 fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -301,7 +308,7 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// Why an override names no function of this program, with the closest name.
-#[cfg_attr(not(feature = "overrides-file"), allow(dead_code))]
+#[cfg(feature = "overrides-file")]
 fn unknown(name: &str) -> String {
     let hint = match closest(name) {
         Some(n) => format!("did you mean `{n}`?"),
