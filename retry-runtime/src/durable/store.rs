@@ -68,6 +68,13 @@ pub enum StoreError {
     NoDefaultStore,
 }
 
+/// What the list of accepted URLs says of PostgreSQL: nothing in a build that has it (an
+/// operator's tool), how to get it in one that does not (a program's developer).
+#[cfg(feature = "postgres")]
+const POSTGRES_NOTE: &str = "";
+#[cfg(not(feature = "postgres"))]
+const POSTGRES_NOTE: &str = " (needs retry-runtime's `postgres` cargo feature)";
+
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -76,8 +83,7 @@ impl fmt::Display for StoreError {
                 "bad store URL `{url}`: {reason}; accepted forms: `sqlite:PATH` (also \
                  `sqlite://RELATIVE/PATH` and `sqlite:///ABSOLUTE/PATH`), \
                  `sqlite:PATH?synchronous=full|normal|off`, `sqlite::memory:`, \
-                 `postgres://USER@HOST[:PORT]/DATABASE` or `postgresql://...` (needs \
-                 retry-runtime's `postgres` cargo feature)"
+                 `postgres://USER@HOST[:PORT]/DATABASE` or `postgresql://...`{POSTGRES_NOTE}"
             ),
             StoreError::NoStore { path } => write!(f, "no store at {}", path.display()),
             StoreError::NoSchema { url } => write!(
