@@ -95,7 +95,7 @@ async fn eight_workers_starting_at_once_migrate_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1], "one migration, applied once");
+    assert_eq!(versions, [1, 2], "each migration, applied once");
     let call = NewCall::new("f", "[1]");
     stores[0].enqueue(vec![call.clone()]).await.unwrap();
     let seen = stores[7].get(call.cid).await.unwrap().expect("one store");
@@ -120,7 +120,7 @@ async fn a_newer_schema_is_refused() {
         .unwrap();
     let newer = StoreError::NewerSchema {
         found: 99,
-        supported: 1,
+        supported: 2,
     };
     assert_eq!(Store::open(&url).await.unwrap_err(), newer);
     assert_eq!(Store::open_existing(&url).await.unwrap_err(), newer);
@@ -128,7 +128,7 @@ async fn a_newer_schema_is_refused() {
         .query(&format!("SELECT version FROM {schema}.retry_schema"), &[])
         .await
         .unwrap();
-    assert_eq!(versions.len(), 2, "left untouched");
+    assert_eq!(versions.len(), 3, "left untouched");
 }
 
 #[tokio::test]
@@ -349,4 +349,49 @@ async fn the_store_and_its_listener_survive_terminated_connections() {
         format!("{p}::g"),
         "listening again"
     );
+}
+
+/// A store at schema version 1 (before paused functions) is migrated in place, its calls kept.
+#[tokio::test]
+async fn a_version_1_store_is_migrated_in_place_keeping_its_calls() {
+    let Some((url, schema)) = fresh_schema().await else {
+        return;
+    };
+    let admin = connect(&url).await;
+    admin
+        .batch_execute(&format!(
+            "SET search_path = {schema}; {} INSERT INTO retry_schema (version) VALUES (1); \
+             INSERT INTO retry_calls (cid, function, args, state, created_at, next_due_at, \
+             updated_at) VALUES ('{}', 'mail::send', '[1]', 'pending', 1000, 1000, 1000);",
+            include_str!("../retry-runtime/src/durable/postgres_schema.sql"),
+            retry_runtime::CorrelationId::new(),
+        ))
+        .await
+        .unwrap();
+    let store = Store::open_existing(&url).await.unwrap();
+    assert_eq!(
+        store
+            .stats()
+            .await
+            .unwrap()
+            .count("mail::send", CallState::Pending),
+        1
+    );
+    assert!(store.pause("mail::send", "ops").await.unwrap());
+    let names = ["mail::send".to_owned()];
+    let lease = Duration::from_secs(30);
+    assert!(store.claim("w", &names, 1, lease).await.unwrap().is_empty());
+    assert!(store.resume("mail::send", "ops").await.unwrap());
+    assert_eq!(store.claim("w", &names, 1, lease).await.unwrap().len(), 1);
+    let versions: Vec<i32> = admin
+        .query(
+            &format!("SELECT version FROM {schema}.retry_schema ORDER BY 1"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2]);
 }

@@ -153,7 +153,7 @@ async fn a_newer_schema_is_refused() {
         err,
         StoreError::NewerSchema {
             found: 99,
-            supported: 2
+            supported: 3
         }
     );
 }
@@ -248,4 +248,60 @@ async fn enqueue_wakes_a_waiting_worker() {
         .await
         .expect("the worker was woken")
         .unwrap();
+}
+
+/// A store written by a build at schema version 2 (before paused functions): opening it
+/// applies migration 3 in place, keeps its calls, and the store then pauses and resumes.
+#[tokio::test]
+async fn a_version_2_store_is_migrated_in_place_keeping_its_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_file(&dir, "v2.db");
+    let call = NewCall::new("mail::send", r#"{"to":"ops@example.com"}"#);
+    let cid = call.cid;
+    {
+        // As sqlite.rs does at version 2: migrations 1 and 2, then its pragmas.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../retry-runtime/src/durable/schema.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!(
+            "../retry-runtime/src/durable/schema_2_state_updated.sql"
+        ))
+        .unwrap();
+        conn.execute_batch(
+            "PRAGMA application_id = 1381257817; PRAGMA user_version = 2; \
+             PRAGMA journal_mode = WAL;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO calls (cid, function, args, state, attempts, created_at, next_due_at, \
+             fence, last_wait_ns, updated_at) VALUES (?1, ?2, ?3, 'pending', 0, 1000, 1000, 0, 0, 1000)",
+            rusqlite::params![cid.to_string(), call.function, call.args],
+        )
+        .unwrap();
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'paused_functions'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0, "a version 2 store has no paused functions table");
+    }
+    let url = format!("sqlite:{}", path.display());
+    let store = Store::open_existing(&url).await.unwrap();
+    let record = store.get(cid).await.unwrap().expect("the call is kept");
+    assert_eq!(record.state, CallState::Pending);
+    assert_eq!(record.args, r#"{"to":"ops@example.com"}"#);
+    assert!(store.pause("mail::send", "ops").await.unwrap());
+    let lease = std::time::Duration::from_secs(30);
+    let names = ["mail::send".to_owned()];
+    assert!(store.claim("w", &names, 1, lease).await.unwrap().is_empty());
+    assert!(store.resume("mail::send", "ops").await.unwrap());
+    assert_eq!(store.claim("w", &names, 1, lease).await.unwrap().len(), 1);
+    drop(store);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
 }

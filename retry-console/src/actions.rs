@@ -1,5 +1,6 @@
 //! The actions: requeue and cancel one call; the same in bulk over a filter, and purge, each
-//! after a confirmation page that shows how many calls it touches. POST only, CSRF-checked;
+//! after a confirmation page that shows how many calls it touches; pause and resume a
+//! function (the overview's buttons). POST only, CSRF-checked;
 //! a read-only console has none of these routes.
 
 use std::time::{Duration, SystemTime};
@@ -29,6 +30,62 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/actions", get(actions))
         .route("/actions/bulk", get(confirm_bulk).post(bulk))
         .route("/actions/purge", get(confirm_purge).post(purge))
+        .route("/actions/pause", post(pause))
+        .route("/actions/resume", post(resume))
+}
+
+/// Who pauses or resumes, as the store keeps it.
+const CONSOLE: &str = "console";
+
+#[derive(Deserialize)]
+struct FunctionForm {
+    #[serde(default)]
+    function: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn pause(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<FunctionForm>,
+) -> Response {
+    pause_or_resume(&console, &headers, &form, true).await
+}
+
+async fn resume(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<FunctionForm>,
+) -> Response {
+    pause_or_resume(&console, &headers, &form, false).await
+}
+
+/// Pauses or resumes the form's function, then back to the overview (pausing a paused
+/// function, or resuming a running one, changes nothing and is no error: two operators
+/// clicked).
+async fn pause_or_resume(
+    console: &Console,
+    headers: &HeaderMap,
+    form: &FunctionForm,
+    pause: bool,
+) -> Response {
+    if let Err(refused) = check_csrf(console, headers, &form.csrf) {
+        return refused;
+    }
+    if form.function.is_empty() {
+        return problem(console, StatusCode::BAD_REQUEST, "No function named.");
+    }
+    let store = console.store();
+    let done = if pause {
+        store.pause(&form.function, CONSOLE).await
+    } else {
+        store.resume(&form.function, CONSOLE).await
+    };
+    match done {
+        Ok(_) => Redirect::to(&console.link("/")).into_response(),
+        Err(e) => store_failed(console, &e),
+    }
 }
 
 #[derive(Deserialize)]

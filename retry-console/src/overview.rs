@@ -1,5 +1,6 @@
-//! The overview: per function, the calls by state, the queue lag and the dead letters; the
-//! calls per minute of the last hour. `/live` is the part the script refreshes.
+//! The overview: per function, the calls by state, the queue lag and the dead letters, and
+//! whether it is paused (with a pause or resume button, unless read-only); the calls per
+//! minute of the last hour. `/live` is the part the script refreshes.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,10 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use maud::{html, Markup};
-use retry_runtime::durable::{CallState, MinuteCount, QueueLag, Stats, StoreError};
+use retry_runtime::durable::{
+    format_time, CallState, MinuteCount, PausedFunction, QueueLag, Stats, StoreError,
+};
 
 use crate::chart::{buckets, chart, MINUTES};
 use crate::layout::{page_with_script, span, store_failed};
+use crate::security::csrf_field;
 use crate::{calls, Console};
 
 pub(crate) fn routes() -> Router<Console> {
@@ -26,6 +30,7 @@ struct Overview {
     stats: Stats,
     minutes: Vec<MinuteCount>,
     lags: Vec<QueueLag>,
+    paused: Vec<PausedFunction>,
     now: SystemTime,
 }
 
@@ -65,12 +70,17 @@ async fn per_minute(console: &Console, now: SystemTime) -> Result<Vec<MinuteCoun
 async fn read(console: &Console) -> Result<Overview, StoreError> {
     let store = console.store();
     let now = SystemTime::now();
-    let (stats, minutes, lags) =
-        tokio::try_join!(store.stats(), per_minute(console, now), store.queue_lag())?;
+    let (stats, minutes, lags, paused) = tokio::try_join!(
+        store.stats(),
+        per_minute(console, now),
+        store.queue_lag(),
+        store.paused()
+    )?;
     Ok(Overview {
         stats,
         minutes,
         lags,
+        paused,
         now,
     })
 }
@@ -106,6 +116,7 @@ fn fragment(console: &Console, data: &Overview) -> Markup {
         .iter()
         .map(|r| r.function.as_str())
         .chain(data.lags.iter().map(|l| l.function.as_str()))
+        .chain(data.paused.iter().map(|p| p.function.as_str()))
         .collect();
     let all = buckets(&data.minutes, data.now);
     html! {
@@ -128,12 +139,14 @@ fn fragment(console: &Console, data: &Overview) -> Markup {
                     th.num { "due now" }
                     th.num { "queue lag" }
                     th { "last hour" }
+                    th { "claims" }
                 } }
                 tbody {
                     @for function in &functions {
                         @let lag = data.lags.iter().find(|l| l.function == *function);
                         @let mine: Vec<MinuteCount> = data.minutes.iter().filter(|m| m.function == *function).cloned().collect();
-                        tr {
+                        @let paused = data.paused.iter().find(|p| p.function == *function);
+                        tr.paused[paused.is_some()] {
                             td { a href=(calls::link(console, Some(function), None)) { (function) } }
                             @for state in CallState::ALL {
                                 @let n = data.stats.count(function, state);
@@ -154,7 +167,40 @@ fn fragment(console: &Console, data: &Overview) -> Markup {
                                 }
                             }
                             td.spark { (chart(&buckets(&mine, data.now), function)) }
+                            td { (pause_cell(console, function, paused)) }
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether the function's calls are claimed: "paused" (since when, by whom) or "running",
+/// with the button that flips it (none in read-only mode).
+fn pause_cell(console: &Console, function: &str, paused: Option<&PausedFunction>) -> Markup {
+    let read_only = console.config().read_only;
+    html! {
+        @match paused {
+            Some(p) => {
+                strong.paused title=(format!("since {} by {}", format_time(p.paused_at), p.paused_by)) { "paused" }
+                @if !read_only {
+                    " "
+                    form.inline method="post" action=(console.link("/actions/resume")) {
+                        (csrf_field(console))
+                        input type="hidden" name="function" value=(function);
+                        button.resume type="submit" { "Resume" }
+                    }
+                }
+            }
+            None => {
+                span.none { "running" }
+                @if !read_only {
+                    " "
+                    form.inline method="post" action=(console.link("/actions/pause")) {
+                        (csrf_field(console))
+                        input type="hidden" name="function" value=(function);
+                        button.pause.danger type="submit" { "Pause" }
                     }
                 }
             }

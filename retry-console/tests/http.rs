@@ -587,3 +587,94 @@ async fn the_pages_on_postgresql() {
     assert!(confirm.body.contains("<strong id=\"count\">3</strong>"));
     common::drop_schema(&admin, &schema).await;
 }
+
+#[tokio::test]
+async fn the_overview_pauses_and_resumes_a_function_with_the_csrf_token() {
+    let (store, _seeded, _dir) = seeded().await;
+    let app = app(&store, ConsoleConfig::default());
+    let (token, cookie) = csrf(&app, "/").await;
+    let overview = get(&app, "/", &[]).await;
+    assert!(
+        overview.body.contains("action=\"/actions/pause\""),
+        "a pause button per function"
+    );
+    assert!(!overview.body.contains("action=\"/actions/resume\""));
+
+    let form = format!("function=mail%3A%3Asend&csrf={token}");
+    // No token, a wrong one, the token without its cookie: refused, nothing paused.
+    for (body, headers) in [
+        (
+            "function=mail%3A%3Asend".to_string(),
+            vec![("cookie", cookie.as_str())],
+        ),
+        (
+            "function=mail%3A%3Asend&csrf=forged".to_string(),
+            vec![("cookie", cookie.as_str())],
+        ),
+        (form.clone(), vec![]),
+    ] {
+        assert_eq!(
+            post(&app, "/actions/pause", &body, &headers).await.status,
+            403
+        );
+    }
+    assert!(store.paused().await.unwrap().is_empty());
+    assert_eq!(get(&app, "/actions/pause", &[]).await.status, 405);
+
+    let done = post(&app, "/actions/pause", &form, &[("cookie", &cookie)]).await;
+    assert_eq!(done.status, 303);
+    assert_eq!(done.location(), "/");
+    let paused = store.paused().await.unwrap();
+    assert_eq!(paused.len(), 1);
+    assert_eq!(
+        (paused[0].function.as_str(), paused[0].paused_by.as_str()),
+        ("mail::send", "console")
+    );
+    let live = get(&app, "/live", &[]).await;
+    assert!(live.body.contains("tr class=\"paused\""), "{}", live.body);
+    assert!(live.body.contains("action=\"/actions/resume\""));
+    let names = ["mail::send".to_owned()];
+    let lease = std::time::Duration::from_secs(30);
+    assert!(store
+        .claim("w", &names, 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A second click (another operator's) changes nothing and is no error.
+    let again = post(&app, "/actions/pause", &form, &[("cookie", &cookie)]).await;
+    assert_eq!(again.status, 303);
+
+    let resumed = post(&app, "/actions/resume", &form, &[("cookie", &cookie)]).await;
+    assert_eq!(resumed.status, 303);
+    assert!(store.paused().await.unwrap().is_empty());
+    assert!(!store
+        .claim("w", &names, 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!get(&app, "/live", &[])
+        .await
+        .body
+        .contains("tr class=\"paused\""));
+
+    // Read-only: the state is shown, no button, no route.
+    store.pause("mail::send", "ops").await.unwrap();
+    let read_only = self::app(
+        &store,
+        ConsoleConfig {
+            read_only: true,
+            ..ConsoleConfig::default()
+        },
+    );
+    let page = get(&read_only, "/", &[]).await;
+    assert!(page.body.contains("paused"));
+    assert!(!page.body.contains("/actions/pause") && !page.body.contains("/actions/resume"));
+    for uri in ["/actions/pause", "/actions/resume"] {
+        let status = post(&read_only, uri, &form, &[("cookie", &cookie)])
+            .await
+            .status;
+        assert!(status == 404 || status == 405, "{uri}: {status}");
+    }
+    assert_eq!(store.paused().await.unwrap().len(), 1);
+}

@@ -6,6 +6,8 @@
 //! retry-store --store sqlite:calls.db show 01JD5Z3KQ8M4X2V7N0R6T9B1CA
 //! retry-store --store sqlite:calls.db requeue --dead --function billing::charge
 //! retry-store --store sqlite:calls.db purge --state succeeded --older-than 7d
+//! retry-store --store sqlite:calls.db pause billing::charge
+//! retry-store --store sqlite:calls.db resume billing::charge
 //! retry-store --store sqlite:calls.db serve --listen 127.0.0.1:7878 --read-only
 //! ```
 //!
@@ -25,7 +27,9 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
-use retry_runtime::durable::{format_time, CallRecord, CallState, ListFilter, Stats, Store};
+use retry_runtime::durable::{
+    format_time, CallRecord, CallState, ListFilter, PausedFunction, Stats, Store,
+};
 use retry_runtime::CorrelationId;
 use serde_json::json;
 
@@ -50,18 +54,22 @@ struct Cli {
 const JSON_HELP: &str = "\
 --json output:
   stats                  {\"rows\": [{\"function\", \"state\", \"count\"}], \"total\": N,
-                          \"unclaimed\": [{\"function\", \"since\"}]}
+                          \"unclaimed\": [{\"function\", \"since\"}],
+                          \"paused\": [{\"function\", \"since\", \"by\"}]}
   list                   an array of call records
   show                   one call record
   requeue, cancel, purge {\"command\": \"requeue\"|\"cancel\"|\"purge\", \"count\": N,
                           \"cid\": \"ID\" or null (a command over many calls)}
+  pause, resume          the same, with \"count\" 1, or 0 when the function already was
+                          paused (pause) or was not paused (resume), and \"cid\" null
 A call record's `args` is the call's arguments as a JSON value (an object keyed by the
 parameters' names), not text.
 
 Unclaimed calls: `stats` marks a function whose calls have been due and untouched for
 `--unclaimed-after` (default 5m): no running worker has claimed them, so either no worker is
 up or none registers that name (a typo, a renamed function). The tool cannot see which names
-the workers register; it sees only calls that nobody takes.";
+the workers register; it sees only calls that nobody takes. A paused function (`pause`) is
+marked paused instead: no worker claims its calls until `resume`.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -108,6 +116,23 @@ enum Command {
         #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
         older_than: Duration,
     },
+    /// Pause a function across every worker of the store: from their next claim on, no
+    /// worker takes its calls (attempts already running finish) until `resume`.
+    Pause {
+        /// The function's registered name.
+        function: String,
+        /// Who pauses it, kept in the store and shown by `stats` (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Resume a paused function: workers claim its due calls again within a second.
+    Resume {
+        /// The function's registered name.
+        function: String,
+        /// Who resumes it, logged by programs using the store (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
     /// Serve the operators' console (web pages over the store, live) until stopped.
     ///
     /// Listens on 127.0.0.1:7878 by default; any address other than a loopback one needs a
@@ -116,7 +141,7 @@ enum Command {
         /// The address to listen on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
         listen: std::net::SocketAddr,
-        /// Serve the pages only: no requeue, cancel or purge.
+        /// Serve the pages only: no requeue, cancel, purge, pause or resume.
         #[arg(long)]
         read_only: bool,
         /// The token every request must carry: an `Authorization: Bearer` header, or typed
@@ -247,23 +272,7 @@ async fn run(cli: Cli) -> Result<String, String> {
     let json = cli.json;
     match command {
         Command::Serve { .. } => unreachable!("`serve` returned above"),
-        Command::Stats { unclaimed_after } => {
-            let stats = store.stats().await.map_err(|e| e.to_string())?;
-            let unclaimed = unclaimed(&store, &stats, unclaimed_after).await?;
-            Ok(if json {
-                let unclaimed: Vec<_> = unclaimed
-                    .iter()
-                    .map(|(f, since)| json!({ "function": f, "since": format_time(*since) }))
-                    .collect();
-                to_json(&json!({
-                    "rows": stats.rows,
-                    "total": stats.total(),
-                    "unclaimed": unclaimed,
-                }))
-            } else {
-                stats_table(&stats, &unclaimed, unclaimed_after)
-            })
-        }
+        Command::Stats { unclaimed_after } => stats(&store, unclaimed_after, json).await,
         Command::List {
             state,
             function,
@@ -293,6 +302,10 @@ async fn run(cli: Cli) -> Result<String, String> {
             })
         }
         Command::Requeue(args) => requeue(&store, args, json).await,
+        Command::Pause { function, by } => pause_or_resume(&store, &function, by, true, json).await,
+        Command::Resume { function, by } => {
+            pause_or_resume(&store, &function, by, false, json).await
+        }
         Command::Cancel { cid } => {
             let record = find(&store, &cid).await?;
             if !store.cancel(record.cid).await.map_err(|e| e.to_string())? {
@@ -329,6 +342,67 @@ async fn run(cli: Cli) -> Result<String, String> {
             })
         }
     }
+}
+
+/// `stats`: the counts, the functions whose due calls nobody claims, the paused functions.
+async fn stats(store: &Store, unclaimed_after: Duration, json: bool) -> Result<String, String> {
+    let stats = store.stats().await.map_err(|e| e.to_string())?;
+    let paused = store.paused().await.map_err(|e| e.to_string())?;
+    let mut unclaimed = unclaimed(store, &stats, unclaimed_after).await?;
+    // A paused function's calls are unclaimed on purpose: it is marked paused.
+    unclaimed.retain(|(f, _)| !paused.iter().any(|p| p.function == *f));
+    Ok(if json {
+        let unclaimed: Vec<_> = unclaimed
+            .iter()
+            .map(|(f, since)| json!({ "function": f, "since": format_time(*since) }))
+            .collect();
+        let paused: Vec<_> = paused
+            .iter()
+            .map(|p| {
+                json!({
+                    "function": p.function,
+                    "since": format_time(p.paused_at),
+                    "by": p.paused_by,
+                })
+            })
+            .collect();
+        to_json(&json!({
+            "rows": stats.rows,
+            "total": stats.total(),
+            "unclaimed": unclaimed,
+            "paused": paused,
+        }))
+    } else {
+        stats_table(&stats, &unclaimed, unclaimed_after, &paused)
+    })
+}
+
+/// `pause` and `resume`: the write commands' answer, `count` 0 when nothing changed (the
+/// function already was paused, or was not).
+async fn pause_or_resume(
+    store: &Store,
+    function: &str,
+    by: Option<String>,
+    pause: bool,
+    json: bool,
+) -> Result<String, String> {
+    let by = by.unwrap_or_else(operator);
+    let changed = if pause {
+        store.pause(function, &by).await
+    } else {
+        store.resume(function, &by).await
+    }
+    .map_err(|e| e.to_string())?;
+    let command = if pause { "pause" } else { "resume" };
+    Ok(if json {
+        done_json(command, u64::from(changed), None)
+    } else if changed {
+        format!("{command}d {function}\n")
+    } else if pause {
+        format!("{function} was already paused\n")
+    } else {
+        format!("{function} was not paused\n")
+    })
 }
 
 async fn requeue(store: &Store, args: RequeueArgs, json: bool) -> Result<String, String> {
@@ -386,6 +460,14 @@ fn done_json(command: &str, count: u64, cid: Option<CorrelationId>) -> String {
     }))
 }
 
+/// Who pauses or resumes when `--by` is not given: the user running the tool.
+fn operator() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "retry-store".into())
+}
+
 /// A call record for `--json`, its arguments a JSON value rather than JSON text (text that
 /// is not JSON stays a string).
 fn record_json(record: &CallRecord) -> serde_json::Value {
@@ -441,7 +523,12 @@ async fn unclaimed(
     Ok(found)
 }
 
-fn stats_table(stats: &Stats, unclaimed: &[(String, SystemTime)], after: Duration) -> String {
+fn stats_table(
+    stats: &Stats,
+    unclaimed: &[(String, SystemTime)],
+    after: Duration,
+    paused: &[PausedFunction],
+) -> String {
     let mut functions: Vec<&str> = stats.rows.iter().map(|r| r.function.as_str()).collect();
     functions.dedup();
     let mut headers = vec![("FUNCTION", Align::Left)];
@@ -470,6 +557,15 @@ fn stats_table(stats: &Stats, unclaimed: &[(String, SystemTime)], after: Duratio
              registers this name?",
             format_time(*since),
             duration::format(after)
+        );
+    }
+    for p in paused {
+        let _ = writeln!(
+            out,
+            "|| {}: paused since {} by {}: no worker claims its calls until `retry-store resume`",
+            p.function,
+            format_time(p.paused_at),
+            p.paused_by
         );
     }
     out

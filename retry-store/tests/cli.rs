@@ -610,3 +610,65 @@ async fn a_postgres_store() {
     assert_eq!(after.count("billing::charge", CallState::Pending), 1);
     assert_eq!(after.count("mail::send", CallState::Cancelled), 1);
 }
+
+#[tokio::test]
+async fn pause_and_resume_a_function() {
+    let f = filled().await;
+    let out = stdout(&retry_store(
+        &f.url,
+        &["pause", "mail::send", "--by", "alice"],
+    ));
+    assert_eq!(out, "paused mail::send\n");
+    let again = json(&retry_store(&f.url, &["--json", "pause", "mail::send"]));
+    assert_eq!(
+        again,
+        serde_json::json!({ "command": "pause", "count": 0, "cid": null }),
+        "already paused"
+    );
+    // No claim takes the paused function's pending call; the others' are untouched.
+    let store = Store::open_existing(&f.url).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let names = ["mail::send".to_owned()];
+    assert!(store
+        .claim("w", &names, 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let table = stdout(&retry_store(&f.url, &["stats"]));
+    let marks: Vec<&str> = table.lines().filter(|l| l.starts_with("||")).collect();
+    assert_eq!(marks.len(), 1, "{table}");
+    assert!(
+        marks[0].starts_with("|| mail::send: paused since ") && marks[0].contains(" by alice"),
+        "{table}"
+    );
+    let v = json(&retry_store(
+        &f.url,
+        &["stats", "--unclaimed-after", "0s", "--json"],
+    ));
+    assert_eq!(v["paused"][0]["function"], "mail::send", "{v}");
+    assert_eq!(v["paused"][0]["by"], "alice", "{v}");
+    assert!(
+        v["unclaimed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["function"] != "mail::send"),
+        "a paused function is marked paused, not unclaimed: {v}"
+    );
+
+    let resumed = json(&retry_store(&f.url, &["--json", "resume", "mail::send"]));
+    assert_eq!(
+        resumed,
+        serde_json::json!({ "command": "resume", "count": 1, "cid": null })
+    );
+    assert_eq!(
+        stdout(&retry_store(&f.url, &["resume", "mail::send"])),
+        "mail::send was not paused\n"
+    );
+    let claims = store.claim("w", &names, 10, lease).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].record.cid, f.pending);
+    let v = json(&retry_store(&f.url, &["stats", "--json"]));
+    assert_eq!(v["paused"], serde_json::json!([]));
+}

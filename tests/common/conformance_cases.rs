@@ -24,5 +24,7 @@ macro_rules! every_conformance_case {
         $run!(enqueue_tried_waits_with_its_progress);
         $run!(lost_names_the_calls_no_longer_held);
         $run!(overdue_counts_due_calls);
+        $run!(paused_functions_are_not_claimed);
+        $run!(pause_is_per_function);
     };
 }

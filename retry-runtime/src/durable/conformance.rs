@@ -824,3 +824,76 @@ pub async fn overdue_counts_due_calls(store: &Store) {
     assert_eq!(overdue.total(), 3);
     assert_eq!(b.overdue(at(4)).await.unwrap().total(), 0);
 }
+
+/// A paused function's due calls, pending, waiting or with an expired lease, are neither
+/// claimed nor counted by `next_due`; other functions' calls are; after resume they are
+/// claimed again. Pausing twice keeps the first pause; resuming an unpaused function is `false`.
+pub async fn paused_functions_are_not_claimed(store: &Store) {
+    let b = store.backend();
+    let (expired, _) = running(store, "f", "w1", 0).await; // lease until at(30)
+    let pending = enqueue(store, "f", 0).await;
+    let other = enqueue(store, "g", 0).await;
+    assert!(b.paused().await.unwrap().is_empty());
+    assert!(b.pause("f", "alice", at(1)).await.unwrap());
+    assert!(!b.pause("f", "bob", at(2)).await.unwrap(), "already paused");
+    let paused = b.paused().await.unwrap();
+    assert_eq!(paused.len(), 1);
+    assert_eq!(
+        (
+            paused[0].function.as_str(),
+            paused[0].paused_at,
+            paused[0].paused_by.as_str()
+        ),
+        ("f", at(1), "alice"),
+        "the first pause is kept"
+    );
+    let both = names(&["f", "g"]);
+    let claims = b.claim("w2", &both, 10, LEASE, at(60)).await.unwrap();
+    assert_eq!(claims.len(), 1, "only the other function's call");
+    assert_eq!(claims[0].record.cid, other);
+    assert_eq!(record(store, pending).await.state, CallState::Pending);
+    assert_eq!(record(store, expired).await.worker.as_deref(), Some("w1"));
+    assert_eq!(
+        b.next_due(&names(&["f"])).await.unwrap(),
+        None,
+        "paused: nothing due"
+    );
+    // Enqueueing still works while paused.
+    let later = enqueue(store, "f", 0).await;
+    assert!(b.resume("f").await.unwrap());
+    assert!(!b.resume("f").await.unwrap(), "not paused any more");
+    assert!(b.paused().await.unwrap().is_empty());
+    assert_eq!(b.next_due(&names(&["f"])).await.unwrap(), Some(at(0)));
+    let mut claimed: Vec<_> = b
+        .claim("w2", &both, 10, LEASE, at(61))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.record.cid)
+        .collect();
+    claimed.sort();
+    let mut want = vec![expired, pending, later];
+    want.sort();
+    assert_eq!(claimed, want, "every due call of the resumed function");
+}
+
+/// Pausing one function leaves the others' claims alone, and functions are paused by exact
+/// name.
+pub async fn pause_is_per_function(store: &Store) {
+    let b = store.backend();
+    enqueue(store, "mail::send", 0).await;
+    enqueue(store, "mail::send_all", 0).await;
+    assert!(b.pause("mail::send", "ops", at(0)).await.unwrap());
+    let claims = b
+        .claim(
+            "w",
+            &names(&["mail::send", "mail::send_all"]),
+            10,
+            LEASE,
+            at(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].record.function, "mail::send_all");
+}

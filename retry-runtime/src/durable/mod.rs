@@ -204,8 +204,8 @@ pub use open::StoreUrl;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresBackend, NOTIFY_CHANNEL, POLL_ALL};
 pub use record::{
-    format_time, CallRecord, CallState, Claim, ListFilter, NewCall, ParseStateError, Progress,
-    Stats, StatsRow, Tried,
+    format_time, CallRecord, CallState, Claim, ListFilter, NewCall, ParseStateError,
+    PausedFunction, Progress, Stats, StatsRow, Tried,
 };
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};

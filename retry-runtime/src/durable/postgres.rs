@@ -24,7 +24,7 @@ mod tls;
 
 use super::browse;
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
-use super::record::{CallRecord, Claim, NewCall, StatsRow};
+use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::redact::{quotes_a_secret, redact};
 use super::rows;
 use super::statements::{self, Dialect, Param, Runner, Statement, COLUMNS};
@@ -32,10 +32,13 @@ use super::store::{check_new_calls, Backend, BoxFuture, StoreError};
 use crate::{Backoff, CorrelationId, Jitter, Policy};
 
 /// The schema version this build writes: the number of migrations.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// The migrations, in order: `MIGRATIONS[v]` takes a store from version `v` to `v + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [include_str!("postgres_schema.sql")];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    include_str!("postgres_schema.sql"),
+    include_str!("postgres_schema_2_paused.sql"),
+];
 
 /// The first key of the advisory lock migrations take ("RTRY"); the second is the hash of the
 /// schema the tables go in, so stores in different schemas migrate independently.
@@ -89,6 +92,7 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
       SELECT cid FROM retry_calls \
       WHERE state IN ('pending', 'waiting', 'running') AND claimable_at <= $3 \
         AND function = ANY($5) \
+        AND function NOT IN (SELECT function FROM retry_paused) \
       ORDER BY claimable_at, cid LIMIT $4 FOR UPDATE SKIP LOCKED) \
     UPDATE retry_calls SET state = 'running', worker = $1, lease_until = $2, fence = fence + 1, \
       next_due_at = NULL, updated_at = $3 \
@@ -155,6 +159,12 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
 ///
 /// ```sql
 #[doc = include_str!("postgres_schema.sql")]
+/// ```
+///
+/// Migration 2 adds `retry_paused`, the paused functions:
+///
+/// ```sql
+#[doc = include_str!("postgres_schema_2_paused.sql")]
 /// ```
 #[derive(Clone)]
 pub struct PostgresBackend {
@@ -753,6 +763,15 @@ impl Runner for PostgresBackend {
         self.io
             .run(async move { this.decoded(statement, rows::stats_row).await })
     }
+
+    fn paused_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<PausedFunction>, StoreError>> {
+        let this = self.clone();
+        self.io
+            .run(async move { this.decoded(statement, rows::paused).await })
+    }
 }
 
 impl browse::BrowseRunner for PostgresBackend {
@@ -992,7 +1011,8 @@ impl Backend for PostgresBackend {
             let rows = this
                 .query(
                     "SELECT min(claimable_at) FROM retry_calls \
-                     WHERE state IN ('pending', 'waiting', 'running') AND function = ANY($1)",
+                     WHERE state IN ('pending', 'waiting', 'running') AND function = ANY($1) \
+                     AND function NOT IN (SELECT function FROM retry_paused)",
                     &[&functions],
                 )
                 .await?;

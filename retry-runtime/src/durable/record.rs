@@ -543,3 +543,29 @@ mod tests {
         );
     }
 }
+
+/// A function paused in the store ([`Store::pause`](super::Store::pause)): no worker of the
+/// store claims its calls until it is resumed.
+///
+/// ```
+/// use retry_runtime::durable::Store;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = Store::open("sqlite::memory:").await?;
+/// assert!(store.pause("mail::send", "ops").await?);
+/// let paused = store.paused().await?;
+/// assert_eq!(paused[0].function, "mail::send");
+/// assert_eq!(paused[0].paused_by, "ops");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PausedFunction {
+    /// The function's registered name.
+    pub function: String,
+    /// When it was paused.
+    pub paused_at: SystemTime,
+    /// Who paused it, as the pausing operator or tool gave it.
+    pub paused_by: String,
+}

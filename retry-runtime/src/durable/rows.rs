@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use super::millis::from_millis;
-use super::record::{CallRecord, Stats, StatsRow};
+use super::record::{CallRecord, PausedFunction, Stats, StatsRow};
 use super::store::StoreError;
 use crate::CorrelationId;
 
@@ -83,6 +83,15 @@ pub(crate) fn stats_row(row: &impl StoredRow) -> Result<StatsRow, StoreError> {
             .parse()
             .map_err(|e| malformed(&format!("{e}")))?,
         count: unsigned(row, 2)?,
+    })
+}
+
+/// A row of the `paused` statement: function, paused at, paused by.
+pub(crate) fn paused(row: &impl StoredRow) -> Result<PausedFunction, StoreError> {
+    Ok(PausedFunction {
+        function: text(row, 0)?,
+        paused_at: required(time(row, 1)?, 1)?,
+        paused_by: text(row, 2)?,
     })
 }
 

@@ -23,19 +23,20 @@ use tokio::sync::oneshot;
 
 use super::browse;
 use super::millis::{from_millis, later, saturating_i64, to_millis};
-use super::record::{CallRecord, Claim, NewCall, StatsRow};
+use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::rows;
 use super::statements::{self, Dialect, Runner, Statement, COLUMNS};
 use super::store::{check_new_calls, Backend, BoxFuture, StoreError};
 use crate::CorrelationId;
 
 /// The schema version this build writes: the number of migrations.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 /// The migrations, in order: `MIGRATIONS[v]` takes a store from version `v` to `v + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("schema.sql"),
     include_str!("schema_2_state_updated.sql"),
+    include_str!("schema_3_paused.sql"),
 ];
 
 /// `PRAGMA application_id` of a retry store: "RTRY" in ASCII.
@@ -638,6 +639,20 @@ impl Runner for SqliteBackend {
             )
         })
     }
+
+    fn paused_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<PausedFunction>, StoreError>> {
+        self.read(move |conn| {
+            query(
+                conn,
+                statement.text(Dialect::Sqlite),
+                params_from_iter(&statement.params),
+                |row| rows::paused(row),
+            )
+        })
+    }
 }
 
 impl browse::BrowseRunner for SqliteBackend {
@@ -727,7 +742,8 @@ impl Backend for SqliteBackend {
         let text = format!(
             "UPDATE calls SET state = 'running', worker = ?1, lease_until = ?2, fence = fence + 1, \
              next_due_at = NULL, updated_at = ?3 \
-             WHERE cid IN (SELECT cid FROM calls WHERE function IN ({marks}) AND \
+             WHERE cid IN (SELECT cid FROM calls WHERE function IN ({marks}) \
+               AND function NOT IN (SELECT function FROM paused_functions) AND \
                ((state IN ('pending', 'waiting') AND next_due_at <= ?3) \
                 OR (state = 'running' AND lease_until <= ?3)) \
                ORDER BY CASE state WHEN 'running' THEN lease_until ELSE next_due_at END, cid \
@@ -778,7 +794,8 @@ impl Backend for SqliteBackend {
         let (marks, values) = function_list(functions, 1);
         let query = format!(
             "SELECT min(CASE state WHEN 'running' THEN lease_until ELSE next_due_at END) \
-             FROM calls WHERE state IN ('pending', 'waiting', 'running') AND function IN ({marks})"
+             FROM calls WHERE state IN ('pending', 'waiting', 'running') AND function IN ({marks}) \
+             AND function NOT IN (SELECT function FROM paused_functions)"
         );
         self.read(move |conn| {
             conn.prepare_cached(&query)

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use super::millis::{earlier, later, saturating_i32, saturating_i64, to_millis};
-use super::record::{CallRecord, CallState, ListFilter, Progress, StatsRow};
+use super::record::{CallRecord, CallState, ListFilter, PausedFunction, Progress, StatsRow};
 use super::store::{BoxFuture, StoreError};
 use crate::CorrelationId;
 
@@ -38,9 +38,20 @@ impl Dialect {
         }
     }
 
-    /// `template` in this dialect: the table named, and `?N` for SQLite's placeholders.
+    /// The table of paused functions.
+    pub(crate) const fn paused_table(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "paused_functions",
+            Dialect::Postgres => "retry_paused",
+        }
+    }
+
+    /// `template` in this dialect: the tables named (`{calls}`, `{paused}`), and `?N` for
+    /// SQLite's placeholders.
     pub(crate) fn render(self, template: &str) -> String {
-        let text = template.replace("{calls}", self.table());
+        let text = template
+            .replace("{calls}", self.table())
+            .replace("{paused}", self.paused_table());
         match self {
             Dialect::Sqlite => text.replace('$', "?"),
             Dialect::Postgres => text,
@@ -445,6 +456,45 @@ pub(crate) fn stats() -> Statement {
     }
 }
 
+/// No call changes: the function is paused (1 row), unless it already was (0 rows, the first
+/// pause kept). The claims skip its calls from then on.
+static PAUSE: Sql = Sql::new(
+    "INSERT INTO {paused} (function, paused_at, paused_by) VALUES ($1, $2, $3) \
+     ON CONFLICT (function) DO NOTHING",
+);
+
+pub(crate) fn pause(function: &str, by: &str, now: SystemTime) -> Statement {
+    Statement {
+        sql: &PAUSE,
+        params: vec![
+            Param::Text(function.to_owned()),
+            time(now),
+            Param::Text(by.to_owned()),
+        ],
+    }
+}
+
+/// No call changes: the function is resumed (1 row), unless it was not paused (0 rows).
+static RESUME: Sql = Sql::new("DELETE FROM {paused} WHERE function = $1");
+
+pub(crate) fn resume(function: &str) -> Statement {
+    Statement {
+        sql: &RESUME,
+        params: vec![Param::Text(function.to_owned())],
+    }
+}
+
+/// No transition: the paused functions, by name, read by [`paused`](super::rows::paused).
+static PAUSED: Sql =
+    Sql::new("SELECT function, paused_at, paused_by FROM {paused} ORDER BY function");
+
+pub(crate) fn paused() -> Statement {
+    Statement {
+        sql: &PAUSED,
+        params: Vec::new(),
+    }
+}
+
 /// What a SQL store supplies to run the shared statements; [`shared_transitions`] writes the
 /// [`Backend`](super::Backend) methods that are nothing but a shared statement on top of it.
 pub(crate) trait Runner {
@@ -454,6 +504,11 @@ pub(crate) trait Runner {
     fn records(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<CallRecord>, StoreError>>;
     /// Runs the [`stats`] query.
     fn counts(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<StatsRow>, StoreError>>;
+    /// Runs the [`paused`] query.
+    fn paused_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<PausedFunction>, StoreError>>;
 }
 
 /// `true` if the statement about one call changed it.
@@ -472,7 +527,8 @@ pub(crate) fn first(
 
 /// The [`Backend`](super::Backend) methods that run one shared statement, for a store that is
 /// a [`Runner`]: renew, reschedule, bury, release, cancel, get, list, requeue, `requeue_dead`,
-/// purge (after [`check_purgeable`](super::store::check_purgeable)), lost, overdue and stats. The store
+/// purge (after [`check_purgeable`](super::store::check_purgeable)), lost, overdue, stats,
+/// pause, resume and paused. The store
 /// writes the rest itself: enqueue, claim, complete, `next_due`.
 macro_rules! shared_transitions {
     () => {
@@ -624,6 +680,34 @@ macro_rules! shared_transitions {
             use $crate::durable::statements::{stats, Runner};
             let counts = self.counts(stats());
             Box::pin(async move { Ok($crate::durable::rows::stats(counts.await?)) })
+        }
+
+        fn pause<'a>(
+            &'a self,
+            function: &'a str,
+            by: &'a str,
+            now: ::std::time::SystemTime,
+        ) -> $crate::durable::BoxFuture<'a, Result<bool, $crate::durable::StoreError>> {
+            use $crate::durable::statements::{changed, pause, Runner};
+            changed(self.execute(pause(function, by, now)))
+        }
+
+        fn resume<'a>(
+            &'a self,
+            function: &'a str,
+        ) -> $crate::durable::BoxFuture<'a, Result<bool, $crate::durable::StoreError>> {
+            use $crate::durable::statements::{changed, resume, Runner};
+            changed(self.execute(resume(function)))
+        }
+
+        fn paused(
+            &self,
+        ) -> $crate::durable::BoxFuture<
+            '_,
+            Result<Vec<$crate::durable::PausedFunction>, $crate::durable::StoreError>,
+        > {
+            use $crate::durable::statements::{paused, Runner};
+            self.paused_rows(paused())
         }
     };
 }

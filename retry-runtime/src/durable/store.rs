@@ -13,7 +13,9 @@ use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use super::browse::{CallFilter, CallPage, CallQuery, MinuteCount, QueueLag};
-use super::record::{CallRecord, CallState, Claim, ListFilter, NewCall, Progress, Stats};
+use super::record::{
+    CallRecord, CallState, Claim, ListFilter, NewCall, PausedFunction, Progress, Stats,
+};
 use crate::CorrelationId;
 
 /// A boxed, sendable future: what the [`Backend`] methods return.
@@ -355,6 +357,42 @@ pub trait Backend: Send + Sync + 'static {
     fn queue_lag(&self, now: SystemTime) -> BoxFuture<'_, Result<Vec<QueueLag>, StoreError>> {
         let _ = now;
         super::browse::unsupported()
+    }
+
+    /// Pauses `function` across every worker of the store: from their next claim on, no
+    /// worker claims its calls (attempts already running finish), and
+    /// [`next_due`](Backend::next_due) leaves them out, until [`resume`](Backend::resume).
+    /// Calls are still enqueued. `by` names who paused it. `false` if it already was paused
+    /// (the first pause is kept). The default (a backend that cannot pause) is
+    /// [`StoreError::Invalid`].
+    fn pause<'a>(
+        &'a self,
+        function: &'a str,
+        by: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (function, by, now);
+        Box::pin(async {
+            Err(StoreError::Invalid(
+                "this store cannot pause functions".into(),
+            ))
+        })
+    }
+
+    /// Resumes a paused `function`: its due calls are claimed again. `false` if it was not
+    /// paused. The default is [`StoreError::Invalid`].
+    fn resume<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = function;
+        Box::pin(async {
+            Err(StoreError::Invalid(
+                "this store cannot pause functions".into(),
+            ))
+        })
+    }
+
+    /// The paused functions, by name. The default (a backend that cannot pause): none.
+    fn paused(&self) -> BoxFuture<'_, Result<Vec<PausedFunction>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     /// Up to `limit` calls started by the call `cid` (whose parent it is), oldest first.
@@ -701,6 +739,61 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<CallRecord>, StoreError> {
         self.backend.children(cid, limit).await
+    }
+
+    /// Pauses `function` in the store, for every worker of it (in any process): none claims
+    /// its calls from its next claim on, until [`resume`](Store::resume); attempts already
+    /// running finish. `by` says who paused it (kept in the store, shown by `retry-store
+    /// stats` and the console). `false` if it already was paused. See [`Backend::pause`].
+    ///
+    /// ```
+    /// use retry_runtime::durable::{NewCall, Store};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Store::open("sqlite::memory:").await?;
+    /// store.enqueue(vec![NewCall::new("f", "[]")]).await?;
+    /// let lease = Duration::from_secs(30);
+    /// assert!(store.pause("f", "ops").await?);
+    /// assert!(store.claim("w", &["f".into()], 10, lease).await?.is_empty());
+    /// assert!(store.resume("f", "ops").await?);
+    /// assert_eq!(store.claim("w", &["f".into()], 10, lease).await?.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn pause(&self, function: &str, by: &str) -> Result<bool, StoreError> {
+        let paused = self.backend.pause(function, by, SystemTime::now()).await?;
+        if paused {
+            tracing::info!(target: "retry_runtime::durable", function, by, "function paused");
+        }
+        Ok(paused)
+    }
+
+    /// Resumes a paused `function`: workers claim its due calls again (this process's at
+    /// once, other processes' within a second). `by` says who resumed it (logged). `false`
+    /// if it was not paused. See [`Backend::resume`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn resume(&self, function: &str, by: &str) -> Result<bool, StoreError> {
+        let resumed = self.backend.resume(function).await?;
+        if resumed {
+            tracing::info!(target: "retry_runtime::durable", function, by, "function resumed");
+            self.wake();
+        }
+        Ok(resumed)
+    }
+
+    /// See [`Backend::paused`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn paused(&self) -> Result<Vec<PausedFunction>, StoreError> {
+        self.backend.paused().await
     }
 
     /// Wakes this process's workers, as a local enqueue does.

@@ -30,6 +30,10 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// calls are due (even when the other slots hold attempts that never end).
 const REFILL_WAIT: Duration = Duration::from_millis(20);
 
+/// The longest an idle worker sleeps while one of its functions is paused, so that a resume
+/// (from any process) is seen within it whatever the poll interval.
+const PAUSE_CHECK: Duration = Duration::from_secs(1);
+
 /// How often a worker asks the store which of its running calls it no longer holds
 /// (cancelled from another process, or re-claimed after its lease ran out).
 const LOST_CHECK: Duration = Duration::from_secs(1);
@@ -409,12 +413,22 @@ async fn idle_wait(
         Some(n) => Ok(n),
         None => inner.store.next_due(names).await,
     };
-    match next {
+    let wait = match next {
         Ok(Some(due)) => due
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO)
             .min(inner.poll),
         Ok(None) | Err(_) => inner.poll,
+    };
+    if wait <= PAUSE_CHECK {
+        return wait;
+    }
+    // A function of this worker's paused: its calls are left out of the next due time, and
+    // its resume, by another process, must be seen within a second, not a poll interval.
+    match inner.store.paused().await {
+        Ok(paused) if paused.iter().any(|p| names.contains(&p.function)) => PAUSE_CHECK,
+        Ok(_) => wait,
+        Err(_) => PAUSE_CHECK,
     }
 }
 
