@@ -728,7 +728,7 @@ mod tests {
         let version: u32 = db
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, crate::durable::sqlite::SCHEMA_VERSION);
         let plan: String = db
             .query_row(
                 &format!("EXPLAIN QUERY PLAN {}", THROUGHPUT.text(Dialect::Sqlite)),

@@ -63,9 +63,9 @@
 //!
 //! | state | meaning | leaves by |
 //! |---|---|---|
-//! | `pending` | enqueued, not yet attempted | claim, cancel |
+//! | `pending` | enqueued, not yet attempted | claim (not while its function is paused), cancel |
 //! | `running` | claimed; a worker holds the lease | complete, reschedule, bury, release, cancel (counts the interrupted attempt), lease expiry + claim |
-//! | `waiting` | an attempt failed; another is due at `next_due_at` | claim, cancel |
+//! | `waiting` | an attempt failed; another is due at `next_due_at` | claim (not while its function is paused), cancel |
 //! | `succeeded` | done | purge |
 //! | `dead` | given up (policy exhausted, or arguments that no longer decode) | requeue, purge |
 //! | `cancelled` | cancelled | requeue, purge |
@@ -77,6 +77,20 @@
 //! one from another process (`retry-store cancel`) within a second. The record keeps the
 //! attempt that was interrupted: `attempts` counts it, since it started and may have done
 //! part of its work; a requeue resets the count, as for a dead call.
+//!
+//! # Pausing a function
+//!
+//! [`Store::pause`] (also `retry-store pause` and the console's overview) pauses a function
+//! across every worker of the store: the function goes in the store's table of paused
+//! functions, and every claim skips its calls in SQL (`function NOT IN (SELECT function FROM
+//! paused_functions)`), so each worker, in any process, obeys at its next claim. A pause does
+//! not change any call's state: its calls stay `pending` or `waiting` (new ones are still
+//! enqueued), attempts already running finish and are recorded, and a call whose lease
+//! expires while paused stays `running` until it is resumed and re-claimed.
+//! [`Store::resume`] removes it: this process's workers claim at once, other processes'
+//! within a second (an idle worker whose function is paused looks at least once a second,
+//! whatever its poll interval). [`Store::paused`] lists the paused functions, with when and by
+//! whom.
 //!
 //! # Attempt time limits
 //!
@@ -125,9 +139,9 @@
 //!
 //! # PostgreSQL
 //!
-//! For workers in many processes or on many machines. Two tables, `retry_schema` (the schema
-//! versions applied) and `retry_calls` (one row per call, finished ones included, times as
-//! BIGINT Unix milliseconds), created in one transaction under `pg_advisory_xact_lock` by the
+//! For workers in many processes or on many machines. Three tables, `retry_schema` (the schema
+//! versions applied), `retry_calls` (one row per call, finished ones included, times as
+//! BIGINT Unix milliseconds) and `retry_paused` (the paused functions, migration 2), created in one transaction under `pg_advisory_xact_lock` by the
 //! first program that opens the store; a database with a newer schema version is refused.
 //! Workers claim with `FOR UPDATE SKIP LOCKED` (never waiting on each other) through a
 //! partial index of the unfinished calls, with the same fencing as SQLite. Enqueuing sends
@@ -139,7 +153,7 @@
 //! # The SQLite schema
 //!
 //! One table, `calls`, one row per call, times as Unix milliseconds; the file is marked with
-//! `PRAGMA application_id = 0x52545259` and `PRAGMA user_version` = the schema version (2),
+//! `PRAGMA application_id = 0x52545259` and `PRAGMA user_version` = the schema version (3),
 //! so another program's database is never mistaken for a store, and a store written by a newer
 //! version is refused rather than damaged. The schema, with a comment on every column:
 //!
@@ -147,10 +161,17 @@
 #![doc = include_str!("schema.sql")]
 //! ```
 //!
-//! Migration 2 adds an index (a version-1 store is migrated in place when opened):
+//! Each later migration adds a file; an older store is migrated in place, in one
+//! transaction, when a program or `retry-store` opens it. Migration 2 adds an index:
 //!
 //! ```sql
 #![doc = include_str!("schema_2_state_updated.sql")]
+//! ```
+//!
+//! Migration 3 adds the table of paused functions (see *Pausing a function*):
+//!
+//! ```sql
+#![doc = include_str!("schema_3_paused.sql")]
 //! ```
 //!
 //! # Example

@@ -630,26 +630,30 @@ impl Runner for SqliteBackend {
     }
 
     fn counts(&self, statement: Statement) -> BoxFuture<'_, Result<Vec<StatsRow>, StoreError>> {
-        self.read(move |conn| {
-            query(
-                conn,
-                statement.text(Dialect::Sqlite),
-                params_from_iter(&statement.params),
-                |row| rows::stats_row(row),
-            )
-        })
+        self.decoded(statement, |row| rows::stats_row(row))
     }
 
     fn paused_rows(
         &self,
         statement: Statement,
     ) -> BoxFuture<'_, Result<Vec<PausedFunction>, StoreError>> {
+        self.decoded(statement, |row| rows::paused(row))
+    }
+}
+
+impl SqliteBackend {
+    /// Runs a query of one shared statement on the reader, decoding each row with `decode`.
+    fn decoded<T: Send + 'static>(
+        &self,
+        statement: Statement,
+        decode: fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> BoxFuture<'static, Result<Vec<T>, StoreError>> {
         self.read(move |conn| {
             query(
                 conn,
                 statement.text(Dialect::Sqlite),
                 params_from_iter(&statement.params),
-                |row| rows::paused(row),
+                decode,
             )
         })
     }
