@@ -161,7 +161,7 @@ async fn main() {
     time_pages(&format!("SQLite, {n} calls"), store).await;
 
     if std::env::var_os("RETRY_TEST_POSTGRES_URL").is_some() {
-        let (store, admin, schema) = common::postgres_store("retry_console_bench").await.unwrap();
+        let (store, admin, schema) = common::postgres_store().await.unwrap();
         let started = Instant::now();
         enqueue(&store, n).await;
         admin

@@ -551,7 +551,7 @@ async fn the_host_application_authorizes_and_nests_the_console() {
 
 #[tokio::test]
 async fn the_pages_on_postgresql() {
-    let Some((store, admin, schema)) = common::postgres_store("retry_console").await else {
+    let Some((store, admin, schema)) = common::postgres_store().await else {
         return;
     };
     let seeded = seed(&store).await;

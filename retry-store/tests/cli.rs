@@ -7,6 +7,9 @@ use std::time::{Duration, SystemTime};
 use retry_runtime::durable::{CallState, NewCall, Progress, Store};
 use retry_runtime::CorrelationId;
 
+#[path = "../../tests/common/pg.rs"]
+mod pg;
+
 fn retry_store(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_retry-store"))
         .env_remove("RETRY_STORE")
@@ -532,42 +535,11 @@ fn store_url_from_the_environment() {
     assert_eq!(json(&out)["total"], 1);
 }
 
-/// The server of `RETRY_TEST_POSTGRES_URL` (see `tests/durable_postgres.rs` for the skip rule).
-fn postgres_url() -> Option<String> {
-    match std::env::var("RETRY_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "RETRY_TEST_POSTGRES_URL is not set, and CI must run the PostgreSQL tests: \
-                 `source .ci/postgres.sh` starts a server and sets it"
-            );
-            eprintln!("RETRY_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped");
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_postgres_store() {
-    let Some(server) = postgres_url() else {
+    let Some((url, _schema)) = pg::fresh_schema().await else {
         return;
     };
-    let nanos = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("retry_cli_{}_{nanos}", std::process::id());
-    let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let sep = if server.contains('?') { '&' } else { '?' };
-    let url = format!("{server}{sep}options=-csearch_path%3D{schema}");
 
     // The tool does not create the tables.
     fails_with(

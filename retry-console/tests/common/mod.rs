@@ -10,6 +10,9 @@ use retry_runtime::durable::{NewCall, Progress, Store};
 use retry_runtime::CorrelationId;
 use tower::ServiceExt;
 
+#[path = "../../../tests/common/pg.rs"]
+mod pg;
+
 /// The error stored on the XSS call: it must show as text and never run.
 pub const XSS: &str =
     "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>";
@@ -204,34 +207,11 @@ pub fn pair(set_cookie: &str) -> String {
 
 /// A store in a fresh schema of the PostgreSQL server at `RETRY_TEST_POSTGRES_URL`, with the
 /// client that drops the schema ([`drop_schema`]); `None` (after saying so) when the variable
-/// is not set, which fails under CI.
-pub async fn postgres_store(prefix: &str) -> Option<(Store, tokio_postgres::Client, String)> {
-    let Ok(server) = std::env::var("RETRY_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run the PostgreSQL tests (RETRY_TEST_POSTGRES_URL)"
-        );
-        eprintln!("RETRY_TEST_POSTGRES_URL is not set: the PostgreSQL part is skipped");
-        return None;
-    };
-    let nanos = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("{prefix}_{}_{nanos}", std::process::id());
-    let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let sep = if server.contains('?') { '&' } else { '?' };
-    let store = Store::open(&format!("{server}{sep}options=-csearch_path%3D{schema}"))
-        .await
-        .unwrap();
-    Some((store, admin, schema))
+/// is not set, which fails under CI. The set-up is the workspace's (`tests/common/pg.rs`).
+pub async fn postgres_store() -> Option<(Store, tokio_postgres::Client, String)> {
+    let (url, schema) = pg::fresh_schema().await?;
+    let admin = pg::connect(&pg::server_url()?).await;
+    Some((Store::open(&url).await.unwrap(), admin, schema))
 }
 
 /// Drops the schema of [`postgres_store`].
