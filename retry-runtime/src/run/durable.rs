@@ -193,7 +193,6 @@ where
         state.started.is_some(),
     );
     let limit = attempt_limit(spec.policy.timeout, job.default_timeout);
-    let cancelled = Arc::clone(&job.cancelled);
     let attempt = WithDeadline {
         fut: attempter.attempt(CallCtx::with_ids(job.cid, job.parent), span),
         deadline: limit.map(Wait::new),
@@ -201,7 +200,8 @@ where
     let done = attempt.await;
     if done.is_none() {
         // A sync attempt goes on in its thread: a body that checks `is_cancelled` stops.
-        cancelled.store(true, std::sync::atomic::Ordering::Release);
+        job.cancelled
+            .store(true, std::sync::atomic::Ordering::Release);
     }
     let outcome = match done {
         None if spec.timed_out.is_none() => {
