@@ -153,7 +153,7 @@ async fn a_newer_schema_is_refused() {
         err,
         StoreError::NewerSchema {
             found: 99,
-            supported: 3
+            supported: 4
         }
     );
 }
@@ -303,5 +303,5 @@ async fn a_version_2_store_is_migrated_in_place_keeping_its_calls() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }

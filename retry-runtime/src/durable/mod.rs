@@ -153,7 +153,7 @@
 //! # The SQLite schema
 //!
 //! One table, `calls`, one row per call, times as Unix milliseconds; the file is marked with
-//! `PRAGMA application_id = 0x52545259` and `PRAGMA user_version` = the schema version (3),
+//! `PRAGMA application_id = 0x52545259` and `PRAGMA user_version` = the schema version (4),
 //! so another program's database is never mistaken for a store, and a store written by a newer
 //! version is refused rather than damaged. The schema, with a comment on every column:
 //!
@@ -172,6 +172,13 @@
 //!
 //! ```sql
 #![doc = include_str!("schema_3_paused.sql")]
+//! ```
+//!
+//! Migration 4 adds the attempt history, the audit, the workers' heartbeats, results,
+//! uniqueness keys, trace context and limits:
+//!
+//! ```sql
+#![doc = include_str!("schema_4_history_api.sql")]
 //! ```
 //!
 //! # Example

@@ -32,12 +32,13 @@ use super::store::{check_new_calls, Backend, BoxFuture, StoreError};
 use crate::{Backoff, CorrelationId, Jitter, Policy};
 
 /// The schema version this build writes: the number of migrations.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 /// The migrations, in order: `MIGRATIONS[v]` takes a store from version `v` to `v + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema.sql"),
     include_str!("postgres_schema_2_paused.sql"),
+    include_str!("postgres_schema_3_history_api.sql"),
 ];
 
 /// The first key of the advisory lock migrations take ("RTRY"); the second is the hash of the
@@ -165,6 +166,13 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
 ///
 /// ```sql
 #[doc = include_str!("postgres_schema_2_paused.sql")]
+/// ```
+///
+/// Migration 3 adds the attempt history, the audit, the workers' heartbeats, results,
+/// uniqueness keys, trace context and limits:
+///
+/// ```sql
+#[doc = include_str!("postgres_schema_3_history_api.sql")]
 /// ```
 #[derive(Clone)]
 pub struct PostgresBackend {

@@ -30,13 +30,14 @@ use super::store::{check_new_calls, Backend, BoxFuture, StoreError};
 use crate::CorrelationId;
 
 /// The schema version this build writes: the number of migrations.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 /// The migrations, in order: `MIGRATIONS[v]` takes a store from version `v` to `v + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("schema.sql"),
     include_str!("schema_2_state_updated.sql"),
     include_str!("schema_3_paused.sql"),
+    include_str!("schema_4_history_api.sql"),
 ];
 
 /// `PRAGMA application_id` of a retry store: "RTRY" in ASCII.

@@ -1,0 +1,65 @@
+-- Migration 3 -> 4 of the SQLite store: what the console keeps (the attempts of each call, the
+-- operators' actions, the workers' heartbeats) and what the durable API keeps (results,
+-- uniqueness, the enqueuer's trace context, limits across workers). Older stores gain it in
+-- place when opened; every new column is NULL for the calls already stored.
+
+-- == The console: attempt history, audit, workers ==
+
+-- The latest attempts of every call (the store keeps the last 20 of a call and deletes older
+-- ones when it writes one), written with the attempt's outcome, so a call's page shows when
+-- each attempt ran, where, for how long and how it ended. Purged with its call.
+CREATE TABLE call_attempts (
+    cid        TEXT NOT NULL,     -- the call
+    attempt    INTEGER NOT NULL,  -- 1 for the call's first attempt
+    started_at INTEGER NOT NULL,  -- the attempt's start, Unix milliseconds
+    ended_at   INTEGER NOT NULL,  -- when its outcome was recorded
+    worker     TEXT,              -- the worker that ran it (NULL: the caller, before storing)
+    outcome    TEXT NOT NULL,     -- 'succeeded', 'failed' (will retry), 'dead' or 'cancelled'
+    error      TEXT,              -- the attempt's error, redacted as `last_error` is
+    PRIMARY KEY (cid, attempt)
+) WITHOUT ROWID;
+
+-- Every operator action (console, `retry-store`, `Store` methods given an actor): who, when,
+-- what, on what, how many calls it changed.
+CREATE TABLE audit (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     INTEGER NOT NULL,  -- Unix milliseconds
+    actor  TEXT NOT NULL,     -- who (the console's user, `retry-store` and the OS user, ...)
+    action TEXT NOT NULL,     -- 'requeue', 'cancel', 'purge', 'pause', 'resume', ...
+    target TEXT NOT NULL,     -- a cid, a function, or the filter of a bulk action
+    count  INTEGER NOT NULL   -- how many calls (or functions) it changed
+);
+
+-- The workers of the store, from the heartbeats they write while they run. A worker whose
+-- heartbeat is older than a few intervals is gone; its calls come back when their leases end.
+CREATE TABLE workers (
+    id           TEXT PRIMARY KEY,     -- the worker's ID, as in `calls.worker`
+    host         TEXT NOT NULL,        -- host name
+    pid          INTEGER NOT NULL,     -- process ID
+    started_at   INTEGER NOT NULL,     -- Unix milliseconds
+    heartbeat_at INTEGER NOT NULL,     -- the latest heartbeat
+    running      INTEGER NOT NULL DEFAULT 0, -- calls it was running at that heartbeat
+    stopped_at   INTEGER               -- set by a worker that shut down cleanly
+) WITHOUT ROWID;
+
+-- The correlation tree: the calls a call started.
+CREATE INDEX calls_parent ON calls (parent) WHERE parent IS NOT NULL;
+
+-- == The durable API: results, uniqueness, trace context, limits ==
+
+-- succeeded: the function's `Ok` value as JSON text (NULL before, and for `()`).
+ALTER TABLE calls ADD COLUMN result TEXT;
+-- The enqueuer's W3C trace context: `traceparent`, then `tracestate` after a newline if any.
+ALTER TABLE calls ADD COLUMN trace_context TEXT;
+-- While the call holds its uniqueness key: what makes two calls of its function the same.
+-- Set NULL when the call leaves the states it is unique among, which frees the key.
+ALTER TABLE calls ADD COLUMN unique_key TEXT;
+CREATE UNIQUE INDEX calls_unique ON calls (function, unique_key) WHERE unique_key IS NOT NULL;
+
+-- `max_running`: the most attempts of a function that may run at once across every worker of
+-- the store, written by the workers that run it; the claim reads it.
+CREATE TABLE function_limits (
+    function    TEXT PRIMARY KEY,                      -- registered name
+    max_running INTEGER NOT NULL CHECK (max_running > 0),
+    set_at      INTEGER NOT NULL                       -- Unix milliseconds
+) WITHOUT ROWID;
