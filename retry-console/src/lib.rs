@@ -103,8 +103,8 @@ struct Inner {
     csrf: String,
     /// The session cookie's value after a successful login.
     session: String,
-    /// The overview's counts per minute, shared by every browser.
-    minutes: tokio::sync::Mutex<overview::MinuteCache>,
+    /// The overview's counts per minute and its latest reading, shared by every browser.
+    overview: tokio::sync::Mutex<overview::Shared>,
 }
 
 impl fmt::Debug for Console {
@@ -154,7 +154,7 @@ impl Console {
                 config,
                 csrf: security::secret()?,
                 session: security::secret()?,
-                minutes: tokio::sync::Mutex::default(),
+                overview: tokio::sync::Mutex::default(),
             }),
         })
     }
@@ -188,7 +188,14 @@ pub fn router(console: Console) -> Router {
         .merge(layout::routes())
         .merge(security::routes());
     if !console.config().read_only {
-        app = app.merge(actions::routes());
+        // What an action changed shows on the next overview, not after its shared reading
+        // expires.
+        app = app.merge(
+            actions::routes().route_layer(axum::middleware::map_response_with_state(
+                console.clone(),
+                forget_overview,
+            )),
+        );
     }
     app.fallback(layout::not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -196,6 +203,14 @@ pub fn router(console: Console) -> Router {
             security::guard,
         ))
         .with_state(console)
+}
+
+async fn forget_overview(
+    axum::extract::State(console): axum::extract::State<Console>,
+    response: axum::response::Response,
+) -> axum::response::Response {
+    console.inner.overview.lock().await.forget();
+    response
 }
 
 /// Serves `router(console)` on `addr` until the process ends, after checking that the

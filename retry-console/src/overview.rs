@@ -3,7 +3,8 @@
 //! minute of the last hour. `/live` is the part the script refreshes.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -26,7 +27,7 @@ pub(crate) fn routes() -> Router<Console> {
 }
 
 /// What the overview shows, read from the store.
-struct Overview {
+pub(crate) struct Overview {
     stats: Stats,
     minutes: Vec<MinuteCount>,
     lags: Vec<QueueLag>,
@@ -34,14 +35,29 @@ struct Overview {
     now: SystemTime,
 }
 
-/// The counts per minute read so far: the minutes before `through` are final and are not
-/// read again; each refresh reads only from `through` on (an index range), so browsers
-/// refreshing the overview cost the store little however many calls it holds. A minute's
-/// counts are what happened in it, kept even if a call counted there changed later.
+/// How long one reading of the overview is shown to every browser that asks: however many
+/// browsers refresh it, the store answers its queries at most once in this time. An action
+/// of this console forgets it at once ([`Shared::forget`]).
+const SHARED_FOR: Duration = Duration::from_secs(2);
+
+/// What the overview's readers share. The counts per minute read so far: the minutes before
+/// `through` are final and are not read again; each refresh reads only from `through` on
+/// (an index range), so refreshes cost the store little however many calls it holds. A
+/// minute's counts are what happened in it, kept even if a call counted there changed later.
+/// And the latest reading with its time, which the browsers asking within [`SHARED_FOR`] get
+/// (the lock is held while reading, so concurrent requests wait for one reading).
 #[derive(Default)]
-pub(crate) struct MinuteCache {
+pub(crate) struct Shared {
     counts: Vec<MinuteCount>,
     through: Option<SystemTime>,
+    latest: Option<(Instant, Arc<Overview>)>,
+}
+
+impl Shared {
+    /// Drops the latest reading (after an action changed the store).
+    pub(crate) fn forget(&mut self) {
+        self.latest = None;
+    }
 }
 
 /// The start of the minute of `t`.
@@ -51,38 +67,50 @@ fn minute_of(t: SystemTime) -> SystemTime {
 }
 
 /// The calls per minute of the last hour before `now`.
-async fn per_minute(console: &Console, now: SystemTime) -> Result<Vec<MinuteCount>, StoreError> {
+async fn per_minute(
+    console: &Console,
+    shared: &mut Shared,
+    now: SystemTime,
+) -> Result<Vec<MinuteCount>, StoreError> {
     let hour_ago = minute_of(now - Duration::from_secs(60 * MINUTES as u64));
-    let mut cache = console.inner.minutes.lock().await;
-    let since = match cache.through {
+    let since = match shared.through {
         Some(through) if through >= hour_ago && through <= now => through,
         _ => hour_ago,
     };
     let fresh = console.store().calls_per_minute(since).await?;
-    cache
+    shared
         .counts
         .retain(|c| c.minute >= hour_ago && c.minute < since);
-    cache.counts.extend(fresh);
-    cache.through = Some(minute_of(now));
-    Ok(cache.counts.clone())
+    shared.counts.extend(fresh);
+    shared.through = Some(minute_of(now));
+    Ok(shared.counts.clone())
 }
 
-async fn read(console: &Console) -> Result<Overview, StoreError> {
+/// The overview: the latest reading if it is recent enough, or a new one.
+async fn read(console: &Console) -> Result<Arc<Overview>, StoreError> {
+    let mut shared = console.inner.overview.lock().await;
+    if let Some((at, data)) = &shared.latest {
+        if at.elapsed() < SHARED_FOR {
+            return Ok(Arc::clone(data));
+        }
+    }
     let store = console.store();
     let now = SystemTime::now();
     let (stats, minutes, lags, paused) = tokio::try_join!(
         store.stats(),
-        per_minute(console, now),
+        per_minute(console, &mut shared, now),
         store.queue_lag(),
         store.paused()
     )?;
-    Ok(Overview {
+    let data = Arc::new(Overview {
         stats,
         minutes,
         lags,
         paused,
         now,
-    })
+    });
+    shared.latest = Some((Instant::now(), Arc::clone(&data)));
+    Ok(data)
 }
 
 async fn overview(State(console): State<Console>) -> Response {
