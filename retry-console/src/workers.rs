@@ -52,7 +52,8 @@ async fn live(State(console): State<Console>) -> Response {
 
 /// The refreshed part: the live, gone and stopped workers.
 fn fragment(console: &Console, rows: &[WorkerRecord], now: SystemTime) -> Markup {
-    let of = |status| -> Vec<&WorkerRecord> { rows.iter().filter(|w| w.status == status).collect() };
+    let of =
+        |status| -> Vec<&WorkerRecord> { rows.iter().filter(|w| w.status == status).collect() };
     let (live, gone, stopped) = (
         of(WorkerStatus::Live),
         of(WorkerStatus::Gone),

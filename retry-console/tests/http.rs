@@ -722,7 +722,10 @@ async fn the_workers_page_shows_live_gone_and_stopped_workers_with_the_calls_gon
     let page = get(&app, "/workers", &[]).await;
     assert_eq!(page.status, 200);
     let body = &page.body;
-    assert!(body.contains("href=\"/workers\""), "in the navigation: {body}");
+    assert!(
+        body.contains("href=\"/workers\""),
+        "in the navigation: {body}"
+    );
     for heading in ["Live (1)", "Gone (1)", "Stopped (1)"] {
         assert!(body.contains(heading), "{heading}: {body}");
     }
@@ -733,7 +736,10 @@ async fn the_workers_page_shows_live_gone_and_stopped_workers_with_the_calls_gon
     };
     let live_part = section("Live (1)", "Gone (1)");
     assert!(live_part.contains("live-worker"), "{live_part}");
-    assert!(live_part.contains(&format!(">{}<", std::process::id())), "the pid");
+    assert!(
+        live_part.contains(&format!(">{}<", std::process::id())),
+        "the pid"
+    );
     assert!(live_part.contains(">3<"), "3 calls running: {live_part}");
     assert!(
         live_part.contains("2s ago") || live_part.contains("3s ago"),

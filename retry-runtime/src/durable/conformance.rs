@@ -916,8 +916,12 @@ pub async fn workers_heartbeats_and_gone(store: &Store) {
     use super::WorkerStatus::{Gone, Live, Stopped};
     let b = store.backend();
     assert!(b.workers(at(0)).await.unwrap().is_empty(), "a fresh store");
-    b.register_worker(&new_worker("w1", 0), at(0)).await.unwrap();
-    b.register_worker(&new_worker("w2", 0), at(0)).await.unwrap();
+    b.register_worker(&new_worker("w1", 0), at(0))
+        .await
+        .unwrap();
+    b.register_worker(&new_worker("w2", 0), at(0))
+        .await
+        .unwrap();
     let (held, _) = running(store, "f", "w2", 1).await;
 
     assert!(b.worker_heartbeat("w1", 2, at(10)).await.unwrap());
@@ -937,7 +941,10 @@ pub async fn workers_heartbeats_and_gone(store: &Store) {
     assert_eq!(w1.heartbeat_age(at(12)), Duration::from_secs(2));
     assert!(w1.held.is_empty());
     let w2 = ws.iter().find(|w| w.id == "w2").unwrap();
-    assert_eq!(w2.status, Live, "12 s without a heartbeat: under 3 intervals");
+    assert_eq!(
+        w2.status, Live,
+        "12 s without a heartbeat: under 3 intervals"
+    );
     assert_eq!(w2.held, vec![held], "the call it claimed");
 
     // 16 s after its last heartbeat, w2 missed three: gone, still holding its call.
@@ -952,15 +959,23 @@ pub async fn workers_heartbeats_and_gone(store: &Store) {
     assert!(!b.worker_heartbeat("w1", 1, at(21)).await.unwrap());
     let ws = b.workers(at(22)).await.unwrap();
     let w1 = ws.iter().find(|w| w.id == "w1").unwrap();
-    assert_eq!((w1.status, w1.stopped_at, w1.running), (Stopped, Some(at(20)), 0));
+    assert_eq!(
+        (w1.status, w1.stopped_at, w1.running),
+        (Stopped, Some(at(20)), 0)
+    );
     assert_eq!(w1.heartbeat_at, at(10), "the stop is not a heartbeat");
     assert_eq!(ws.last().unwrap().id, "w1", "stopped ones last");
 
     // Registering again clears the stop.
-    b.register_worker(&new_worker("w1", 30), at(30)).await.unwrap();
+    b.register_worker(&new_worker("w1", 30), at(30))
+        .await
+        .unwrap();
     let ws = b.workers(at(31)).await.unwrap();
     let w1 = ws.iter().find(|w| w.id == "w1").unwrap();
-    assert_eq!((w1.status, w1.started_at, w1.stopped_at), (Live, at(30), None));
+    assert_eq!(
+        (w1.status, w1.started_at, w1.stopped_at),
+        (Live, at(30), None)
+    );
 
     // A day later, a new worker's registration deletes the rows silent for over a day (w2's
     // last heartbeat was at 0), and keeps the others (w1's was at 30).

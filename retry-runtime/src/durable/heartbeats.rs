@@ -61,7 +61,11 @@ pub struct NewWorker {
 impl NewWorker {
     /// A worker of this process, on this host.
     #[must_use]
-    pub fn new(id: impl Into<String>, started_at: SystemTime, heartbeat_interval: Duration) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        started_at: SystemTime,
+        heartbeat_interval: Duration,
+    ) -> Self {
         NewWorker {
             id: id.into(),
             host: host_name(),
@@ -224,8 +228,7 @@ static HEARTBEAT: Sql = Sql::new(
 );
 
 /// A clean shutdown.
-static STOPPED: Sql =
-    Sql::new("UPDATE {workers} SET stopped_at = $2, running = 0 WHERE id = $1");
+static STOPPED: Sql = Sql::new("UPDATE {workers} SET stopped_at = $2, running = 0 WHERE id = $1");
 
 /// Every worker's row, read by [`worker_row`].
 static WORKERS: Sql = Sql::new(
@@ -255,9 +258,7 @@ pub(crate) fn register(worker: &NewWorker, now: SystemTime) -> Statement {
             Param::Int(saturating_i32(worker.pid)),
             Param::BigInt(to_millis(worker.started_at)),
             Param::BigInt(to_millis(now)),
-            Param::BigInt(
-                i64::try_from(worker.heartbeat_interval.as_millis()).unwrap_or(i64::MAX),
-            ),
+            Param::BigInt(i64::try_from(worker.heartbeat_interval.as_millis()).unwrap_or(i64::MAX)),
         ],
     }
 }
@@ -309,10 +310,7 @@ pub(crate) enum Shape {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Item {
     Worker(WorkerRecord),
-    Held {
-        worker: String,
-        cid: CorrelationId,
-    },
+    Held { worker: String, cid: CorrelationId },
 }
 
 fn malformed(what: &str) -> StoreError {
@@ -439,9 +437,7 @@ macro_rules! heartbeat_methods {
             now: ::std::time::SystemTime,
         ) -> $crate::durable::BoxFuture<'a, Result<bool, $crate::durable::StoreError>> {
             use $crate::durable::statements::{changed, Runner};
-            changed(self.execute($crate::durable::heartbeats::heartbeat(
-                id, running, now,
-            )))
+            changed(self.execute($crate::durable::heartbeats::heartbeat(id, running, now)))
         }
 
         fn worker_stopped<'a>(
@@ -496,7 +492,11 @@ impl Heartbeats {
         running: impl Fn() -> Option<usize> + Send + 'static,
     ) {
         let me = NewWorker::new(id, self.started_at, self.every);
-        if let Err(e) = store.backend().register_worker(&me, SystemTime::now()).await {
+        if let Err(e) = store
+            .backend()
+            .register_worker(&me, SystemTime::now())
+            .await
+        {
             tracing::warn!(
                 target: "retry_runtime::durable",
                 worker = %id,

@@ -800,10 +800,8 @@ impl heartbeats::HeartbeatRunner for PostgresBackend {
         shape: heartbeats::Shape,
     ) -> BoxFuture<'_, Result<Vec<heartbeats::Item>, StoreError>> {
         let this = self.clone();
-        self.io.run(async move {
-            this.decoded(statement, heartbeats::decoder(shape))
-                .await
-        })
+        self.io
+            .run(async move { this.decoded(statement, heartbeats::decoder(shape)).await })
     }
 }
 

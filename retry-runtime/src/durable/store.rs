@@ -446,7 +446,10 @@ pub trait Backend: Send + Sync + 'static {
     /// The workers of the store with their status at `now` and the calls stored as running
     /// under their IDs: live first (oldest start first), then gone, then stopped. The default
     /// (a backend that keeps no workers): none.
-    fn workers(&self, now: SystemTime) -> BoxFuture<'_, Result<Vec<super::WorkerRecord>, StoreError>> {
+    fn workers(
+        &self,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<Vec<super::WorkerRecord>, StoreError>> {
         let _ = now;
         Box::pin(async { Ok(Vec::new()) })
     }
