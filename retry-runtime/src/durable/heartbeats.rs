@@ -370,6 +370,13 @@ pub(crate) trait HeartbeatRunner: Runner {
         statement: Statement,
         shape: Shape,
     ) -> BoxFuture<'_, Result<Vec<Item>, StoreError>>;
+
+    /// Runs statements that change rows one after the other, in one write where the store
+    /// batches its writes (SQLite: one commit); returns how many rows they changed.
+    fn execute_in_turn(
+        &self,
+        statements: Vec<Statement>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 pub(crate) async fn register_worker<S: HeartbeatRunner + ?Sized>(
@@ -377,8 +384,10 @@ pub(crate) async fn register_worker<S: HeartbeatRunner + ?Sized>(
     worker: &NewWorker,
     now: SystemTime,
 ) -> Result<(), StoreError> {
-    store.execute(prune(now)).await?;
-    store.execute(register(worker, now)).await?;
+    // One write: a worker's start costs the store one commit.
+    store
+        .execute_in_turn(vec![prune(now), register(worker, now)])
+        .await?;
     Ok(())
 }
 

@@ -803,6 +803,20 @@ impl heartbeats::HeartbeatRunner for PostgresBackend {
         self.io
             .run(async move { this.decoded(statement, heartbeats::decoder(shape)).await })
     }
+
+    fn execute_in_turn(
+        &self,
+        statements: Vec<Statement>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let this = self.clone();
+        self.io.run(async move {
+            let mut changed = 0;
+            for statement in statements {
+                changed += this.execute_now(statement).await?;
+            }
+            Ok(changed)
+        })
+    }
 }
 
 /// The values of a statement, as `tokio-postgres` binds them.

@@ -693,6 +693,19 @@ impl heartbeats::HeartbeatRunner for SqliteBackend {
             )
         })
     }
+
+    fn execute_in_turn(
+        &self,
+        statements: Vec<Statement>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.write(move |conn| {
+            let mut changed = 0;
+            for statement in &statements {
+                changed += execute(conn, statement)?;
+            }
+            Ok(changed)
+        })
+    }
 }
 
 /// Inserts one call: `pending`, or `waiting` with the progress of the caller's own attempt
