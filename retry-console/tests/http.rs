@@ -770,3 +770,31 @@ async fn the_workers_page_shows_live_gone_and_stopped_workers_with_the_calls_gon
     assert_eq!(call_page.status, 200);
     assert!(call_page.body.contains("gone-worker"), "its worker");
 }
+
+#[tokio::test]
+async fn the_workers_page_on_postgresql() {
+    use retry_runtime::durable::NewWorker;
+    use std::time::{Duration, SystemTime};
+
+    let Some((store, admin, schema)) = common::postgres_store().await else {
+        return;
+    };
+    let now = SystemTime::now();
+    let b = store.backend();
+    b.register_worker(&NewWorker::new("pg-live", now, Duration::from_secs(5)), now)
+        .await
+        .unwrap();
+    assert!(b.worker_heartbeat("pg-live", 7, now).await.unwrap());
+    let old = now - Duration::from_secs(600);
+    b.register_worker(&NewWorker::new("pg-gone", old, Duration::from_secs(5)), old)
+        .await
+        .unwrap();
+    let app = app(&store, ConsoleConfig::default());
+    let page = get(&app, "/workers", &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Live (1)") && page.body.contains("Gone (1)"));
+    let gone_at = page.body.find("Gone (1)").unwrap();
+    assert!(page.body[..gone_at].contains("pg-live") && page.body[..gone_at].contains(">7<"));
+    assert!(page.body[gone_at..].contains("pg-gone") && page.body[gone_at..].contains("10m 0"));
+    common::drop_schema(&admin, &schema).await;
+}

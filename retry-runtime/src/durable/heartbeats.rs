@@ -373,10 +373,8 @@ pub(crate) trait HeartbeatRunner: Runner {
 
     /// Runs statements that change rows one after the other, in one write where the store
     /// batches its writes (SQLite: one commit); returns how many rows they changed.
-    fn execute_in_turn(
-        &self,
-        statements: Vec<Statement>,
-    ) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn execute_in_turn(&self, statements: Vec<Statement>)
+        -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 pub(crate) async fn register_worker<S: HeartbeatRunner + ?Sized>(
