@@ -323,9 +323,7 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
         .into_iter()
         .map(str::to_owned)
         .collect();
-    if !names.is_empty() {
-        start_heartbeats(&inner).await;
-    }
+    start_heartbeats(&inner, &names).await;
     let wake_ups = forward_wake_ups(&inner, &names).await;
     let checker = (!names.is_empty()).then(|| tokio::spawn(check_lost(Arc::clone(&inner))));
     let mut running = JoinSet::new();
@@ -430,8 +428,12 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
 }
 
 /// Registers the worker in the store and starts its heartbeats (`durable/heartbeats.rs`),
-/// each with the number of attempts running here.
-async fn start_heartbeats(inner: &Arc<Inner>) {
+/// each with the number of attempts running here; not for a worker without functions to run
+/// (it stops at once).
+async fn start_heartbeats(inner: &Arc<Inner>, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
     let weak = Arc::downgrade(inner);
     let running = move || {
         let inner = weak.upgrade()?;
