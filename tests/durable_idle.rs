@@ -1,6 +1,6 @@
-//! An idle worker makes at most one cheap query per poll interval, and claims only at start:
-//! counted by the SQLite store's writer, which commits every claim, and, in memory (where
-//! there is no reader connection), every query.
+//! An idle worker makes at most one cheap query per poll interval, and claims (and registers
+//! in the store's workers) only at start: counted by the SQLite store's writer, which commits
+//! every claim, and, in memory (where there is no reader connection), every query.
 
 use retry_runtime::durable::{Backend, SqliteBackend, Store, Synchronous, Worker};
 use retry_runtime::retry;
@@ -40,14 +40,16 @@ async fn an_idle_worker_makes_one_query_per_poll_interval() {
     let memory = Arc::new(SqliteBackend::open_memory().unwrap());
     let (claims, queries) = tokio::join!(idle_commits(&file), idle_commits(&memory));
     println!("idle worker, 1 s at a 100 ms poll: {claims} claims, {queries} queries");
+    // Its registration in the store's workers is one more write at start (its heartbeats,
+    // every 5 s by default, do not come within the second).
     assert!(
-        claims <= 1,
-        "an idle worker claims only at start: {claims} claims"
+        claims <= 2,
+        "an idle worker claims only at start (and registers once): {claims} writes"
     );
     // 1 s of 100 ms intervals: 10 of them, and the first look at start (a claim, then the due
-    // time); a slow scheduler only makes fewer.
+    // time), and the registration; a slow scheduler only makes fewer.
     assert!(
-        queries <= 12,
+        queries <= 13,
         "{queries} claims and due-time queries in 10 poll intervals"
     );
     assert!(queries >= 1, "the worker looked at the store: {queries}");

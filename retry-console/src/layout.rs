@@ -87,6 +87,7 @@ pub(crate) fn page_with_script(
                     nav {
                         a href=(console.link("/")) { "Overview" }
                         a href=(console.link("/calls")) { "Calls" }
+                        a href=(console.link("/workers")) { "Workers" }
                         @if !config.read_only { a href=(console.link("/actions")) { "Actions" } }
                     }
                     span.store {

@@ -12,6 +12,9 @@
 //!   its parent and the calls it started, its actions.
 //! - **Actions** (`/actions`): requeue and cancel a call, the same in bulk over a filter, and
 //!   purge, each bulk action behind a confirmation page that shows how many calls it touches.
+//! - **Workers** (`/workers`): the live workers from their heartbeats (ID, host, process,
+//!   start, calls running, age of the last heartbeat), and the gone ones with the calls they
+//!   still hold.
 //!
 //! Security: every stored text is escaped; every response carries a Content-Security-Policy
 //! that forbids inline script; actions are POST only with a CSRF token (a per-process secret,
@@ -46,6 +49,7 @@ mod chart;
 mod layout;
 mod overview;
 mod security;
+mod workers;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -185,6 +189,7 @@ pub fn router(console: Console) -> Router {
         .merge(overview::routes())
         .merge(calls::routes())
         .merge(call::routes())
+        .merge(workers::routes())
         .merge(layout::routes())
         .merge(security::routes());
     if !console.config().read_only {

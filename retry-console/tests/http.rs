@@ -712,3 +712,123 @@ async fn the_overview_pauses_and_resumes_a_function_with_the_csrf_token() {
     }
     assert_eq!(store.paused().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_workers_page_shows_live_gone_and_stopped_workers_with_the_calls_gone_ones_hold() {
+    use retry_runtime::durable::{NewCall, NewWorker};
+    use std::time::{Duration, SystemTime};
+
+    let (store, _dir) = sqlite_store().await;
+    let b = store.backend();
+    let now = SystemTime::now();
+    let every = Duration::from_secs(5);
+    let ago = |secs| now - Duration::from_secs(secs);
+
+    // Live: registered a minute ago, its latest heartbeat 2 s ago with 3 calls running; its
+    // host is stored text that must not run.
+    let mut live = NewWorker::new("live-worker", ago(60), every);
+    live.host = XSS.to_owned();
+    b.register_worker(&live, ago(60)).await.unwrap();
+    assert!(b.worker_heartbeat("live-worker", 3, ago(2)).await.unwrap());
+    // Gone: silent for 40 s (more than 3 intervals), still holding the call it claimed.
+    let gone = NewWorker::new("gone-worker", ago(120), every);
+    b.register_worker(&gone, ago(40)).await.unwrap();
+    let call = NewCall::new("mail::send", "[]");
+    let held = call.cid;
+    b.enqueue(vec![call], ago(50)).await.unwrap();
+    let claims = b
+        .claim(
+            "gone-worker",
+            &["mail::send".to_string()],
+            1,
+            Duration::from_secs(30),
+            ago(45),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    // Stopped: shut down cleanly 10 s ago.
+    let stopped = NewWorker::new("stopped-worker", ago(300), every);
+    b.register_worker(&stopped, ago(300)).await.unwrap();
+    assert!(b.worker_stopped("stopped-worker", ago(10)).await.unwrap());
+
+    let app = app(&store, ConsoleConfig::default());
+    let page = get(&app, "/workers", &[]).await;
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    assert!(
+        body.contains("href=\"/workers\""),
+        "in the navigation: {body}"
+    );
+    for heading in ["Live (1)", "Gone (1)", "Stopped (1)"] {
+        assert!(body.contains(heading), "{heading}: {body}");
+    }
+    let section = |from: &str, to: &str| -> String {
+        let start = body.find(from).unwrap();
+        let end = body[start..].find(to).map_or(body.len(), |e| start + e);
+        body[start..end].to_owned()
+    };
+    let live_part = section("Live (1)", "Gone (1)");
+    assert!(live_part.contains("live-worker"), "{live_part}");
+    assert!(
+        live_part.contains(&format!(">{}<", std::process::id())),
+        "the pid"
+    );
+    assert!(live_part.contains(">3<"), "3 calls running: {live_part}");
+    assert!(
+        live_part.contains("2s ago") || live_part.contains("3s ago"),
+        "the heartbeat's age: {live_part}"
+    );
+    assert!(!live_part.contains("gone-worker") && !live_part.contains("stopped-worker"));
+    let gone_part = section("Gone (1)", "Stopped (1)");
+    assert!(gone_part.contains("gone-worker"), "{gone_part}");
+    assert!(
+        gone_part.contains("40s ago") || gone_part.contains("41s ago"),
+        "{gone_part}"
+    );
+    assert!(
+        gone_part.contains(&format!("href=\"/calls/{held}\"")),
+        "the call it holds, linked: {gone_part}"
+    );
+    let stopped_part = section("Stopped (1)", "</main>");
+    assert!(stopped_part.contains("stopped-worker"), "{stopped_part}");
+    // Stored text is shown as text.
+    assert!(!body.contains(XSS), "{body}");
+    assert!(body.contains("&lt;"), "{body}");
+
+    // The part the script refreshes, alone; the held call's page exists.
+    let fragment = get(&app, "/workers/live", &[]).await;
+    assert_eq!(fragment.status, 200);
+    assert!(fragment.body.contains("gone-worker") && !fragment.body.contains("<html"));
+    let call_page = get(&app, &format!("/calls/{held}"), &[]).await;
+    assert_eq!(call_page.status, 200);
+    assert!(call_page.body.contains("gone-worker"), "its worker");
+}
+
+#[tokio::test]
+async fn the_workers_page_on_postgresql() {
+    use retry_runtime::durable::NewWorker;
+    use std::time::{Duration, SystemTime};
+
+    let Some((store, admin, schema)) = common::postgres_store().await else {
+        return;
+    };
+    let now = SystemTime::now();
+    let b = store.backend();
+    b.register_worker(&NewWorker::new("pg-live", now, Duration::from_secs(5)), now)
+        .await
+        .unwrap();
+    assert!(b.worker_heartbeat("pg-live", 7, now).await.unwrap());
+    let old = now - Duration::from_secs(600);
+    b.register_worker(&NewWorker::new("pg-gone", old, Duration::from_secs(5)), old)
+        .await
+        .unwrap();
+    let app = app(&store, ConsoleConfig::default());
+    let page = get(&app, "/workers", &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Live (1)") && page.body.contains("Gone (1)"));
+    let gone_at = page.body.find("Gone (1)").unwrap();
+    assert!(page.body[..gone_at].contains("pg-live") && page.body[..gone_at].contains(">7<"));
+    assert!(page.body[gone_at..].contains("pg-gone") && page.body[gone_at..].contains("10m 0"));
+    common::drop_schema(&admin, &schema).await;
+}

@@ -8,6 +8,7 @@
 //! retry-store --store sqlite:calls.db purge --state succeeded --older-than 7d
 //! retry-store --store sqlite:calls.db pause billing::charge
 //! retry-store --store sqlite:calls.db resume billing::charge
+//! retry-store --store sqlite:calls.db workers
 //! retry-store --store sqlite:calls.db serve --listen 127.0.0.1:7878 --read-only
 //! ```
 //!
@@ -20,6 +21,7 @@
 
 mod duration;
 mod table;
+mod workers;
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
@@ -62,6 +64,9 @@ const JSON_HELP: &str = "\
                           \"cid\": \"ID\" or null (a command over many calls)}
   pause, resume          the same, with \"count\" 1, or 0 when the function already was
                           paused (pause) or was not paused (resume), and \"cid\" null
+  workers                an array of {\"id\", \"host\", \"pid\", \"started_at\", \"heartbeat_at\",
+                          \"heartbeat_interval\" (ms), \"running\", \"stopped_at\",
+                          \"status\": \"live\"|\"gone\"|\"stopped\", \"held\": [cid]}
 A call record's `args` is the call's arguments as a JSON value (an object keyed by the
 parameters' names), not text.
 
@@ -133,6 +138,9 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         by: Option<String>,
     },
+    /// The workers of the store from their heartbeats: live ones, gone ones (no heartbeat for
+    /// three intervals, no clean shutdown) with the calls they still hold, stopped ones.
+    Workers,
     /// Serve the operators' console (web pages over the store, live) until stopped.
     ///
     /// Listens on 127.0.0.1:7878 by default; any address other than a loopback one needs a
@@ -302,6 +310,7 @@ async fn run(cli: Cli) -> Result<String, String> {
             })
         }
         Command::Requeue(args) => requeue(&store, args, json).await,
+        Command::Workers => workers::workers(&store, json).await,
         Command::Pause { function, by } => pause_or_resume(&store, &function, by, true, json).await,
         Command::Resume { function, by } => {
             pause_or_resume(&store, &function, by, false, json).await

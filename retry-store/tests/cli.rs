@@ -644,3 +644,90 @@ async fn pause_and_resume_a_function() {
     let v = json(&retry_store(&f.url, &["stats", "--json"]));
     assert_eq!(v["paused"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn workers_lists_live_gone_and_stopped_workers_with_the_calls_gone_ones_hold() {
+    use retry_runtime::durable::NewWorker;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("calls.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let empty = stdout(&retry_store(&url, &["workers"]));
+    assert!(empty.contains("no worker has registered"), "{empty}");
+
+    let b = store.backend();
+    let now = SystemTime::now();
+    let ago = |secs| now - Duration::from_secs(secs);
+    let every = Duration::from_secs(5);
+    b.register_worker(&NewWorker::new("live-1", ago(60), every), ago(60))
+        .await
+        .unwrap();
+    assert!(b.worker_heartbeat("live-1", 3, ago(1)).await.unwrap());
+    b.register_worker(&NewWorker::new("gone-1", ago(90), every), ago(30))
+        .await
+        .unwrap();
+    let call = NewCall::new("mail::send", "[]");
+    let held = call.cid;
+    b.enqueue(vec![call], ago(40)).await.unwrap();
+    let claims = b
+        .claim(
+            "gone-1",
+            &["mail::send".to_string()],
+            1,
+            Duration::from_secs(30),
+            ago(35),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    b.register_worker(&NewWorker::new("stopped-1", ago(120), every), ago(120))
+        .await
+        .unwrap();
+    assert!(b.worker_stopped("stopped-1", ago(5)).await.unwrap());
+
+    let table = stdout(&retry_store(&url, &["workers"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("WORKER") && lines[0].contains("HEARTBEAT"),
+        "{table}"
+    );
+    let pid = std::process::id().to_string();
+    let row = |id: &str| -> Vec<&str> {
+        lines
+            .iter()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no row of {id}: {table}"))
+            .split_whitespace()
+            .collect()
+    };
+    let live = row("live-1");
+    assert_eq!(
+        (live[1], live[3], live[5]),
+        ("LIVE", pid.as_str(), "3"),
+        "{table}"
+    );
+    let gone = row("gone-1");
+    assert_eq!((gone[1], gone[gone.len() - 1]), ("GONE", "1"), "{table}");
+    assert!(gone.contains(&"30s") || gone.contains(&"31s"), "{table}");
+    assert_eq!(row("stopped-1")[1], "STOPPED");
+    // Live first, then gone, then stopped; the gone worker's calls listed below.
+    let order: Vec<usize> = ["live-1", "gone-1", "stopped-1"]
+        .iter()
+        .map(|id| lines.iter().position(|l| l.starts_with(id)).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{table}");
+    assert!(table.contains("gone-1 is gone"), "{table}");
+    assert!(table.contains(&format!("  {held}\n")), "{table}");
+
+    let all = json(&retry_store(&url, &["--json", "workers"]));
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0]["id"], "live-1");
+    assert_eq!(all[0]["status"], "live");
+    assert_eq!(all[0]["running"], 3);
+    assert_eq!(all[0]["heartbeat_interval"], 5000);
+    assert_eq!(all[1]["status"], "gone");
+    assert_eq!(all[1]["held"], serde_json::json!([held.to_string()]));
+    assert_eq!(all[2]["status"], "stopped");
+    assert!(all[2]["stopped_at"].is_string());
+}

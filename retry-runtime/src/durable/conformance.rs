@@ -897,3 +897,94 @@ pub async fn pause_is_per_function(store: &Store) {
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0].record.function, "mail::send_all");
 }
+
+/// A worker of the conformance suite, registered at `at(secs)` with a 5 s heartbeat.
+fn new_worker(id: &str, secs: u64) -> super::NewWorker {
+    super::NewWorker {
+        id: id.to_owned(),
+        host: format!("host-of-{id}"),
+        pid: 4242,
+        started_at: at(secs),
+        heartbeat_interval: Duration::from_secs(5),
+    }
+}
+
+/// The workers' rows: registered, refreshed by heartbeats, gone after three missed ones
+/// (with the calls they still hold), stopped on a clean shutdown, registered again, and
+/// deleted a day after they went.
+pub async fn workers_heartbeats_and_gone(store: &Store) {
+    use super::WorkerStatus::{Gone, Live, Stopped};
+    let b = store.backend();
+    assert!(b.workers(at(0)).await.unwrap().is_empty(), "a fresh store");
+    b.register_worker(&new_worker("w1", 0), at(0))
+        .await
+        .unwrap();
+    b.register_worker(&new_worker("w2", 0), at(0))
+        .await
+        .unwrap();
+    let (held, _) = running(store, "f", "w2", 1).await;
+
+    assert!(b.worker_heartbeat("w1", 2, at(10)).await.unwrap());
+    assert!(
+        !b.worker_heartbeat("nobody", 0, at(10)).await.unwrap(),
+        "no row: the worker registers again"
+    );
+    let ws = b.workers(at(12)).await.unwrap();
+    assert_eq!(ws.len(), 2);
+    let w1 = ws.iter().find(|w| w.id == "w1").unwrap();
+    assert_eq!(
+        (w1.host.as_str(), w1.pid, w1.started_at, w1.heartbeat_at),
+        ("host-of-w1", 4242, at(0), at(10))
+    );
+    assert_eq!((w1.running, w1.status, w1.stopped_at), (2, Live, None));
+    assert_eq!(w1.heartbeat_interval, Duration::from_secs(5));
+    assert_eq!(w1.heartbeat_age(at(12)), Duration::from_secs(2));
+    assert!(w1.held.is_empty());
+    let w2 = ws.iter().find(|w| w.id == "w2").unwrap();
+    assert_eq!(
+        w2.status, Live,
+        "12 s without a heartbeat: under 3 intervals"
+    );
+    assert_eq!(w2.held, vec![held], "the call it claimed");
+
+    // 16 s after its last heartbeat, w2 missed three: gone, still holding its call.
+    let ws = b.workers(at(16)).await.unwrap();
+    let ids: Vec<(&str, super::WorkerStatus)> =
+        ws.iter().map(|w| (w.id.as_str(), w.status)).collect();
+    assert_eq!(ids, [("w1", Live), ("w2", Gone)], "live ones first");
+    assert_eq!(ws[1].held, vec![held]);
+
+    // A clean stop; a late heartbeat does not bring it back.
+    assert!(b.worker_stopped("w1", at(20)).await.unwrap());
+    assert!(!b.worker_heartbeat("w1", 1, at(21)).await.unwrap());
+    let ws = b.workers(at(22)).await.unwrap();
+    let w1 = ws.iter().find(|w| w.id == "w1").unwrap();
+    assert_eq!(
+        (w1.status, w1.stopped_at, w1.running),
+        (Stopped, Some(at(20)), 0)
+    );
+    assert_eq!(w1.heartbeat_at, at(10), "the stop is not a heartbeat");
+    assert_eq!(ws.last().unwrap().id, "w1", "stopped ones last");
+
+    // Registering again clears the stop.
+    b.register_worker(&new_worker("w1", 30), at(30))
+        .await
+        .unwrap();
+    let ws = b.workers(at(31)).await.unwrap();
+    let w1 = ws.iter().find(|w| w.id == "w1").unwrap();
+    assert_eq!(
+        (w1.status, w1.started_at, w1.stopped_at),
+        (Live, at(30), None)
+    );
+
+    // A day later, a new worker's registration deletes the rows silent for over a day (w2's
+    // last heartbeat was at 0), and keeps the others (w1's was at 30).
+    let day = super::WORKER_ROWS_KEPT.as_secs();
+    b.register_worker(&new_worker("w3", day + 25), at(day + 25))
+        .await
+        .unwrap();
+    let ws = b.workers(at(day + 25)).await.unwrap();
+    let ids: Vec<(&str, super::WorkerStatus)> =
+        ws.iter().map(|w| (w.id.as_str(), w.status)).collect();
+    assert_eq!(ids, [("w3", Live), ("w1", Gone)]);
+}

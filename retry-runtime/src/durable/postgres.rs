@@ -23,6 +23,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 mod tls;
 
 use super::browse;
+use super::heartbeats;
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::redact::{quotes_a_secret, redact};
@@ -792,6 +793,32 @@ impl browse::BrowseRunner for PostgresBackend {
     }
 }
 
+impl heartbeats::HeartbeatRunner for PostgresBackend {
+    fn heartbeat_items(
+        &self,
+        statement: Statement,
+        shape: heartbeats::Shape,
+    ) -> BoxFuture<'_, Result<Vec<heartbeats::Item>, StoreError>> {
+        let this = self.clone();
+        self.io
+            .run(async move { this.decoded(statement, heartbeats::decoder(shape)).await })
+    }
+
+    fn execute_in_turn(
+        &self,
+        statements: Vec<Statement>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let this = self.clone();
+        self.io.run(async move {
+            let mut changed = 0;
+            for statement in statements {
+                changed += this.execute_now(statement).await?;
+            }
+            Ok(changed)
+        })
+    }
+}
+
 /// The values of a statement, as `tokio-postgres` binds them.
 fn postgres_params(params: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
     params.iter().map(Param::as_postgres).collect()
@@ -972,6 +999,7 @@ impl Backend for PostgresBackend {
 
     statements::shared_transitions!();
     browse::browse_methods!();
+    heartbeats::heartbeat_methods!();
 
     /// Successes go to the batch recorder (`record_acks`); without it (its runtime ended)
     /// this one is recorded as a batch of one.

@@ -36,7 +36,8 @@ CREATE TABLE retry_workers (
     started_at   BIGINT NOT NULL,
     heartbeat_at BIGINT NOT NULL,    -- the latest heartbeat
     running      INTEGER NOT NULL DEFAULT 0, -- calls it was running at that heartbeat
-    stopped_at   BIGINT              -- set by a worker that shut down cleanly
+    stopped_at   BIGINT,             -- set by a worker that shut down cleanly
+    heartbeat_ms BIGINT NOT NULL DEFAULT 5000 -- its heartbeat interval: gone after 3 missed
 );
 
 -- The correlation tree, and the console's lists of one state by due time.

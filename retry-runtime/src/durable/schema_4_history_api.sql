@@ -39,7 +39,8 @@ CREATE TABLE workers (
     started_at   INTEGER NOT NULL,     -- Unix milliseconds
     heartbeat_at INTEGER NOT NULL,     -- the latest heartbeat
     running      INTEGER NOT NULL DEFAULT 0, -- calls it was running at that heartbeat
-    stopped_at   INTEGER               -- set by a worker that shut down cleanly
+    stopped_at   INTEGER,              -- set by a worker that shut down cleanly
+    heartbeat_ms INTEGER NOT NULL DEFAULT 5000 -- its heartbeat interval: gone after 3 missed
 ) WITHOUT ROWID;
 
 -- The correlation tree: the calls a call started.

@@ -22,6 +22,7 @@ use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, Row};
 use tokio::sync::oneshot;
 
 use super::browse;
+use super::heartbeats;
 use super::millis::{from_millis, later, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::rows;
@@ -677,6 +678,36 @@ impl browse::BrowseRunner for SqliteBackend {
     }
 }
 
+impl heartbeats::HeartbeatRunner for SqliteBackend {
+    fn heartbeat_items(
+        &self,
+        statement: Statement,
+        shape: heartbeats::Shape,
+    ) -> BoxFuture<'_, Result<Vec<heartbeats::Item>, StoreError>> {
+        self.read(move |conn| {
+            query(
+                conn,
+                statement.text(Dialect::Sqlite),
+                params_from_iter(&statement.params),
+                |row| heartbeats::decoder(shape)(row),
+            )
+        })
+    }
+
+    fn execute_in_turn(
+        &self,
+        statements: Vec<Statement>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.write(move |conn| {
+            let mut changed = 0;
+            for statement in &statements {
+                changed += execute(conn, statement)?;
+            }
+            Ok(changed)
+        })
+    }
+}
+
 /// Inserts one call: `pending`, or `waiting` with the progress of the caller's own attempt
 /// (`persist = "on_failure"`).
 const INSERT: &str = "INSERT INTO calls (cid, parent, function, args, state, attempts, \
@@ -770,6 +801,7 @@ impl Backend for SqliteBackend {
 
     statements::shared_transitions!();
     browse::browse_methods!();
+    heartbeats::heartbeat_methods!();
 
     fn complete(
         &self,

@@ -46,12 +46,21 @@ impl Dialect {
         }
     }
 
-    /// `template` in this dialect: the tables named (`{calls}`, `{paused}`), and `?N` for
-    /// SQLite's placeholders.
+    /// The table of the workers' heartbeats ([`heartbeats`](super::heartbeats)).
+    pub(crate) const fn workers_table(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "workers",
+            Dialect::Postgres => "retry_workers",
+        }
+    }
+
+    /// `template` in this dialect: the tables named (`{calls}`, `{paused}`, `{workers}`), and
+    /// `?N` for SQLite's placeholders.
     pub(crate) fn render(self, template: &str) -> String {
         let text = template
             .replace("{calls}", self.table())
-            .replace("{paused}", self.paused_table());
+            .replace("{paused}", self.paused_table())
+            .replace("{workers}", self.workers_table());
         match self {
             Dialect::Sqlite => text.replace('$', "?"),
             Dialect::Postgres => text,

@@ -404,6 +404,55 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (cid, limit);
         super::browse::unsupported()
     }
+
+    // == The workers' heartbeats (`durable/heartbeats.rs`) ==
+
+    /// A worker registers itself when it starts (its first heartbeat; registering again
+    /// clears its `stopped_at`), after deleting the rows of workers stopped or gone for more
+    /// than [`WORKER_ROWS_KEPT`](super::WORKER_ROWS_KEPT) before `now`. The default (a
+    /// backend that keeps no workers) does nothing.
+    fn register_worker<'a>(
+        &'a self,
+        worker: &'a super::NewWorker,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (worker, now);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// A worker's heartbeat at `now`, with the calls it runs; `false` if it has no row (or
+    /// stopped): it registers again. The default does nothing (`true`).
+    fn worker_heartbeat<'a>(
+        &'a self,
+        id: &'a str,
+        running: u32,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (id, running, now);
+        Box::pin(async { Ok(true) })
+    }
+
+    /// A worker shut down cleanly at `now`; `false` if it has no row. The default does
+    /// nothing (`false`).
+    fn worker_stopped<'a>(
+        &'a self,
+        id: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (id, now);
+        Box::pin(async { Ok(false) })
+    }
+
+    /// The workers of the store with their status at `now` and the calls stored as running
+    /// under their IDs: live first (oldest start first), then gone, then stopped. The default
+    /// (a backend that keeps no workers): none.
+    fn workers(
+        &self,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<Vec<super::WorkerRecord>, StoreError>> {
+        let _ = now;
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// A handle on a durable store: cheap to clone, shared by the program that enqueues and the

@@ -12,6 +12,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::durable::heartbeats::{Heartbeats, DEFAULT_HEARTBEAT};
 use crate::durable::registry::{self, Registration};
 use crate::durable::{CallState, Claim, Progress, Store, StoreError};
 use crate::engine::{Attempts, Decision};
@@ -54,6 +55,7 @@ pub struct WorkerBuilder {
     id: Option<String>,
     retention: Option<Duration>,
     attempt_timeout: Option<Duration>,
+    heartbeat: Duration,
 }
 
 impl WorkerBuilder {
@@ -120,6 +122,31 @@ impl WorkerBuilder {
         self
     }
 
+    /// How often the worker writes its heartbeat in the store (default
+    /// [`DEFAULT_HEARTBEAT`], 5 s; at least 10 ms): one write per interval with the number of
+    /// calls it runs, read by [`Store::workers`] (the console's workers page, `retry-store
+    /// workers`). A worker that misses [`GONE_AFTER_MISSED`](super::GONE_AFTER_MISSED) of them
+    /// is shown as gone.
+    ///
+    /// ```
+    /// use retry_runtime::durable::{Store, Worker};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), retry_runtime::durable::StoreError> {
+    /// let store = Store::open("sqlite::memory:").await?;
+    /// let worker = Worker::builder(store)
+    ///     .heartbeat_interval(Duration::from_secs(2))
+    ///     .start();
+    /// worker.shutdown(Duration::from_secs(1)).await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn heartbeat_interval(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(10));
+        self
+    }
+
     /// The worker's name in the store's `worker` column (default: `worker-PID-RANDOM`).
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
@@ -147,6 +174,7 @@ impl WorkerBuilder {
             slots: Arc::new(Semaphore::new(self.concurrency)),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
+            heartbeats: Heartbeats::new(self.heartbeat),
         });
         let join = crate::run::background::spawn(run(Arc::clone(&inner)));
         Worker { inner, join, id }
@@ -200,6 +228,8 @@ struct Inner {
     slots: Arc<Semaphore>,
     stopping: AtomicBool,
     stop: Notify,
+    /// Its row in the store's workers and the loop that keeps it fresh.
+    heartbeats: Heartbeats,
 }
 
 impl Worker {
@@ -214,6 +244,7 @@ impl Worker {
             id: None,
             retention: Some(Duration::from_secs(24 * 3600)),
             attempt_timeout: Some(DEFAULT_ATTEMPT_TIMEOUT),
+            heartbeat: DEFAULT_HEARTBEAT,
         }
     }
 
@@ -248,6 +279,10 @@ impl Worker {
                 "could not release the worker's leases; they will expire",
             );
         }
+        self.inner
+            .heartbeats
+            .stop(&self.inner.store, &self.inner.id)
+            .await;
     }
 }
 
@@ -288,6 +323,7 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
         .into_iter()
         .map(str::to_owned)
         .collect();
+    start_heartbeats(&inner, &names).await;
     let wake_ups = forward_wake_ups(&inner, &names).await;
     let checker = (!names.is_empty()).then(|| tokio::spawn(check_lost(Arc::clone(&inner))));
     let mut running = JoinSet::new();
@@ -389,6 +425,29 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
         c.abort();
     }
     running
+}
+
+/// Registers the worker in the store and starts its heartbeats (`durable/heartbeats.rs`),
+/// each with the number of attempts running here; not for a worker without functions to run
+/// (it stops at once).
+async fn start_heartbeats(inner: &Arc<Inner>, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let weak = Arc::downgrade(inner);
+    let running = move || {
+        let inner = weak.upgrade()?;
+        let n = inner
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        Some(n)
+    };
+    inner
+        .heartbeats
+        .start(&inner.store, &inner.id, running)
+        .await;
 }
 
 /// How long the claim loop may sleep: a poll interval when every slot is busy, the rest of
