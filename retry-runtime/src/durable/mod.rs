@@ -223,6 +223,7 @@ mod rows;
 mod sqlite;
 mod statements;
 mod store;
+pub(crate) mod trace_context;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
