@@ -204,7 +204,10 @@ fn one_trace_across_processes() {
     // context as W3C text.
     let record = runtime.block_on(store.get(cid)).unwrap().unwrap();
     let request_cid = enqueuer.field("cid").to_owned();
-    assert_eq!(record.parent.map(|p| p.to_string()), Some(request_cid.clone()));
+    assert_eq!(
+        record.parent.map(|p| p.to_string()),
+        Some(request_cid.clone())
+    );
     assert_eq!(
         record.trace_context.as_deref(),
         Some(format!("00-{}-{}-01", root.trace_id, enqueuer.span_id).as_str())
@@ -246,4 +249,66 @@ fn one_trace_across_processes() {
         assert_eq!(span.field("parent"), request_cid);
     }
     assert_ne!(attempts[0].span_id, attempts[1].span_id);
+}
+
+/// A durable function that always succeeds.
+#[retry(mode = "durable", max = 1)]
+async fn tolerant(n: u32) -> std::io::Result<u32> {
+    Ok(n)
+}
+
+#[test]
+fn a_malformed_stored_trace_context_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("calls.db").display());
+    let (provider, exporter, subscriber) = recorded();
+    let _default = tracing::subscriber::set_default(subscriber);
+    // One thread: the worker's tasks see this thread's subscriber.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        let mut calls = Vec::new();
+        for garbage in [
+            "garbage",
+            "00-zz-yy-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-",
+        ] {
+            let mut call = durable::NewCall::new("durable_traces::tolerant", r#"{"n":7}"#);
+            call.trace_context = Some(garbage.to_owned());
+            calls.push(call.cid);
+            store.enqueue(vec![call]).await.unwrap();
+        }
+        let worker = Worker::builder(store.clone())
+            .poll_interval(Duration::from_millis(20))
+            .start();
+        for cid in &calls {
+            let mut state = None;
+            for _ in 0..1000 {
+                state = store.get(*cid).await.unwrap().map(|r| r.state);
+                if state.is_some_and(|s| s.is_finished()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(state, Some(durable::CallState::Succeeded), "{cid}");
+        }
+        worker.shutdown(Duration::from_secs(5)).await;
+    });
+    provider.force_flush().unwrap();
+    let spans: Vec<Exported> = exporter
+        .get_finished_spans()
+        .unwrap()
+        .iter()
+        .map(Exported::from)
+        .filter(|s| s.name == "durable_traces::tolerant")
+        .collect();
+    assert_eq!(spans.len(), 3, "{spans:?}");
+    for span in spans {
+        // Each attempt starts a trace of its own.
+        assert_eq!(span.parent_span_id, "0000000000000000", "{span:?}");
+        assert!(!span.parent_is_remote);
+    }
 }
