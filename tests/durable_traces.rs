@@ -288,7 +288,7 @@ fn a_malformed_stored_trace_context_is_ignored() {
             let mut state = None;
             for _ in 0..1000 {
                 state = store.get(*cid).await.unwrap().map(|r| r.state);
-                if state.is_some_and(|s| s.is_finished()) {
+                if state.is_some_and(durable::CallState::is_finished) {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
