@@ -202,7 +202,7 @@ pub struct NewCall {
     /// call is stored `waiting` with this progress and error, not `pending`.
     pub tried: Option<Tried>,
     /// The enqueuer's W3C trace context, `traceparent` then `tracestate` after a newline
-    /// (set by [`enqueue`](crate::durable::enqueue) with the feature `opentelemetry`, or by
+    /// (set by a durable function's call with the feature `opentelemetry`, or by
     /// `NewCall::traced`); `None`: the attempts start traces of their own.
     pub trace_context: Option<String>,
 }

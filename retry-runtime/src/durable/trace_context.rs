@@ -127,10 +127,10 @@ mod w3c {
 
     impl NewCall {
         /// Stores the current trace context with the call (feature `opentelemetry`), so the
-        /// worker's attempt spans join the enqueuer's trace. [`enqueue`](crate::durable::enqueue)
-        /// and the generated functions do this themselves; this is for calls built by hand
-        /// (`Store::enqueue`, `PostgresBackend::enqueue_in`). Outside any recorded trace it
-        /// leaves the call without one.
+        /// worker's attempt spans join the enqueuer's trace. A durable function's call does
+        /// this itself; this is for calls built by hand (`Store::enqueue`,
+        /// `PostgresBackend::enqueue_in`). Outside any recorded trace it leaves the call
+        /// without one.
         ///
         /// ```
         /// use retry_runtime::durable::NewCall;
