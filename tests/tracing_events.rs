@@ -1,5 +1,5 @@
 //! What a subscriber sees: a span per attempt named after the function with `cid` and
-//! `attempt`, one `INFO` event per retried failure, one `WARN` event per failed call (none for
+//! `attempt` (and `parent` for a call started inside another), one `INFO` event per retried failure, one `WARN` event per failed call (none for
 //! the expected ends: a rejected error, a fallback's answer), errors in their `Display` form
 //! when they have one, and every span and event targeted at the caller's module.
 use retry_runtime::{current_cid, retry, Report};
@@ -136,6 +136,39 @@ fn the_name_key_names_the_span_and_events() {
     let warns = events(&recs, Level::WARN, module_path!());
     assert_eq!(warns.len(), 1);
     assert_eq!(field(&warns[0].0, "name"), "billing::charge");
+}
+
+#[retry(max = 1, delay = "0ms")]
+fn inner_call() -> Result<String, E> {
+    Ok(current_cid().unwrap().to_string())
+}
+
+#[retry(max = 1, delay = "0ms")]
+fn outer_call() -> Result<(String, String), E> {
+    Ok((current_cid().unwrap().to_string(), inner_call()?))
+}
+
+#[test]
+fn a_call_started_by_another_names_its_parent_in_its_span() {
+    let (out, recs) = capture(outer_call);
+    let (outer, inner) = out.unwrap();
+    let all = spans(&recs);
+    let outer_span = all
+        .iter()
+        .find(|s| s.name == "tracing_events::outer_call")
+        .unwrap();
+    let inner_span = all
+        .iter()
+        .find(|s| s.name == "tracing_events::inner_call")
+        .unwrap();
+    assert_eq!(field(&outer_span.fields, "cid"), outer);
+    assert!(
+        !outer_span.fields.contains_key("parent"),
+        "a call with no parent has no `parent` field: {:?}",
+        outer_span.fields
+    );
+    assert_eq!(field(&inner_span.fields, "cid"), inner);
+    assert_eq!(field(&inner_span.fields, "parent"), outer);
 }
 
 // ---------------------------------------------------------------- async

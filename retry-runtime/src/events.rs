@@ -24,16 +24,24 @@ use crate::report::Report;
 use crate::{CorrelationId, RetryResult};
 
 impl Events {
-    /// The span of the attempt `attempt`, if the subscriber wants it.
-    pub(crate) fn span(&'static self, cid: CorrelationId, attempt: u32) -> Option<tracing::Span> {
+    /// The span of the attempt `attempt`, if the subscriber wants it; `parent` (the call
+    /// that started this one) is a field only when there is one.
+    pub(crate) fn span(
+        &'static self,
+        cid: CorrelationId,
+        parent: Option<CorrelationId>,
+        attempt: u32,
+    ) -> Option<tracing::Span> {
         let meta = self.span.enabled()?;
-        let [f_cid, f_attempt] = fields(meta);
+        let [f_cid, f_attempt, f_parent] = fields(meta);
         let cid = display(cid);
+        let parent = parent.map(display);
         Some(tracing::Span::new(
             meta,
             &meta.fields().value_set(&[
                 (&f_cid, Some(&cid as &dyn Value)),
                 (&f_attempt, Some(&attempt)),
+                (&f_parent, parent.as_ref().map(|p| p as &dyn Value)),
             ]),
         ))
     }
@@ -158,7 +166,7 @@ fn fields<const N: usize>(meta: &'static Metadata<'static>) -> [Field; N] {
     })
 }
 
-const SPAN_FIELDS: &[&str] = &["cid", "attempt"];
+const SPAN_FIELDS: &[&str] = &["cid", "attempt", "parent"];
 const RETRY_FIELDS: &[&str] = &["message", "name", "cid", "attempt", "error", "next_delay"];
 const END_FIELDS: &[&str] = &[
     "message", "name", "cid", "parent", "attempts", "elapsed", "reason", "error",

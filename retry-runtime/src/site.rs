@@ -107,7 +107,7 @@ impl Site {
         if !observed || !tracing::level_enabled!(Level::INFO) {
             return None;
         }
-        self.events(ty).span(ctx.cid(), attempt)
+        self.events(ty).span(ctx.cid(), ctx.parent(), attempt)
     }
 
     /// The INFO event of a failed attempt that will be retried.

@@ -27,5 +27,6 @@ macro_rules! every_conformance_case {
         $run!(paused_functions_are_not_claimed);
         $run!(pause_is_per_function);
         $run!(workers_heartbeats_and_gone);
+        $run!(trace_context_is_kept);
     };
 }

@@ -988,3 +988,28 @@ pub async fn workers_heartbeats_and_gone(store: &Store) {
         ws.iter().map(|w| (w.id.as_str(), w.status)).collect();
     assert_eq!(ids, [("w3", Live), ("w1", Gone)]);
 }
+/// The enqueuer's trace context is stored as given (several calls at once, with and without
+/// one) and comes back with the record and with the claim, which the worker reads it from.
+pub async fn trace_context_is_kept(store: &Store) {
+    let b = store.backend();
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\nvendor=a";
+    let mut traced = NewCall::new("traced", "[]");
+    traced.trace_context = Some(parent.to_owned());
+    let plain = NewCall::new("traced", "[]");
+    let (traced_cid, plain_cid) = (traced.cid, plain.cid);
+    b.enqueue(vec![traced, plain], at(0)).await.unwrap();
+    assert_eq!(
+        record(store, traced_cid).await.trace_context.as_deref(),
+        Some(parent)
+    );
+    assert_eq!(record(store, plain_cid).await.trace_context, None);
+    let claims = b
+        .claim("w", &names(&["traced"]), 10, LEASE, at(1))
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 2);
+    for claim in claims {
+        let expected = (claim.record.cid == traced_cid).then_some(parent);
+        assert_eq!(claim.record.trace_context.as_deref(), expected);
+    }
+}

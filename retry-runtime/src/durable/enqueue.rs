@@ -7,6 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::durable::args::ArgsOut;
+use crate::durable::trace_context;
 use crate::durable::{NewCall, Progress, Store, StoreError};
 use crate::engine::Clock;
 use crate::run::clock::WallClock;
@@ -68,7 +69,9 @@ pub fn enqueue_blocking(name: &'static str, args: ArgsOut) -> Result<Correlation
 }
 
 fn new_call(name: &'static str, args: ArgsOut) -> NewCall {
-    let call = NewCall::new(name, args.into_json());
+    let mut call = NewCall::new(name, args.into_json());
+    // The enqueuer's trace, which the attempts join (feature `opentelemetry`).
+    call.trace_context = trace_context::current();
     match current_cid() {
         Some(parent) => call.with_parent(parent),
         None => call,
@@ -152,6 +155,7 @@ where
         .due_at(now + first.wait)
         .tried(progress, first.error);
     call.parent = first.parent;
+    call.trace_context = trace_context::current();
     default_store()?.enqueue(vec![call]).await?;
     Ok(Outcome::Stored(first.cid))
 }

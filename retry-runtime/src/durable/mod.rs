@@ -116,6 +116,26 @@
 //! store records one outcome per claim: a worker whose lease expired and was re-claimed, or
 //! whose call was cancelled, gets `false` back and changes nothing.
 //!
+//! # Traces across processes
+//!
+//! A durable call is one operation that crosses processes and time. With the cargo feature
+//! `opentelemetry`, enqueuing stores the W3C trace context of the current span with the call
+//! (`traceparent`, then `tracestate` after a newline, in the `trace_context` column and
+//! [`CallRecord::trace_context`]), taken from the `tracing` span through
+//! `tracing-opentelemetry` (or from the current OpenTelemetry context when no `tracing` span
+//! is recorded), and the worker makes each attempt's span a child of it: an attempt that runs
+//! an hour later on another machine appears in the trace of the request that enqueued it.
+//! Calls built by hand get it from `NewCall::traced`. Without a recorded trace, or without
+//! the feature, nothing is stored and attempts start traces of their own; a stored context
+//! that does not parse is ignored, never an error. Every attempt span also has the call's
+//! `cid`, its `attempt` number and, for a call started inside another, that call's ID as
+//! `parent` (the stored [`CallRecord::parent`]).
+//!
+#![cfg_attr(
+    feature = "opentelemetry",
+    doc = include_str!("trace_context_example.md")
+)]
+//!
 //! # URLs
 //!
 //! | URL | store |
@@ -224,6 +244,7 @@ mod rows;
 mod sqlite;
 mod statements;
 mod store;
+pub(crate) mod trace_context;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};

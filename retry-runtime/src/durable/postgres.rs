@@ -78,14 +78,14 @@ const RECONNECT: Policy = Policy::new()
 /// by their absence from `RETURNING`, so a duplicate is found without parsing error messages.
 const INSERT: &str = "INSERT INTO retry_calls (cid, parent, function, args, state, attempts, \
     created_at, next_due_at, fence, last_wait_ns, updated_at, started_at, first_attempt_at, \
-    last_attempt_at, last_error) \
+    last_attempt_at, last_error, trace_context) \
     SELECT n.cid, n.parent, n.function, n.args, \
       CASE WHEN n.attempts > 0 THEN 'waiting' ELSE 'pending' END, n.attempts, $6, n.due, 0, \
-      n.last_wait_ns, $6, n.started_at, n.tried_at, n.tried_at, n.last_error \
+      n.last_wait_ns, $6, n.started_at, n.tried_at, n.tried_at, n.last_error, n.trace_context \
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $7::int[], \
-      $8::bigint[], $9::bigint[], $10::bigint[], $11::text[]) \
+      $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[]) \
       AS n(cid, parent, function, args, due, attempts, last_wait_ns, started_at, tried_at, \
-        last_error) \
+        last_error, trace_context) \
     ON CONFLICT (cid) DO NOTHING RETURNING cid";
 
 /// The claim: lock up to `$4` claimable calls nobody else is claiming (earliest first), then
@@ -662,6 +662,8 @@ async fn insert(
         .iter()
         .map(|c| c.tried.as_ref().map(|t| t.error.as_str()))
         .collect();
+    let trace_contexts: Vec<Option<&str>> =
+        calls.iter().map(|c| c.trace_context.as_deref()).collect();
     let rows = tx
         .query(
             INSERT,
@@ -677,6 +679,7 @@ async fn insert(
                 &started,
                 &tried_at,
                 &errors,
+                &trace_contexts,
             ],
         )
         .await

@@ -169,6 +169,10 @@ pub struct CallRecord {
     /// When the record last changed (lease renewals aside).
     #[serde(serialize_with = "ser::time")]
     pub updated_at: SystemTime,
+    /// The enqueuer's W3C trace context (`traceparent`, then `tracestate` after a newline),
+    /// stored with the feature `opentelemetry`; the worker's attempt spans are its children.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_context: Option<String>,
 }
 
 /// A call to enqueue.
@@ -197,6 +201,10 @@ pub struct NewCall {
     /// Attempts already made before the call was stored (`persist = "on_failure"`): the
     /// call is stored `waiting` with this progress and error, not `pending`.
     pub tried: Option<Tried>,
+    /// The enqueuer's W3C trace context, `traceparent` then `tracestate` after a newline
+    /// (set by a durable function's call with the feature `opentelemetry`, or by
+    /// `NewCall::traced`); `None`: the attempts start traces of their own.
+    pub trace_context: Option<String>,
 }
 
 /// The attempts a call made in its caller before it was stored.
@@ -219,6 +227,7 @@ impl NewCall {
             args: args.into(),
             due: None,
             tried: None,
+            trace_context: None,
         }
     }
 

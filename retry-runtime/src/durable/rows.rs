@@ -72,6 +72,8 @@ pub(crate) fn record(row: &impl StoredRow) -> Result<CallRecord, StoreError> {
         fence: unsigned(row, 15)?,
         last_wait_ns: unsigned(row, 16)?,
         updated_at: required(time(row, 17)?, 17)?,
+        // Tolerant: a trace context that cannot be read is no trace context.
+        trace_context: row.text(18).ok().flatten(),
     })
 }
 

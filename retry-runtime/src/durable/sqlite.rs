@@ -712,8 +712,8 @@ impl heartbeats::HeartbeatRunner for SqliteBackend {
 /// (`persist = "on_failure"`).
 const INSERT: &str = "INSERT INTO calls (cid, parent, function, args, state, attempts, \
     created_at, next_due_at, fence, last_wait_ns, updated_at, started_at, first_attempt_at, \
-    last_attempt_at, last_error) \
-    VALUES (?1, ?2, ?3, ?4, ?7, ?8, ?5, ?6, 0, ?9, ?5, ?10, ?11, ?11, ?12)";
+    last_attempt_at, last_error, trace_context) \
+    VALUES (?1, ?2, ?3, ?4, ?7, ?8, ?5, ?6, 0, ?9, ?5, ?10, ?11, ?11, ?12, ?13)";
 
 impl Backend for SqliteBackend {
     fn enqueue(
@@ -748,6 +748,7 @@ impl Backend for SqliteBackend {
                     tried.and_then(|t| t.progress.started_at).map(to_millis),
                     tried.map(|t| to_millis(t.progress.attempt_started)),
                     tried.map(|t| t.error.clone()),
+                    call.trace_context,
                 ]);
                 match result {
                     Ok(_) => {}

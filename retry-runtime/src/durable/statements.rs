@@ -100,7 +100,7 @@ macro_rules! record_columns {
     () => {
         "cid, parent, function, args, state, attempts, created_at, started_at, \
          first_attempt_at, last_attempt_at, next_due_at, last_error, dead_reason, worker, \
-         lease_until, fence, last_wait_ns, updated_at"
+         lease_until, fence, last_wait_ns, updated_at, trace_context"
     };
 }
 pub(crate) use record_columns;
@@ -329,7 +329,7 @@ pub(crate) fn cancel(call: CorrelationId, now: SystemTime) -> Statement {
 static HELD: Sql = Sql::new(
     "SELECT cid, parent, function, CAST('' AS TEXT), state, attempts, created_at, started_at, \
      first_attempt_at, last_attempt_at, next_due_at, CAST(NULL AS TEXT), dead_reason, worker, \
-     lease_until, fence, last_wait_ns, updated_at \
+     lease_until, fence, last_wait_ns, updated_at, CAST(NULL AS TEXT) \
      FROM {calls} WHERE state = 'running' AND worker = $1",
 );
 

@@ -670,6 +670,7 @@ async fn attempt(inner: &Inner, claim: Claim, claimed: Instant) {
         args: record.args,
         default_timeout: inner.attempt_timeout,
         cancelled: Arc::clone(&held.cancelled),
+        trace_context: record.trace_context,
     };
     let attempt_started = SystemTime::now();
     let verdict = tokio::select! {

@@ -42,6 +42,9 @@ pub struct Job {
     /// Set by the worker when the call was cancelled (or its lease lost) while the attempt
     /// runs: what [`is_cancelled`](crate::is_cancelled) reads inside the attempt.
     pub cancelled: Arc<AtomicBool>,
+    /// The enqueuer's stored W3C trace context: with the feature `opentelemetry`, the
+    /// attempt's span is its child (ignored when it does not parse).
+    pub trace_context: Option<String>,
 }
 
 /// What follows an attempt of a stored call.
@@ -192,6 +195,9 @@ where
         state.made,
         state.started.is_some(),
     );
+    if let Some(span) = &span {
+        crate::durable::trace_context::adopt(span, job.trace_context.as_deref());
+    }
     let limit = attempt_limit(spec.policy.timeout, job.default_timeout);
     let attempt = WithDeadline {
         fut: attempter.attempt(CallCtx::with_ids(job.cid, job.parent), span),
