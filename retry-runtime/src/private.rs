@@ -49,6 +49,7 @@ macro_rules! __retry_register_name {
 #[cfg(feature = "sqlite")]
 pub mod durable {
     pub use crate::durable::args::{checked, ArgsIn, ArgsOut, Probe, ViaNothing, ViaSerde};
+    pub use crate::durable::kept::{ok_probe, Keep, KeepNothing, KeepViaSerde};
     pub use crate::durable::enqueue::{
         enqueue, enqueue_blocking, store_first, store_first_blocking,
     };

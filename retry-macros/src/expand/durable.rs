@@ -33,7 +33,8 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //             let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::named();
 //             let __retry_spec = Spec { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(10)),
 //                 hooks: hooks({ use ..; (&ErrorFormatOf(__retry_r)).error_format() }), timed_out: None };
-//             attempt_async(__retry_r, __retry_spec, __retry_job, |__retry_args| {
+//             let __retry_keep = { use ..; (&ok_probe(__retry_r)).keeper() };
+//             attempt_async(__retry_r, __retry_keep, __retry_spec, __retry_job, |__retry_args| {
 //                 let id: Id = checked::<Id, _>({ use ..; (&Probe::<Id>::new()).witness() }).take(__retry_args, "id")?;
 //                 Ok(async move { BODY(id) })
 //             })
@@ -44,7 +45,9 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //         enqueue(NAME, __retry_out).await
 //     }
 // A sync function's attempt is `attempt_sync(.., |args| Ok(move || BODY))`, run on the
-// blocking pool, and it stores the call with `enqueue_blocking`.
+// blocking pool, and it stores the call with `enqueue_blocking`. `__retry_keep` keeps the
+// `Ok` value as the call's result when its type is `Serialize` (`KeepViaSerde`), and keeps
+// nothing otherwise (`KeepNothing`), picked by autoref as the arguments' witnesses are.
 //
 // Input:
 //     #[retry(mode = "durable", persist = "on_failure")]
@@ -165,7 +168,11 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         ) -> #private::durable::BoxFuture<'static, #private::durable::Verdict> {
             #returns
             let __retry_spec = #spec;
-            #private::durable::#attempt(__retry_r, __retry_spec, __retry_job, |#args_in| {
+            let __retry_keep = {
+                use #private::durable::{KeepNothing as _, KeepViaSerde as _};
+                (&#private::durable::ok_probe(__retry_r)).keeper()
+            };
+            #private::durable::#attempt(__retry_r, __retry_keep, __retry_spec, __retry_job, |#args_in| {
                 #(#decode)*
                 ::core::result::Result::Ok(#make)
             })

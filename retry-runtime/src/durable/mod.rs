@@ -212,6 +212,7 @@ pub(crate) mod browse;
 #[doc(hidden)]
 pub mod conformance;
 pub(crate) mod enqueue;
+pub(crate) mod kept;
 mod millis;
 mod open;
 #[cfg(feature = "postgres")]
@@ -223,6 +224,7 @@ mod rows;
 mod sqlite;
 mod statements;
 mod store;
+mod wait;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
@@ -230,12 +232,13 @@ pub use browse::{CallFilter, CallPage, CallQuery, CallSort, Cursor, MinuteCount,
 pub use enqueue::{default_store, set_default_store, Outcome, OutcomeFor};
 pub use open::StoreUrl;
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresBackend, NOTIFY_CHANNEL, POLL_ALL};
+pub use postgres::{PostgresBackend, FINISHED_CHANNEL, NOTIFY_CHANNEL, POLL_ALL};
 pub use record::{
     format_time, CallRecord, CallState, Claim, ListFilter, NewCall, ParseStateError,
     PausedFunction, Progress, Stats, StatsRow, Tried,
 };
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
-pub use store::{Backend, BoxFuture, Store, StoreError, WakeUps};
+pub use store::{Backend, BoxFuture, Finishes, Store, StoreError, WakeUps};
+pub use wait::{Finished, WaitError};
 pub use worker::{Worker, WorkerBuilder, DEFAULT_ATTEMPT_TIMEOUT};

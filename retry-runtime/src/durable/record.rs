@@ -169,6 +169,14 @@ pub struct CallRecord {
     /// When the record last changed (lease renewals aside).
     #[serde(serialize_with = "ser::time")]
     pub updated_at: SystemTime,
+    /// A succeeded call's result: its function's `Ok` value as JSON text, when its type
+    /// implements serde's `Serialize` (`None` otherwise, for `()`, for a call not succeeded,
+    /// and for calls that succeeded before results were kept). [`Store::wait`] and
+    /// [`Store::wait_for`] read it.
+    ///
+    /// [`Store::wait`]: super::Store::wait
+    /// [`Store::wait_for`]: super::Store::wait_for
+    pub result: Option<String>,
 }
 
 /// A call to enqueue.

@@ -72,6 +72,7 @@ pub(crate) fn record(row: &impl StoredRow) -> Result<CallRecord, StoreError> {
         fence: unsigned(row, 15)?,
         last_wait_ns: unsigned(row, 16)?,
         updated_at: required(time(row, 17)?, 17)?,
+        result: row.text(18)?,
     })
 }
 
