@@ -26,5 +26,8 @@ macro_rules! every_conformance_case {
         $run!(overdue_counts_due_calls);
         $run!(paused_functions_are_not_claimed);
         $run!(pause_is_per_function);
+        $run!(result_kept_with_success_and_purged);
+        $run!(wait_on_finished_calls_returns_at_once);
+        $run!(wait_is_woken_by_each_outcome);
     };
 }

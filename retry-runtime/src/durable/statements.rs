@@ -316,14 +316,14 @@ pub(crate) fn cancel(call: CorrelationId, now: SystemTime) -> Statement {
 
 /// No transition: the calls running under a worker's name, with their fences, for the
 /// worker's check of which of its attempts it still holds ([`Backend::lost`]). The record's
-/// columns, the arguments and the last error left out (read as empty), so the answer stays
+/// columns, the arguments, the last error and the result left out (read as empty), so the answer stays
 /// small.
 ///
 /// [`Backend::lost`]: super::Backend::lost
 static HELD: Sql = Sql::new(
     "SELECT cid, parent, function, CAST('' AS TEXT), state, attempts, created_at, started_at, \
      first_attempt_at, last_attempt_at, next_due_at, CAST(NULL AS TEXT), dead_reason, worker, \
-     lease_until, fence, last_wait_ns, updated_at \
+     lease_until, fence, last_wait_ns, updated_at, CAST(NULL AS TEXT) \
      FROM {calls} WHERE state = 'running' AND worker = $1",
 );
 

@@ -51,7 +51,7 @@ pub enum Finished {
     },
     /// It was given up: a dead letter.
     Dead {
-        /// Why (`max retries exhausted`, `arguments no longer decode`, ...).
+        /// Why (`retries exhausted`, `arguments no longer decode`, ...).
         reason: String,
         /// The last attempt's error, as the function shows it.
         error: Option<String>,
