@@ -218,8 +218,9 @@ impl Store {
     }
 
     /// Waits until the call `cid` has finished (succeeded, been given up or cancelled),
-    /// wherever it runs, and returns how; at once if it already has. Woken by the store (see
-    /// [the module](self)); needs a tokio runtime.
+    /// wherever it runs, and returns how; at once if it already has. Woken by the store, not
+    /// by a polling loop (see [Results and waiting](crate::durable#results-and-waiting));
+    /// needs a tokio runtime.
     ///
     /// ```
     /// use retry_runtime::durable::{self, Finished, Store, Worker};
