@@ -385,7 +385,7 @@ async fn a_waiter_gets_the_result_or_how_the_call_ended() {
     );
     assert!(matches!(
         f.store.wait_for::<u32>(kept_none).await,
-        Err(WaitError::Result(_))
+        Err(WaitError::Value(_))
     ));
     w.shutdown(Duration::from_secs(5)).await;
 }

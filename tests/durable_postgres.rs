@@ -494,3 +494,68 @@ async fn a_result_survives_reopening_the_store() {
     );
     assert_eq!(store.wait_for::<u64>(cid).await.unwrap(), 42);
 }
+
+/// A waiter whose connections the server terminates (its `LISTEN` for finished calls among
+/// them) still learns of its call: the listener reconnects and every waiter reads its call
+/// again, and later outcomes are heard on the new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_survives_its_terminated_connections() {
+    let Some((url, _)) = fresh_schema().await else {
+        return;
+    };
+    let app = unique("retry_wait_kill");
+    let waiter = Store::open(&with_param(&url, &format!("application_name={app}")))
+        .await
+        .unwrap();
+    let other = Store::open(&url).await.unwrap();
+    let (cid, fence) = claimed(&other, "f").await;
+    let (later, later_fence) = claimed(&other, "f").await;
+    let waiting = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move { waiter.wait(cid).await })
+    };
+    let waiting_later = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move { waiter.wait(later).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let admin = connect(&server_url().unwrap()).await;
+    let terminated: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1) AS t",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        terminated >= 2,
+        "the pool's and the LISTEN's connections: {terminated}"
+    );
+    let b = other.backend();
+    let now = SystemTime::now();
+    assert!(b
+        .complete_with_result(cid, fence, 1, now, Some("1".into()), now)
+        .await
+        .unwrap());
+    let first = tokio::time::timeout(Duration::from_secs(8), waiting)
+        .await
+        .expect("before the 10 s re-read")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first, retry_runtime::durable::Finished::Succeeded { .. }));
+
+    tokio::time::sleep(Duration::from_millis(500)).await; // listening again by now
+    let now = SystemTime::now();
+    assert!(b
+        .complete_with_result(later, later_fence, 1, now, Some("2".into()), now)
+        .await
+        .unwrap());
+    let second = tokio::time::timeout(Duration::from_secs(3), waiting_later)
+        .await
+        .expect("heard on the new connection")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(second, retry_runtime::durable::Finished::Succeeded { .. }));
+}

@@ -988,7 +988,7 @@ pub async fn wait_on_finished_calls_returns_at_once(store: &Store) {
     assert_eq!(store.wait_for::<Vec<u8>>(ok).await.unwrap(), [1, 2]);
     assert!(matches!(
         store.wait_for::<String>(ok).await,
-        Err(WaitError::Result(_))
+        Err(WaitError::Value(_))
     ));
     assert_eq!(
         store.wait_for::<u8>(dead).await,

@@ -37,6 +37,9 @@ const SLOW_POLL: Duration = Duration::from_millis(500);
 /// case some were lost with a connection.
 const SAFETY_POLL: Duration = Duration::from_secs(10);
 
+/// How many times a waiter's failed read of its call is tried again.
+const REREAD_RETRIES: u32 = 3;
+
 /// How a durable call ended, as [`Store::wait`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -106,14 +109,14 @@ impl Finished {
     /// ```
     ///
     /// # Errors
-    /// [`WaitError::Dead`], [`WaitError::Cancelled`], or [`WaitError::Result`] when the
+    /// [`WaitError::Dead`], [`WaitError::Cancelled`], or [`WaitError::Value`] when the
     /// stored result does not decode as a `T`.
     pub fn into_value<T: DeserializeOwned>(self) -> Result<T, WaitError> {
         match self {
             Finished::Succeeded { result, .. } => {
                 let json = result.as_deref().unwrap_or("null");
                 serde_json::from_str(json).map_err(|e| {
-                    WaitError::Result(if result.is_none() {
+                    WaitError::Value(if result.is_none() {
                         format!(
                             "the call stored no result (its `Ok` type is not `Serialize`, or it \
                              succeeded before results were kept), and `null` is not a {}: {e}",
@@ -148,8 +151,9 @@ pub enum WaitError {
     },
     /// The call was cancelled.
     Cancelled,
-    /// It succeeded, but its stored result does not decode as the type asked for.
-    Result(String),
+    /// It succeeded, but its stored result is not a value of the type asked for (it does not
+    /// decode, or none was stored).
+    Value(String),
 }
 
 impl fmt::Display for WaitError {
@@ -165,7 +169,7 @@ impl fmt::Display for WaitError {
                 error: None,
             } => write!(f, "the call was given up ({reason})"),
             WaitError::Cancelled => f.write_str("the call was cancelled"),
-            WaitError::Result(why) => f.write_str(why),
+            WaitError::Value(why) => f.write_str(why),
         }
     }
 }
@@ -262,8 +266,15 @@ impl Store {
             SLOW_POLL
         };
         let key = cid.to_string();
+        let mut first = true;
         loop {
-            let record = self.get(cid).await?.ok_or_else(|| {
+            let record = if first {
+                first = false;
+                self.get(cid).await?
+            } else {
+                self.reread(cid).await?
+            };
+            let record = record.ok_or_else(|| {
                 StoreError::Invalid(format!("no call {cid} in the store to wait for"))
             })?;
             if let Some(finished) = Finished::of(&record) {
@@ -275,6 +286,24 @@ impl Store {
                 () = tokio::time::sleep(poll) => {}
             }
         }
+    }
+
+    /// A waiter's later read of its call: a database error (a connection the server dropped,
+    /// say, which also made the waiter read again) is tried again three times, 100 ms, 200 ms
+    /// then 400 ms later, before it ends the wait.
+    async fn reread(&self, cid: CorrelationId) -> Result<Option<CallRecord>, StoreError> {
+        let mut pause = Duration::from_millis(100);
+        for _ in 0..REREAD_RETRIES {
+            match self.get(cid).await {
+                Err(StoreError::Backend(e)) => {
+                    tracing::debug!(target: "retry_runtime::durable", cid = %cid, error = %e, "a waiter's read failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                other => return other,
+            }
+        }
+        self.get(cid).await
     }
 
     /// [`wait`](Store::wait)s for the call `cid`, then decodes its result as a `T` (the
@@ -315,7 +344,7 @@ impl Store {
     ///
     /// # Errors
     /// [`WaitError::Store`] (as [`wait`](Store::wait)), [`WaitError::Dead`],
-    /// [`WaitError::Cancelled`], or [`WaitError::Result`] when the result does not decode as
+    /// [`WaitError::Cancelled`], or [`WaitError::Value`] when the result does not decode as
     /// a `T` (or none was stored, for an `Ok` type that is not `Serialize`).
     pub async fn wait_for<T: DeserializeOwned>(&self, cid: CorrelationId) -> Result<T, WaitError> {
         self.wait(cid).await?.into_value()
