@@ -350,7 +350,8 @@ async fn a_waiter_gets_the_result_or_how_the_call_ended() {
         .await
         .unwrap()
         .unwrap();
-    let wait = |cid| tokio::time::timeout(Duration::from_secs(10), f.store.wait_for::<Receipt>(cid));
+    let wait =
+        |cid| tokio::time::timeout(Duration::from_secs(10), f.store.wait_for::<Receipt>(cid));
 
     assert_eq!(
         wait(ok).await.expect("finished in 10 s").unwrap(),

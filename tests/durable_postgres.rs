@@ -444,7 +444,14 @@ async fn a_waiter_is_woken_by_another_processs_outcome() {
                 .await
                 .unwrap());
             assert!(b
-                .bury(dead, dead_fence, None, "gave up".into(), Some("boom".into()), now)
+                .bury(
+                    dead,
+                    dead_fence,
+                    None,
+                    "gave up".into(),
+                    Some("boom".into()),
+                    now
+                )
                 .await
                 .unwrap());
             assert!(b.cancel(cancelled, now).await.unwrap());
@@ -544,7 +551,10 @@ async fn a_waiter_survives_its_terminated_connections() {
         .expect("before the 10 s re-read")
         .unwrap()
         .unwrap();
-    assert!(matches!(first, retry_runtime::durable::Finished::Succeeded { .. }));
+    assert!(matches!(
+        first,
+        retry_runtime::durable::Finished::Succeeded { .. }
+    ));
 
     tokio::time::sleep(Duration::from_millis(500)).await; // listening again by now
     let now = SystemTime::now();
@@ -557,5 +567,8 @@ async fn a_waiter_survives_its_terminated_connections() {
         .expect("heard on the new connection")
         .unwrap()
         .unwrap();
-    assert!(matches!(second, retry_runtime::durable::Finished::Succeeded { .. }));
+    assert!(matches!(
+        second,
+        retry_runtime::durable::Finished::Succeeded { .. }
+    ));
 }

@@ -314,7 +314,12 @@ async fn claimed(store: &Store, function: &str) -> (retry_runtime::CorrelationId
     let cid = call.cid;
     store.enqueue(vec![call]).await.unwrap();
     let claims = store
-        .claim("w", &[function.to_owned()], 1, std::time::Duration::from_secs(30))
+        .claim(
+            "w",
+            &[function.to_owned()],
+            1,
+            std::time::Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(claims.len(), 1);

@@ -49,10 +49,10 @@ macro_rules! __retry_register_name {
 #[cfg(feature = "sqlite")]
 pub mod durable {
     pub use crate::durable::args::{checked, ArgsIn, ArgsOut, Probe, ViaNothing, ViaSerde};
-    pub use crate::durable::kept::{ok_probe, Keep, KeepNothing, KeepViaSerde};
     pub use crate::durable::enqueue::{
         enqueue, enqueue_blocking, store_first, store_first_blocking,
     };
+    pub use crate::durable::kept::{ok_probe, Keep, KeepNothing, KeepViaSerde};
     pub use crate::durable::registry::Registration;
     pub use crate::durable::{BoxFuture, StoreError};
     pub use crate::run::durable::{attempt_async, attempt_sync, Job, Verdict};

@@ -919,7 +919,10 @@ pub async fn result_kept_with_success_and_purged(store: &Store) {
         .await
         .unwrap());
     let r = record(store, cid).await;
-    assert_eq!((r.state, r.result.as_deref()), (CallState::Succeeded, Some(json)));
+    assert_eq!(
+        (r.state, r.result.as_deref()),
+        (CallState::Succeeded, Some(json))
+    );
     assert_eq!(r.updated_at, at(1));
     let listed = store.list(&ListFilter::default()).await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -937,7 +940,10 @@ pub async fn result_kept_with_success_and_purged(store: &Store) {
     );
     assert!(store.get(cid).await.unwrap().is_none(), "purged with it");
     let err = store.wait(cid).await.unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(_)), "a purged call: {err}");
+    assert!(
+        matches!(err, StoreError::Invalid(_)),
+        "a purged call: {err}"
+    );
 }
 
 /// Waiting for a call already finished returns at once, with how it finished: succeeded
@@ -954,7 +960,14 @@ pub async fn wait_on_finished_calls_returns_at_once(store: &Store) {
     let (dead, fence) = running(store, "f", "w", 0).await;
     let reason = "max retries exhausted".to_owned();
     assert!(b
-        .bury(dead, fence, Some(progress(3, at(0))), reason.clone(), Some("boom".into()), at(1))
+        .bury(
+            dead,
+            fence,
+            Some(progress(3, at(0))),
+            reason.clone(),
+            Some("boom".into()),
+            at(1)
+        )
         .await
         .unwrap());
     let cancelled = enqueue(store, "f", 0).await;

@@ -521,9 +521,7 @@ impl Listening {
                 }
             }
         });
-        client
-            .batch_execute(&format!("LISTEN {channel}"))
-            .await?;
+        client.batch_execute(&format!("LISTEN {channel}")).await?;
         Ok(Self {
             _client: client,
             payloads,

@@ -182,7 +182,12 @@ fn once<X>(x: X) -> impl FnMut() -> X {
 }
 
 /// One attempt, then the engine's decision, as a verdict for the store.
-async fn run<R, H, A>(spec: Spec<R::Err, H>, keep: Keep<R::Ok>, job: Job, mut attempter: A) -> Verdict
+async fn run<R, H, A>(
+    spec: Spec<R::Err, H>,
+    keep: Keep<R::Ok>,
+    job: Job,
+    mut attempter: A,
+) -> Verdict
 where
     R: SpawnResult,
     H: HookSet<R> + Send + Sync + 'static,
