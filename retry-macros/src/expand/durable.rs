@@ -31,9 +31,11 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //         static __RETRY_SITE: Site = Site::new(NAME, false, "durable", module_path!(), file!(), line!());
 //         fn __retry_durable(__retry_job: Job) -> BoxFuture<'static, Verdict> {
 //             let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::named();
-//             let __retry_spec = Spec { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(10)),
-//                 hooks: hooks({ use ..; (&ErrorFormatOf(__retry_r)).error_format() }), timed_out: None };
-//             let __retry_keep = { use ..; (&ok_probe(__retry_r)).keeper() };
+//             let (__retry_spec, __retry_keep) = (
+//                 Spec { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(10)),
+//                     hooks: hooks({ use ..; (&ErrorFormatOf(__retry_r)).error_format() }), timed_out: None },
+//                 { use ..; (&ok_probe(__retry_r)).keeper() },
+//             );
 //             attempt_async(__retry_r, __retry_keep, __retry_spec, __retry_job, |__retry_args| {
 //                 let id: Id = checked::<Id, _>({ use ..; (&Probe::<Id>::new()).witness() }).take(__retry_args, "id")?;
 //                 Ok(async move { BODY(id) })
@@ -82,7 +84,7 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         name,
         ..
     } = p;
-    let spec = p.spec(plan, false);
+    let (spec, keep) = (p.spec(plan, false), keeper(private));
     let body = p.body(&p.fake_return());
     let (attempt, make) = if is_async {
         (quote!(attempt_async), quote!(async move #body))
@@ -167,11 +169,7 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
             __retry_job: #private::durable::Job,
         ) -> #private::durable::BoxFuture<'static, #private::durable::Verdict> {
             #returns
-            let __retry_spec = #spec;
-            let __retry_keep = {
-                use #private::durable::{KeepNothing as _, KeepViaSerde as _};
-                (&#private::durable::ok_probe(__retry_r)).keeper()
-            };
+            let (__retry_spec, __retry_keep) = (#spec, #keep);
             #private::durable::#attempt(__retry_r, __retry_keep, __retry_spec, __retry_job, |#args_in| {
                 #(#decode)*
                 ::core::result::Result::Ok(#make)
@@ -182,6 +180,15 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         }
         #store
     })
+}
+
+/// How the attempt keeps its `Ok` value as the call's result: serialized when its type is
+/// `Serialize`, not kept otherwise (picked by autoref, as the arguments' witnesses are).
+fn keeper(private: &TokenStream) -> TokenStream {
+    quote! {{
+        use #private::durable::{KeepNothing as _, KeepViaSerde as _};
+        (&#private::durable::ok_probe(__retry_r)).keeper()
+    }}
 }
 
 /// The witness that stores and reads an argument of type `ty`; with `check`, required to be

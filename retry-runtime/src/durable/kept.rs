@@ -100,6 +100,7 @@ mod tests {
     struct Opaque;
 
     #[test]
+    #[allow(clippy::needless_borrow)] // as the expansion writes it: the borrow picks the keeper
     fn serialize_types_are_kept_and_others_are_not() {
         let kept = (&Probe::<u32>::new()).keeper();
         assert_eq!(kept.json(&7), Some("7".to_owned()));
