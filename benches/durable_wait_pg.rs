@@ -9,6 +9,9 @@
 //! call at a time and waits for it; measured: from the stamp to the parent's `wait_for`
 //! returning it (one machine, one clock). Five calls warm up first (connections, the `LISTEN`).
 //!
+//! Seen on the two shared cores of the development machine (PostgreSQL 15, loaded by other
+//! builds), two runs of 300 calls: median 1.8 ms, p90 6.0 and 8.5 ms, p99 18.8 and 20.5 ms.
+//!
 //! Needs `RETRY_BENCH_POSTGRES_URL` or `RETRY_TEST_POSTGRES_URL`; without either it prints a
 //! "skipped" line and exits 0. `RETRY_BENCH_QUICK=1` measures 50 calls instead of 300.
 //!
