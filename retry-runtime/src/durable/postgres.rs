@@ -150,6 +150,15 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
 /// behind `PgBouncer` in transaction mode notifications never arrive, and workers only find new
 /// calls when they poll (their timer on [`Backend::next_due`], and a periodic poll).
 ///
+/// # Waking waiters
+///
+/// A call that finishes (succeeded, dead or cancelled), whoever writes it, sends
+/// `NOTIFY retry_finished, '<cid>'` ([`FINISHED_CHANNEL`]) from the trigger of migration 3, in
+/// the transaction that finishes it. The first [`Store::wait`](super::Store::wait) on a store
+/// opens one more connection of its own that `LISTEN`s on it for every waiter of the store
+/// (kept open, reconnecting as the workers' listener does, until the store's last handle is
+/// dropped). It needs a session-mode connection too.
+///
 /// # Enqueuing in the caller's transaction
 ///
 /// [`PostgresBackend::enqueue_in`] stores calls in a transaction of the caller's, e.g. with
