@@ -77,6 +77,8 @@ durable_pg_benches() {
         started=1
     fi
     cargo bench -p retry-benches --bench durable_pg | tee "$RESULTS/durable_pg.jsonl"
+    # How soon a caller waiting in another process learns of a success (Store::wait_for).
+    cargo bench -p retry-benches --bench durable_wait_pg | tee "$RESULTS/durable_wait_pg.jsonl"
     if [ -n "$started" ]; then
         retry_pg_stop
     fi

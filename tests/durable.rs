@@ -303,3 +303,90 @@ async fn persist_on_failure_writes_nothing_until_a_retryable_failure() {
     assert_eq!(rec.state, CallState::Succeeded);
     assert_eq!(rec.attempts, 2);
 }
+
+// ---------------------------------------------------------------- results and waiting
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Receipt {
+    order: u32,
+    lines: Vec<String>,
+}
+
+/// Its `Ok` value is `Serialize`: kept as the call's result.
+#[retry(mode = "durable", max = 2, delay = "5ms")]
+async fn receipt(order: u32) -> Result<Receipt, String> {
+    Ok(Receipt {
+        order,
+        lines: vec![format!("line of {order}")],
+    })
+}
+
+/// An `Ok` type that is not `Serialize`: still a durable function, its result not kept.
+#[derive(Debug)]
+struct Opaque(#[allow(dead_code)] u32);
+
+#[retry(mode = "durable", max = 2, delay = "5ms")]
+fn opaque(n: u32) -> Result<Opaque, String> {
+    Ok(Opaque(n))
+}
+
+#[retry(mode = "durable", max = 1, delay = "5ms")]
+async fn refused(n: u32) -> Result<u32, String> {
+    Err(format!("refused {n}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_gets_the_result_or_how_the_call_ended() {
+    use retry_runtime::durable::{Finished, WaitError};
+    let f = fixture().await;
+    // Cancelled before any worker runs.
+    let cancelled = refused(0).await.unwrap();
+    assert!(f.store.cancel(cancelled).await.unwrap());
+
+    let w = worker(&f.store);
+    let ok = receipt(7).await.unwrap();
+    let dead = refused(1).await.unwrap();
+    let kept_none = tokio::task::spawn_blocking(|| opaque(3))
+        .await
+        .unwrap()
+        .unwrap();
+    let wait =
+        |cid| tokio::time::timeout(Duration::from_secs(10), f.store.wait_for::<Receipt>(cid));
+
+    assert_eq!(
+        wait(ok).await.expect("finished in 10 s").unwrap(),
+        Receipt {
+            order: 7,
+            lines: vec!["line of 7".into()]
+        }
+    );
+    assert_eq!(
+        finished(&f.store, ok).await.result.as_deref(),
+        Some(r#"{"order":7,"lines":["line of 7"]}"#)
+    );
+    assert_eq!(
+        wait(dead).await.expect("finished in 10 s"),
+        Err(WaitError::Dead {
+            reason: "retries exhausted".into(),
+            error: Some("refused 1".into())
+        })
+    );
+    assert_eq!(finished(&f.store, dead).await.attempts, 2);
+    assert_eq!(
+        wait(cancelled).await.expect("at once"),
+        Err(WaitError::Cancelled)
+    );
+    assert_eq!(
+        f.store.wait(kept_none).await.unwrap(),
+        Finished::Succeeded {
+            result: None,
+            attempts: 1
+        },
+        "not Serialize: no result"
+    );
+    assert!(matches!(
+        f.store.wait_for::<u32>(kept_none).await,
+        Err(WaitError::Value(_))
+    ));
+    w.shutdown(Duration::from_secs(5)).await;
+}

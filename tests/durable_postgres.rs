@@ -395,3 +395,180 @@ async fn a_version_1_store_is_migrated_in_place_keeping_its_calls() {
         .collect();
     assert_eq!(versions, [1, 2, 3]);
 }
+
+// ---------------------------------------------------------------- results and waiting
+
+/// Enqueues a call of `function` and claims it: (its ID, the claim's fence).
+async fn claimed(store: &Store, function: &str) -> (retry_runtime::CorrelationId, u64) {
+    let call = NewCall::new(function, "{}");
+    let cid = call.cid;
+    store.enqueue(vec![call]).await.unwrap();
+    let claims = store
+        .claim("w", &[function.to_owned()], 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    (cid, claims[0].fence)
+}
+
+/// Another process's outcome (here another store on its own connections, whose writes this
+/// store's waiters are not told of in-process) reaches a waiter by `NOTIFY retry_finished`:
+/// within a fraction of the 10 s safety re-read, whether the call succeeds, is buried or is
+/// cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_is_woken_by_another_processs_outcome() {
+    use retry_runtime::durable::Finished;
+    let Some((url, _)) = fresh_schema().await else {
+        return;
+    };
+    let waiter = Store::open(&url).await.unwrap();
+    let other = Store::open(&url).await.unwrap();
+    let (ok, ok_fence) = claimed(&other, "f").await;
+    let (dead, dead_fence) = claimed(&other, "f").await;
+    let cancelled = {
+        let call = NewCall::new("f", "{}");
+        let cid = call.cid;
+        other.enqueue(vec![call]).await.unwrap();
+        cid
+    };
+    let started = std::time::Instant::now();
+    let (a, b, c, ()) = tokio::join!(
+        waiter.wait(ok),
+        waiter.wait(dead),
+        waiter.wait(cancelled),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let (b, now) = (other.backend(), SystemTime::now());
+            assert!(b
+                .complete_with_result(ok, ok_fence, 1, now, Some(r#"["x"]"#.into()), now)
+                .await
+                .unwrap());
+            assert!(b
+                .bury(
+                    dead,
+                    dead_fence,
+                    None,
+                    "gave up".into(),
+                    Some("boom".into()),
+                    now
+                )
+                .await
+                .unwrap());
+            assert!(b.cancel(cancelled, now).await.unwrap());
+        }
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        a.unwrap(),
+        Finished::Succeeded {
+            result: Some(r#"["x"]"#.into()),
+            attempts: 1
+        }
+    );
+    assert_eq!(
+        b.unwrap(),
+        Finished::Dead {
+            reason: "gave up".into(),
+            error: Some("boom".into()),
+            attempts: 0
+        }
+    );
+    assert!(matches!(c.unwrap(), Finished::Cancelled { .. }));
+    assert!(
+        took < Duration::from_secs(3),
+        "woken by NOTIFY, not by the 10 s re-read: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_result_survives_reopening_the_store() {
+    let Some((url, _)) = fresh_schema().await else {
+        return;
+    };
+    let cid = {
+        let store = Store::open(&url).await.unwrap();
+        let (cid, fence) = claimed(&store, "f").await;
+        assert!(store
+            .complete_with_result(cid, fence, 1, SystemTime::now(), Some("42".into()))
+            .await
+            .unwrap());
+        cid
+    };
+    let store = Store::open_existing(&url).await.unwrap();
+    assert_eq!(
+        store.get(cid).await.unwrap().unwrap().result.as_deref(),
+        Some("42")
+    );
+    assert_eq!(store.wait_for::<u64>(cid).await.unwrap(), 42);
+}
+
+/// A waiter whose connections the server terminates (its `LISTEN` for finished calls among
+/// them) still learns of its call: the listener reconnects and every waiter reads its call
+/// again, and later outcomes are heard on the new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_survives_its_terminated_connections() {
+    let Some((url, _)) = fresh_schema().await else {
+        return;
+    };
+    let app = unique("retry_wait_kill");
+    let waiter = Store::open(&with_param(&url, &format!("application_name={app}")))
+        .await
+        .unwrap();
+    let other = Store::open(&url).await.unwrap();
+    let (cid, fence) = claimed(&other, "f").await;
+    let (later, later_fence) = claimed(&other, "f").await;
+    let waiting = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move { waiter.wait(cid).await })
+    };
+    let waiting_later = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move { waiter.wait(later).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let admin = connect(&server_url().unwrap()).await;
+    let terminated: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1) AS t",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        terminated >= 2,
+        "the pool's and the LISTEN's connections: {terminated}"
+    );
+    let b = other.backend();
+    let now = SystemTime::now();
+    assert!(b
+        .complete_with_result(cid, fence, 1, now, Some("1".into()), now)
+        .await
+        .unwrap());
+    let first = tokio::time::timeout(Duration::from_secs(8), waiting)
+        .await
+        .expect("before the 10 s re-read")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        first,
+        retry_runtime::durable::Finished::Succeeded { .. }
+    ));
+
+    tokio::time::sleep(Duration::from_millis(500)).await; // listening again by now
+    let now = SystemTime::now();
+    assert!(b
+        .complete_with_result(later, later_fence, 1, now, Some("2".into()), now)
+        .await
+        .unwrap());
+    let second = tokio::time::timeout(Duration::from_secs(3), waiting_later)
+        .await
+        .expect("heard on the new connection")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        second,
+        retry_runtime::durable::Finished::Succeeded { .. }
+    ));
+}

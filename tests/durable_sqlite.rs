@@ -305,3 +305,76 @@ async fn a_version_2_store_is_migrated_in_place_keeping_its_calls() {
         .unwrap();
     assert_eq!(version, 4);
 }
+
+// ---------------------------------------------------------------- results and waiting
+
+/// Enqueues a call of `function` and claims it: (its ID, the claim's fence).
+async fn claimed(store: &Store, function: &str) -> (retry_runtime::CorrelationId, u64) {
+    let call = NewCall::new(function, "{}");
+    let cid = call.cid;
+    store.enqueue(vec![call]).await.unwrap();
+    let claims = store
+        .claim(
+            "w",
+            &[function.to_owned()],
+            1,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    (cid, claims[0].fence)
+}
+
+#[tokio::test]
+async fn a_result_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", temp_file(&dir, "calls.db").display());
+    let cid = {
+        let store = Store::open(&url).await.unwrap();
+        let (cid, fence) = claimed(&store, "f").await;
+        let started = std::time::SystemTime::now();
+        assert!(store
+            .complete_with_result(cid, fence, 1, started, Some(r#"{"total":200}"#.into()))
+            .await
+            .unwrap());
+        cid
+    };
+    let store = Store::open_existing(&url).await.unwrap();
+    let record = store.get(cid).await.unwrap().expect("kept");
+    assert_eq!(record.result.as_deref(), Some(r#"{"total":200}"#));
+    let value: serde_json::Value = store.wait_for(cid).await.unwrap();
+    assert_eq!(value, serde_json::json!({ "total": 200 }));
+}
+
+/// SQLite sends nothing between processes (or two opens of one file): a waiter learns of a
+/// call another open finished by its slow poll (500 ms).
+#[tokio::test]
+async fn a_waiter_sees_a_call_another_open_of_the_file_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", temp_file(&dir, "calls.db").display());
+    let waiter = Store::open(&url).await.unwrap();
+    let other = Store::open(&url).await.unwrap();
+    let (cid, fence) = claimed(&other, "f").await;
+    let started = std::time::Instant::now();
+    let (finished, ()) = tokio::join!(waiter.wait(cid), async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let now = std::time::SystemTime::now();
+        assert!(other
+            .complete_with_result(cid, fence, 1, now, Some("3".into()))
+            .await
+            .unwrap());
+    });
+    let took = started.elapsed();
+    assert_eq!(
+        finished.unwrap(),
+        retry_runtime::durable::Finished::Succeeded {
+            result: Some("3".into()),
+            attempts: 1
+        }
+    );
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "seen by the slow poll: {took:?}"
+    );
+}

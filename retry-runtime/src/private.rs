@@ -52,6 +52,7 @@ pub mod durable {
     pub use crate::durable::enqueue::{
         enqueue, enqueue_blocking, store_first, store_first_blocking,
     };
+    pub use crate::durable::kept::{ok_probe, Keep, KeepNothing, KeepViaSerde};
     pub use crate::durable::registry::Registration;
     pub use crate::durable::{BoxFuture, StoreError};
     pub use crate::run::durable::{attempt_async, attempt_sync, Job, Verdict};

@@ -28,5 +28,8 @@ macro_rules! every_conformance_case {
         $run!(pause_is_per_function);
         $run!(workers_heartbeats_and_gone);
         $run!(trace_context_is_kept);
+        $run!(result_kept_with_success_and_purged);
+        $run!(wait_on_finished_calls_returns_at_once);
+        $run!(wait_is_woken_by_each_outcome);
     };
 }

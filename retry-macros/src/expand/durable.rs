@@ -31,9 +31,12 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //         static __RETRY_SITE: Site = Site::new(NAME, false, "durable", module_path!(), file!(), line!());
 //         fn __retry_durable(__retry_job: Job) -> BoxFuture<'static, Verdict> {
 //             let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::named();
-//             let __retry_spec = Spec { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(10)),
-//                 hooks: hooks({ use ..; (&ErrorFormatOf(__retry_r)).error_format() }), timed_out: None };
-//             attempt_async(__retry_r, __retry_spec, __retry_job, |__retry_args| {
+//             let (__retry_spec, __retry_keep) = (
+//                 Spec { site: &__RETRY_SITE, policy: Policy::new().max_retries(Some(10)),
+//                     hooks: hooks({ use ..; (&ErrorFormatOf(__retry_r)).error_format() }), timed_out: None },
+//                 { use ..; (&ok_probe(__retry_r)).keeper() },
+//             );
+//             attempt_async(__retry_r, __retry_keep, __retry_spec, __retry_job, |__retry_args| {
 //                 let id: Id = checked::<Id, _>({ use ..; (&Probe::<Id>::new()).witness() }).take(__retry_args, "id")?;
 //                 Ok(async move { BODY(id) })
 //             })
@@ -44,7 +47,9 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //         enqueue(NAME, __retry_out).await
 //     }
 // A sync function's attempt is `attempt_sync(.., |args| Ok(move || BODY))`, run on the
-// blocking pool, and it stores the call with `enqueue_blocking`.
+// blocking pool, and it stores the call with `enqueue_blocking`. `__retry_keep` keeps the
+// `Ok` value as the call's result when its type is `Serialize` (`KeepViaSerde`), and keeps
+// nothing otherwise (`KeepNothing`), picked by autoref as the arguments' witnesses are.
 //
 // Input:
 //     #[retry(mode = "durable", persist = "on_failure")]
@@ -79,7 +84,7 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         name,
         ..
     } = p;
-    let spec = p.spec(plan, false);
+    let (spec, keep) = (p.spec(plan, false), keeper(private));
     let body = p.body(&p.fake_return());
     let (attempt, make) = if is_async {
         (quote!(attempt_async), quote!(async move #body))
@@ -164,8 +169,8 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
             __retry_job: #private::durable::Job,
         ) -> #private::durable::BoxFuture<'static, #private::durable::Verdict> {
             #returns
-            let __retry_spec = #spec;
-            #private::durable::#attempt(__retry_r, __retry_spec, __retry_job, |#args_in| {
+            let (__retry_spec, __retry_keep) = (#spec, #keep);
+            #private::durable::#attempt(__retry_r, __retry_keep, __retry_spec, __retry_job, |#args_in| {
                 #(#decode)*
                 ::core::result::Result::Ok(#make)
             })
@@ -175,6 +180,15 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         }
         #store
     })
+}
+
+/// How the attempt keeps its `Ok` value as the call's result: serialized when its type is
+/// `Serialize`, not kept otherwise (picked by autoref, as the arguments' witnesses are).
+fn keeper(private: &TokenStream) -> TokenStream {
+    quote! {{
+        use #private::durable::{KeepNothing as _, KeepViaSerde as _};
+        (&#private::durable::ok_probe(__retry_r)).keeper()
+    }}
 }
 
 /// The witness that stores and reads an argument of type `ty`; with `check`, required to be

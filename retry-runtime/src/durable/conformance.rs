@@ -1013,3 +1013,169 @@ pub async fn trace_context_is_kept(store: &Store) {
         assert_eq!(claim.record.trace_context.as_deref(), expected);
     }
 }
+
+// == Results and waiting (`durable/wait.rs`) ==
+
+/// A success's result (its function's `Ok` value as JSON) is written with it, only under the
+/// current claim, read back in the call's record, and purged with the call.
+pub async fn result_kept_with_success_and_purged(store: &Store) {
+    let b = store.backend();
+    let (cid, fence) = running(store, "f", "w", 0).await;
+    assert_eq!(record(store, cid).await.result, None, "no result before");
+    let json = r#"{"id":7,"lines":["a","b"]}"#;
+    assert!(
+        !b.complete_with_result(cid, fence + 1, 1, at(0), Some(json.into()), at(1))
+            .await
+            .unwrap(),
+        "a stale claim's result is refused"
+    );
+    assert_eq!(record(store, cid).await.result, None);
+    assert!(b
+        .complete_with_result(cid, fence, 1, at(0), Some(json.into()), at(1))
+        .await
+        .unwrap());
+    let r = record(store, cid).await;
+    assert_eq!(
+        (r.state, r.result.as_deref()),
+        (CallState::Succeeded, Some(json))
+    );
+    assert_eq!(r.updated_at, at(1));
+    let listed = store.list(&ListFilter::default()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].result.as_deref(), Some(json), "listed with it");
+
+    let (plain, fence) = running(store, "f", "w", 0).await;
+    assert!(b.complete(plain, fence, 1, at(0), at(1)).await.unwrap());
+    assert_eq!(record(store, plain).await.result, None, "no result kept");
+
+    assert_eq!(
+        b.purge(CallState::Succeeded, Duration::ZERO, at(2))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(store.get(cid).await.unwrap().is_none(), "purged with it");
+    let err = store.wait(cid).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(_)),
+        "a purged call: {err}"
+    );
+}
+
+/// Waiting for a call already finished returns at once, with how it finished: succeeded
+/// with its result, dead with its reason and error, cancelled; typed, the result decoded or
+/// why there is none. An unknown call is an error.
+pub async fn wait_on_finished_calls_returns_at_once(store: &Store) {
+    use super::{Finished, WaitError};
+    let b = store.backend();
+    let (ok, fence) = running(store, "f", "w", 0).await;
+    assert!(b
+        .complete_with_result(ok, fence, 2, at(0), Some("[1,2]".into()), at(1))
+        .await
+        .unwrap());
+    let (dead, fence) = running(store, "f", "w", 0).await;
+    let reason = "max retries exhausted".to_owned();
+    assert!(b
+        .bury(
+            dead,
+            fence,
+            Some(progress(3, at(0))),
+            reason.clone(),
+            Some("boom".into()),
+            at(1)
+        )
+        .await
+        .unwrap());
+    let cancelled = enqueue(store, "f", 0).await;
+    assert!(b.cancel(cancelled, at(1)).await.unwrap());
+
+    let at_once = Duration::from_secs(5);
+    let wait = |cid| tokio::time::timeout(at_once, store.wait(cid));
+    assert_eq!(
+        wait(ok).await.expect("at once").unwrap(),
+        Finished::Succeeded {
+            result: Some("[1,2]".into()),
+            attempts: 2
+        }
+    );
+    assert_eq!(
+        wait(dead).await.expect("at once").unwrap(),
+        Finished::Dead {
+            reason: reason.clone(),
+            error: Some("boom".into()),
+            attempts: 3
+        }
+    );
+    assert_eq!(
+        wait(cancelled).await.expect("at once").unwrap(),
+        Finished::Cancelled {
+            error: None,
+            attempts: 0
+        }
+    );
+
+    assert_eq!(store.wait_for::<Vec<u8>>(ok).await.unwrap(), [1, 2]);
+    assert!(matches!(
+        store.wait_for::<String>(ok).await,
+        Err(WaitError::Value(_))
+    ));
+    assert_eq!(
+        store.wait_for::<u8>(dead).await,
+        Err(WaitError::Dead {
+            reason,
+            error: Some("boom".into())
+        })
+    );
+    assert_eq!(
+        store.wait_for::<u8>(cancelled).await,
+        Err(WaitError::Cancelled)
+    );
+    let unknown = CorrelationId::from_parts(T0_MS, 99);
+    assert!(matches!(
+        store.wait(unknown).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+/// A waiter on an unfinished call is woken by its outcome written through the store (or a
+/// clone: the workers'), whether it succeeds, is buried or is cancelled: well before the slow
+/// poll (500 ms) that stands in when nothing wakes it.
+pub async fn wait_is_woken_by_each_outcome(store: &Store) {
+    use super::Finished;
+    let (ok, ok_fence) = running(store, "f", "w", 0).await;
+    let (dead, dead_fence) = running(store, "f", "w", 0).await;
+    let cancelled = enqueue(store, "f", 0).await;
+    let writer = store.clone();
+    let started = std::time::Instant::now();
+    let (a, b, c, ()) = tokio::join!(
+        store.wait(ok),
+        store.wait(dead),
+        store.wait(cancelled),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(writer
+                .complete_with_result(ok, ok_fence, 1, at(0), Some("\"done\"".into()))
+                .await
+                .unwrap());
+            assert!(writer
+                .bury(dead, dead_fence, Some(progress(1, at(0))), "r".into(), None)
+                .await
+                .unwrap());
+            assert!(writer.cancel(cancelled).await.unwrap());
+        }
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        a.unwrap(),
+        Finished::Succeeded {
+            result: Some("\"done\"".into()),
+            attempts: 1
+        }
+    );
+    assert!(matches!(b.unwrap(), Finished::Dead { .. }));
+    assert!(matches!(c.unwrap(), Finished::Cancelled { .. }));
+    assert!(
+        took < Duration::from_millis(450),
+        "woken by the outcomes, not by a poll: {took:?}"
+    );
+}

@@ -78,6 +78,52 @@
 //! attempt that was interrupted: `attempts` counts it, since it started and may have done
 //! part of its work; a requeue resets the count, as for a dead call.
 //!
+//! # Results and waiting
+//!
+//! A succeeded call keeps its function's `Ok` value as its result ([`CallRecord::result`]),
+//! JSON in the store, written in the same statement as the success and purged with the call,
+//! when the type implements serde's `Serialize`. Requiring it would break durable functions
+//! whose `Ok` type is not serializable, so the expansion picks, by autoref as it does for the
+//! arguments, a keeper that serializes when it can and stores `NULL` when it cannot (`()`
+//! stores `NULL` too).
+//!
+//! [`Store::wait`] waits for a call by its ID, in this process or any other, and returns how
+//! it ended ([`Finished`]); [`Store::wait_for`] decodes the result as the function's `Ok`
+//! type, or says why there is none ([`WaitError`]). A waiter is woken by the store, not by a
+//! polling loop: at once by an outcome written through this process's [`Store`] (the
+//! workers'), on PostgreSQL by `NOTIFY retry_finished` from whichever process writes it (a
+//! trigger of the schema; one `LISTEN` connection per store serves all its waiters, and a
+//! waiter re-reads its call every 10 s in case a connection was lost). SQLite has no
+//! notifications between processes: there, a call another process finishes is seen by a slow
+//! poll, every 500 ms.
+//!
+//! ```
+//! use retry_runtime::durable::{self, Finished, Store, Worker};
+//! use retry_runtime::retry;
+//! use std::time::Duration;
+//!
+//! #[retry(mode = "durable", max = 3)]
+//! async fn label(order: u64) -> Result<String, std::io::Error> {
+//!     Ok(format!("order #{order}"))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Store::open("sqlite::memory:").await?;
+//! durable::set_default_store(store.clone());
+//! let worker = Worker::builder(store.clone()).start();
+//!
+//! let cid = label(42).await?;
+//! let text: String = store.wait_for(cid).await?;
+//! assert_eq!(text, "order #42");
+//! assert_eq!(store.get(cid).await?.unwrap().result.as_deref(), Some(r#""order #42""#));
+//!
+//! assert!(matches!(store.wait(cid).await?, Finished::Succeeded { attempts: 1, .. }));
+//! worker.shutdown(Duration::from_secs(5)).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Pausing a function
 //!
 //! [`Store::pause`] (also `retry-store pause` and the console's overview) pauses a function
@@ -233,6 +279,7 @@ pub(crate) mod browse;
 pub mod conformance;
 pub(crate) mod enqueue;
 pub(crate) mod heartbeats;
+pub(crate) mod kept;
 mod millis;
 mod open;
 #[cfg(feature = "postgres")]
@@ -245,6 +292,7 @@ mod sqlite;
 mod statements;
 mod store;
 pub(crate) mod trace_context;
+mod wait;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
@@ -255,12 +303,13 @@ pub use heartbeats::{
 };
 pub use open::StoreUrl;
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresBackend, NOTIFY_CHANNEL, POLL_ALL};
+pub use postgres::{PostgresBackend, FINISHED_CHANNEL, NOTIFY_CHANNEL, POLL_ALL};
 pub use record::{
     format_time, CallRecord, CallState, Claim, ListFilter, NewCall, ParseStateError,
     PausedFunction, Progress, Stats, StatsRow, Tried,
 };
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
-pub use store::{Backend, BoxFuture, Store, StoreError, WakeUps};
+pub use store::{Backend, BoxFuture, Finishes, Store, StoreError, WakeUps};
+pub use wait::{Finished, WaitError};
 pub use worker::{Worker, WorkerBuilder, DEFAULT_ATTEMPT_TIMEOUT};

@@ -22,6 +22,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 #[path = "postgres_tls.rs"]
 mod tls;
 
+#[path = "postgres_finished.rs"]
+mod finished;
+pub use finished::FINISHED_CHANNEL;
+
 use super::browse;
 use super::heartbeats;
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
@@ -147,6 +151,15 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
 /// behind `PgBouncer` in transaction mode notifications never arrive, and workers only find new
 /// calls when they poll (their timer on [`Backend::next_due`], and a periodic poll).
 ///
+/// # Waking waiters
+///
+/// A call that finishes (succeeded, dead or cancelled), whoever writes it, sends
+/// `NOTIFY retry_finished, '<cid>'` ([`FINISHED_CHANNEL`]) from the trigger of migration 3, in
+/// the transaction that finishes it. The first [`Store::wait`](super::Store::wait) on a store
+/// opens one more connection of its own that `LISTEN`s on it for every waiter of the store
+/// (kept open, reconnecting as the workers' listener does, until the store's last handle is
+/// dropped). It needs a session-mode connection too.
+///
 /// # Enqueuing in the caller's transaction
 ///
 /// [`PostgresBackend::enqueue_in`] stores calls in a transaction of the caller's, e.g. with
@@ -186,6 +199,9 @@ pub struct PostgresBackend {
     redacted: String,
     /// Successes waiting to be recorded together (see [`record_acks`]).
     acks: mpsc::UnboundedSender<Ack>,
+    /// The finished calls the store's `LISTEN` on [`FINISHED_CHANNEL`] hears, once a waiter
+    /// started it (see `postgres_finished.rs`).
+    finished: finished::Feed,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -294,6 +310,7 @@ impl PostgresBackend {
             tls,
             redacted,
             acks,
+            finished: finished::Feed::default(),
         };
         backend.migrate(create).await?;
         Ok(backend)
@@ -489,13 +506,22 @@ impl Listening {
         config: &Config,
         tls: &MakeRustlsConnect,
     ) -> Result<Self, tokio_postgres::Error> {
+        Self::connect_to(config, tls, NOTIFY_CHANNEL).await
+    }
+
+    /// A connection that `LISTEN`s on `channel`.
+    async fn connect_to(
+        config: &Config,
+        tls: &MakeRustlsConnect,
+        channel: &'static str,
+    ) -> Result<Self, tokio_postgres::Error> {
         let (client, mut connection) = config.connect(tls.clone()).await?;
         let (sender, payloads) = mpsc::unbounded_channel();
         // The connection task: ends when the connection does, closing `payloads`.
         tokio::spawn(async move {
             while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 match message {
-                    Ok(AsyncMessage::Notification(n)) if n.channel() == NOTIFY_CHANNEL => {
+                    Ok(AsyncMessage::Notification(n)) if n.channel() == channel => {
                         if sender.send(n.payload().to_owned()).is_err() {
                             break;
                         }
@@ -505,9 +531,7 @@ impl Listening {
                 }
             }
         });
-        client
-            .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
-            .await?;
+        client.batch_execute(&format!("LISTEN {channel}")).await?;
         Ok(Self {
             _client: client,
             payloads,
@@ -834,6 +858,8 @@ struct Ack {
     attempts: i32,
     started: i64,
     now: i64,
+    /// The function's `Ok` value as JSON, if kept.
+    result: Option<String>,
     reply: tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
 }
 
@@ -884,6 +910,7 @@ async fn complete_many(
     let attempts: Vec<i32> = batch.iter().map(|a| a.attempts).collect();
     let started: Vec<i64> = batch.iter().map(|a| a.started).collect();
     let nows: Vec<i64> = batch.iter().map(|a| a.now).collect();
+    let results: Vec<Option<&str>> = batch.iter().map(|a| a.result.as_deref()).collect();
     let client = pool.get().await.map_err(|e| pool_error(redacted, e))?;
     let result = async {
         let statement = client
@@ -891,7 +918,10 @@ async fn complete_many(
             .await
             .map_err(pg)?;
         let rows = client
-            .query(&statement, &[&cids, &fences, &attempts, &started, &nows])
+            .query(
+                &statement,
+                &[&cids, &fences, &attempts, &started, &nows, &results],
+            )
             .await
             .map_err(pg)?;
         rows.iter()
@@ -903,7 +933,7 @@ async fn complete_many(
 }
 
 /// Records many successes in one statement: the shared success statement
-/// ([`statements::COMPLETE`]), each of its five values `$N` taken from the N-th array, so each
+/// ([`statements::COMPLETE`]), each of its six values `$N` taken from the N-th array, so each
 /// success is fenced like a single one; returns the IDs of those recorded.
 fn complete_many_text() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
@@ -913,13 +943,13 @@ fn complete_many_text() -> &'static str {
             .split_once(" WHERE ")
             .expect("the success statement has a WHERE clause");
         let each = |text: &str| {
-            (1..=5).rev().fold(text.to_owned(), |t, n| {
+            (1..=6).rev().fold(text.to_owned(), |t, n| {
                 t.replace(&format!("${n}"), &format!("each.v{n}"))
             })
         };
         format!(
-            "{} FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[]) \
-             AS each(v1, v2, v3, v4, v5) WHERE {} RETURNING cid",
+            "{} FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[], \
+             $6::text[]) AS each(v1, v2, v3, v4, v5, v6) WHERE {} RETURNING cid",
             each(set),
             each(fenced)
         )
@@ -939,6 +969,12 @@ fn return_to_pool<T>(client: Object, result: Result<T, StoreError>) -> Result<T,
 impl Backend for PostgresBackend {
     fn wake_ups(&self) -> BoxFuture<'_, Result<Option<super::store::WakeUps>, StoreError>> {
         Box::pin(async move { self.listen().await.map(Some) })
+    }
+
+    fn finishes(&self) -> BoxFuture<'_, Result<Option<super::store::Finishes>, StoreError>> {
+        let this = self.clone();
+        self.io
+            .run(async move { this.finished.subscribe(&this).await.map(Some) })
     }
 
     fn enqueue(
@@ -1014,6 +1050,19 @@ impl Backend for PostgresBackend {
         attempt_started: SystemTime,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.complete_with_result(cid, fence, attempts, attempt_started, None, now)
+    }
+
+    /// The result goes in the success's own statement, batched as any success.
+    fn complete_with_result(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        attempts: u32,
+        attempt_started: SystemTime,
+        result: Option<String>,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
         let this = self.clone();
         self.io.run(async move {
             let ack = |reply| Ack {
@@ -1022,6 +1071,7 @@ impl Backend for PostgresBackend {
                 attempts: saturating_i32(attempts),
                 started: to_millis(attempt_started),
                 now: to_millis(now),
+                result: result.clone(),
                 reply,
             };
             let (reply, answer) = tokio::sync::oneshot::channel();
@@ -1127,9 +1177,9 @@ mod tests {
              started_at = COALESCE(started_at, each.v4), \
              first_attempt_at = COALESCE(first_attempt_at, each.v4), \
              last_attempt_at = each.v4, worker = NULL, lease_until = NULL, next_due_at = NULL, \
-             updated_at = each.v5 \
-             FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[]) \
-             AS each(v1, v2, v3, v4, v5) \
+             updated_at = each.v5, result = each.v6 \
+             FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[], \
+             $6::text[]) AS each(v1, v2, v3, v4, v5, v6) \
              WHERE cid = each.v1 AND fence = each.v2 AND state = 'running' RETURNING cid"
         );
     }

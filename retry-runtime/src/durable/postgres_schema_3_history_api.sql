@@ -62,3 +62,15 @@ CREATE TABLE retry_limits (
     max_running INTEGER NOT NULL CHECK (max_running > 0),
     set_at      BIGINT NOT NULL
 );
+
+-- `Store::wait`: a call that finishes (succeeded, dead or cancelled), whoever writes it, sends
+-- `NOTIFY retry_finished, '<cid>'` in the transaction that finishes it; waiters `LISTEN`.
+CREATE OR REPLACE FUNCTION retry_notify_finished() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('retry_finished', NEW.cid);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER retry_calls_finished AFTER UPDATE OF state ON retry_calls FOR EACH ROW
+    WHEN (NEW.state IN ('succeeded', 'dead', 'cancelled') AND OLD.state <> NEW.state)
+    EXECUTE PROCEDURE retry_notify_finished();

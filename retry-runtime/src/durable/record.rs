@@ -173,6 +173,14 @@ pub struct CallRecord {
     /// stored with the feature `opentelemetry`; the worker's attempt spans are its children.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_context: Option<String>,
+    /// A succeeded call's result: its function's `Ok` value as JSON text, when its type
+    /// implements serde's `Serialize` (`None` otherwise, for `()`, for a call not succeeded,
+    /// and for calls that succeeded before results were kept). [`Store::wait`] and
+    /// [`Store::wait_for`] read it.
+    ///
+    /// [`Store::wait`]: super::Store::wait
+    /// [`Store::wait_for`]: super::Store::wait_for
+    pub result: Option<String>,
 }
 
 /// A call to enqueue.

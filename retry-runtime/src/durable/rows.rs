@@ -74,6 +74,7 @@ pub(crate) fn record(row: &impl StoredRow) -> Result<CallRecord, StoreError> {
         updated_at: required(time(row, 17)?, 17)?,
         // Tolerant: a trace context that cannot be read is no trace context.
         trace_context: row.text(18).ok().flatten(),
+        result: row.text(19)?,
     })
 }
 

@@ -812,11 +812,25 @@ impl Backend for SqliteBackend {
         attempt_started: SystemTime,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.complete_with_result(cid, fence, attempts, attempt_started, None, now)
+    }
+
+    /// The result goes in the success's own statement.
+    fn complete_with_result(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        attempts: u32,
+        attempt_started: SystemTime,
+        result: Option<String>,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
         statements::changed(self.execute(statements::complete(
             cid,
             fence,
             attempts,
             attempt_started,
+            result,
             now,
         )))
     }

@@ -100,7 +100,7 @@ macro_rules! record_columns {
     () => {
         "cid, parent, function, args, state, attempts, created_at, started_at, \
          first_attempt_at, last_attempt_at, next_due_at, last_error, dead_reason, worker, \
-         lease_until, fence, last_wait_ns, updated_at, trace_context"
+         lease_until, fence, last_wait_ns, updated_at, trace_context, result"
     };
 }
 pub(crate) use record_columns;
@@ -187,13 +187,14 @@ pub(crate) fn renew(
     }
 }
 
-/// `running` -> `succeeded`: complete. PostgreSQL records many at once with the same text,
-/// its values taken from arrays (`COMPLETE_MANY` in postgres.rs).
+/// `running` -> `succeeded`: complete, with the function's `Ok` value as JSON (`$6`, NULL
+/// when none is kept). PostgreSQL records many at once with the same text, its values taken
+/// from arrays (`COMPLETE_MANY` in postgres.rs).
 pub(crate) static COMPLETE: Sql = Sql::new(
     "UPDATE {calls} SET state = 'succeeded', attempts = $3, \
      started_at = COALESCE(started_at, $4), first_attempt_at = COALESCE(first_attempt_at, $4), \
      last_attempt_at = $4, worker = NULL, lease_until = NULL, next_due_at = NULL, \
-     updated_at = $5 \
+     updated_at = $5, result = $6 \
      WHERE cid = $1 AND fence = $2 AND state = 'running'",
 );
 
@@ -202,6 +203,7 @@ pub(crate) fn complete(
     claim: u64,
     attempts: u32,
     attempt_started: SystemTime,
+    result: Option<String>,
     now: SystemTime,
 ) -> Statement {
     Statement {
@@ -212,6 +214,7 @@ pub(crate) fn complete(
             Param::Int(saturating_i32(attempts)),
             time(attempt_started),
             time(now),
+            Param::MaybeText(result),
         ],
     }
 }
@@ -322,14 +325,14 @@ pub(crate) fn cancel(call: CorrelationId, now: SystemTime) -> Statement {
 
 /// No transition: the calls running under a worker's name, with their fences, for the
 /// worker's check of which of its attempts it still holds ([`Backend::lost`]). The record's
-/// columns, the arguments and the last error left out (read as empty), so the answer stays
+/// columns, the arguments, the last error, the trace context and the result left out (read as empty), so the answer stays
 /// small.
 ///
 /// [`Backend::lost`]: super::Backend::lost
 static HELD: Sql = Sql::new(
     "SELECT cid, parent, function, CAST('' AS TEXT), state, attempts, created_at, started_at, \
      first_attempt_at, last_attempt_at, next_due_at, CAST(NULL AS TEXT), dead_reason, worker, \
-     lease_until, fence, last_wait_ns, updated_at, CAST(NULL AS TEXT) \
+     lease_until, fence, last_wait_ns, updated_at, CAST(NULL AS TEXT), CAST(NULL AS TEXT) \
      FROM {calls} WHERE state = 'running' AND worker = $1",
 );
 

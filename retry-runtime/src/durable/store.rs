@@ -453,6 +453,33 @@ pub trait Backend: Send + Sync + 'static {
         let _ = now;
         Box::pin(async { Ok(Vec::new()) })
     }
+
+    // == Results and waiting (`durable/wait.rs`) ==
+
+    /// Records success as [`complete`](Backend::complete) does, with the function's `Ok`
+    /// value as JSON text in the same write (`None`: no value kept, for a type that is not
+    /// `Serialize`, or `()`). The default (a backend that keeps no results) drops it.
+    fn complete_with_result(
+        &self,
+        cid: CorrelationId,
+        fence: u64,
+        attempts: u32,
+        attempt_started: SystemTime,
+        result: Option<String>,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let _ = result;
+        self.complete(cid, fence, attempts, attempt_started, now)
+    }
+
+    /// The IDs of calls that finish (succeed, are buried or cancelled) in any process, if the
+    /// database can send them, for [`Store::wait`]: already listening when this returns, and
+    /// an empty ID when some may have been missed (after a reconnection): every waiter then
+    /// reads its call again. `None` (the default): the database cannot, and waiters rely on this
+    /// process's writes and a slow poll.
+    fn finishes(&self) -> BoxFuture<'_, Result<Option<Finishes>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A handle on a durable store: cheap to clone, shared by the program that enqueues and the
@@ -485,6 +512,8 @@ pub struct Store {
     /// Signalled by a cancel through this store (or a clone): local workers check at once
     /// which of their attempts to stop.
     cancels: Arc<Notify>,
+    /// The calls this store (or a clone) saw finish, for [`Store::wait`].
+    finished: tokio::sync::broadcast::Sender<String>,
 }
 
 impl fmt::Debug for Store {
@@ -501,6 +530,7 @@ impl Store {
             backend,
             wake: Arc::new(Notify::new()),
             cancels: Arc::new(Notify::new()),
+            finished: tokio::sync::broadcast::channel(super::wait::LOCAL_BUFFER).0,
         }
     }
 
@@ -570,9 +600,14 @@ impl Store {
         attempts: u32,
         attempt_started: SystemTime,
     ) -> Result<bool, StoreError> {
-        self.backend
+        let completed = self
+            .backend
             .complete(cid, fence, attempts, attempt_started, SystemTime::now())
-            .await
+            .await?;
+        if completed {
+            self.announce_finished(cid);
+        }
+        Ok(completed)
     }
 
     /// See [`Backend::reschedule`].
@@ -604,9 +639,14 @@ impl Store {
         reason: String,
         error: Option<String>,
     ) -> Result<bool, StoreError> {
-        self.backend
+        let buried = self
+            .backend
             .bury(cid, fence, progress, reason, error, SystemTime::now())
-            .await
+            .await?;
+        if buried {
+            self.announce_finished(cid);
+        }
+        Ok(buried)
     }
 
     /// See [`Backend::release`].
@@ -629,6 +669,7 @@ impl Store {
         if cancelled {
             self.cancels.notify_waiters();
             self.cancels.notify_one();
+            self.announce_finished(cid);
         }
         Ok(cancelled)
     }
@@ -850,6 +891,17 @@ impl Store {
         self.wake.notify_waiters();
         self.wake.notify_one();
     }
+
+    /// Tells this store's waiters ([`Store::wait`]) that the call `cid` finished.
+    pub(crate) fn announce_finished(&self, cid: CorrelationId) {
+        // No receiver: nobody waits.
+        let _ = self.finished.send(cid.to_string());
+    }
+
+    /// The calls this store (or a clone) sees finish from now on.
+    pub(crate) fn finished_here(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.finished.subscribe()
+    }
 }
 
 /// The checks of [`Backend::enqueue`] that are not SQL, made by every backend before it
@@ -884,3 +936,6 @@ pub(crate) fn check_purgeable(state: CallState) -> Result<(), StoreError> {
 
 /// The receiving end of a database's wake-ups; see [`Backend::wake_ups`].
 pub type WakeUps = tokio::sync::mpsc::Receiver<String>;
+
+/// The receiving end of a database's finished calls; see [`Backend::finishes`].
+pub type Finishes = tokio::sync::broadcast::Receiver<String>;

@@ -785,8 +785,13 @@ async fn record_verdict(
     let progress = |p: Attempts| Progress::after_attempt(p, attempt_started);
     let store = &inner.store;
     match verdict {
-        Verdict::Succeeded { progress: p } => {
-            store.complete(cid, fence, p.made, attempt_started).await
+        Verdict::Succeeded {
+            progress: p,
+            result,
+        } => {
+            store
+                .complete_with_result(cid, fence, p.made, attempt_started, result)
+                .await
         }
         Verdict::Retry {
             progress: p,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::cid::{enter_cancel, CallCtx};
 use crate::durable::args::{ArgsError, ArgsIn};
+use crate::durable::kept::Keep;
 use crate::durable::BoxFuture;
 use crate::engine::{self, Attempts, Clock, Decision, End, Engine, Step};
 use crate::events::show_error;
@@ -54,6 +55,9 @@ pub enum Verdict {
     Succeeded {
         /// The progress, this attempt included.
         progress: Attempts,
+        /// The function's `Ok` value as JSON text, when its type is `Serialize` (`None` for
+        /// `()` and for types that are not).
+        result: Option<String>,
     },
     /// Retry after `wait`.
     Retry {
@@ -79,9 +83,11 @@ pub enum Verdict {
 }
 
 /// Runs one attempt of a stored call of an async durable function: `make` decodes the
-/// arguments and returns the attempt's future.
+/// arguments and returns the attempt's future; `keep` makes the value of a success the
+/// stored result.
 pub fn attempt_async<R, H, M, F>(
     _: Returns<R>,
+    keep: Keep<R::Ok>,
     spec: Spec<R::Err, H>,
     job: Job,
     make: M,
@@ -93,15 +99,17 @@ where
     F: Future<Output = R> + Send + 'static,
 {
     let flag = Arc::clone(&job.cancelled);
-    decode_then_run(spec, job, make, move |fut| {
+    decode_then_run(spec, keep, job, make, move |fut| {
         AsyncAttempts(once(Cancellable { fut, flag }))
     })
 }
 
 /// Runs one attempt of a stored call of a sync durable function (on tokio's blocking pool):
-/// `make` decodes the arguments and returns the attempt's body.
+/// `make` decodes the arguments and returns the attempt's body; `keep` as for
+/// [`attempt_async`].
 pub fn attempt_sync<R, H, M, B>(
     _: Returns<R>,
+    keep: Keep<R::Ok>,
     spec: Spec<R::Err, H>,
     job: Job,
     make: M,
@@ -113,7 +121,7 @@ where
     B: FnOnce() -> R + Send + 'static,
 {
     let flag = Arc::clone(&job.cancelled);
-    decode_then_run(spec, job, make, move |body| {
+    decode_then_run(spec, keep, job, make, move |body| {
         SyncAttempts(once(move || {
             let _cancel = enter_cancel(&flag);
             body()
@@ -153,6 +161,7 @@ fn attempt_limit(policy: Option<Duration>, default: Option<Duration>) -> Option<
 /// do not decode are the verdict.
 fn decode_then_run<R, H, M, X, A>(
     spec: Spec<R::Err, H>,
+    keep: Keep<R::Ok>,
     job: Job,
     make: M,
     attempter: impl FnOnce(X) -> A,
@@ -164,7 +173,7 @@ where
     A: Attempter<R>,
 {
     match ArgsIn::parse(&job.args).and_then(|mut a| make(&mut a)) {
-        Ok(x) => Box::pin(run(spec, job, attempter(x))),
+        Ok(x) => Box::pin(run(spec, keep, job, attempter(x))),
         Err(e) => Box::pin(core::future::ready(Verdict::Undecodable(e.to_string()))),
     }
 }
@@ -176,7 +185,12 @@ fn once<X>(x: X) -> impl FnMut() -> X {
 }
 
 /// One attempt, then the engine's decision, as a verdict for the store.
-async fn run<R, H, A>(spec: Spec<R::Err, H>, job: Job, mut attempter: A) -> Verdict
+async fn run<R, H, A>(
+    spec: Spec<R::Err, H>,
+    keep: Keep<R::Ok>,
+    job: Job,
+    mut attempter: A,
+) -> Verdict
 where
     R: SpawnResult,
     H: HookSet<R> + Send + Sync + 'static,
@@ -226,7 +240,10 @@ where
             wait,
             error: show_error::<R, H>(&spec.hooks, &error),
         },
-        Step::Done(End::Ok(_)) => Verdict::Succeeded { progress: state },
+        Step::Done(End::Ok(value)) => Verdict::Succeeded {
+            progress: state,
+            result: keep.json(&value),
+        },
         Step::Done(End::Failed(report)) => Verdict::Dead {
             progress: state,
             reason: report.reason,
