@@ -7,7 +7,6 @@ use std::time::{Duration, Instant, SystemTime};
 use retry_runtime::durable::{NewCall, Store};
 
 #[path = "../../tests/common/mod.rs"]
-#[allow(dead_code)]
 pub mod common;
 
 const BATCH: usize = 10_000;
