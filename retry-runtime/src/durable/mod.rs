@@ -212,6 +212,7 @@ pub(crate) mod browse;
 #[doc(hidden)]
 pub mod conformance;
 pub(crate) mod enqueue;
+mod group_commit;
 mod millis;
 mod open;
 #[cfg(feature = "postgres")]
