@@ -66,10 +66,16 @@ async fn sixty_four_concurrent_callers_are_all_stored_in_few_transactions() {
     let calls: Vec<NewCall> = (0..64)
         .map(|i| NewCall::new(&f, format!("{{\"i\":{i}}}")))
         .collect();
-    let callers: Vec<_> = calls.iter().map(|c| caller(&store, vec![c.clone()])).collect();
+    let callers: Vec<_> = calls
+        .iter()
+        .map(|c| caller(&store, vec![c.clone()]))
+        .collect();
     // Every caller has queued (nothing commits while the lock is held).
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(callers.iter().all(|c| !c.is_finished()), "no answer before the commit");
+    assert!(
+        callers.iter().all(|c| !c.is_finished()),
+        "no answer before the commit"
+    );
     assert_eq!(backend.enqueue_commits(), before);
     block.release().await;
     for c in callers {
@@ -81,12 +87,19 @@ async fn sixty_four_concurrent_callers_are_all_stored_in_few_transactions() {
         "64 callers in {transactions} transactions"
     );
     for (i, call) in calls.iter().enumerate() {
-        let stored = store.get(call.cid).await.unwrap().expect("every call stored");
+        let stored = store
+            .get(call.cid)
+            .await
+            .unwrap()
+            .expect("every call stored");
         assert_eq!(stored.function, f);
         assert_eq!(stored.state, CallState::Pending);
         assert_eq!(stored.args, format!("{{\"i\":{i}}}"), "its own arguments");
     }
-    assert_eq!(store.stats().await.unwrap().count(&f, CallState::Pending), 64);
+    assert_eq!(
+        store.stats().await.unwrap().count(&f, CallState::Pending),
+        64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +121,10 @@ async fn a_duplicate_in_a_gathered_transaction_fails_only_its_caller() {
     // call already stored, two callers of one new call, and one caller of three calls.
     let again = caller(&store, vec![stored.clone()]);
     let twin = NewCall::new(&f, "{\"twin\":true}");
-    let twins = [caller(&store, vec![twin.clone()]), caller(&store, vec![twin.clone()])];
+    let twins = [
+        caller(&store, vec![twin.clone()]),
+        caller(&store, vec![twin.clone()]),
+    ];
     let three: Vec<NewCall> = (0..3)
         .map(|i| NewCall::new(&f, format!("{{\"three\":{i}}}")))
         .collect();
@@ -116,7 +132,10 @@ async fn a_duplicate_in_a_gathered_transaction_fails_only_its_caller() {
     let others: Vec<NewCall> = (0..40)
         .map(|i| NewCall::new(&f, format!("{{\"other\":{i}}}")))
         .collect();
-    let callers: Vec<_> = others.iter().map(|c| caller(&store, vec![c.clone()])).collect();
+    let callers: Vec<_> = others
+        .iter()
+        .map(|c| caller(&store, vec![c.clone()]))
+        .collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = backend.enqueue_commits();
     block.release().await;
@@ -173,7 +192,11 @@ async fn a_lone_caller_is_committed_alone_and_at_once() {
             .await
             .expect("no waiting for a batch to fill")
             .unwrap();
-        assert_eq!(backend.enqueue_commits(), before + 1, "one transaction per call");
+        assert_eq!(
+            backend.enqueue_commits(),
+            before + 1,
+            "one transaction per call"
+        );
         assert!(store.get(call.cid).await.unwrap().is_some());
     }
 }

@@ -649,12 +649,31 @@ fn pool_error(redacted: &str, e: PoolError) -> StoreError {
     StoreError::Backend(format!("cannot connect to PostgreSQL at {redacted}: {why}"))
 }
 
+/// A worker's wake-up: `NOTIFY` [`NOTIFY_CHANNEL`] with a function's name.
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
 /// Inserts checked calls and notifies once per function; the caller rolls back on an error.
 async fn insert(
     tx: &Transaction<'_>,
     calls: &[NewCall],
     now: SystemTime,
 ) -> Result<(), StoreError> {
+    insert_as(tx, INSERT, NOTIFY, calls, now).await
+}
+
+/// [`insert`] with its two statements given: [`INSERT`] and [`NOTIFY`], as text or prepared
+/// (once per pooled connection, by [`insert_committed`]).
+async fn insert_as<I, N>(
+    tx: &Transaction<'_>,
+    insert: &I,
+    notify: &N,
+    calls: &[NewCall],
+    now: SystemTime,
+) -> Result<(), StoreError>
+where
+    I: tokio_postgres::ToStatement + ?Sized,
+    N: tokio_postgres::ToStatement + ?Sized,
+{
     let cids: Vec<String> = calls.iter().map(|c| c.cid.to_string()).collect();
     let parents: Vec<Option<String>> = calls
         .iter()
@@ -690,7 +709,7 @@ async fn insert(
         .collect();
     let rows = tx
         .query(
-            INSERT,
+            insert,
             &[
                 &cids,
                 &parents,
@@ -722,7 +741,7 @@ async fn insert(
     let mut notified = HashSet::new();
     for function in functions {
         if notified.insert(function) {
-            tx.execute("SELECT pg_notify($1, $2)", &[&NOTIFY_CHANNEL, &function])
+            tx.execute(notify, &[&NOTIFY_CHANNEL, &function])
                 .await
                 .map_err(pg)?;
         }
@@ -873,20 +892,7 @@ async fn commit_enqueues(
     // `Err((error, true))`: the insert failed, try each caller alone.
     let inserted = match pool.get().await {
         Err(e) => Err((pool_error(redacted, e), false)),
-        Ok(mut client) => {
-            let result = async {
-                let tx = client.transaction().await.map_err(|e| (pg(e), false))?;
-                // On an error the transaction is dropped, which rolls it back.
-                insert(&tx, &all, earliest).await.map_err(|e| (e, true))?;
-                tx.commit().await.map_err(|e| (pg(e), false))
-            }
-            .await;
-            let (result, alone) = match result {
-                Ok(()) => (Ok(()), false),
-                Err((e, alone)) => (Err(e), alone),
-            };
-            return_to_pool(client, result).map_err(|e| (e, alone))
-        }
+        Ok(client) => insert_committed(client, &all, earliest).await,
     };
     match inserted {
         Ok(()) => {
@@ -917,19 +923,47 @@ async fn enqueue_alone(
     now: SystemTime,
     commits: &AtomicU64,
 ) -> Result<(), StoreError> {
-    let mut client = pool.get().await.map_err(|e| pool_error(redacted, e))?;
-    let result = async {
-        let tx = client.transaction().await.map_err(pg)?;
-        // On an error the transaction is dropped, which rolls it back: all or none.
-        insert(&tx, calls, now).await?;
-        tx.commit().await.map_err(pg)
-    }
-    .await;
-    let result = return_to_pool(client, result);
+    let client = pool.get().await.map_err(|e| pool_error(redacted, e))?;
+    let result = insert_committed(client, calls, now)
+        .await
+        .map_err(|(e, _)| e);
     if result.is_ok() {
         commits.fetch_add(1, Ordering::Relaxed);
     }
     result
+}
+
+/// Inserts `calls` in a transaction of their own on `client` (all or none), with the
+/// statements prepared once per connection. `Err((error, true))`: the insert failed, and was
+/// rolled back; `Err((error, false))`: the statements, `BEGIN` or `COMMIT` did. After a
+/// database or connection error the connection is closed (see [`return_to_pool`]).
+async fn insert_committed(
+    mut client: Object,
+    calls: &[NewCall],
+    now: SystemTime,
+) -> Result<(), (StoreError, bool)> {
+    let result = async {
+        let statement = client
+            .prepare_cached(INSERT)
+            .await
+            .map_err(|e| (pg(e), false))?;
+        let notify = client
+            .prepare_cached(NOTIFY)
+            .await
+            .map_err(|e| (pg(e), false))?;
+        let tx = client.transaction().await.map_err(|e| (pg(e), false))?;
+        // On an error the transaction is dropped, which rolls it back.
+        insert_as(&tx, &statement, &notify, calls, now)
+            .await
+            .map_err(|e| (e, true))?;
+        tx.commit().await.map_err(|e| (pg(e), false))
+    }
+    .await;
+    let (result, alone) = match result {
+        Ok(()) => (Ok(()), false),
+        Err((e, alone)) => (Err(e), alone),
+    };
+    return_to_pool(client, result).map_err(|e| (e, alone))
 }
 
 /// A success waiting to be recorded.
