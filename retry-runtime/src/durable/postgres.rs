@@ -148,6 +148,15 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
 /// behind `PgBouncer` in transaction mode notifications never arrive, and workers only find new
 /// calls when they poll (their timer on [`Backend::next_due`], and a periodic poll).
 ///
+/// # Group commit
+///
+/// Concurrent [`enqueue`](Backend::enqueue)s of one store share transactions: two committer
+/// tasks each take the enqueues waiting (never waiting for more: a lone caller is committed
+/// at once, alone) and store all their calls with one `INSERT`; each caller is answered once
+/// that transaction committed. If it fails (one caller's call is a duplicate), each caller's
+/// calls are stored again in a transaction of their own, so each gets the answer it would
+/// have had alone. Successes reported by workers are recorded the same way.
+///
 /// # Enqueuing in the caller's transaction
 ///
 /// [`PostgresBackend::enqueue_in`] stores calls in a transaction of the caller's, e.g. with
