@@ -1076,8 +1076,8 @@ impl Backend for PostgresBackend {
         Box::pin(async move { self.listen().await.map(Some) })
     }
 
-    /// Enqueues go to the committers (see [`commit_enqueues`]), which gather concurrent
-    /// callers' calls into one transaction.
+    /// Enqueues go to the committers, which gather concurrent callers' calls into one
+    /// transaction (see "Group commit" in [`PostgresBackend`]'s docs).
     fn enqueue(
         &self,
         calls: Vec<NewCall>,
