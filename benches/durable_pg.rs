@@ -17,6 +17,10 @@
 //!    renews the lease (the parent polls the call's `lease_until`: the worst case, a whole
 //!    lease left), A is killed with SIGKILL; measured: from the kill to the start of B's attempt
 //!    of that call (wall clock; B's attempt prints its start time).
+//! 3. Enqueue: calls per second of the durable no-op (`pg_noop(i).await`, which returns once
+//!    its call is committed) from 1 caller and from 64 concurrent callers (tokio tasks) in
+//!    this process, on a fresh schema each, after 50 calls from one task to warm up.
+//!    `RETRY_BENCH_PG_ONLY=enqueue` runs only this part (`=drain` only parts 1 and 2).
 //!
 //! Needs `RETRY_BENCH_POSTGRES_URL` or `RETRY_TEST_POSTGRES_URL` (a database the bench may
 //! create schemas in; `source .ci/postgres.sh` starts one); without either it prints a
@@ -32,7 +36,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use retry_runtime::durable::{CallState, NewCall, Store, Worker};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use retry_runtime::durable::{self, CallState, NewCall, Store, Worker};
 use retry_runtime::retry;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
@@ -78,6 +85,11 @@ struct Sizes {
     /// The failover's lease and its number of trials.
     lease: Duration,
     failovers: usize,
+    /// Calls stored by each enqueue measurement, and its numbers of concurrent callers.
+    enqueued: u64,
+    callers: [usize; 2],
+    /// `RETRY_BENCH_PG_ONLY`: `Some("enqueue")` or `Some("drain")` runs that part alone.
+    only: Option<String>,
 }
 
 impl Sizes {
@@ -92,6 +104,11 @@ impl Sizes {
             workers: [1, 2, 4],
             lease: Duration::from_secs(2),
             failovers: if quick { 1 } else { 3 },
+            enqueued: if quick { 2_000 } else { 10_000 },
+            callers: [1, 64],
+            only: std::env::var("RETRY_BENCH_PG_ONLY")
+                .ok()
+                .filter(|v| !v.is_empty()),
         }
     }
 }
@@ -500,6 +517,57 @@ fn failover(rt: &Runtime, server: &str, trial: usize, sizes: &Sizes) {
     rt.block_on(schema.drop_it());
 }
 
+// ---------------------------------------------------------------- 3. enqueue
+
+/// Calls from one task before the clock starts (connections opened, statements prepared).
+const WARM_UP: u64 = 50;
+
+/// `callers` tasks call the durable no-op until `sizes.enqueued` calls are stored, each
+/// waiting for its call's commit, on a fresh schema that is the process's default store.
+fn enqueue(rt: &Runtime, server: &str, callers: usize, round: usize, sizes: &Sizes) {
+    let schema = rt.block_on(Schema::new(server, &format!("enqueue_{callers}")));
+    let n = sizes.enqueued;
+    let took = rt.block_on(async {
+        let store = Store::open(&schema.url).await.expect("a fresh store");
+        durable::set_default_store(store.clone());
+        for i in 0..WARM_UP {
+            pg_noop(n + i).await.expect("an enqueued call");
+        }
+        let next = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let next = Arc::clone(&next);
+                tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        pg_noop(i).await.expect("an enqueued call");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("a caller");
+        }
+        let took = start.elapsed();
+        let stats = store.stats().await.expect("stats");
+        assert_eq!(
+            stats.count(NOOP, CallState::Pending),
+            n + WARM_UP,
+            "calls missing"
+        );
+        took
+    });
+    emit(&json!({
+        "kind": "enqueue", "store": "postgres", "round": round, "callers": callers,
+        "calls": n, "secs": took.as_secs_f64(), "per_s": rate(n, took),
+    }));
+    rt.block_on(schema.drop_it());
+}
+
 // ---------------------------------------------------------------- main
 
 fn runtime() -> Runtime {
@@ -543,6 +611,16 @@ fn main() {
         "batch": sizes.batch,
         "sqlite": rusqlite_version(),
     }));
+    if sizes.only.as_deref() != Some("drain") {
+        for round in 0..sizes.rounds {
+            for callers in sizes.callers {
+                enqueue(&rt, &server, callers, round, &sizes);
+            }
+        }
+    }
+    if sizes.only.as_deref() == Some("enqueue") {
+        return;
+    }
     let mut kinds = vec![Kind::Sqlite];
     kinds.extend(sizes.workers.iter().map(|&w| Kind::Postgres(w)));
     for round in 0..sizes.rounds {

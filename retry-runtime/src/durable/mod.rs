@@ -280,6 +280,7 @@ pub mod conformance;
 pub(crate) mod enqueue;
 pub(crate) mod heartbeats;
 pub(crate) mod kept;
+mod group_commit;
 mod millis;
 mod open;
 #[cfg(feature = "postgres")]

@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -28,6 +29,7 @@ pub use finished::FINISHED_CHANNEL;
 
 use super::browse;
 use super::heartbeats;
+use super::group_commit::spawn_committers;
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::redact::{quotes_a_secret, redact};
@@ -159,6 +161,14 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
 /// opens one more connection of its own that `LISTEN`s on it for every waiter of the store
 /// (kept open, reconnecting as the workers' listener does, until the store's last handle is
 /// dropped). It needs a session-mode connection too.
+/// # Group commit
+///
+/// Concurrent [`enqueue`](Backend::enqueue)s of one store share transactions: two committer
+/// tasks each take the enqueues waiting (never waiting for more: a lone caller is committed
+/// at once, alone) and store all their calls with one `INSERT`; each caller is answered once
+/// that transaction committed. If it fails (one caller's call is a duplicate), each caller's
+/// calls are stored again in a transaction of their own, so each gets the answer it would
+/// have had alone. Successes reported by workers are recorded the same way.
 ///
 /// # Enqueuing in the caller's transaction
 ///
@@ -197,11 +207,15 @@ pub struct PostgresBackend {
     tls: MakeRustlsConnect,
     /// The URL without its password, for messages.
     redacted: String,
-    /// Successes waiting to be recorded together (see [`record_acks`]).
+    /// Successes waiting to be recorded together (see [`reply_to_acks`]).
     acks: mpsc::UnboundedSender<Ack>,
     /// The finished calls the store's `LISTEN` on [`FINISHED_CHANNEL`] hears, once a waiter
     /// started it (see `postgres_finished.rs`).
     finished: finished::Feed,
+    /// Enqueues waiting to be committed together (see [`commit_enqueues`]).
+    enqueues: mpsc::UnboundedSender<Enqueue>,
+    /// The transactions [`Backend::enqueue`] committed.
+    enqueue_commits: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -302,7 +316,18 @@ impl PostgresBackend {
             .build()
             .map_err(|e| StoreError::Backend(format!("{redacted}: cannot build the pool: {e}")))?;
         let (acks, pending) = mpsc::unbounded_channel();
-        tokio::spawn(record_acks(pool.clone(), redacted.clone(), pending));
+        let (on, named) = (pool.clone(), redacted.clone());
+        spawn_committers(pending, 1, ACK_BATCH, move |batch| {
+            let (pool, redacted) = (on.clone(), named.clone());
+            async move { reply_to_acks(batch, &pool, &redacted).await }
+        });
+        let (enqueues, waiting) = mpsc::unbounded_channel();
+        let enqueue_commits = Arc::new(AtomicU64::new(0));
+        let (on, named, counter) = (pool.clone(), redacted.clone(), enqueue_commits.clone());
+        spawn_committers(waiting, ENQUEUE_COMMITTERS, ENQUEUE_BATCH, move |batch| {
+            let (pool, redacted, commits) = (on.clone(), named.clone(), counter.clone());
+            async move { commit_enqueues(batch, &pool, &redacted, &commits).await }
+        });
         let backend = Self {
             io,
             pool,
@@ -311,6 +336,8 @@ impl PostgresBackend {
             redacted,
             acks,
             finished: finished::Feed::default(),
+            enqueues,
+            enqueue_commits,
         };
         backend.migrate(create).await?;
         Ok(backend)
@@ -320,6 +347,14 @@ impl PostgresBackend {
     #[must_use]
     pub fn url(&self) -> &str {
         &self.redacted
+    }
+
+    /// The transactions [`Backend::enqueue`] has committed (for tests of group commit: fewer
+    /// than the enqueues when callers were gathered).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn enqueue_commits(&self) -> u64 {
+        self.enqueue_commits.load(Ordering::Relaxed)
     }
 
     /// A connection from the pool.
@@ -647,12 +682,31 @@ fn pool_error(redacted: &str, e: PoolError) -> StoreError {
     StoreError::Backend(format!("cannot connect to PostgreSQL at {redacted}: {why}"))
 }
 
+/// A worker's wake-up: `NOTIFY` [`NOTIFY_CHANNEL`] with a function's name.
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
 /// Inserts checked calls and notifies once per function; the caller rolls back on an error.
 async fn insert(
     tx: &Transaction<'_>,
     calls: &[NewCall],
     now: SystemTime,
 ) -> Result<(), StoreError> {
+    insert_as(tx, INSERT, NOTIFY, calls, now).await
+}
+
+/// [`insert`] with its two statements given: [`INSERT`] and [`NOTIFY`], as text or prepared
+/// (once per pooled connection, by [`insert_committed`]).
+async fn insert_as<I, N>(
+    tx: &Transaction<'_>,
+    insert: &I,
+    notify: &N,
+    calls: &[NewCall],
+    now: SystemTime,
+) -> Result<(), StoreError>
+where
+    I: tokio_postgres::ToStatement + ?Sized,
+    N: tokio_postgres::ToStatement + ?Sized,
+{
     let cids: Vec<String> = calls.iter().map(|c| c.cid.to_string()).collect();
     let parents: Vec<Option<String>> = calls
         .iter()
@@ -690,7 +744,7 @@ async fn insert(
         calls.iter().map(|c| c.trace_context.as_deref()).collect();
     let rows = tx
         .query(
-            INSERT,
+            insert,
             &[
                 &cids,
                 &parents,
@@ -723,7 +777,7 @@ async fn insert(
     let mut notified = HashSet::new();
     for function in functions {
         if notified.insert(function) {
-            tx.execute("SELECT pg_notify($1, $2)", &[&NOTIFY_CHANNEL, &function])
+            tx.execute(notify, &[&NOTIFY_CHANNEL, &function])
                 .await
                 .map_err(pg)?;
         }
@@ -851,6 +905,129 @@ fn postgres_params(params: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql +
     params.iter().map(Param::as_postgres).collect()
 }
 
+/// A caller's enqueue waiting for a transaction.
+struct Enqueue {
+    calls: Vec<NewCall>,
+    now: SystemTime,
+    reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// How many transactions of gathered enqueues may be under way at once: while one commits
+/// (waiting for its fsync), the next callers gather for the other.
+const ENQUEUE_COMMITTERS: usize = 2;
+
+/// Calls' enqueues gathered into one transaction at most.
+const ENQUEUE_BATCH: usize = 256;
+
+/// Commits a batch of enqueues in one transaction (one `INSERT` of all their calls, one
+/// `NOTIFY` per function), then answers each caller: a call is acknowledged only once the
+/// transaction holding it committed. If the insert fails (one caller's call is a duplicate, or
+/// the database refused a value), the transaction is rolled back and each caller's calls are
+/// enqueued again alone, in the order they came: each gets the answer it would have had
+/// without the others. A failed connection, `BEGIN` or `COMMIT` fails the whole batch, as it
+/// would have failed each of them alone (after a failed `COMMIT`, whether it committed is not
+/// known: it is not tried again).
+async fn commit_enqueues(
+    mut batch: Vec<Enqueue>,
+    pool: &Pool,
+    redacted: &str,
+    commits: &AtomicU64,
+) {
+    if batch.len() == 1 {
+        let Enqueue { calls, now, reply } = batch.pop().expect("one enqueue");
+        let _ = reply.send(enqueue_alone(pool, redacted, &calls, now, commits).await);
+        return;
+    }
+    // One list of every call, each due when its caller's `now` made it due; the rows' creation
+    // time is the earliest caller's.
+    let earliest = batch.iter().map(|e| e.now).min().expect("a batch");
+    let mut all = Vec::with_capacity(batch.iter().map(|e| e.calls.len()).sum());
+    let mut callers = Vec::with_capacity(batch.len());
+    for Enqueue { calls, now, reply } in batch {
+        let start = all.len();
+        all.extend(calls.into_iter().map(|mut call| {
+            call.due.get_or_insert(now);
+            call
+        }));
+        callers.push((start..all.len(), now, reply));
+    }
+    // `Err((error, true))`: the insert failed, try each caller alone.
+    let inserted = match pool.get().await {
+        Err(e) => Err((pool_error(redacted, e), false)),
+        Ok(client) => insert_committed(client, &all, earliest).await,
+    };
+    match inserted {
+        Ok(()) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+            for (_, _, reply) in callers {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Err((err, false)) => {
+            for (_, _, reply) in callers {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+        Err((_, true)) => {
+            for (calls, now, reply) in callers {
+                let alone = enqueue_alone(pool, redacted, &all[calls], now, commits).await;
+                let _ = reply.send(alone);
+            }
+        }
+    }
+}
+
+/// One caller's calls in a transaction of their own: all or none.
+async fn enqueue_alone(
+    pool: &Pool,
+    redacted: &str,
+    calls: &[NewCall],
+    now: SystemTime,
+    commits: &AtomicU64,
+) -> Result<(), StoreError> {
+    let client = pool.get().await.map_err(|e| pool_error(redacted, e))?;
+    let result = insert_committed(client, calls, now)
+        .await
+        .map_err(|(e, _)| e);
+    if result.is_ok() {
+        commits.fetch_add(1, Ordering::Relaxed);
+    }
+    result
+}
+
+/// Inserts `calls` in a transaction of their own on `client` (all or none), with the
+/// statements prepared once per connection. `Err((error, true))`: the insert failed, and was
+/// rolled back; `Err((error, false))`: the statements, `BEGIN` or `COMMIT` did. After a
+/// database or connection error the connection is closed (see [`return_to_pool`]).
+async fn insert_committed(
+    mut client: Object,
+    calls: &[NewCall],
+    now: SystemTime,
+) -> Result<(), (StoreError, bool)> {
+    let result = async {
+        let statement = client
+            .prepare_cached(INSERT)
+            .await
+            .map_err(|e| (pg(e), false))?;
+        let notify = client
+            .prepare_cached(NOTIFY)
+            .await
+            .map_err(|e| (pg(e), false))?;
+        let tx = client.transaction().await.map_err(|e| (pg(e), false))?;
+        // On an error the transaction is dropped, which rolls it back.
+        insert_as(&tx, &statement, &notify, calls, now)
+            .await
+            .map_err(|e| (e, true))?;
+        tx.commit().await.map_err(|e| (pg(e), false))
+    }
+    .await;
+    let (result, alone) = match result {
+        Ok(()) => (Ok(()), false),
+        Err((e, alone)) => (Err(e), alone),
+    };
+    return_to_pool(client, result).map_err(|e| (e, alone))
+}
+
 /// A success waiting to be recorded.
 struct Ack {
     cid: String,
@@ -866,23 +1043,10 @@ struct Ack {
 /// Successes recorded together at most.
 const ACK_BATCH: usize = 256;
 
-/// Records successes as they come, all those waiting in one statement: under load, many
-/// workers' acks share a round trip and a commit (the SQLite store's writer does the same).
+/// Successes are recorded as they come, all those waiting in one statement (by one committer,
+/// see [`spawn_committers`]): under load, many workers' acks share a round trip and a commit.
 /// Each is still fenced on its own: a call whose claim is no longer current is left alone and
 /// its caller told so.
-async fn record_acks(pool: Pool, redacted: String, mut pending: mpsc::UnboundedReceiver<Ack>) {
-    while let Some(first) = pending.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < ACK_BATCH {
-            match pending.try_recv() {
-                Ok(a) => batch.push(a),
-                Err(_) => break,
-            }
-        }
-        reply_to_acks(batch, &pool, &redacted).await;
-    }
-}
-
 /// Records a batch of successes and answers each.
 async fn reply_to_acks(batch: Vec<Ack>, pool: &Pool, redacted: &str) {
     match complete_many(pool, redacted, &batch).await {
@@ -977,6 +1141,8 @@ impl Backend for PostgresBackend {
             .run(async move { this.finished.subscribe(&this).await.map(Some) })
     }
 
+    /// Enqueues go to the committers, which gather concurrent callers' calls into one
+    /// transaction (see "Group commit" in [`PostgresBackend`]'s docs).
     fn enqueue(
         &self,
         calls: Vec<NewCall>,
@@ -988,17 +1154,13 @@ impl Backend for PostgresBackend {
         if calls.is_empty() {
             return Box::pin(async { Ok(()) });
         }
-        let this = self.clone();
-        self.io.run(async move {
-            let mut client = this.client().await?;
-            let result = async {
-                let tx = client.transaction().await.map_err(pg)?;
-                // On an error the transaction is dropped, which rolls it back: all or none.
-                insert(&tx, &calls, now).await?;
-                tx.commit().await.map_err(pg)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = self.enqueues.send(Enqueue { calls, now, reply }).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
             }
-            .await;
-            return_to_pool(client, result)
+            answer.await.unwrap_or(Err(StoreError::Closed))
         })
     }
 

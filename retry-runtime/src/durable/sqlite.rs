@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 
 use super::browse;
 use super::heartbeats;
+use super::group_commit::gather;
 use super::millis::{from_millis, later, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::rows;
@@ -391,13 +392,7 @@ fn write_loop(
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        let batch = gather(first, MAX_BATCH, || queue.try_recv().ok());
         if let Some(Err(err)) = watch.as_mut().map(FileWatch::check) {
             for job in batch {
                 job(Err(&err));
