@@ -208,10 +208,12 @@
 //! ```
 
 pub(crate) mod args;
+pub(crate) mod audit;
 pub(crate) mod browse;
 #[doc(hidden)]
 pub mod conformance;
 pub(crate) mod enqueue;
+pub(crate) mod history;
 mod millis;
 mod open;
 #[cfg(feature = "postgres")]
@@ -226,6 +228,8 @@ mod store;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
+pub use audit::{AuditEntry, AuditRecord};
+pub use history::{AttemptOutcome, AttemptRecord, ATTEMPTS_KEPT};
 pub use browse::{CallFilter, CallPage, CallQuery, CallSort, Cursor, MinuteCount, QueueLag};
 pub use enqueue::{default_store, set_default_store, Outcome, OutcomeFor};
 pub use open::StoreUrl;

@@ -23,6 +23,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 mod tls;
 
 use super::browse;
+use super::history::{self, HistoryRunner};
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::redact::{quotes_a_secret, redact};
@@ -782,6 +783,56 @@ impl Runner for PostgresBackend {
     }
 }
 
+impl HistoryRunner for PostgresBackend {
+    fn execute_all(
+        &self,
+        statements: Vec<Statement>,
+    ) -> BoxFuture<'_, Result<Vec<u64>, StoreError>> {
+        let this = self.clone();
+        self.io.run(async move {
+            let mut client = this.client().await?;
+            let result = async {
+                // On an error the transaction is dropped, which rolls it back: all or none.
+                let tx = client.transaction().await.map_err(pg)?;
+                let mut changed = Vec::with_capacity(statements.len());
+                for statement in &statements {
+                    let prepared = tx
+                        .prepare_cached(statement.text(Dialect::Postgres))
+                        .await
+                        .map_err(pg)?;
+                    let n = tx
+                        .execute(&prepared, &postgres_params(&statement.params))
+                        .await
+                        .map_err(pg)?;
+                    changed.push(n);
+                }
+                tx.commit().await.map_err(pg)?;
+                Ok(changed)
+            }
+            .await;
+            return_to_pool(client, result)
+        })
+    }
+
+    fn attempt_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<history::AttemptRecord>, StoreError>> {
+        let this = self.clone();
+        self.io
+            .run(async move { this.decoded(statement, history::decode).await })
+    }
+
+    fn audit_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<super::audit::AuditRecord>, StoreError>> {
+        let this = self.clone();
+        self.io
+            .run(async move { this.decoded(statement, super::audit::decode).await })
+    }
+}
+
 impl browse::BrowseRunner for PostgresBackend {
     fn items(
         &self,
@@ -854,19 +905,32 @@ async fn complete_many(
     let attempts: Vec<i32> = batch.iter().map(|a| a.attempts).collect();
     let started: Vec<i64> = batch.iter().map(|a| a.started).collect();
     let nows: Vec<i64> = batch.iter().map(|a| a.now).collect();
-    let client = pool.get().await.map_err(|e| pool_error(redacted, e))?;
+    let mut client = pool.get().await.map_err(|e| pool_error(redacted, e))?;
     let result = async {
-        let statement = client
-            .prepare_cached(complete_many_text())
+        // The attempts, the successes and the trimmed history in one transaction (rolled
+        // back when dropped on an error); the attempts lock their calls' rows first.
+        let tx = client.transaction().await.map_err(pg)?;
+        let attempted = tx
+            .prepare_cached(history::SUCCEEDED_MANY)
             .await
             .map_err(pg)?;
-        let rows = client
+        tx.execute(&attempted, &[&cids, &fences, &started, &nows])
+            .await
+            .map_err(pg)?;
+        let statement = tx.prepare_cached(complete_many_text()).await.map_err(pg)?;
+        let rows = tx
             .query(&statement, &[&cids, &fences, &attempts, &started, &nows])
             .await
             .map_err(pg)?;
-        rows.iter()
+        let done = rows
+            .iter()
             .map(|r| r.try_get::<_, String>(0).map_err(pg))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        let trim = tx.prepare_cached(history::TRIM_MANY).await.map_err(pg)?;
+        let kept = i32::try_from(history::ATTEMPTS_KEPT).unwrap_or(i32::MAX);
+        tx.execute(&trim, &[&cids, &kept]).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(done)
     }
     .await;
     return_to_pool(client, result)
@@ -972,6 +1036,7 @@ impl Backend for PostgresBackend {
 
     statements::shared_transitions!();
     browse::browse_methods!();
+    history::history_methods!();
 
     /// Successes go to the batch recorder (`record_acks`); without it (its runtime ended)
     /// this one is recorded as a batch of one.

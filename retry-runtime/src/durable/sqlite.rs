@@ -22,6 +22,7 @@ use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, Row};
 use tokio::sync::oneshot;
 
 use super::browse;
+use super::history::{self, HistoryRunner};
 use super::millis::{from_millis, later, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::rows;
@@ -660,6 +661,30 @@ impl SqliteBackend {
     }
 }
 
+impl HistoryRunner for SqliteBackend {
+    /// One job of the writer: the statements share its savepoint and its transaction.
+    fn execute_all(
+        &self,
+        statements: Vec<Statement>,
+    ) -> BoxFuture<'_, Result<Vec<u64>, StoreError>> {
+        self.write(move |conn| statements.iter().map(|s| execute(conn, s)).collect())
+    }
+
+    fn attempt_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<history::AttemptRecord>, StoreError>> {
+        self.decoded(statement, |row| history::decode(row))
+    }
+
+    fn audit_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<super::audit::AuditRecord>, StoreError>> {
+        self.decoded(statement, |row| super::audit::decode(row))
+    }
+}
+
 impl browse::BrowseRunner for SqliteBackend {
     fn items(
         &self,
@@ -770,6 +795,7 @@ impl Backend for SqliteBackend {
 
     statements::shared_transitions!();
     browse::browse_methods!();
+    history::history_methods!();
 
     fn complete(
         &self,
@@ -779,13 +805,16 @@ impl Backend for SqliteBackend {
         attempt_started: SystemTime,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        statements::changed(self.execute(statements::complete(
+        let attempt = history::attempt(
             cid,
             fence,
-            attempts,
             attempt_started,
             now,
-        )))
+            history::AttemptOutcome::Succeeded,
+            None,
+        );
+        let outcome = statements::complete(cid, fence, attempts, attempt_started, now);
+        history::recorded(self, attempt, outcome, cid)
     }
 
     /// SQLite's claimable time: a lease's expiry for a running call, else its due time.
