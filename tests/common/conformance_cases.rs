@@ -26,5 +26,10 @@ macro_rules! every_conformance_case {
         $run!(overdue_counts_due_calls);
         $run!(paused_functions_are_not_claimed);
         $run!(pause_is_per_function);
+        $run!(attempts_are_recorded_with_each_outcome);
+        $run!(stale_fence_writes_no_attempt);
+        $run!(attempts_are_bounded);
+        $run!(purge_deletes_attempts);
+        $run!(audit_records_newest_first_in_pages);
     };
 }
