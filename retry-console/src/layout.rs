@@ -88,6 +88,7 @@ pub(crate) fn page_with_script(
                         a href=(console.link("/")) { "Overview" }
                         a href=(console.link("/calls")) { "Calls" }
                         @if !config.read_only { a href=(console.link("/actions")) { "Actions" } }
+                        a href=(console.link("/audit")) { "Audit" }
                     }
                     span.store {
                         @if let Some(label) = &config.store_label { (label) }
