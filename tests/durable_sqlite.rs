@@ -306,6 +306,55 @@ async fn a_version_2_store_is_migrated_in_place_keeping_its_calls() {
     assert_eq!(version, 4);
 }
 
+/// A store file at `path` as the current release (schema version 3, commit 2057eb2) writes
+/// it: its migrations 1 to 3 run as that build runs them (they are unchanged since), then its
+/// pragmas; with `waiting` (2 attempts made) and `dead` stored, and `mail::digest` paused.
+fn version_3_store(path: &std::path::Path, waiting: &NewCall, dead: &NewCall) {
+    // As sqlite.rs does at version 3: migrations 1 to 3, then its pragmas.
+    let conn = rusqlite::Connection::open(path).unwrap();
+    for migration in [
+        include_str!("../retry-runtime/src/durable/schema.sql"),
+        include_str!("../retry-runtime/src/durable/schema_2_state_updated.sql"),
+        include_str!("../retry-runtime/src/durable/schema_3_paused.sql"),
+    ] {
+        conn.execute_batch(migration).unwrap();
+    }
+    conn.execute_batch(
+        "PRAGMA application_id = 1381257817; PRAGMA user_version = 3; \
+         PRAGMA journal_mode = WAL;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO calls (cid, function, args, state, attempts, created_at, started_at, \
+         first_attempt_at, last_attempt_at, next_due_at, last_error, fence, last_wait_ns, \
+         updated_at) VALUES (?1, ?2, ?3, 'waiting', 2, 1000, 1000, 1000, 2000, 3000, \
+         'timed out', 2, 5, 2000)",
+        rusqlite::params![waiting.cid.to_string(), waiting.function, waiting.args],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO calls (cid, function, args, state, attempts, created_at, \
+         last_error, dead_reason, fence, last_wait_ns, updated_at) \
+         VALUES (?1, ?2, ?3, 'dead', 5, 1000, 'refused', 'exhausted', 5, 0, 4000)",
+        rusqlite::params![dead.cid.to_string(), dead.function, dead.args],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO paused_functions (function, paused_at, paused_by) \
+         VALUES ('mail::digest', 1000, 'alice')",
+        [],
+    )
+    .unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('call_attempts', 'audit')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "a version 3 store has no history nor audit");
+}
+
 /// A store written by the current release (schema version 3, as of commit 2057eb2: its
 /// migrations 1 to 3 run as that build runs them, unchanged since): opening it applies
 /// migration 4 in place, keeps its calls and paused functions, and the attempts run after
@@ -316,51 +365,7 @@ async fn a_version_3_store_is_migrated_in_place_and_then_records_attempts() {
     let path = temp_file(&dir, "v3.db");
     let waiting = NewCall::new("mail::send", r#"{"to":"ops@example.com"}"#);
     let dead = NewCall::new("mail::send", r#"{"to":"dead@example.com"}"#);
-    {
-        // As sqlite.rs does at version 3: migrations 1 to 3, then its pragmas.
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        for migration in [
-            include_str!("../retry-runtime/src/durable/schema.sql"),
-            include_str!("../retry-runtime/src/durable/schema_2_state_updated.sql"),
-            include_str!("../retry-runtime/src/durable/schema_3_paused.sql"),
-        ] {
-            conn.execute_batch(migration).unwrap();
-        }
-        conn.execute_batch(
-            "PRAGMA application_id = 1381257817; PRAGMA user_version = 3; \
-             PRAGMA journal_mode = WAL;",
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO calls (cid, function, args, state, attempts, created_at, started_at, \
-             first_attempt_at, last_attempt_at, next_due_at, last_error, fence, last_wait_ns, \
-             updated_at) VALUES (?1, ?2, ?3, 'waiting', 2, 1000, 1000, 1000, 2000, 3000, \
-             'timed out', 2, 5, 2000)",
-            rusqlite::params![waiting.cid.to_string(), waiting.function, waiting.args],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO calls (cid, function, args, state, attempts, created_at, \
-             last_error, dead_reason, fence, last_wait_ns, updated_at) \
-             VALUES (?1, ?2, ?3, 'dead', 5, 1000, 'refused', 'exhausted', 5, 0, 4000)",
-            rusqlite::params![dead.cid.to_string(), dead.function, dead.args],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO paused_functions (function, paused_at, paused_by) \
-             VALUES ('mail::digest', 1000, 'alice')",
-            [],
-        )
-        .unwrap();
-        let tables: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name IN ('call_attempts', 'audit')",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(tables, 0, "a version 3 store has no history nor audit");
-    }
+    version_3_store(&path, &waiting, &dead);
     let url = format!("sqlite:{}", path.display());
     let store = Store::open_existing(&url).await.unwrap();
     let r = store.get(waiting.cid).await.unwrap().expect("kept");
@@ -410,7 +415,10 @@ async fn a_version_3_store_is_migrated_in_place_and_then_records_attempts() {
         ))
         .await
         .unwrap();
-    assert_eq!(store.audit(None, 10).await.unwrap()[0].entry.actor, "cli:ops");
+    assert_eq!(
+        store.audit(None, 10).await.unwrap()[0].entry.actor,
+        "cli:ops"
+    );
     drop(store);
     let db = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = db

@@ -690,17 +690,28 @@ async fn a_call_page_lists_every_attempt_with_its_worker_and_its_error_as_text()
     let body = &page.body;
     let table = &body[body.find("id=\"attempts\"").expect("the attempts table")..];
     let table = &table[..table.find("</table>").unwrap()];
-    assert_eq!(table.matches("<tr>").count(), 2, "a header and one attempt: {table}");
+    assert_eq!(
+        table.matches("<tr>").count(),
+        2,
+        "a header and one attempt: {table}"
+    );
     assert!(table.contains("<code>worker-1</code>"), "{table}");
     assert!(table.contains("class=\"outcome dead\""), "{table}");
-    assert!(table.contains("0ms"), "the seeded attempt took no time: {table}");
+    assert!(
+        table.contains("0ms"),
+        "the seeded attempt took no time: {table}"
+    );
     // The attempt's error is the stored XSS, shown as text.
     assert!(table.contains("&lt;img src=x onerror="), "{table}");
     assert!(!body.contains("<img") && !body.contains("<script>"));
 
     // The child failed once under worker-2 and waits.
     let child = get(&app, &format!("/calls/{}", seeded.child), &[]).await;
-    assert!(child.body.contains("class=\"outcome failed\""), "{}", child.body);
+    assert!(
+        child.body.contains("class=\"outcome failed\""),
+        "{}",
+        child.body
+    );
     assert!(child.body.contains("<code>worker-2</code>"));
     // A pending call has none yet.
     let pending = get(&app, &format!("/calls/{}", seeded.pending[0]), &[]).await;
@@ -739,7 +750,13 @@ async fn every_action_is_audited_with_its_actor_and_listed_newest_first() {
     let s = |t: &str| t.to_owned();
 
     // Refused requests record nothing.
-    let forged = post(&app, &format!("/calls/{dead}/requeue"), "csrf=forged", &alice).await;
+    let forged = post(
+        &app,
+        &format!("/calls/{dead}/requeue"),
+        "csrf=forged",
+        &alice,
+    )
+    .await;
     assert_eq!(forged.status, 403);
     assert!(audited(&store).await.is_empty());
 
@@ -771,18 +788,33 @@ async fn every_action_is_audited_with_its_actor_and_listed_newest_first() {
     )
     .await;
     assert_eq!(purge.status, 200);
-    assert!(purge.body.contains("4 cancelled calls purged"), "{}", purge.body);
+    assert!(
+        purge.body.contains("4 cancelled calls purged"),
+        "{}",
+        purge.body
+    );
     let pause = format!("function=mail%3A%3Asend&csrf={token}");
-    assert_eq!(post(&app, "/actions/pause", &pause, &alice).await.status, 303);
+    assert_eq!(
+        post(&app, "/actions/pause", &pause, &alice).await.status,
+        303
+    );
     assert_eq!(store.paused().await.unwrap()[0].paused_by, "sso:alice");
-    assert_eq!(post(&app, "/actions/resume", &pause, &alice).await.status, 303);
+    assert_eq!(
+        post(&app, "/actions/resume", &pause, &alice).await.status,
+        303
+    );
 
     assert_eq!(
         audited(&store).await,
         [
             (s("sso:alice"), s("resume"), s("mail::send"), 1),
             (s("sso:alice"), s("pause"), s("mail::send"), 1),
-            (s("sso:alice"), s("purge"), s("state=cancelled older_than=0s"), 4),
+            (
+                s("sso:alice"),
+                s("purge"),
+                s("state=cancelled older_than=0s"),
+                4
+            ),
             (
                 s("sso:alice"),
                 s("cancel"),
@@ -795,10 +827,19 @@ async fn every_action_is_audited_with_its_actor_and_listed_newest_first() {
         ]
     );
 
-    // The page: linked from every page, newest first, calls as links, stored text escaped.
-    let overview = get(&app, "/", &[]).await;
-    assert!(overview.body.contains("href=\"/audit\""), "{}", overview.body);
-    let page = get(&app, "/audit", &[]).await;
+    audit_page_lists(&app, dead).await;
+}
+
+/// The audit page of the actions above: linked from every page, newest first, calls as
+/// links.
+async fn audit_page_lists(app: &Router, dead: retry_runtime::CorrelationId) {
+    let overview = get(app, "/", &[]).await;
+    assert!(
+        overview.body.contains("href=\"/audit\""),
+        "{}",
+        overview.body
+    );
+    let page = get(app, "/audit", &[]).await;
     assert_eq!(page.status, 200);
     let body = &page.body;
     let rows = body.matches("<tr>").count();
@@ -815,9 +856,18 @@ async fn every_action_is_audited_with_its_actor_and_listed_newest_first() {
 async fn the_audit_page_pages_by_keyset_and_shows_stored_text_as_text() {
     let (store, _dir) = sqlite_store().await;
     for n in 0..120_u64 {
-        let actor = if n == 119 { XSS.to_owned() } else { format!("cli:user{n}") };
+        let actor = if n == 119 {
+            XSS.to_owned()
+        } else {
+            format!("cli:user{n}")
+        };
         store
-            .record_audit(retry_runtime::durable::AuditEntry::new(actor, "purge", "state=dead", n))
+            .record_audit(retry_runtime::durable::AuditEntry::new(
+                actor,
+                "purge",
+                "state=dead",
+                n,
+            ))
             .await
             .unwrap();
     }
@@ -847,7 +897,11 @@ async fn the_audit_page_pages_by_keyset_and_shows_stored_text_as_text() {
     }
     assert_eq!(counts, [50, 50, 20]);
     let first = get(&app, "/audit", &[]).await;
-    assert!(first.body.contains("&lt;img src=x onerror="), "{}", first.body);
+    assert!(
+        first.body.contains("&lt;img src=x onerror="),
+        "{}",
+        first.body
+    );
     assert!(first.body.contains("cli:user118") && !first.body.contains("cli:user68<"));
     let last = get(&app, &uri, &[]).await;
     assert!(last.body.contains("<code>cli:user0</code>") && !last.body.contains("cli:user20<"));

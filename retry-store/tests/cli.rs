@@ -687,9 +687,19 @@ async fn every_write_command_is_audited() {
         [
             (s("cli:ops"), s("resume"), s("billing::charge"), 1),
             (s("alice"), s("pause"), s("billing::charge"), 1),
-            (s("cli:ops"), s("purge"), s("state=cancelled older_than=0s"), 1),
+            (
+                s("cli:ops"),
+                s("purge"),
+                s("state=cancelled older_than=0s"),
+                1
+            ),
             (s("cli:ops"), s("cancel"), pending.clone(), 1),
-            (s("cli:ops"), s("requeue"), s("function=mail::send state=dead"), 1),
+            (
+                s("cli:ops"),
+                s("requeue"),
+                s("function=mail::send state=dead"),
+                1
+            ),
             (s("cli:ops"), s("requeue"), dead.clone(), 1),
         ]
     );

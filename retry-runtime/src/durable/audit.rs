@@ -90,9 +90,8 @@ pub struct AuditRecord {
 }
 
 /// Records one action: `$1` at, `$2` actor, `$3` action, `$4` target, `$5` count.
-static RECORD: Sql = Sql::new(
-    "INSERT INTO {audit} (at, actor, action, target, count) VALUES ($1, $2, $3, $4, $5)",
-);
+static RECORD: Sql =
+    Sql::new("INSERT INTO {audit} (at, actor, action, target, count) VALUES ($1, $2, $3, $4, $5)");
 
 pub(crate) fn record(entry: AuditEntry, now: SystemTime) -> Statement {
     Statement {
@@ -144,10 +143,7 @@ fn unsigned(row: &impl StoredRow, idx: usize) -> Result<u64, StoreError> {
 pub(crate) fn decode(row: &impl StoredRow) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
         id: unsigned(row, 0)?,
-        at: from_millis(
-            row.int(1)?
-                .ok_or_else(|| malformed("column 1 is NULL"))?,
-        ),
+        at: from_millis(row.int(1)?.ok_or_else(|| malformed("column 1 is NULL"))?),
         entry: AuditEntry {
             actor: text(row, 2)?,
             action: text(row, 3)?,

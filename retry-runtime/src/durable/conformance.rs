@@ -948,7 +948,10 @@ pub async fn attempts_are_recorded_with_each_outcome(store: &Store) {
         .reschedule(cid, fence, p, at(10), "boom <1>".into(), at(3))
         .await
         .unwrap());
-    let claims = b.claim("w2", &names(&["f"]), 1, LEASE, at(10)).await.unwrap();
+    let claims = b
+        .claim("w2", &names(&["f"]), 1, LEASE, at(10))
+        .await
+        .unwrap();
     assert!(b
         .complete(cid, claims[0].fence, 2, at(11), at(12))
         .await
@@ -966,7 +969,14 @@ pub async fn attempts_are_recorded_with_each_outcome(store: &Store) {
     let (dead, fence) = running(store, "f", "w3", 20).await;
     let p = progress(1, at(20));
     assert!(b
-        .bury(dead, fence, Some(p), "exhausted".into(), Some("fatal".into()), at(21))
+        .bury(
+            dead,
+            fence,
+            Some(p),
+            "exhausted".into(),
+            Some("fatal".into()),
+            at(21)
+        )
         .await
         .unwrap());
     assert_eq!(
@@ -998,7 +1008,10 @@ pub async fn attempts_are_recorded_with_each_outcome(store: &Store) {
 pub async fn stale_fence_writes_no_attempt(store: &Store) {
     let b = store.backend();
     let (cid, old) = running(store, "f", "w1", 0).await;
-    let claims = b.claim("w2", &names(&["f"]), 1, LEASE, at(31)).await.unwrap();
+    let claims = b
+        .claim("w2", &names(&["f"]), 1, LEASE, at(31))
+        .await
+        .unwrap();
     assert_eq!(claims.len(), 1, "the lease ran out: w2 takes the call");
     let new = claims[0].fence;
     assert!(!b.complete(cid, old, 1, at(0), at(32)).await.unwrap());
@@ -1041,8 +1054,14 @@ pub async fn attempts_are_bounded(store: &Store) {
             break;
         }
         let error = format!("failure {n}");
-        assert!(b.reschedule(cid, fence, p, at(s + 5), error, at(s + 1)).await.unwrap());
-        let claims = b.claim("w", &names(&["f"]), 1, LEASE, at(s + 5)).await.unwrap();
+        assert!(b
+            .reschedule(cid, fence, p, at(s + 5), error, at(s + 1))
+            .await
+            .unwrap());
+        let claims = b
+            .claim("w", &names(&["f"]), 1, LEASE, at(s + 5))
+            .await
+            .unwrap();
         fence = claims[0].fence;
     }
     let attempts = store.attempts(cid).await.unwrap();
@@ -1052,7 +1071,10 @@ pub async fn attempts_are_bounded(store: &Store) {
     assert_eq!(attempts.last().unwrap().outcome, AttemptOutcome::Dead);
 
     assert!(b.requeue(cid, at(1000)).await.unwrap());
-    let claims = b.claim("w", &names(&["f"]), 1, LEASE, at(1000)).await.unwrap();
+    let claims = b
+        .claim("w", &names(&["f"]), 1, LEASE, at(1000))
+        .await
+        .unwrap();
     assert!(b
         .complete(cid, claims[0].fence, 1, at(1000), at(1001))
         .await
@@ -1060,10 +1082,7 @@ pub async fn attempts_are_bounded(store: &Store) {
     let attempts = store.attempts(cid).await.unwrap();
     assert_eq!(attempts.len(), kept as usize);
     assert_eq!(attempts.last().unwrap().attempt, total + 1);
-    assert_eq!(
-        attempts.last().unwrap().outcome,
-        AttemptOutcome::Succeeded
-    );
+    assert_eq!(attempts.last().unwrap().outcome, AttemptOutcome::Succeeded);
 }
 
 /// A purge deletes the attempts of the calls it deletes, and no others.
@@ -1093,7 +1112,11 @@ pub async fn audit_records_newest_first_in_pages(store: &Store) {
     let first = b.audit(None, 2).await.unwrap();
     assert_eq!(first.len(), 2);
     assert_eq!(
-        (first[0].at, first[0].entry.target.as_str(), first[0].entry.count),
+        (
+            first[0].at,
+            first[0].entry.target.as_str(),
+            first[0].entry.count
+        ),
         (at(4), "call 4", 4)
     );
     assert_eq!(first[1].entry.target, "call 3");
@@ -1103,7 +1126,10 @@ pub async fn audit_records_newest_first_in_pages(store: &Store) {
     assert_eq!(targets, ["call 2", "call 1"]);
     let last = b.audit(Some(second[1].id), 2).await.unwrap();
     assert_eq!(last.len(), 1);
-    assert_eq!(last[0].entry, AuditEntry::new("cli:ops", "requeue", "call 0", 0));
+    assert_eq!(
+        last[0].entry,
+        AuditEntry::new("cli:ops", "requeue", "call 0", 0)
+    );
 
     assert!(store.pause("f", "alice").await.unwrap());
     assert!(!store.pause("f", "bob").await.unwrap());

@@ -229,9 +229,9 @@ mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
 pub use audit::{AuditEntry, AuditRecord};
-pub use history::{AttemptOutcome, AttemptRecord, ATTEMPTS_KEPT};
 pub use browse::{CallFilter, CallPage, CallQuery, CallSort, Cursor, MinuteCount, QueueLag};
 pub use enqueue::{default_store, set_default_store, Outcome, OutcomeFor};
+pub use history::{AttemptOutcome, AttemptRecord, ATTEMPTS_KEPT};
 pub use open::StoreUrl;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresBackend, NOTIFY_CHANNEL, POLL_ALL};

@@ -615,7 +615,12 @@ macro_rules! shared_transitions {
             use $crate::durable::history;
             use $crate::durable::statements::cancel;
             // A running call's interrupted attempt is written before the cancel clears it.
-            history::recorded(self, history::cancelled_attempt(cid, now), cancel(cid, now), cid)
+            history::recorded(
+                self,
+                history::cancelled_attempt(cid, now),
+                cancel(cid, now),
+                cid,
+            )
         }
 
         fn get(
