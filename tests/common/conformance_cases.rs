@@ -31,5 +31,6 @@ macro_rules! every_conformance_case {
         $run!(attempts_are_bounded);
         $run!(purge_deletes_attempts);
         $run!(audit_records_newest_first_in_pages);
+        $run!(the_callers_attempt_starts_the_history);
     };
 }

@@ -1150,3 +1150,41 @@ pub async fn audit_records_newest_first_in_pages(store: &Store) {
         ]
     );
 }
+
+/// A call stored after its caller's own attempt failed (`persist = "on_failure"`) starts its
+/// history with that attempt, run by no worker.
+pub async fn the_callers_attempt_starts_the_history(store: &Store) {
+    let b = store.backend();
+    let p = progress(1, at(10));
+    let call = NewCall::new("f", "[]")
+        .due_at(at(15))
+        .tried(p, "first attempt failed");
+    let cid = call.cid;
+    let plain = NewCall::new("f", "[]");
+    let untried = plain.cid;
+    b.enqueue(vec![call, plain], at(11)).await.unwrap();
+    assert_eq!(
+        attempts_of(store, cid).await,
+        [(
+            1,
+            AttemptOutcome::Failed,
+            None,
+            at(10),
+            at(11),
+            Some("first attempt failed".into())
+        )]
+    );
+    assert!(store.attempts(untried).await.unwrap().is_empty());
+    let claims = b
+        .claim("w", &names(&["f"]), 10, LEASE, at(15))
+        .await
+        .unwrap();
+    let fence = claims.iter().find(|c| c.record.cid == cid).unwrap().fence;
+    assert!(b.complete(cid, fence, 2, at(16), at(17)).await.unwrap());
+    let attempts = attempts_of(store, cid).await;
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(
+        (attempts[1].0, attempts[1].1, attempts[1].2.as_deref()),
+        (2, AttemptOutcome::Succeeded, Some("w"))
+    );
+}

@@ -199,6 +199,25 @@ pub(crate) fn cancelled_attempt(cid: CorrelationId, now: SystemTime) -> Statemen
     }
 }
 
+/// The caller's own failed attempt of a call stored after it (`persist = "on_failure"`),
+/// written with the call: no worker ran it. `$1` call, `$2` start, `$3` end, `$4` error.
+static TRIED: Sql = Sql::new(
+    "INSERT INTO {attempts} (cid, attempt, started_at, ended_at, worker, outcome, error) \
+     VALUES ($1, 1, $2, $3, NULL, 'failed', $4)",
+);
+
+pub(crate) fn tried(cid: CorrelationId, tried: &super::Tried, now: SystemTime) -> Statement {
+    Statement {
+        sql: &TRIED,
+        params: vec![
+            Param::Text(cid.to_string()),
+            Param::BigInt(to_millis(tried.progress.attempt_started)),
+            Param::BigInt(to_millis(now)),
+            Param::MaybeText(Some(tried.error.clone())),
+        ],
+    }
+}
+
 /// Keeps the call's latest `$2` attempts, deleting older ones.
 static TRIM: Sql = Sql::new(
     "DELETE FROM {attempts} WHERE cid = $1 \

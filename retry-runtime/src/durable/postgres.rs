@@ -693,6 +693,18 @@ async fn insert(
             .map_or(calls[0].cid, |c| c.cid);
         return Err(StoreError::Duplicate(taken));
     }
+    // The callers' own failed attempts, as the first of their calls' history.
+    for call in calls {
+        if let Some(t) = &call.tried {
+            let attempt = history::tried(call.cid, t, now);
+            tx.execute(
+                attempt.text(Dialect::Postgres),
+                &postgres_params(&attempt.params),
+            )
+            .await
+            .map_err(pg)?;
+        }
+    }
     let mut notified = HashSet::new();
     for function in functions {
         if notified.insert(function) {

@@ -744,7 +744,11 @@ impl Backend for SqliteBackend {
                     tried.map(|t| t.error.clone()),
                 ]);
                 match result {
-                    Ok(_) => {}
+                    Ok(_) => {
+                        if let Some(t) = tried {
+                            execute(conn, &history::tried(call.cid, t, now))?;
+                        }
+                    }
                     Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
                         return Err(StoreError::Duplicate(call.cid));
                     }
