@@ -143,6 +143,52 @@ async fn a_durable_call_is_stored_then_run_by_a_worker_until_it_succeeds() {
     assert!(calls.iter().all(|(o, c)| *o == 7 && *c == Some(cid)));
 }
 
+/// The worker writes every attempt it runs, with its outcome, worker, times and error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_records_every_attempt_it_runs() {
+    use retry_runtime::durable::AttemptOutcome;
+    let f = fixture().await;
+    FLAKY_CALLS.lock().unwrap().clear();
+    let flaky = flaky_push(9, "hello".into()).await.unwrap();
+    let refused = rejected(3).await.unwrap();
+    let w = worker(&f.store);
+    let id = w.id().to_owned();
+    finished(&f.store, flaky).await;
+    finished(&f.store, refused).await;
+    w.shutdown(Duration::from_secs(1)).await;
+    let attempts = f.store.attempts(flaky).await.unwrap();
+    let seen: Vec<_> = attempts
+        .iter()
+        .map(|a| (a.attempt, a.outcome, a.error.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                1,
+                AttemptOutcome::Failed,
+                Some("attempt 1 of order 9 failed".to_owned())
+            ),
+            (
+                2,
+                AttemptOutcome::Failed,
+                Some("attempt 2 of order 9 failed".to_owned())
+            ),
+            (3, AttemptOutcome::Succeeded, None),
+        ]
+    );
+    for (a, b) in attempts.iter().zip(&attempts[1..]) {
+        assert!(a.ended_at <= b.started_at, "{a:?} then {b:?}");
+    }
+    assert!(attempts
+        .iter()
+        .all(|a| a.worker.as_deref() == Some(id.as_str()) && a.started_at <= a.ended_at));
+    let attempts = f.store.attempts(refused).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Dead);
+    assert_eq!(attempts[0].error.as_deref(), Some("order 3 is invalid"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_calls_become_dead_letters_and_run_their_hooks_in_the_worker() {
     let f = fixture().await;

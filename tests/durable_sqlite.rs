@@ -378,3 +378,128 @@ async fn a_waiter_sees_a_call_another_open_of_the_file_finished() {
         "seen by the slow poll: {took:?}"
     );
 }
+
+/// A store file at `path` as the current release (schema version 3, commit 2057eb2) writes
+/// it: its migrations 1 to 3 run as that build runs them (they are unchanged since), then its
+/// pragmas; with `waiting` (2 attempts made) and `dead` stored, and `mail::digest` paused.
+fn version_3_store(path: &std::path::Path, waiting: &NewCall, dead: &NewCall) {
+    // As sqlite.rs does at version 3: migrations 1 to 3, then its pragmas.
+    let conn = rusqlite::Connection::open(path).unwrap();
+    for migration in [
+        include_str!("../retry-runtime/src/durable/schema.sql"),
+        include_str!("../retry-runtime/src/durable/schema_2_state_updated.sql"),
+        include_str!("../retry-runtime/src/durable/schema_3_paused.sql"),
+    ] {
+        conn.execute_batch(migration).unwrap();
+    }
+    conn.execute_batch(
+        "PRAGMA application_id = 1381257817; PRAGMA user_version = 3; \
+         PRAGMA journal_mode = WAL;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO calls (cid, function, args, state, attempts, created_at, started_at, \
+         first_attempt_at, last_attempt_at, next_due_at, last_error, fence, last_wait_ns, \
+         updated_at) VALUES (?1, ?2, ?3, 'waiting', 2, 1000, 1000, 1000, 2000, 3000, \
+         'timed out', 2, 5, 2000)",
+        rusqlite::params![waiting.cid.to_string(), waiting.function, waiting.args],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO calls (cid, function, args, state, attempts, created_at, \
+         last_error, dead_reason, fence, last_wait_ns, updated_at) \
+         VALUES (?1, ?2, ?3, 'dead', 5, 1000, 'refused', 'exhausted', 5, 0, 4000)",
+        rusqlite::params![dead.cid.to_string(), dead.function, dead.args],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO paused_functions (function, paused_at, paused_by) \
+         VALUES ('mail::digest', 1000, 'alice')",
+        [],
+    )
+    .unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('call_attempts', 'audit')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "a version 3 store has no history nor audit");
+}
+
+/// A store written by the current release (schema version 3, as of commit 2057eb2: its
+/// migrations 1 to 3 run as that build runs them, unchanged since): opening it applies
+/// migration 4 in place, keeps its calls and paused functions, and the attempts run after
+/// are recorded, as are the operators' actions.
+#[tokio::test]
+async fn a_version_3_store_is_migrated_in_place_and_then_records_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_file(&dir, "v3.db");
+    let waiting = NewCall::new("mail::send", r#"{"to":"ops@example.com"}"#);
+    let dead = NewCall::new("mail::send", r#"{"to":"dead@example.com"}"#);
+    version_3_store(&path, &waiting, &dead);
+    let url = format!("sqlite:{}", path.display());
+    let store = Store::open_existing(&url).await.unwrap();
+    let r = store.get(waiting.cid).await.unwrap().expect("kept");
+    assert_eq!(r.state, CallState::Waiting);
+    assert_eq!((r.attempts, r.fence, r.last_wait_ns), (2, 2, 5));
+    assert_eq!(r.last_error.as_deref(), Some("timed out"));
+    assert_eq!(r.args, waiting.args);
+    let r = store.get(dead.cid).await.unwrap().expect("kept");
+    assert_eq!(r.state, CallState::Dead);
+    assert_eq!(r.dead_reason.as_deref(), Some("exhausted"));
+    assert_eq!(store.stats().await.unwrap().total(), 2);
+    let paused = store.paused().await.unwrap();
+    assert_eq!(
+        (paused[0].function.as_str(), paused[0].paused_by.as_str()),
+        ("mail::digest", "alice")
+    );
+    assert!(
+        store.attempts(waiting.cid).await.unwrap().is_empty(),
+        "attempts before the migration were not recorded"
+    );
+
+    // Attempts after it are.
+    let names = ["mail::send".to_owned()];
+    let lease = std::time::Duration::from_secs(30);
+    let claims = store.claim("w1", &names, 1, lease).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    let started = std::time::SystemTime::now();
+    assert!(store
+        .complete(waiting.cid, claims[0].fence, 3, started)
+        .await
+        .unwrap());
+    let attempts = store.attempts(waiting.cid).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].attempt, 1);
+    assert_eq!(attempts[0].worker.as_deref(), Some("w1"));
+    assert_eq!(
+        attempts[0].outcome,
+        retry_runtime::durable::AttemptOutcome::Succeeded
+    );
+    assert!(store.requeue(dead.cid).await.unwrap());
+    store
+        .record_audit(retry_runtime::durable::AuditEntry::new(
+            "cli:ops",
+            "requeue",
+            dead.cid.to_string(),
+            1,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.audit(None, 10).await.unwrap()[0].entry.actor,
+        "cli:ops"
+    );
+    drop(store);
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM call_attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+}

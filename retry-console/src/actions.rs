@@ -1,7 +1,8 @@
 //! The actions: requeue and cancel one call; the same in bulk over a filter, and purge, each
 //! after a confirmation page that shows how many calls it touches; pause and resume a
 //! function (the overview's buttons). POST only, CSRF-checked;
-//! a read-only console has none of these routes.
+//! a read-only console has none of these routes. Each action done is recorded in the store's
+//! audit, with the request's actor (a pause and a resume by the store itself).
 
 use std::time::{Duration, SystemTime};
 
@@ -9,11 +10,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::{Extension, Form, Router};
 use maud::html;
 use retry_runtime::durable::{CallFilter, CallQuery, CallSort, CallState, Store, StoreError};
 use serde::Deserialize;
 
+use crate::audit::{self, Actor};
 use crate::call::parse_cid;
 use crate::calls::{bulk_action, link, FilterParams};
 use crate::layout::{page, problem, store_failed, Flash};
@@ -34,9 +36,6 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/actions/resume", post(resume))
 }
 
-/// Who pauses or resumes, as the store keeps it.
-const CONSOLE: &str = "console";
-
 #[derive(Deserialize)]
 struct FunctionForm {
     #[serde(default)]
@@ -47,25 +46,28 @@ struct FunctionForm {
 
 async fn pause(
     State(console): State<Console>,
+    Extension(actor): Extension<Actor>,
     headers: HeaderMap,
     Form(form): Form<FunctionForm>,
 ) -> Response {
-    pause_or_resume(&console, &headers, &form, true).await
+    pause_or_resume(&console, &actor, &headers, &form, true).await
 }
 
 async fn resume(
     State(console): State<Console>,
+    Extension(actor): Extension<Actor>,
     headers: HeaderMap,
     Form(form): Form<FunctionForm>,
 ) -> Response {
-    pause_or_resume(&console, &headers, &form, false).await
+    pause_or_resume(&console, &actor, &headers, &form, false).await
 }
 
 /// Pauses or resumes the form's function, then back to the overview (pausing a paused
 /// function, or resuming a running one, changes nothing and is no error: two operators
-/// clicked).
+/// clicked). The store records who paused it, and the audit record.
 async fn pause_or_resume(
     console: &Console,
+    actor: &Actor,
     headers: &HeaderMap,
     form: &FunctionForm,
     pause: bool,
@@ -78,9 +80,9 @@ async fn pause_or_resume(
     }
     let store = console.store();
     let done = if pause {
-        store.pause(&form.function, CONSOLE).await
+        store.pause(&form.function, &actor.0).await
     } else {
-        store.resume(&form.function, CONSOLE).await
+        store.resume(&form.function, &actor.0).await
     };
     match done {
         Ok(_) => Redirect::to(&console.link("/")).into_response(),
@@ -96,20 +98,22 @@ struct CsrfOnly {
 
 async fn requeue(
     State(console): State<Console>,
+    Extension(actor): Extension<Actor>,
     headers: HeaderMap,
     Path(cid): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    one(&console, &headers, &cid, &form.csrf, Act::Requeue).await
+    one(&console, &actor, &headers, &cid, &form.csrf, Act::Requeue).await
 }
 
 async fn cancel(
     State(console): State<Console>,
+    Extension(actor): Extension<Actor>,
     headers: HeaderMap,
     Path(cid): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    one(&console, &headers, &cid, &form.csrf, Act::Cancel).await
+    one(&console, &actor, &headers, &cid, &form.csrf, Act::Cancel).await
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -146,7 +150,15 @@ impl Act {
     }
 }
 
-async fn one(console: &Console, headers: &HeaderMap, cid: &str, csrf: &str, act: Act) -> Response {
+/// Runs the action on one call, then records it (with the count 0 when it changed nothing).
+async fn one(
+    console: &Console,
+    actor: &Actor,
+    headers: &HeaderMap,
+    cid: &str,
+    csrf: &str,
+    act: Act,
+) -> Response {
     if let Err(refused) = check_csrf(console, headers, csrf) {
         return refused;
     }
@@ -154,7 +166,14 @@ async fn one(console: &Console, headers: &HeaderMap, cid: &str, csrf: &str, act:
         Ok(cid) => cid,
         Err(bad) => return bad,
     };
-    match act.run(console.store(), cid).await {
+    let store = console.store();
+    let done = match act.run(store, cid).await {
+        Ok(changed) => audit::record(store, actor, act.verb(), cid.to_string(), changed.into())
+            .await
+            .map(|()| changed),
+        Err(e) => Err(e),
+    };
+    match done {
         Ok(true) => Redirect::to(&console.link(&format!("/calls/{cid}"))).into_response(),
         Ok(false) => problem(
             console,
@@ -256,6 +275,7 @@ async fn confirm_bulk(
 
 async fn bulk(
     State(console): State<Console>,
+    Extension(actor): Extension<Actor>,
     headers: HeaderMap,
     Form(params): Form<BulkParams>,
 ) -> Response {
@@ -266,10 +286,15 @@ async fn bulk(
         Ok(checked) => checked,
         Err(bad) => return bad,
     };
-    let done = match run_bulk(console.store(), act, filter).await {
+    let target = audit::describe(&filter);
+    let store = console.store();
+    let done = match run_bulk(store, act, filter).await {
         Ok(done) => done,
         Err(e) => return store_failed(&console, &e),
     };
+    if let Err(e) = audit::record(store, &actor, act.verb(), target, done).await {
+        return store_failed(&console, &e);
+    }
     let list = format!(
         "{}?{}",
         console.link("/calls"),
@@ -376,6 +401,7 @@ async fn confirm_purge(
 
 async fn purge(
     State(console): State<Console>,
+    Extension(actor): Extension<Actor>,
     headers: HeaderMap,
     Form(params): Form<PurgeParams>,
 ) -> Response {
@@ -386,7 +412,15 @@ async fn purge(
         Ok(checked) => checked,
         Err(bad) => return bad,
     };
-    match console.store().purge(state, older_than).await {
+    let store = console.store();
+    let target = format!("state={state} older_than={}", params.older_than.trim());
+    let done = match store.purge(state, older_than).await {
+        Ok(n) => audit::record(store, &actor, "purge", target, n)
+            .await
+            .map(|()| n),
+        Err(e) => Err(e),
+    };
+    match done {
         Ok(n) => page(
             &console,
             "Done",

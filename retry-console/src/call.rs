@@ -1,5 +1,6 @@
-//! One call: every field, its arguments as pretty JSON, its last error, its parent and the
-//! calls it started, and the actions its state allows.
+//! One call: every field, its arguments as pretty JSON, its last error, every attempt the
+//! store kept (time, worker, duration, outcome, error), its parent and the calls it started,
+//! and the actions its state allows.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use maud::{html, Markup};
-use retry_runtime::durable::{CallRecord, CallState};
+use retry_runtime::durable::{AttemptRecord, CallRecord, CallState, ATTEMPTS_KEPT};
 use retry_runtime::CorrelationId;
 
 use crate::layout::{page, problem, span, state, store_failed, time};
@@ -38,7 +39,12 @@ async fn show(State(console): State<Console>, Path(cid): Path<String>) -> Respon
         Err(bad) => return bad,
     };
     let store = console.store();
-    let (record, children) = match tokio::try_join!(store.get(cid), store.children(cid, CHILDREN)) {
+    let found = tokio::try_join!(
+        store.get(cid),
+        store.children(cid, CHILDREN),
+        store.attempts(cid)
+    );
+    let (record, children, attempts) = match found {
         Ok(found) => found,
         Err(e) => return store_failed(&console, &e),
     };
@@ -58,6 +64,7 @@ async fn show(State(console): State<Console>, Path(cid): Path<String>) -> Respon
             None => p.none { "None." },
         }
         (fields(&console, &record))
+        (attempts_table(&attempts))
         h2 { "Arguments" }
         pre.json { (pretty(&record.args)) }
         h2 { "Policy" }
@@ -81,6 +88,34 @@ async fn show(State(console): State<Console>, Path(cid): Path<String>) -> Respon
         }
     };
     page(&console, &format!("Call {cid}"), &body).into_response()
+}
+
+/// Every attempt the store kept, the latest first: when it started, the worker, how long it
+/// ran, how it ended, its error (as text: stored errors are untrusted).
+fn attempts_table(attempts: &[AttemptRecord]) -> Markup {
+    html! {
+        h2 { "Attempts" }
+        @if attempts.is_empty() {
+            p.none { "None recorded (attempts are recorded from schema version 4 on)." }
+        } @else {
+            table #attempts.attempts {
+                thead { tr { th { "#" } th { "started" } th { "worker" } th { "duration" } th { "outcome" } th { "error" } } }
+                tbody {
+                    @for a in attempts.iter().rev() {
+                        tr {
+                            td { (a.attempt) }
+                            td { (time(Some(a.started_at))) }
+                            td { @match &a.worker { Some(w) => code { (w) }, None => span.none { "the caller" } } }
+                            td { (span(a.duration())) }
+                            td { span class=(format!("outcome {}", a.outcome)) { (a.outcome) } }
+                            td { @match &a.error { Some(e) => pre.error { (e) }, None => span.none { "—" } } }
+                        }
+                    }
+                }
+            }
+            p.hint { "The store keeps the last " (ATTEMPTS_KEPT) " attempts of a call." }
+        }
+    }
 }
 
 /// The arguments, indented if they are JSON (they always are when stored by the runtime).

@@ -89,6 +89,7 @@ pub(crate) fn page_with_script(
                         a href=(console.link("/calls")) { "Calls" }
                         a href=(console.link("/workers")) { "Workers" }
                         @if !config.read_only { a href=(console.link("/actions")) { "Actions" } }
+                        a href=(console.link("/audit")) { "Audit" }
                     }
                     span.store {
                         @if let Some(label) = &config.store_label { (label) }

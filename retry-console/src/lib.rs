@@ -9,12 +9,16 @@
 //! - **Calls** (`/calls`): filtered by function, state, ID, time of last change and text in the
 //!   arguments or errors; sorted by last change or due time; keyset pages.
 //! - **A call** (`/calls/{cid}`): every field, the arguments as pretty JSON, the last error,
-//!   its parent and the calls it started, its actions.
+//!   every attempt kept (time, worker, duration, outcome, error), its parent and the calls it
+//!   started, its actions.
 //! - **Actions** (`/actions`): requeue and cancel a call, the same in bulk over a filter, and
 //!   purge, each bulk action behind a confirmation page that shows how many calls it touches.
 //! - **Workers** (`/workers`): the live workers from their heartbeats (ID, host, process,
 //!   start, calls running, age of the last heartbeat), and the gone ones with the calls they
 //!   still hold.
+//! - **Audit** (`/audit`): every action taken (here or with `retry-store`): who, when, what,
+//!   on what, how many calls; newest first, keyset pages. Who is the host application's
+//!   [`ConsoleConfig::actor`], else the console's own name.
 //!
 //! Security: every stored text is escaped; every response carries a Content-Security-Policy
 //! that forbids inline script; actions are POST only with a CSRF token (a per-process secret,
@@ -43,6 +47,7 @@
 //! ```
 
 mod actions;
+mod audit;
 mod call;
 mod calls;
 mod chart;
@@ -64,6 +69,21 @@ pub use security::listen_allowed;
 /// (`false` answers 403 Forbidden).
 pub type Authorize = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
 
+/// Who makes a request, as the host application knows it (its user's name), for the audit
+/// record of every action; `None` (or no hook) records the console's own name.
+///
+/// ```
+/// use retry_console::{Actor, ConsoleConfig};
+/// use std::sync::Arc;
+///
+/// let actor: Actor = Arc::new(|parts: &http::request::Parts| {
+///     parts.headers.get("x-user")?.to_str().ok().map(|u| format!("sso:{u}"))
+/// });
+/// let config = ConsoleConfig { actor: Some(actor), ..ConsoleConfig::default() };
+/// # let _ = config;
+/// ```
+pub type Actor = Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>;
+
 /// How the console is served.
 #[derive(Clone, Default)]
 pub struct ConsoleConfig {
@@ -74,6 +94,9 @@ pub struct ConsoleConfig {
     pub token: Option<String>,
     /// The host application's own check, run before anything else.
     pub authorize: Option<Authorize>,
+    /// Who acts, for the audit record of every action; without it (or when it answers
+    /// `None`) the audit names `console`, or `console:token` on a console with a token.
+    pub actor: Option<Actor>,
     /// The path the router is nested under (`/admin/retry`), for links and cookies; empty
     /// when it is served at the root.
     pub base_path: String,
@@ -87,6 +110,7 @@ impl fmt::Debug for ConsoleConfig {
             .field("read_only", &self.read_only)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("authorize", &self.authorize.as_ref().map(|_| "Fn"))
+            .field("actor", &self.actor.as_ref().map(|_| "Fn"))
             .field("base_path", &self.base_path)
             .field("store_label", &self.store_label)
             .finish()
@@ -190,6 +214,7 @@ pub fn router(console: Console) -> Router {
         .merge(calls::routes())
         .merge(call::routes())
         .merge(workers::routes())
+        .merge(audit::routes())
         .merge(layout::routes())
         .merge(security::routes());
     if !console.config().read_only {

@@ -82,7 +82,9 @@ pub(crate) async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let actor = crate::audit::actor_of(&console, &parts);
+    parts.extensions.insert(actor);
     let path = parts.uri.path().to_owned();
     let public = path == "/login" || path.starts_with("/assets/");
     let mut response = if console

@@ -832,3 +832,232 @@ async fn the_workers_page_on_postgresql() {
     assert!(page.body[gone_at..].contains("pg-gone") && page.body[gone_at..].contains("10m 0"));
     common::drop_schema(&admin, &schema).await;
 }
+
+// == The attempt history and the audit ==
+
+#[tokio::test]
+async fn a_call_page_lists_every_attempt_with_its_worker_and_its_error_as_text() {
+    let (store, seeded, _dir) = seeded().await;
+    let app = app(&store, ConsoleConfig::default());
+    let page = get(&app, &format!("/calls/{}", seeded.dead[0]), &[]).await;
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    let table = &body[body.find("id=\"attempts\"").expect("the attempts table")..];
+    let table = &table[..table.find("</table>").unwrap()];
+    assert_eq!(
+        table.matches("<tr>").count(),
+        2,
+        "a header and one attempt: {table}"
+    );
+    assert!(table.contains("<code>worker-1</code>"), "{table}");
+    assert!(table.contains("class=\"outcome dead\""), "{table}");
+    assert!(
+        table.contains("0ms"),
+        "the seeded attempt took no time: {table}"
+    );
+    // The attempt's error is the stored XSS, shown as text.
+    assert!(table.contains("&lt;img src=x onerror="), "{table}");
+    assert!(!body.contains("<img") && !body.contains("<script>"));
+
+    // The child failed once under worker-2 and waits.
+    let child = get(&app, &format!("/calls/{}", seeded.child), &[]).await;
+    assert!(
+        child.body.contains("class=\"outcome failed\""),
+        "{}",
+        child.body
+    );
+    assert!(child.body.contains("<code>worker-2</code>"));
+    // A pending call has none yet.
+    let pending = get(&app, &format!("/calls/{}", seeded.pending[0]), &[]).await;
+    assert!(pending.body.contains("None recorded") && !pending.body.contains("id=\"attempts\""));
+}
+
+/// The audit's rows, as (actor, action, target, count), newest first.
+async fn audited(store: &Store) -> Vec<(String, String, String, u64)> {
+    store
+        .audit(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.entry.actor, r.entry.action, r.entry.target, r.entry.count))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_action_is_audited_with_its_actor_and_listed_newest_first() {
+    let (store, seeded, _dir) = seeded().await;
+    let config = ConsoleConfig {
+        actor: Some(Arc::new(|parts: &axum::http::request::Parts| {
+            parts
+                .headers
+                .get("x-user")?
+                .to_str()
+                .ok()
+                .map(|u| format!("sso:{u}"))
+        })),
+        ..ConsoleConfig::default()
+    };
+    let app = app(&store, config);
+    let dead = seeded.dead[1];
+    let (token, cookie) = csrf(&app, &format!("/calls/{dead}")).await;
+    let alice = [("cookie", cookie.as_str()), ("x-user", "alice")];
+    let s = |t: &str| t.to_owned();
+
+    // Refused requests record nothing.
+    let forged = post(
+        &app,
+        &format!("/calls/{dead}/requeue"),
+        "csrf=forged",
+        &alice,
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    assert!(audited(&store).await.is_empty());
+
+    let form = format!("csrf={token}");
+    let requeued = post(&app, &format!("/calls/{dead}/requeue"), &form, &alice).await;
+    assert_eq!(requeued.status, 303);
+    // Again: nothing changes (409), and the attempt is recorded with the count 0.
+    let again = post(&app, &format!("/calls/{dead}/requeue"), &form, &alice).await;
+    assert_eq!(again.status, 409);
+    // Without the header, the console's own name.
+    let anonymous = [("cookie", cookie.as_str())];
+    let pending = seeded.pending[0];
+    let cancelled = post(&app, &format!("/calls/{pending}/cancel"), &form, &anonymous).await;
+    assert_eq!(cancelled.status, 303);
+    let bulk = post(
+        &app,
+        "/actions/bulk",
+        &format!("action=cancel&csrf={token}&function=mail%3A%3Asend&state=pending"),
+        &alice,
+    )
+    .await;
+    assert_eq!(bulk.status, 200);
+    assert!(bulk.body.contains("3 calls cancelled"), "{}", bulk.body);
+    let purge = post(
+        &app,
+        "/actions/purge",
+        &format!("state=cancelled&older_than=0s&csrf={token}"),
+        &alice,
+    )
+    .await;
+    assert_eq!(purge.status, 200);
+    assert!(
+        purge.body.contains("4 cancelled calls purged"),
+        "{}",
+        purge.body
+    );
+    let pause = format!("function=mail%3A%3Asend&csrf={token}");
+    assert_eq!(
+        post(&app, "/actions/pause", &pause, &alice).await.status,
+        303
+    );
+    assert_eq!(store.paused().await.unwrap()[0].paused_by, "sso:alice");
+    assert_eq!(
+        post(&app, "/actions/resume", &pause, &alice).await.status,
+        303
+    );
+
+    assert_eq!(
+        audited(&store).await,
+        [
+            (s("sso:alice"), s("resume"), s("mail::send"), 1),
+            (s("sso:alice"), s("pause"), s("mail::send"), 1),
+            (
+                s("sso:alice"),
+                s("purge"),
+                s("state=cancelled older_than=0s"),
+                4
+            ),
+            (
+                s("sso:alice"),
+                s("cancel"),
+                s("function=mail::send state=pending"),
+                3
+            ),
+            (s("console"), s("cancel"), pending.to_string(), 1),
+            (s("sso:alice"), s("requeue"), dead.to_string(), 0),
+            (s("sso:alice"), s("requeue"), dead.to_string(), 1),
+        ]
+    );
+
+    audit_page_lists(&app, dead).await;
+}
+
+/// The audit page of the actions above: linked from every page, newest first, calls as
+/// links.
+async fn audit_page_lists(app: &Router, dead: retry_runtime::CorrelationId) {
+    let overview = get(app, "/", &[]).await;
+    assert!(
+        overview.body.contains("href=\"/audit\""),
+        "{}",
+        overview.body
+    );
+    let page = get(app, "/audit", &[]).await;
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    let rows = body.matches("<tr>").count();
+    assert_eq!(rows, 8, "a header and 7 records: {body}");
+    let newest = body.find("resume").unwrap();
+    let oldest = body.rfind("requeue").unwrap();
+    assert!(newest < body.find("purge").unwrap() && body.find("purge").unwrap() < oldest);
+    assert!(body.contains(&format!("href=\"/calls/{dead}\"")), "{body}");
+    assert!(body.contains("<code>sso:alice</code>") && body.contains("<code>console</code>"));
+    assert!(!body.contains("id=\"older\""), "one page");
+}
+
+#[tokio::test]
+async fn the_audit_page_pages_by_keyset_and_shows_stored_text_as_text() {
+    let (store, _dir) = sqlite_store().await;
+    for n in 0..120_u64 {
+        let actor = if n == 119 {
+            XSS.to_owned()
+        } else {
+            format!("cli:user{n}")
+        };
+        store
+            .record_audit(retry_runtime::durable::AuditEntry::new(
+                actor,
+                "purge",
+                "state=dead",
+                n,
+            ))
+            .await
+            .unwrap();
+    }
+    // Read-only consoles show the audit too.
+    let read_only = ConsoleConfig {
+        read_only: true,
+        ..ConsoleConfig::default()
+    };
+    let app = app(&store, read_only);
+    let mut uri = "/audit".to_string();
+    let mut counts = Vec::new();
+    for _ in 0..5 {
+        let page = get(&app, &uri, &[]).await;
+        assert_eq!(page.status, 200);
+        assert!(!page.body.contains("<img") && !page.body.contains("<script>"));
+        let body = &page.body;
+        let table_rows = body.matches("<tr>").count().saturating_sub(1);
+        counts.push(table_rows);
+        match body.find("id=\"older\"") {
+            Some(at) => {
+                let rest = &body[at..];
+                let rest = &rest[rest.find("href=\"").unwrap() + 6..];
+                uri = rest[..rest.find('"').unwrap()].to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(counts, [50, 50, 20]);
+    let first = get(&app, "/audit", &[]).await;
+    assert!(
+        first.body.contains("&lt;img src=x onerror="),
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains("cli:user118") && !first.body.contains("cli:user68<"));
+    let last = get(&app, &uri, &[]).await;
+    assert!(last.body.contains("<code>cli:user0</code>") && !last.body.contains("cli:user20<"));
+    assert_eq!(get(&app, "/audit?before=x", &[]).await.status, 400);
+}

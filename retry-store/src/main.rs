@@ -17,8 +17,10 @@
 //! `--json` for scripts. The tool never creates a store: a missing file, or a PostgreSQL
 //! database without the store's tables, is an error. Errors are one line on stderr and
 //! a non-zero exit status. A reader that stops early (`retry-store list | head -1`) ends the
-//! tool quietly with exit status 0.
+//! tool quietly with exit status 0. Every write command is recorded in the store's audit, as
+//! `cli:$USER` (`pause` and `resume` as their `--by`), and shown on the console's audit page.
 
+mod audit;
 mod duration;
 mod table;
 mod workers;
@@ -126,7 +128,8 @@ enum Command {
     Pause {
         /// The function's registered name.
         function: String,
-        /// Who pauses it, kept in the store and shown by `stats` (default: $USER).
+        /// Who pauses it, kept in the store, shown by `stats` and written to the audit
+        /// (default: cli:$USER).
         #[arg(long, value_name = "NAME")]
         by: Option<String>,
     },
@@ -134,7 +137,8 @@ enum Command {
     Resume {
         /// The function's registered name.
         function: String,
-        /// Who resumes it, logged by programs using the store (default: $USER).
+        /// Who resumes it, logged by programs using the store and written to the audit
+        /// (default: cli:$USER).
         #[arg(long, value_name = "NAME")]
         by: Option<String>,
     },
@@ -317,7 +321,9 @@ async fn run(cli: Cli) -> Result<String, String> {
         }
         Command::Cancel { cid } => {
             let record = find(&store, &cid).await?;
-            if !store.cancel(record.cid).await.map_err(|e| e.to_string())? {
+            let cancelled = store.cancel(record.cid).await.map_err(|e| e.to_string())?;
+            audit::record(&store, "cancel", record.cid.to_string(), cancelled.into()).await?;
+            if !cancelled {
                 let now = store.get(record.cid).await.map_err(|e| e.to_string())?;
                 let state = now.map_or("gone".into(), |r| r.state.to_string());
                 return Err(format!(
@@ -341,6 +347,8 @@ async fn run(cli: Cli) -> Result<String, String> {
                 .purge(state, older_than)
                 .await
                 .map_err(|e| e.to_string())?;
+            let target = format!("state={state} older_than={}", duration::format(older_than));
+            audit::record(&store, "purge", target, n).await?;
             Ok(if json {
                 done_json("purge", n, None)
             } else {
@@ -395,7 +403,8 @@ async fn pause_or_resume(
     pause: bool,
     json: bool,
 ) -> Result<String, String> {
-    let by = by.unwrap_or_else(operator);
+    // The store records the pause or resume in its audit, under this name.
+    let by = by.unwrap_or_else(audit::actor);
     let changed = if pause {
         store.pause(function, &by).await
     } else {
@@ -417,7 +426,9 @@ async fn pause_or_resume(
 async fn requeue(store: &Store, args: RequeueArgs, json: bool) -> Result<String, String> {
     if let Some(cid) = args.cid {
         let record = find(store, &cid).await?;
-        if !store.requeue(record.cid).await.map_err(|e| e.to_string())? {
+        let requeued = store.requeue(record.cid).await.map_err(|e| e.to_string())?;
+        audit::record(store, "requeue", record.cid.to_string(), requeued.into()).await?;
+        if !requeued {
             return Err(format!(
                 "call {} is {}: only dead or cancelled calls can be requeued",
                 record.cid, record.state
@@ -433,6 +444,11 @@ async fn requeue(store: &Store, args: RequeueArgs, json: bool) -> Result<String,
         .requeue_dead(args.function.as_deref())
         .await
         .map_err(|e| e.to_string())?;
+    let target = match &args.function {
+        Some(f) => format!("function={f} state=dead"),
+        None => "state=dead".to_owned(),
+    };
+    audit::record(store, "requeue", target, n).await?;
     Ok(if json {
         done_json("requeue", n, None)
     } else {
@@ -469,8 +485,8 @@ fn done_json(command: &str, count: u64, cid: Option<CorrelationId>) -> String {
     }))
 }
 
-/// Who pauses or resumes when `--by` is not given: the user running the tool.
-fn operator() -> String {
+/// The user running the tool (`cli:` and this are who the audit names).
+pub(crate) fn operator() -> String {
     std::env::var("USER")
         .ok()
         .filter(|u| !u.is_empty())

@@ -731,3 +731,63 @@ async fn workers_lists_live_gone_and_stopped_workers_with_the_calls_gone_ones_ho
     assert_eq!(all[2]["status"], "stopped");
     assert!(all[2]["stopped_at"].is_string());
 }
+
+/// Every write command is in the store's audit: `cli:` and the user for requeue, cancel and
+/// purge (and a pause or resume without `--by`), the `--by` name otherwise; with the target
+/// and how many calls it changed, newest first.
+#[tokio::test]
+async fn every_write_command_is_audited() {
+    let f = filled().await;
+    let as_ops = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_retry-store"))
+            .env_remove("RETRY_STORE")
+            .env("USER", "ops")
+            .arg("--store")
+            .arg(&f.url)
+            .args(args)
+            .output()
+            .expect("the binary runs");
+        stdout(&out)
+    };
+    let dead = f.dead.to_string();
+    let pending = f.pending.to_string();
+    as_ops(&["requeue", &dead]);
+    as_ops(&["requeue", "--dead", "--function", "mail::send"]);
+    as_ops(&["cancel", &pending]);
+    as_ops(&["purge", "--state", "cancelled", "--older-than", "0s"]);
+    as_ops(&["pause", "billing::charge", "--by", "alice"]);
+    as_ops(&["resume", "billing::charge"]);
+    // A command that fails before acting records nothing.
+    fails_with(&retry_store(&f.url, &["cancel", "nope"]), "nope");
+
+    let store = Store::open_existing(&f.url).await.unwrap();
+    let rows: Vec<(String, String, String, u64)> = store
+        .audit(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.entry.actor, r.entry.action, r.entry.target, r.entry.count))
+        .collect();
+    let s = |t: &str| t.to_owned();
+    assert_eq!(
+        rows,
+        [
+            (s("cli:ops"), s("resume"), s("billing::charge"), 1),
+            (s("alice"), s("pause"), s("billing::charge"), 1),
+            (
+                s("cli:ops"),
+                s("purge"),
+                s("state=cancelled older_than=0s"),
+                1
+            ),
+            (s("cli:ops"), s("cancel"), pending.clone(), 1),
+            (
+                s("cli:ops"),
+                s("requeue"),
+                s("function=mail::send state=dead"),
+                1
+            ),
+            (s("cli:ops"), s("requeue"), dead.clone(), 1),
+        ]
+    );
+}

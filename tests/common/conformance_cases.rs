@@ -31,5 +31,11 @@ macro_rules! every_conformance_case {
         $run!(result_kept_with_success_and_purged);
         $run!(wait_on_finished_calls_returns_at_once);
         $run!(wait_is_woken_by_each_outcome);
+        $run!(attempts_are_recorded_with_each_outcome);
+        $run!(stale_fence_writes_no_attempt);
+        $run!(attempts_are_bounded);
+        $run!(purge_deletes_attempts);
+        $run!(audit_records_newest_first_in_pages);
+        $run!(the_callers_attempt_starts_the_history);
     };
 }

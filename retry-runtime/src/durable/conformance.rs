@@ -15,7 +15,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{CallRecord, CallState, ListFilter, NewCall, Progress, Store, StoreError};
+use super::{
+    AttemptOutcome, AuditEntry, CallRecord, CallState, ListFilter, NewCall, Progress, Store,
+    StoreError,
+};
 use crate::CorrelationId;
 
 /// The suite's clock starts here (2023-11-14T22:13:20Z); every time is whole milliseconds.
@@ -1177,5 +1180,293 @@ pub async fn wait_is_woken_by_each_outcome(store: &Store) {
     assert!(
         took < Duration::from_millis(450),
         "woken by the outcomes, not by a poll: {took:?}"
+    );
+}
+
+// == The attempt history and the audit ==
+
+/// The attempts of `cid`: (number, outcome, worker, started, ended, error).
+async fn attempts_of(
+    store: &Store,
+    cid: CorrelationId,
+) -> Vec<(
+    u32,
+    AttemptOutcome,
+    Option<String>,
+    SystemTime,
+    SystemTime,
+    Option<String>,
+)> {
+    store
+        .attempts(cid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| {
+            assert_eq!(a.cid, cid);
+            (
+                a.attempt,
+                a.outcome,
+                a.worker,
+                a.started_at,
+                a.ended_at,
+                a.error,
+            )
+        })
+        .collect()
+}
+
+/// Each outcome writes its attempt: a retry, a success, a dead letter, a cancel of a running
+/// call; a burial without an attempt (undecodable arguments) and a cancel of a waiting call
+/// write none.
+pub async fn attempts_are_recorded_with_each_outcome(store: &Store) {
+    use AttemptOutcome::{Cancelled, Dead, Failed, Succeeded};
+    let b = store.backend();
+    let w = |s: &str| Some(s.to_owned());
+    let (cid, fence) = running(store, "f", "w1", 0).await;
+    assert!(store.attempts(cid).await.unwrap().is_empty());
+    let p = progress(1, at(1));
+    assert!(b
+        .reschedule(cid, fence, p, at(10), "boom <1>".into(), at(3))
+        .await
+        .unwrap());
+    let claims = b
+        .claim("w2", &names(&["f"]), 1, LEASE, at(10))
+        .await
+        .unwrap();
+    assert!(b
+        .complete(cid, claims[0].fence, 2, at(11), at(12))
+        .await
+        .unwrap());
+    assert_eq!(
+        attempts_of(store, cid).await,
+        [
+            (1, Failed, w("w1"), at(1), at(3), Some("boom <1>".into())),
+            (2, Succeeded, w("w2"), at(11), at(12), None),
+        ]
+    );
+    let record = store.attempts(cid).await.unwrap();
+    assert_eq!(record[0].duration(), Duration::from_secs(2));
+
+    let (dead, fence) = running(store, "f", "w3", 20).await;
+    let p = progress(1, at(20));
+    assert!(b
+        .bury(
+            dead,
+            fence,
+            Some(p),
+            "exhausted".into(),
+            Some("fatal".into()),
+            at(21)
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        attempts_of(store, dead).await,
+        [(1, Dead, w("w3"), at(20), at(21), Some("fatal".into()))]
+    );
+
+    let (undecodable, fence) = running(store, "f", "w3", 30).await;
+    assert!(b
+        .bury(undecodable, fence, None, "arguments".into(), None, at(31))
+        .await
+        .unwrap());
+    assert!(store.attempts(undecodable).await.unwrap().is_empty());
+
+    // A running call cancelled: its attempt started at the claim, by the claiming worker.
+    let (cancelled, _) = running(store, "f", "w4", 40).await;
+    assert!(b.cancel(cancelled, at(45)).await.unwrap());
+    assert_eq!(
+        attempts_of(store, cancelled).await,
+        [(1, Cancelled, w("w4"), at(40), at(45), None)]
+    );
+    let waiting = enqueue(store, "f", 100).await;
+    assert!(b.cancel(waiting, at(46)).await.unwrap());
+    assert!(store.attempts(waiting).await.unwrap().is_empty());
+}
+
+/// An outcome refused for a stale fence (the lease ran out and another worker claimed the
+/// call; the call was cancelled or released) writes no attempt.
+pub async fn stale_fence_writes_no_attempt(store: &Store) {
+    let b = store.backend();
+    let (cid, old) = running(store, "f", "w1", 0).await;
+    let claims = b
+        .claim("w2", &names(&["f"]), 1, LEASE, at(31))
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1, "the lease ran out: w2 takes the call");
+    let new = claims[0].fence;
+    assert!(!b.complete(cid, old, 1, at(0), at(32)).await.unwrap());
+    assert!(!b
+        .reschedule(cid, old, progress(1, at(0)), at(40), "late".into(), at(32))
+        .await
+        .unwrap());
+    assert!(!b
+        .bury(cid, old, Some(progress(1, at(0))), "x".into(), None, at(32))
+        .await
+        .unwrap());
+    assert!(
+        store.attempts(cid).await.unwrap().is_empty(),
+        "the stale worker's outcomes wrote nothing"
+    );
+    assert!(b.complete(cid, new, 1, at(31), at(33)).await.unwrap());
+    let attempts = store.attempts(cid).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].worker.as_deref(), Some("w2"));
+    // A late repeat of the recorded outcome writes nothing either.
+    assert!(!b.complete(cid, new, 1, at(31), at(34)).await.unwrap());
+    assert_eq!(store.attempts(cid).await.unwrap().len(), 1);
+}
+
+/// The store keeps the latest [`ATTEMPTS_KEPT`](super::ATTEMPTS_KEPT) attempts of a call; the
+/// numbers go on after a requeue.
+pub async fn attempts_are_bounded(store: &Store) {
+    let b = store.backend();
+    let kept = super::ATTEMPTS_KEPT;
+    let (cid, mut fence) = running(store, "f", "w", 0).await;
+    let total = kept + 5;
+    for n in 1..=total {
+        let s = u64::from(n) * 10;
+        let p = progress(n, at(s));
+        if n == total {
+            assert!(b
+                .bury(cid, fence, Some(p), "exhausted".into(), None, at(s + 1))
+                .await
+                .unwrap());
+            break;
+        }
+        let error = format!("failure {n}");
+        assert!(b
+            .reschedule(cid, fence, p, at(s + 5), error, at(s + 1))
+            .await
+            .unwrap());
+        let claims = b
+            .claim("w", &names(&["f"]), 1, LEASE, at(s + 5))
+            .await
+            .unwrap();
+        fence = claims[0].fence;
+    }
+    let attempts = store.attempts(cid).await.unwrap();
+    let numbers: Vec<u32> = attempts.iter().map(|a| a.attempt).collect();
+    assert_eq!(numbers, (total - kept + 1..=total).collect::<Vec<_>>());
+    assert_eq!(attempts[0].error.as_deref(), Some("failure 6"));
+    assert_eq!(attempts.last().unwrap().outcome, AttemptOutcome::Dead);
+
+    assert!(b.requeue(cid, at(1000)).await.unwrap());
+    let claims = b
+        .claim("w", &names(&["f"]), 1, LEASE, at(1000))
+        .await
+        .unwrap();
+    assert!(b
+        .complete(cid, claims[0].fence, 1, at(1000), at(1001))
+        .await
+        .unwrap());
+    let attempts = store.attempts(cid).await.unwrap();
+    assert_eq!(attempts.len(), kept as usize);
+    assert_eq!(attempts.last().unwrap().attempt, total + 1);
+    assert_eq!(attempts.last().unwrap().outcome, AttemptOutcome::Succeeded);
+}
+
+/// A purge deletes the attempts of the calls it deletes, and no others.
+pub async fn purge_deletes_attempts(store: &Store) {
+    let (ok, dead, _) = finished(store, "f").await;
+    assert_eq!(store.attempts(ok).await.unwrap().len(), 1);
+    assert_eq!(store.attempts(dead).await.unwrap().len(), 1);
+    let purged = store
+        .backend()
+        .purge(CallState::Dead, Duration::ZERO, at(10))
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert!(store.attempts(dead).await.unwrap().is_empty());
+    assert_eq!(store.attempts(ok).await.unwrap().len(), 1);
+}
+
+/// The audit: records newest first, a keyset page at a time; a pause and a resume through
+/// the store write theirs, with who did it and whether it changed anything.
+pub async fn audit_records_newest_first_in_pages(store: &Store) {
+    let b = store.backend();
+    assert!(b.audit(None, 10).await.unwrap().is_empty());
+    for n in 0..5_u64 {
+        let entry = AuditEntry::new("cli:ops", "requeue", format!("call {n}"), n);
+        b.record_audit(entry, at(n)).await.unwrap();
+    }
+    let first = b.audit(None, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(
+        (
+            first[0].at,
+            first[0].entry.target.as_str(),
+            first[0].entry.count
+        ),
+        (at(4), "call 4", 4)
+    );
+    assert_eq!(first[1].entry.target, "call 3");
+    assert!(first[0].id > first[1].id);
+    let second = b.audit(Some(first[1].id), 2).await.unwrap();
+    let targets: Vec<_> = second.iter().map(|r| r.entry.target.as_str()).collect();
+    assert_eq!(targets, ["call 2", "call 1"]);
+    let last = b.audit(Some(second[1].id), 2).await.unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(
+        last[0].entry,
+        AuditEntry::new("cli:ops", "requeue", "call 0", 0)
+    );
+
+    assert!(store.pause("f", "alice").await.unwrap());
+    assert!(!store.pause("f", "bob").await.unwrap());
+    assert!(store.resume("f", "carol").await.unwrap());
+    let recent: Vec<AuditEntry> = store
+        .audit(None, 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect();
+    assert_eq!(
+        recent,
+        [
+            AuditEntry::new("carol", "resume", "f", 1),
+            AuditEntry::new("bob", "pause", "f", 0),
+            AuditEntry::new("alice", "pause", "f", 1),
+        ]
+    );
+}
+
+/// A call stored after its caller's own attempt failed (`persist = "on_failure"`) starts its
+/// history with that attempt, run by no worker.
+pub async fn the_callers_attempt_starts_the_history(store: &Store) {
+    let b = store.backend();
+    let p = progress(1, at(10));
+    let call = NewCall::new("f", "[]")
+        .due_at(at(15))
+        .tried(p, "first attempt failed");
+    let cid = call.cid;
+    let plain = NewCall::new("f", "[]");
+    let untried = plain.cid;
+    b.enqueue(vec![call, plain], at(11)).await.unwrap();
+    assert_eq!(
+        attempts_of(store, cid).await,
+        [(
+            1,
+            AttemptOutcome::Failed,
+            None,
+            at(10),
+            at(11),
+            Some("first attempt failed".into())
+        )]
+    );
+    assert!(store.attempts(untried).await.unwrap().is_empty());
+    let claims = b
+        .claim("w", &names(&["f"]), 10, LEASE, at(15))
+        .await
+        .unwrap();
+    let fence = claims.iter().find(|c| c.record.cid == cid).unwrap().fence;
+    assert!(b.complete(cid, fence, 2, at(16), at(17)).await.unwrap());
+    let attempts = attempts_of(store, cid).await;
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(
+        (attempts[1].0, attempts[1].1, attempts[1].2.as_deref()),
+        (2, AttemptOutcome::Succeeded, Some("w"))
     );
 }

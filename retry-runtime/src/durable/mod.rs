@@ -274,6 +274,7 @@
 //! ```
 
 pub(crate) mod args;
+pub(crate) mod audit;
 pub(crate) mod browse;
 #[doc(hidden)]
 pub mod conformance;
@@ -281,6 +282,7 @@ pub(crate) mod enqueue;
 pub(crate) mod heartbeats;
 pub(crate) mod kept;
 mod group_commit;
+pub(crate) mod history;
 mod millis;
 mod open;
 #[cfg(feature = "postgres")]
@@ -297,11 +299,13 @@ mod wait;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
+pub use audit::{AuditEntry, AuditRecord};
 pub use browse::{CallFilter, CallPage, CallQuery, CallSort, Cursor, MinuteCount, QueueLag};
 pub use enqueue::{default_store, set_default_store, Outcome, OutcomeFor};
 pub use heartbeats::{
     NewWorker, WorkerRecord, WorkerStatus, DEFAULT_HEARTBEAT, GONE_AFTER_MISSED, WORKER_ROWS_KEPT,
 };
+pub use history::{AttemptOutcome, AttemptRecord, ATTEMPTS_KEPT};
 pub use open::StoreUrl;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresBackend, FINISHED_CHANNEL, NOTIFY_CHANNEL, POLL_ALL};

@@ -30,6 +30,7 @@ pub use finished::FINISHED_CHANNEL;
 use super::browse;
 use super::heartbeats;
 use super::group_commit::spawn_committers;
+use super::history::{self, HistoryRunner};
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::redact::{quotes_a_secret, redact};
@@ -774,6 +775,18 @@ where
             .map_or(calls[0].cid, |c| c.cid);
         return Err(StoreError::Duplicate(taken));
     }
+    // The callers' own failed attempts, as the first of their calls' history.
+    for call in calls {
+        if let Some(t) = &call.tried {
+            let attempt = history::tried(call.cid, t, now);
+            tx.execute(
+                attempt.text(Dialect::Postgres),
+                &postgres_params(&attempt.params),
+            )
+            .await
+            .map_err(pg)?;
+        }
+    }
     let mut notified = HashSet::new();
     for function in functions {
         if notified.insert(function) {
@@ -861,6 +874,56 @@ impl Runner for PostgresBackend {
         let this = self.clone();
         self.io
             .run(async move { this.decoded(statement, rows::paused).await })
+    }
+}
+
+impl HistoryRunner for PostgresBackend {
+    fn execute_all(
+        &self,
+        statements: Vec<Statement>,
+    ) -> BoxFuture<'_, Result<Vec<u64>, StoreError>> {
+        let this = self.clone();
+        self.io.run(async move {
+            let mut client = this.client().await?;
+            let result = async {
+                // On an error the transaction is dropped, which rolls it back: all or none.
+                let tx = client.transaction().await.map_err(pg)?;
+                let mut changed = Vec::with_capacity(statements.len());
+                for statement in &statements {
+                    let prepared = tx
+                        .prepare_cached(statement.text(Dialect::Postgres))
+                        .await
+                        .map_err(pg)?;
+                    let n = tx
+                        .execute(&prepared, &postgres_params(&statement.params))
+                        .await
+                        .map_err(pg)?;
+                    changed.push(n);
+                }
+                tx.commit().await.map_err(pg)?;
+                Ok(changed)
+            }
+            .await;
+            return_to_pool(client, result)
+        })
+    }
+
+    fn attempt_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<history::AttemptRecord>, StoreError>> {
+        let this = self.clone();
+        self.io
+            .run(async move { this.decoded(statement, history::decode).await })
+    }
+
+    fn audit_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<super::audit::AuditRecord>, StoreError>> {
+        let this = self.clone();
+        self.io
+            .run(async move { this.decoded(statement, super::audit::decode).await })
     }
 }
 
@@ -1075,22 +1138,35 @@ async fn complete_many(
     let started: Vec<i64> = batch.iter().map(|a| a.started).collect();
     let nows: Vec<i64> = batch.iter().map(|a| a.now).collect();
     let results: Vec<Option<&str>> = batch.iter().map(|a| a.result.as_deref()).collect();
-    let client = pool.get().await.map_err(|e| pool_error(redacted, e))?;
+    let mut client = pool.get().await.map_err(|e| pool_error(redacted, e))?;
     let result = async {
-        let statement = client
-            .prepare_cached(complete_many_text())
+        // The attempts, the successes and the trimmed history in one transaction (rolled
+        // back when dropped on an error); the attempts lock their calls' rows first.
+        let tx = client.transaction().await.map_err(pg)?;
+        let attempted = tx
+            .prepare_cached(history::SUCCEEDED_MANY)
             .await
             .map_err(pg)?;
-        let rows = client
+        tx.execute(&attempted, &[&cids, &fences, &started, &nows])
+            .await
+            .map_err(pg)?;
+        let statement = tx.prepare_cached(complete_many_text()).await.map_err(pg)?;
+        let rows = tx
             .query(
                 &statement,
                 &[&cids, &fences, &attempts, &started, &nows, &results],
             )
             .await
             .map_err(pg)?;
-        rows.iter()
+        let done = rows
+            .iter()
             .map(|r| r.try_get::<_, String>(0).map_err(pg))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        let trim = tx.prepare_cached(history::TRIM_MANY).await.map_err(pg)?;
+        let kept = i32::try_from(history::ATTEMPTS_KEPT).unwrap_or(i32::MAX);
+        tx.execute(&trim, &[&cids, &kept]).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(done)
     }
     .await;
     return_to_pool(client, result)
@@ -1201,6 +1277,7 @@ impl Backend for PostgresBackend {
     statements::shared_transitions!();
     browse::browse_methods!();
     heartbeats::heartbeat_methods!();
+    history::history_methods!();
 
     /// Successes go to the batch recorder (`record_acks`); without it (its runtime ended)
     /// this one is recorded as a batch of one.

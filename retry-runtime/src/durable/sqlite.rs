@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use super::browse;
 use super::heartbeats;
 use super::group_commit::gather;
+use super::history::{self, HistoryRunner};
 use super::millis::{from_millis, later, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::rows;
@@ -656,6 +657,30 @@ impl SqliteBackend {
     }
 }
 
+impl HistoryRunner for SqliteBackend {
+    /// One job of the writer: the statements share its savepoint and its transaction.
+    fn execute_all(
+        &self,
+        statements: Vec<Statement>,
+    ) -> BoxFuture<'_, Result<Vec<u64>, StoreError>> {
+        self.write(move |conn| statements.iter().map(|s| execute(conn, s)).collect())
+    }
+
+    fn attempt_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<history::AttemptRecord>, StoreError>> {
+        self.decoded(statement, |row| history::decode(row))
+    }
+
+    fn audit_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<super::audit::AuditRecord>, StoreError>> {
+        self.decoded(statement, |row| super::audit::decode(row))
+    }
+}
+
 impl browse::BrowseRunner for SqliteBackend {
     fn items(
         &self,
@@ -746,7 +771,11 @@ impl Backend for SqliteBackend {
                     call.trace_context,
                 ]);
                 match result {
-                    Ok(_) => {}
+                    Ok(_) => {
+                        if let Some(t) = tried {
+                            execute(conn, &history::tried(call.cid, t, now))?;
+                        }
+                    }
                     Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
                         return Err(StoreError::Duplicate(call.cid));
                     }
@@ -798,6 +827,7 @@ impl Backend for SqliteBackend {
     statements::shared_transitions!();
     browse::browse_methods!();
     heartbeats::heartbeat_methods!();
+    history::history_methods!();
 
     fn complete(
         &self,
@@ -810,7 +840,7 @@ impl Backend for SqliteBackend {
         self.complete_with_result(cid, fence, attempts, attempt_started, None, now)
     }
 
-    /// The result goes in the success's own statement.
+    /// The result goes in the success's own statement, with the attempt's history.
     fn complete_with_result(
         &self,
         cid: CorrelationId,
@@ -820,14 +850,16 @@ impl Backend for SqliteBackend {
         result: Option<String>,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        statements::changed(self.execute(statements::complete(
+        let attempt = history::attempt(
             cid,
             fence,
-            attempts,
             attempt_started,
-            result,
             now,
-        )))
+            history::AttemptOutcome::Succeeded,
+            None,
+        );
+        let outcome = statements::complete(cid, fence, attempts, attempt_started, result, now);
+        history::recorded(self, attempt, outcome, cid)
     }
 
     /// SQLite's claimable time: a lease's expiry for a running call, else its due time.

@@ -54,13 +54,16 @@ impl Dialect {
         }
     }
 
-    /// `template` in this dialect: the tables named (`{calls}`, `{paused}`, `{workers}`), and
-    /// `?N` for SQLite's placeholders.
+    /// `template` in this dialect: the tables named (`{calls}`, `{paused}`, `{workers}`, and
+    /// the history's and audit's, see [`history_tables`](Dialect::history_tables)), and `?N`
+    /// for SQLite's placeholders.
     pub(crate) fn render(self, template: &str) -> String {
-        let text = template
-            .replace("{calls}", self.table())
-            .replace("{paused}", self.paused_table())
-            .replace("{workers}", self.workers_table());
+        let text = self.history_tables(
+            &template
+                .replace("{calls}", self.table())
+                .replace("{paused}", self.paused_table())
+                .replace("{workers}", self.workers_table()),
+        );
         match self {
             Dialect::Sqlite => text.replace('$', "?"),
             Dialect::Postgres => text,
@@ -564,8 +567,18 @@ macro_rules! shared_transitions {
             error: String,
             now: ::std::time::SystemTime,
         ) -> $crate::durable::BoxFuture<'_, Result<bool, $crate::durable::StoreError>> {
-            use $crate::durable::statements::{changed, reschedule, Runner};
-            changed(self.execute(reschedule(cid, fence, &progress, due, error, now)))
+            use $crate::durable::history::{self, AttemptOutcome};
+            use $crate::durable::statements::reschedule;
+            let attempt = history::attempt(
+                cid,
+                fence,
+                progress.attempt_started,
+                now,
+                AttemptOutcome::Failed,
+                Some(error.clone()),
+            );
+            let outcome = reschedule(cid, fence, &progress, due, error, now);
+            history::recorded(self, attempt, outcome, cid)
         }
 
         fn bury(
@@ -577,8 +590,24 @@ macro_rules! shared_transitions {
             error: Option<String>,
             now: ::std::time::SystemTime,
         ) -> $crate::durable::BoxFuture<'_, Result<bool, $crate::durable::StoreError>> {
+            use $crate::durable::history::{self, AttemptOutcome};
             use $crate::durable::statements::{bury, changed, Runner};
-            changed(self.execute(bury(cid, fence, progress.as_ref(), reason, error, now)))
+            let outcome = bury(cid, fence, progress.as_ref(), reason, error.clone(), now);
+            match &progress {
+                // An attempt ran: it is the call's last.
+                Some(p) => {
+                    let attempt = history::attempt(
+                        cid,
+                        fence,
+                        p.attempt_started,
+                        now,
+                        AttemptOutcome::Dead,
+                        error,
+                    );
+                    history::recorded(self, attempt, outcome, cid)
+                }
+                None => changed(self.execute(outcome)),
+            }
         }
 
         fn release<'a>(
@@ -595,8 +624,15 @@ macro_rules! shared_transitions {
             cid: $crate::CorrelationId,
             now: ::std::time::SystemTime,
         ) -> $crate::durable::BoxFuture<'_, Result<bool, $crate::durable::StoreError>> {
-            use $crate::durable::statements::{cancel, changed, Runner};
-            changed(self.execute(cancel(cid, now)))
+            use $crate::durable::history;
+            use $crate::durable::statements::cancel;
+            // A running call's interrupted attempt is written before the cancel clears it.
+            history::recorded(
+                self,
+                history::cancelled_attempt(cid, now),
+                cancel(cid, now),
+                cid,
+            )
         }
 
         fn get(
@@ -646,11 +682,12 @@ macro_rules! shared_transitions {
             older_than: ::std::time::Duration,
             now: ::std::time::SystemTime,
         ) -> $crate::durable::BoxFuture<'_, Result<u64, $crate::durable::StoreError>> {
-            use $crate::durable::statements::{purge, Runner};
+            use $crate::durable::statements::purge;
             if let Err(err) = $crate::durable::store::check_purgeable(state) {
                 return Box::pin(async move { Err(err) });
             }
-            self.execute(purge(state, older_than, now))
+            let attempts = $crate::durable::history::purge_attempts(state, older_than, now);
+            $crate::durable::history::purged(self, attempts, purge(state, older_than, now))
         }
 
         fn lost<'a>(

@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
+use super::audit::{AuditEntry, AuditRecord};
 use super::browse::{CallFilter, CallPage, CallQuery, MinuteCount, QueueLag};
+use super::history::AttemptRecord;
 use super::record::{
     CallRecord, CallState, Claim, ListFilter, NewCall, PausedFunction, Progress, Stats,
 };
@@ -480,6 +482,38 @@ pub trait Backend: Send + Sync + 'static {
     fn finishes(&self) -> BoxFuture<'_, Result<Option<Finishes>, StoreError>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// The call's recorded attempts (the latest [`ATTEMPTS_KEPT`](super::ATTEMPTS_KEPT)),
+    /// oldest first. The default (a backend that keeps no history): none.
+    fn attempts(
+        &self,
+        cid: CorrelationId,
+    ) -> BoxFuture<'_, Result<Vec<AttemptRecord>, StoreError>> {
+        let _ = cid;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Records an operator's action at `now`. The default (a backend that keeps no audit)
+    /// is [`StoreError::Invalid`].
+    fn record_audit(
+        &self,
+        entry: AuditEntry,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = (entry, now);
+        Box::pin(async { Err(StoreError::Invalid("this store keeps no audit".into())) })
+    }
+
+    /// Up to `limit` recorded actions, newest first, those with an ID below `before` if
+    /// given (the last ID of the previous page). The default: none.
+    fn audit(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<AuditRecord>, StoreError>> {
+        let _ = (before, limit);
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// A handle on a durable store: cheap to clone, shared by the program that enqueues and the
@@ -834,7 +868,8 @@ impl Store {
     /// Pauses `function` in the store, for every worker of it (in any process): none claims
     /// its calls from its next claim on, until [`resume`](Store::resume); attempts already
     /// running finish. `by` says who paused it (kept in the store, shown by `retry-store
-    /// stats` and the console). `false` if it already was paused. See [`Backend::pause`].
+    /// stats` and the console, and written to the audit with the count 1, or 0 when it
+    /// already was paused). `false` if it already was paused. See [`Backend::pause`].
     ///
     /// ```
     /// use retry_runtime::durable::{NewCall, Store};
@@ -856,16 +891,19 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn pause(&self, function: &str, by: &str) -> Result<bool, StoreError> {
-        let paused = self.backend.pause(function, by, SystemTime::now()).await?;
+        let now = SystemTime::now();
+        let paused = self.backend.pause(function, by, now).await?;
         if paused {
             tracing::info!(target: "retry_runtime::durable", function, by, "function paused");
         }
+        let entry = AuditEntry::new(by, "pause", function, u64::from(paused));
+        self.backend.record_audit(entry, now).await?;
         Ok(paused)
     }
 
     /// Resumes a paused `function`: workers claim its due calls again (this process's at
-    /// once, other processes' within a second). `by` says who resumed it (logged). `false`
-    /// if it was not paused. See [`Backend::resume`].
+    /// once, other processes' within a second). `by` says who resumed it (logged, and written
+    /// to the audit). `false` if it was not paused. See [`Backend::resume`].
     ///
     /// # Errors
     /// A database error.
@@ -875,6 +913,8 @@ impl Store {
             tracing::info!(target: "retry_runtime::durable", function, by, "function resumed");
             self.wake();
         }
+        let entry = AuditEntry::new(by, "resume", function, u64::from(resumed));
+        self.backend.record_audit(entry, SystemTime::now()).await?;
         Ok(resumed)
     }
 
@@ -884,6 +924,36 @@ impl Store {
     /// A database error.
     pub async fn paused(&self) -> Result<Vec<PausedFunction>, StoreError> {
         self.backend.paused().await
+    }
+
+    /// See [`Backend::attempts`] and [`AttemptRecord`](super::AttemptRecord).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn attempts(&self, cid: CorrelationId) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.backend.attempts(cid).await
+    }
+
+    /// Records an operator's action, now: the console and `retry-store` call it after each
+    /// action they run (a [`pause`](Store::pause) and a [`resume`](Store::resume) record
+    /// theirs themselves). See [`AuditEntry`](super::AuditEntry).
+    ///
+    /// # Errors
+    /// A database error; [`StoreError::Invalid`] for a backend that keeps no audit.
+    pub async fn record_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.backend.record_audit(entry, SystemTime::now()).await
+    }
+
+    /// See [`Backend::audit`] and [`AuditRecord`](super::AuditRecord).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn audit(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.backend.audit(before, limit).await
     }
 
     /// Wakes this process's workers, as a local enqueue does.
