@@ -212,6 +212,7 @@ pub(crate) mod browse;
 #[doc(hidden)]
 pub mod conformance;
 pub(crate) mod enqueue;
+pub(crate) mod limits;
 mod millis;
 mod open;
 #[cfg(feature = "postgres")]
@@ -228,6 +229,7 @@ mod worker;
 pub use crate::run::durable::{Job, Verdict};
 pub use browse::{CallFilter, CallPage, CallQuery, CallSort, Cursor, MinuteCount, QueueLag};
 pub use enqueue::{default_store, set_default_store, Outcome, OutcomeFor};
+pub use limits::FunctionLimit;
 pub use open::StoreUrl;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresBackend, NOTIFY_CHANNEL, POLL_ALL};

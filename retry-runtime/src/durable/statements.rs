@@ -46,12 +46,21 @@ impl Dialect {
         }
     }
 
-    /// `template` in this dialect: the tables named (`{calls}`, `{paused}`), and `?N` for
-    /// SQLite's placeholders.
+    /// The table of the functions' limits (`max_running`).
+    pub(crate) const fn limits_table(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "function_limits",
+            Dialect::Postgres => "retry_limits",
+        }
+    }
+
+    /// `template` in this dialect: the tables named (`{calls}`, `{paused}`, `{limits}`), and
+    /// `?N` for SQLite's placeholders.
     pub(crate) fn render(self, template: &str) -> String {
         let text = template
             .replace("{calls}", self.table())
             .replace("{paused}", self.paused_table());
+        let text = text.replace("{limits}", self.limits_table());
         match self {
             Dialect::Sqlite => text.replace('$', "?"),
             Dialect::Postgres => text,

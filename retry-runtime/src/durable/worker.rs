@@ -288,6 +288,19 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
         .into_iter()
         .map(str::to_owned)
         .collect();
+    // Its functions' `max_running` are in the store before its first claim.
+    if !names.is_empty()
+        && !crate::durable::limits::declare_at_start(
+            &inner.store,
+            &inner.id,
+            &names,
+            &inner.stopping,
+            &inner.stop,
+        )
+        .await
+    {
+        return JoinSet::new();
+    }
     let wake_ups = forward_wake_ups(&inner, &names).await;
     let checker = (!names.is_empty()).then(|| tokio::spawn(check_lost(Arc::clone(&inner))));
     let mut running = JoinSet::new();
