@@ -26,5 +26,7 @@ macro_rules! every_conformance_case {
         $run!(overdue_counts_due_calls);
         $run!(paused_functions_are_not_claimed);
         $run!(pause_is_per_function);
+        $run!(limited_function_claims_only_its_room);
+        $run!(operator_limit_wins_over_declared);
     };
 }

@@ -38,7 +38,7 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //                 Ok(async move { BODY(id) })
 //             })
 //         }
-//         submit! { Registration { name: NAME, attempt: __retry_durable } }
+//         submit! { Registration { name: NAME, attempt: __retry_durable, max_running: None } }
 //         let mut __retry_out = ArgsOut::new();
 //         { use ..; (&Probe::<Id>::new()).witness() }.put(&mut __retry_out, "id", &id)?;
 //         enqueue(NAME, __retry_out).await
@@ -53,7 +53,7 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //     fn push(id: Id) -> OutcomeFor<Result<T, E>> {
 //         static __RETRY_SITE: Site = Site::new(NAME, false, "durable", module_path!(), file!(), line!());
 //         fn __retry_durable(__retry_job: Job) -> BoxFuture<'static, Verdict> { .. }
-//         submit! { Registration { name: NAME, attempt: __retry_durable } }
+//         submit! { Registration { name: NAME, attempt: __retry_durable, max_running: None } }
 //         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::named();
 //         let __retry_hooks = hooks({ use ..; (&ErrorFormatOf(__retry_r)).error_format() });
 //         let mut __retry_call = Call::<_, SyncClock, _, _>::new(__retry_r, __retry_setup, (&__retry_hooks, &__retry_ctx));
@@ -85,6 +85,13 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         (quote!(attempt_async), quote!(async move #body))
     } else {
         (quote!(attempt_sync), quote!(move || #body))
+    };
+    let max_running = match &plan.max_running {
+        Some(n) => {
+            let n = super::policy::count_tokens(n, 1, "max_running");
+            quote!(::core::option::Option::Some(#n))
+        }
+        None => quote!(::core::option::Option::None),
     };
     let args_in = Ident::new("__retry_args", Span::mixed_site());
     let args_out = Ident::new("__retry_out", Span::mixed_site());
@@ -171,7 +178,11 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
             })
         }
         #private::durable::inventory::submit! {
-            #private::durable::Registration { name: #name, attempt: __retry_durable }
+            #private::durable::Registration {
+                name: #name,
+                attempt: __retry_durable,
+                max_running: #max_running,
+            }
         }
         #store
     })
