@@ -434,6 +434,15 @@ fn parse_max_running(value: &Expr, errors: &mut Errors) -> Option<Count> {
             return None;
         }
     }
+    if matches!(value, Expr::Lit(_) | Expr::Unary(_)) && !matches!(lit(value), Some(Lit::Int(_)))
+    {
+        errors.on(
+            value,
+            "`max_running` takes a whole number of attempts, like `max_running = 4`, or a \
+             constant, like `max_running = QUOTA`",
+        );
+        return None;
+    }
     parse_count(value, "max_running", errors)
 }
 
