@@ -6,16 +6,20 @@ use serde_json::json;
 
 use crate::table::{render, Align};
 
-/// `N` or `none`, as `limit FUNCTION N|none` takes it.
-pub fn parse(text: &str) -> Result<Option<u32>, String> {
+/// `N` (`Some`) or `none` (`None`), as `limit FUNCTION N|none` takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Value(pub Option<u32>);
+
+/// Parses `N` or `none`.
+pub fn parse(text: &str) -> Result<Value, String> {
     if text.eq_ignore_ascii_case("none") {
-        return Ok(None);
+        return Ok(Value(None));
     }
-    match text.parse::<u32>() {
-        Ok(0) => Err("0 would stop the function's calls: pause it instead \
+    match text.parse::<u32>().map(|n| Value(Some(n))) {
+        Ok(Value(Some(0))) => Err("0 would stop the function's calls: pause it instead \
                       (`retry-store pause FUNCTION`), or give 1 or more"
             .into()),
-        Ok(n) => Ok(Some(n)),
+        Ok(v) => Ok(v),
         Err(_) => Err(format!(
             "`{text}` is not a limit: give a whole number of running attempts (1 or more), \
              or `none` to clear the operator's limit"

@@ -150,7 +150,7 @@ enum Command {
         function: Option<String>,
         /// The most attempts running at once (1 or more), or `none`.
         #[arg(value_parser = limit::parse, value_name = "N|none")]
-        max_running: Option<Option<u32>>,
+        max_running: Option<limit::Value>,
     },
     /// Serve the operators' console (web pages over the store, live) until stopped.
     ///
@@ -327,7 +327,7 @@ async fn run(cli: Cli) -> Result<String, String> {
         }
         Command::Limit {
             function: Some(function),
-            max_running: Some(max_running),
+            max_running: Some(limit::Value(max_running)),
         } => limit::set(&store, &function, max_running, json).await,
         Command::Limit { .. } => limit::list(&store, json).await,
         Command::Cancel { cid } => {
