@@ -86,7 +86,11 @@ async fn drain(url: &str, operator: Option<u32>) -> usize {
     assert_eq!(limit.operator, operator, "{limits:?}");
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.count(&name, CallState::Succeeded), u64::from(CALLS));
-    assert_eq!(stats.total(), u64::from(CALLS), "every call succeeded: {stats:?}");
+    assert_eq!(
+        stats.total(),
+        u64::from(CALLS),
+        "every call succeeded: {stats:?}"
+    );
     let most = MOST.load(Ordering::SeqCst);
     println!(
         "{CALLS} calls by 4 workers in {took:?}, limit {}: at most {most} running at once",

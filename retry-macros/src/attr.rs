@@ -434,8 +434,7 @@ fn parse_max_running(value: &Expr, errors: &mut Errors) -> Option<Count> {
             return None;
         }
     }
-    if matches!(value, Expr::Lit(_) | Expr::Unary(_)) && !matches!(lit(value), Some(Lit::Int(_)))
-    {
+    if matches!(value, Expr::Lit(_) | Expr::Unary(_)) && !matches!(lit(value), Some(Lit::Int(_))) {
         errors.on(
             value,
             "`max_running` takes a whole number of attempts, like `max_running = 4`, or a \

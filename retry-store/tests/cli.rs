@@ -651,10 +651,16 @@ async fn limit_a_function_then_clear_the_limit() {
     let store = Store::open_existing(&f.url).await.unwrap();
     // A second pending call of mail::send beside the one `filled` leaves.
     store
-        .enqueue(vec![NewCall::new("mail::send", r#"{"to":"b@example.com"}"#)])
+        .enqueue(vec![NewCall::new(
+            "mail::send",
+            r#"{"to":"b@example.com"}"#,
+        )])
         .await
         .unwrap();
-    assert_eq!(stdout(&retry_store(&f.url, &["limit"])), "FUNCTION  MAX_RUNNING  ATTRIBUTE  OPERATOR  CHANGED\n");
+    assert_eq!(
+        stdout(&retry_store(&f.url, &["limit"])),
+        "FUNCTION  MAX_RUNNING  ATTRIBUTE  OPERATOR  CHANGED\n"
+    );
     assert_eq!(
         stdout(&retry_store(&f.url, &["limit", "mail::send", "1"])),
         "limited mail::send: at most 1 running at once across every worker\n"
@@ -663,7 +669,11 @@ async fn limit_a_function_then_clear_the_limit() {
     let names = ["mail::send".to_owned()];
     assert_eq!(store.claim("w", &names, 10, lease).await.unwrap().len(), 1);
     assert!(
-        store.claim("w", &names, 10, lease).await.unwrap().is_empty(),
+        store
+            .claim("w", &names, 10, lease)
+            .await
+            .unwrap()
+            .is_empty(),
         "one is running: no room left"
     );
     let listed = stdout(&retry_store(&f.url, &["limit"]));
@@ -674,7 +684,10 @@ async fn limit_a_function_then_clear_the_limit() {
     assert_eq!(v[0]["max_running"], 1, "{v}");
     assert_eq!(v[0]["declared"], serde_json::Value::Null, "{v}");
 
-    let cleared = json(&retry_store(&f.url, &["--json", "limit", "mail::send", "none"]));
+    let cleared = json(&retry_store(
+        &f.url,
+        &["--json", "limit", "mail::send", "none"],
+    ));
     assert_eq!(
         cleared,
         serde_json::json!({

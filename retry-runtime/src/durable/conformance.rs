@@ -915,12 +915,18 @@ pub async fn limited_function_claims_only_its_room(store: &Store) {
     }
     let both = names(&["f", "g"]);
     let first = b.claim("w1", &both, 10, LEASE, at(1)).await.unwrap();
-    let of = |claims: &[super::Claim], f: &str| {
-        claims.iter().filter(|c| c.record.function == f).count()
-    };
-    assert_eq!((of(&first, "f"), of(&first, "g")), (2, 3), "f up to its limit, g all");
+    let of =
+        |claims: &[super::Claim], f: &str| claims.iter().filter(|c| c.record.function == f).count();
+    assert_eq!(
+        (of(&first, "f"), of(&first, "g")),
+        (2, 3),
+        "f up to its limit, g all"
+    );
     assert!(
-        b.claim("w2", &both, 10, LEASE, at(2)).await.unwrap().is_empty(),
+        b.claim("w2", &both, 10, LEASE, at(2))
+            .await
+            .unwrap()
+            .is_empty(),
         "another worker finds no room"
     );
     assert_eq!(
@@ -936,7 +942,11 @@ pub async fn limited_function_claims_only_its_room(store: &Store) {
     assert_eq!(b.next_due(&names(&["f"])).await.unwrap(), Some(at(0)));
     let second = b.claim("w2", &both, 10, LEASE, at(4)).await.unwrap();
     assert_eq!(of(&second, "f"), 1, "one finished: room for one");
-    assert!(b.claim("w3", &both, 10, LEASE, at(5)).await.unwrap().is_empty());
+    assert!(b
+        .claim("w3", &both, 10, LEASE, at(5))
+        .await
+        .unwrap()
+        .is_empty());
     // The first claim's lease ends at 31: its attempt no longer counts as running.
     let third = b.claim("w3", &both, 10, LEASE, at(31)).await.unwrap();
     assert_eq!(of(&third, "f"), 1, "an expired lease frees its slot");
@@ -960,7 +970,10 @@ pub async fn limited_function_claims_only_its_room(store: &Store) {
     for r in running.iter().filter(|r| r.lease_until > Some(at(31))) {
         assert!(b.complete(r.cid, r.fence, 1, at(31), at(32)).await.unwrap());
     }
-    assert_eq!(b.claim("w4", &both, 1, LEASE, at(33)).await.unwrap().len(), 1);
+    assert_eq!(
+        b.claim("w4", &both, 1, LEASE, at(33)).await.unwrap().len(),
+        1
+    );
 }
 
 /// An operator's limit wins over the declared one, also when a worker declares again later;

@@ -143,7 +143,8 @@ pub(crate) fn list() -> Statement {
 
 /// A row of [`list`]: function, declared, operator's, set at.
 pub(crate) fn limit_row(row: &impl StoredRow) -> Result<FunctionLimit, StoreError> {
-    let malformed = |idx: usize| StoreError::Backend(format!("a stored limit is malformed: column {idx}"));
+    let malformed =
+        |idx: usize| StoreError::Backend(format!("a stored limit is malformed: column {idx}"));
     let limit = |idx: usize| -> Result<Option<u32>, StoreError> {
         row.int(idx)?
             .map(|v| u32::try_from(v).map_err(|_| malformed(idx)))
@@ -160,8 +161,10 @@ pub(crate) fn limit_row(row: &impl StoredRow) -> Result<FunctionLimit, StoreErro
 /// What a SQL store supplies for the limits' methods beyond [`Runner`](super::statements::Runner).
 pub(crate) trait LimitRunner: super::statements::Runner {
     /// Runs the [`list`] query.
-    fn limit_rows(&self, statement: Statement)
-        -> BoxFuture<'_, Result<Vec<FunctionLimit>, StoreError>>;
+    fn limit_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<FunctionLimit>, StoreError>>;
     /// Forgets what the store knows of which functions are limited (after a change through it).
     fn limits_changed(&self) {}
 }
@@ -197,7 +200,10 @@ macro_rules! limit_methods {
             use $crate::durable::statements::Runner;
             Box::pin(async move {
                 check_limit(max_running)?;
-                let changed = self.execute(set_operator(function, max_running, now)).await? > 0;
+                let changed = self
+                    .execute(set_operator(function, max_running, now))
+                    .await?
+                    > 0;
                 self.limits_changed();
                 Ok(changed)
             })
@@ -232,7 +238,8 @@ pub(crate) fn check_limit(max_running: Option<u32>) -> Result<(), StoreError> {
 
 /// The limited functions with their room at `?1`: the limit minus the calls running under a
 /// lease that has not run out. Paused functions are left out (the claim would skip them).
-pub(crate) const SQLITE_ROOMS: &str = "SELECT l.function, COALESCE(l.operator_max, l.max_running) - \
+pub(crate) const SQLITE_ROOMS: &str =
+    "SELECT l.function, COALESCE(l.operator_max, l.max_running) - \
        (SELECT count(*) FROM calls c WHERE c.function = l.function AND c.state = 'running' \
         AND c.lease_until > ?1) \
      FROM function_limits l \
@@ -341,7 +348,8 @@ impl Known {
 
     pub(crate) fn store(&self, limited: HashSet<String>) -> Arc<HashSet<String>> {
         let set = Arc::new(limited);
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), Arc::clone(&set)));
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), Arc::clone(&set)));
         set
     }
 
@@ -384,7 +392,11 @@ pub(crate) async fn declare_at_start(
         if stopping.load(Ordering::SeqCst) {
             return false;
         }
-        match store.backend().declare_limits(&limits, SystemTime::now()).await {
+        match store
+            .backend()
+            .declare_limits(&limits, SystemTime::now())
+            .await
+        {
             Ok(()) => return true,
             Err(StoreError::Invalid(why)) => {
                 // A store that cannot keep limits (the default of `Backend::declare_limits`
@@ -428,7 +440,11 @@ mod tests {
     #[test]
     fn functions_split_into_room_full_and_unlimited() {
         let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
-        let limited = vec![("a".to_owned(), 2), ("b".to_owned(), 0), ("c".to_owned(), -1)];
+        let limited = vec![
+            ("a".to_owned(), 2),
+            ("b".to_owned(), 0),
+            ("c".to_owned(), -1),
+        ];
         let (rooms, free) = split(&names, &limited);
         assert_eq!(rooms, vec![("a".to_owned(), 2)]);
         assert_eq!(free, vec!["d".to_owned()]);

@@ -122,8 +122,11 @@
 //! for invoice in 0..10 {
 //!     charge(invoice).await?;
 //! }
-//! # tokio::time::sleep(Duration::from_millis(50)).await;
-//! let limits = store.limits().await?;
+//! # for _ in 0..500 {
+//! #     if store.stats().await?.count_state(durable::CallState::Succeeded) == 10 { break; }
+//! #     tokio::time::sleep(Duration::from_millis(10)).await;
+//! # }
+//! let limits = store.limits().await?; // written by the worker at its start
 //! assert_eq!(limits[0].effective(), Some(4));
 //! worker.shutdown(Duration::from_secs(5)).await;
 //! # Ok(())

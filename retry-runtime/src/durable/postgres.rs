@@ -846,7 +846,13 @@ impl PostgresBackend {
             let rows = tx
                 .query(
                     &claim,
-                    &[&worker, &later(now, lease), &to_millis(now), &limit, &functions],
+                    &[
+                        &worker,
+                        &later(now, lease),
+                        &to_millis(now),
+                        &limit,
+                        &functions,
+                    ],
                 )
                 .await
                 .map_err(pg)?;
@@ -1038,7 +1044,9 @@ impl Backend for PostgresBackend {
                 .collect();
             let mut claimed = Vec::new();
             if !mine.is_empty() {
-                claimed = this.claim_limited(&worker, &mine, limit, lease, now).await?;
+                claimed = this
+                    .claim_limited(&worker, &mine, limit, lease, now)
+                    .await?;
             }
             let left = i64::try_from(limit - claimed.len()).unwrap_or(i64::MAX);
             if left == 0 || mine.len() == functions.len() {
