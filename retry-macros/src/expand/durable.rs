@@ -86,13 +86,7 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
     } else {
         (quote!(attempt_sync), quote!(move || #body))
     };
-    let max_running = match &plan.max_running {
-        Some(n) => {
-            let n = super::policy::count_tokens(n, 1, "max_running");
-            quote!(::core::option::Option::Some(#n))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let register = registration(plan, p);
     let args_in = Ident::new("__retry_args", Span::mixed_site());
     let args_out = Ident::new("__retry_out", Span::mixed_site());
     // An argument that cannot be stored is reported once, at its type, by `arg::<T>()`, whose
@@ -177,6 +171,23 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
                 ::core::result::Result::Ok(#make)
             })
         }
+        #register
+        #store
+    })
+}
+
+/// The function's registration (of `__retry_durable`, the attempt a worker runs), with
+/// `max_running = N` as an `Option<u32>` (a constant checked to be at least 1 at compile
+/// time).
+fn registration(plan: &Plan, p: &Parts) -> TokenStream {
+    let (private, name) = (&p.private, &p.name);
+    let max_running = if let Some(n) = &plan.max_running {
+        let n = super::policy::count_tokens(n, 1, "max_running");
+        quote!(::core::option::Option::Some(#n))
+    } else {
+        quote!(::core::option::Option::None)
+    };
+    quote! {
         #private::durable::inventory::submit! {
             #private::durable::Registration {
                 name: #name,
@@ -184,8 +195,7 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
                 max_running: #max_running,
             }
         }
-        #store
-    })
+    }
 }
 
 /// The witness that stores and reads an argument of type `ty`; with `check`, required to be

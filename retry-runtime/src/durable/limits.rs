@@ -252,13 +252,17 @@ pub(crate) const SQLITE_FULL: &str = "SELECT l.function FROM function_limits l \
      WHERE COALESCE(l.operator_max, l.max_running) <= \
        (SELECT count(*) FROM calls c WHERE c.function = l.function AND c.state = 'running')";
 
+/// Functions split for a claim: the limited ones with room (and how many calls each may
+/// still start), and the unlimited ones.
+pub(crate) type Rooms = (Vec<(String, usize)>, Vec<String>);
+
 /// Of `functions`, the limited ones with the calls each may still start (more than 0), and
 /// the unlimited ones; in SQLite's writer transaction.
 pub(crate) fn sqlite_rooms(
     conn: &rusqlite::Connection,
     functions: &[String],
     now: SystemTime,
-) -> Result<(Vec<(String, usize)>, Vec<String>), StoreError> {
+) -> Result<Rooms, StoreError> {
     let sql = |e: rusqlite::Error| StoreError::Backend(e.to_string());
     let mut stmt = conn.prepare_cached(SQLITE_ROOMS).map_err(sql)?;
     let mut rows = stmt.query([to_millis(now)]).map_err(sql)?;
@@ -270,7 +274,7 @@ pub(crate) fn sqlite_rooms(
 }
 
 /// `functions` split into the limited ones with room (and how much) and the unlimited ones.
-fn split(functions: &[String], limited: &[(String, i64)]) -> (Vec<(String, usize)>, Vec<String>) {
+fn split(functions: &[String], limited: &[(String, i64)]) -> Rooms {
     let mut rooms = Vec::new();
     let mut free = Vec::new();
     for f in functions {
@@ -376,17 +380,23 @@ pub(crate) fn declared(names: &[String]) -> Vec<(String, Option<u32>)> {
         .collect()
 }
 
-/// Writes the limits of the worker's functions before its first claim, retrying until the
+/// Writes the limits of the program's functions before the worker's first claim, retrying until the
 /// store takes them: a worker that claimed first could run more attempts than a limit
 /// allows. `false` if the worker was stopped meanwhile.
 pub(crate) async fn declare_at_start(
     store: &Store,
     worker: &str,
-    names: &[String],
     stopping: &AtomicBool,
     stop: &Notify,
 ) -> bool {
-    let limits = declared(names);
+    let names: Vec<String> = super::registry::registered()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if names.is_empty() {
+        return true;
+    }
+    let limits = declared(&names);
     let mut failures = crate::engine::Attempts::new();
     loop {
         if stopping.load(Ordering::SeqCst) {

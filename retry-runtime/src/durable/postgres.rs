@@ -796,7 +796,7 @@ impl LimitRunner for PostgresBackend {
     ) -> BoxFuture<'_, Result<Vec<FunctionLimit>, StoreError>> {
         let this = self.clone();
         self.io
-            .run(async move { this.decoded(statement, |row| limits::limit_row(row)).await })
+            .run(async move { this.decoded(statement, limits::limit_row).await })
     }
 
     fn limits_changed(&self) {

@@ -148,7 +148,7 @@ impl WorkerBuilder {
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
         });
-        let join = crate::run::background::spawn(run(Arc::clone(&inner)));
+        let join = crate::run::background::spawn(declare_then_run(Arc::clone(&inner)));
         Worker { inner, join, id }
     }
 }
@@ -277,6 +277,18 @@ struct Held {
     lost: Arc<Notify>,
 }
 
+/// Writes the `max_running` of this program's functions to the store, then runs the claim
+/// loop: no claim before the limits are in the store.
+async fn declare_then_run(inner: Arc<Inner>) -> JoinSet<()> {
+    let store = &inner.store;
+    if !crate::durable::limits::declare_at_start(store, &inner.id, &inner.stopping, &inner.stop)
+        .await
+    {
+        return JoinSet::new();
+    }
+    run(inner).await
+}
+
 /// The claim loop. Returns the attempts still running when it stops.
 ///
 /// It claims when it has a free slot and calls may be due: at start, after a wake-up (an
@@ -288,19 +300,6 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
         .into_iter()
         .map(str::to_owned)
         .collect();
-    // Its functions' `max_running` are in the store before its first claim.
-    if !names.is_empty()
-        && !crate::durable::limits::declare_at_start(
-            &inner.store,
-            &inner.id,
-            &names,
-            &inner.stopping,
-            &inner.stop,
-        )
-        .await
-    {
-        return JoinSet::new();
-    }
     let wake_ups = forward_wake_ups(&inner, &names).await;
     let checker = (!names.is_empty()).then(|| tokio::spawn(check_lost(Arc::clone(&inner))));
     let mut running = JoinSet::new();
