@@ -28,6 +28,7 @@ pub const KEYS: &[&str] = &[
     "persist",
     "name",
     "crate",
+    "max_running",
 ];
 
 /// A count: a literal checked here, or a constant expression checked by the compiler.
@@ -120,6 +121,8 @@ pub struct Args {
     pub persist: Option<Keyed<Persist>>,
     pub name: Option<LitStr>,
     pub krate: Option<syn::Path>,
+    /// `max_running = N` (durable): the most attempts running at once across the workers.
+    pub max_running: Option<Keyed<Count>>,
     /// The keys in the order given, for "the later of two" errors.
     pub order: Vec<String>,
 }
@@ -325,6 +328,10 @@ impl Args {
                         .ok()
                 })
             ),
+            "max_running" => once!(
+                max_running,
+                parse_max_running(&value, errors).map(|n| Keyed { key: span, value: n })
+            ),
             _ => {
                 let hint = match nearest(&k, KEYS) {
                     Some(n) => format!("did you mean `{n}`?"),
@@ -412,6 +419,30 @@ fn parse_count(value: &Expr, key: &str, errors: &mut Errors) -> Option<Count> {
             None
         }
     }
+}
+
+/// `max_running = N`: a whole number of at least 1, or a constant (checked at compile time).
+fn parse_max_running(value: &Expr, errors: &mut Errors) -> Option<Count> {
+    if let Some(Lit::Int(i)) = lit(value) {
+        if matches!(i.base10_parse::<u32>(), Ok(0)) {
+            errors.at(
+                i.span(),
+                "`max_running` is the most attempts of the function that run at once across \
+                 every worker, and must be at least 1: with 0 its calls would never run; to \
+                 hold them for a while, pause the function (`retry-store pause NAME`)",
+            );
+            return None;
+        }
+    }
+    if matches!(value, Expr::Lit(_) | Expr::Unary(_)) && !matches!(lit(value), Some(Lit::Int(_))) {
+        errors.on(
+            value,
+            "`max_running` takes a whole number of attempts, like `max_running = 4`, or a \
+             constant, like `max_running = QUOTA`",
+        );
+        return None;
+    }
+    parse_count(value, "max_running", errors)
 }
 
 fn parse_max(value: &Expr, errors: &mut Errors) -> Option<Max> {

@@ -21,6 +21,8 @@ pub struct Plan {
     pub name: Option<LitStr>,
     /// The runtime crate's path (`crate = "..."`, or `::retry_runtime`).
     pub krate: syn::Path,
+    /// `max_running = N` (durable only): written into the function's registration.
+    pub max_running: Option<Count>,
 }
 
 /// Where the attempts run, with what only that mode has.

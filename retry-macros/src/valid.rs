@@ -80,6 +80,7 @@ fn resolve(args: Args, mode: Mode, sig: &Signature) -> Plan {
         krate: args
             .krate
             .unwrap_or_else(|| syn::parse_quote!(::retry_runtime)),
+        max_running: args.max_running.map(|m| m.value),
     }
 }
 
@@ -163,6 +164,7 @@ fn check(args: &Args, mode: Mode, sig: &Signature, errors: &mut Errors) {
             );
         }
     }
+    check_max_running(args, mode, errors);
     match mode {
         Mode::Inline => {}
         Mode::Durable { .. } => check_durable(args, sig, errors),
@@ -174,6 +176,25 @@ fn check(args: &Args, mode: Mode, sig: &Signature, errors: &mut Errors) {
             "`#[retry]` cannot go on a `const fn`: retrying waits between attempts, which a \
              const fn cannot do; remove `const`",
         );
+    }
+}
+
+/// `max_running` is enforced by the store's claim, so only durable calls have it.
+fn check_max_running(args: &Args, mode: Mode, errors: &mut Errors) {
+    if let Some(m) = &args.max_running {
+        if !matches!(mode, Mode::Durable { .. }) {
+            errors.at(
+                m.key,
+                format!(
+                    "`max_running` limits the attempts of a durable function running at once \
+                     across every worker of its store, which enforces it when workers claim \
+                     calls; it needs `mode = \"durable\"` (this is `mode = \"{}\"`): add \
+                     it, or limit the calls in this process yourself (e.g. a \
+                     `tokio::sync::Semaphore`)",
+                    mode.name()
+                ),
+            );
+        }
     }
 }
 

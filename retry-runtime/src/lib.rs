@@ -46,6 +46,7 @@
 //! | `error_format` | path or closure that captures nothing, `fn(&E, &mut fmt::Formatter<'_>) -> fmt::Result` | `Display`, else `Debug` | the one place that shapes how an error is shown: in events, in a [`Report`]'s one-line form, in the durable store's `last_error` (to keep a token in an error message out of the logs) |
 //! | `mode` | `"inline"`, `"handoff"`, `"background"`, `"durable"` | `"inline"` | where the attempts run (below) |
 //! | `persist` | `"always"`, `"on_failure"` | `"always"` | durable calls: stored before the first attempt, or only after a first attempt in the caller failed and is worth retrying |
+//! | `max_running` | integer ≥ 1 or a constant, `mode = "durable"` only | none | the most attempts of the function running at once across every worker of the store (`max_running = 4`), enforced by the store's claim; an operator's limit (`retry-store limit`) wins. See the `durable` module, *Limits across workers* |
 //! | `name` | string | `module::function`, `module::Type::method` | the stable name in reports, spans and events |
 //! | `crate` | string path | `"::retry_runtime"` | where this crate is, if the dependency is renamed |
 //!
@@ -119,8 +120,9 @@
 //!   another, now or after a restart) runs the attempts under a lease, by the same rules; a
 //!   call given up becomes a dead letter that the `retry-store` tool can show and requeue.
 //!   With `persist = "on_failure"` the first attempt runs in the caller and only a retryable
-//!   failure is stored. The arguments must be serde `Serialize + DeserializeOwned`. See the
-//!   `durable` module.
+//!   failure is stored. The arguments must be serde `Serialize + DeserializeOwned`.
+//!   `max_running = N` caps its attempts running at once across all workers
+//!   (`#[retry(mode = "durable", max_running = 4)]`). See the `durable` module.
 //!
 //! In both spawned modes the arguments must be owned, `Send + 'static` and `Clone` (a borrowed
 //! argument is a compile error that suggests the owned type), hooks must be `Send + Sync +

@@ -9,6 +9,7 @@
 //! retry-store --store sqlite:calls.db pause billing::charge
 //! retry-store --store sqlite:calls.db resume billing::charge
 //! retry-store --store sqlite:calls.db workers
+//! retry-store --store sqlite:calls.db limit billing::charge 2
 //! retry-store --store sqlite:calls.db serve --listen 127.0.0.1:7878 --read-only
 //! ```
 //!
@@ -22,6 +23,7 @@
 
 mod audit;
 mod duration;
+mod limit;
 mod table;
 mod workers;
 
@@ -69,6 +71,9 @@ const JSON_HELP: &str = "\
   workers                an array of {\"id\", \"host\", \"pid\", \"started_at\", \"heartbeat_at\",
                           \"heartbeat_interval\" (ms), \"running\", \"stopped_at\",
                           \"status\": \"live\"|\"gone\"|\"stopped\", \"held\": [cid]}
+  limit FUNCTION N|none  the same (\"count\" 0: there was no operator's limit to clear),
+                          with \"function\" and \"max_running\" (the limit now, or null)
+  limit                  [{\"function\", \"max_running\", \"declared\", \"operator\", \"set_at\"}]
 A call record's `args` is the call's arguments as a JSON value (an object keyed by the
 parameters' names), not text.
 
@@ -145,6 +150,20 @@ enum Command {
     /// The workers of the store from their heartbeats: live ones, gone ones (no heartbeat for
     /// three intervals, no clean shutdown) with the calls they still hold, stopped ones.
     Workers,
+    /// Limit a function's attempts running at once across every worker (`N`), or clear the
+    /// operator's limit (`none`); alone, list the functions with a limit.
+    ///
+    /// The operator's limit wins over the function's own `max_running = N` until cleared,
+    /// whatever workers start meanwhile; cleared, the function's own applies again. Workers
+    /// take it into account from their next claim (other processes within a second).
+    Limit {
+        /// The function's registered name.
+        #[arg(requires = "max_running")]
+        function: Option<String>,
+        /// The most attempts running at once (1 or more), or `none`.
+        #[arg(value_parser = limit::parse, value_name = "N|none")]
+        max_running: Option<limit::Value>,
+    },
     /// Serve the operators' console (web pages over the store, live) until stopped.
     ///
     /// Listens on 127.0.0.1:7878 by default; any address other than a loopback one needs a
@@ -319,6 +338,11 @@ async fn run(cli: Cli) -> Result<String, String> {
         Command::Resume { function, by } => {
             pause_or_resume(&store, &function, by, false, json).await
         }
+        Command::Limit {
+            function: Some(function),
+            max_running: Some(limit::Value(max_running)),
+        } => limit::set(&store, &function, max_running, json).await,
+        Command::Limit { .. } => limit::list(&store, json).await,
         Command::Cancel { cid } => {
             let record = find(&store, &cid).await?;
             let cancelled = store.cancel(record.cid).await.map_err(|e| e.to_string())?;
@@ -469,7 +493,7 @@ async fn find(store: &Store, text: &str) -> Result<CallRecord, String> {
         .ok_or_else(|| format!("no call with ID {cid} in the store"))
 }
 
-fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     let mut out = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("\"{e}\""));
     out.push('\n');
     out

@@ -791,3 +791,69 @@ async fn every_write_command_is_audited() {
         ]
     );
 }
+
+#[tokio::test]
+async fn limit_a_function_then_clear_the_limit() {
+    let f = filled().await;
+    let store = Store::open_existing(&f.url).await.unwrap();
+    // A second pending call of mail::send beside the one `filled` leaves.
+    store
+        .enqueue(vec![NewCall::new(
+            "mail::send",
+            r#"{"to":"b@example.com"}"#,
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        stdout(&retry_store(&f.url, &["limit"])),
+        "FUNCTION  MAX_RUNNING  ATTRIBUTE  OPERATOR  CHANGED\n"
+    );
+    assert_eq!(
+        stdout(&retry_store(&f.url, &["limit", "mail::send", "1"])),
+        "limited mail::send: at most 1 running at once across every worker\n"
+    );
+    let lease = Duration::from_secs(30);
+    let names = ["mail::send".to_owned()];
+    assert_eq!(store.claim("w", &names, 10, lease).await.unwrap().len(), 1);
+    assert!(
+        store
+            .claim("w", &names, 10, lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "one is running: no room left"
+    );
+    let listed = stdout(&retry_store(&f.url, &["limit"]));
+    let row: Vec<&str> = listed.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["mail::send", "1", "-", "1"], "{listed}");
+    let v = json(&retry_store(&f.url, &["limit", "--json"]));
+    assert_eq!(v[0]["function"], "mail::send", "{v}");
+    assert_eq!(v[0]["max_running"], 1, "{v}");
+    assert_eq!(v[0]["declared"], serde_json::Value::Null, "{v}");
+
+    let cleared = json(&retry_store(
+        &f.url,
+        &["--json", "limit", "mail::send", "none"],
+    ));
+    assert_eq!(
+        cleared,
+        serde_json::json!({
+            "command": "limit", "count": 1, "cid": null,
+            "function": "mail::send", "max_running": null,
+        })
+    );
+    assert_eq!(
+        stdout(&retry_store(&f.url, &["limit", "mail::send", "none"])),
+        "mail::send had no operator's limit: no limit\n"
+    );
+    assert_eq!(store.claim("w", &names, 10, lease).await.unwrap().len(), 1);
+
+    // Refused by the argument parser, with its usage hint after the reason.
+    for (bad, says) in [("0", "pause it instead"), ("two", "is not a limit")] {
+        let out = retry_store(&f.url, &["limit", "mail::send", bad]);
+        assert!(!out.status.success(), "{bad} accepted");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.lines().next().unwrap().contains(says), "{err}");
+    }
+    assert!(store.limits().await.unwrap().is_empty(), "nothing set");
+}

@@ -37,5 +37,7 @@ macro_rules! every_conformance_case {
         $run!(purge_deletes_attempts);
         $run!(audit_records_newest_first_in_pages);
         $run!(the_callers_attempt_starts_the_history);
+        $run!(limited_function_claims_only_its_room);
+        $run!(operator_limit_wins_over_declared);
     };
 }

@@ -41,7 +41,7 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //                 Ok(async move { BODY(id) })
 //             })
 //         }
-//         submit! { Registration { name: NAME, attempt: __retry_durable } }
+//         submit! { Registration { name: NAME, attempt: __retry_durable, max_running: None } }
 //         let mut __retry_out = ArgsOut::new();
 //         { use ..; (&Probe::<Id>::new()).witness() }.put(&mut __retry_out, "id", &id)?;
 //         enqueue(NAME, __retry_out).await
@@ -58,7 +58,7 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 //     fn push(id: Id) -> OutcomeFor<Result<T, E>> {
 //         static __RETRY_SITE: Site = Site::new(NAME, false, "durable", module_path!(), file!(), line!());
 //         fn __retry_durable(__retry_job: Job) -> BoxFuture<'static, Verdict> { .. }
-//         submit! { Registration { name: NAME, attempt: __retry_durable } }
+//         submit! { Registration { name: NAME, attempt: __retry_durable, max_running: None } }
 //         let __retry_r = Returns::<<Result<T, E> as RetryResult>::Itself>::named();
 //         let __retry_hooks = hooks({ use ..; (&ErrorFormatOf(__retry_r)).error_format() });
 //         let mut __retry_call = Call::<_, SyncClock, _, _>::new(__retry_r, __retry_setup, (&__retry_hooks, &__retry_ctx));
@@ -91,6 +91,7 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
     } else {
         (quote!(attempt_sync), quote!(move || #body))
     };
+    let register = registration(plan, p);
     let args_in = Ident::new("__retry_args", Span::mixed_site());
     let args_out = Ident::new("__retry_out", Span::mixed_site());
     // An argument that cannot be stored is reported once, at its type, by `arg::<T>()`, whose
@@ -175,9 +176,7 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
                 ::core::result::Result::Ok(#make)
             })
         }
-        #private::durable::inventory::submit! {
-            #private::durable::Registration { name: #name, attempt: __retry_durable }
-        }
+        #register
         #store
     })
 }
@@ -189,6 +188,28 @@ fn keeper(private: &TokenStream) -> TokenStream {
         use #private::durable::{KeepNothing as _, KeepViaSerde as _};
         (&#private::durable::ok_probe(__retry_r)).keeper()
     }}
+}
+
+/// The function's registration (of `__retry_durable`, the attempt a worker runs), with
+/// `max_running = N` as an `Option<u32>` (a constant checked to be at least 1 at compile
+/// time).
+fn registration(plan: &Plan, p: &Parts) -> TokenStream {
+    let (private, name) = (&p.private, &p.name);
+    let max_running = if let Some(n) = &plan.max_running {
+        let n = super::policy::count_tokens(n, 1, "max_running");
+        quote!(::core::option::Option::Some(#n))
+    } else {
+        quote!(::core::option::Option::None)
+    };
+    quote! {
+        #private::durable::inventory::submit! {
+            #private::durable::Registration {
+                name: #name,
+                attempt: __retry_durable,
+                max_running: #max_running,
+            }
+        }
+    }
 }
 
 /// The witness that stores and reads an argument of type `ty`; with `check`, required to be

@@ -23,7 +23,7 @@ fn duration_tokens(d: &DurationArg) -> TokenStream {
 
 /// A count as a `u32` expression: a checked literal as is, a constant expression through a
 /// `const` (so it must be one) with a compile-time check that it is at least `min`.
-fn count_tokens(c: &Count, min: u32, key: &str) -> TokenStream {
+pub fn count_tokens(c: &Count, min: u32, key: &str) -> TokenStream {
     match c {
         Count::Lit(n) => quote!(#n),
         Count::Const(e) => {

@@ -1470,3 +1470,147 @@ pub async fn the_callers_attempt_starts_the_history(store: &Store) {
         (2, AttemptOutcome::Succeeded, Some("w"))
     );
 }
+
+/// `max_running`: a claim takes no more calls of a limited function than its limit minus its
+/// calls running under a lease that has not run out, whatever the worker and the batch;
+/// unlimited functions beside it are claimed as before; `next_due` leaves a full function's
+/// pending calls out (but not its leases' ends); a finished attempt or an expired lease makes
+/// room again.
+pub async fn limited_function_claims_only_its_room(store: &Store) {
+    let b = store.backend();
+    let declared = vec![("f".to_owned(), Some(2)), ("g".to_owned(), None)];
+    b.declare_limits(&declared, at(0)).await.unwrap();
+    for _ in 0..5 {
+        enqueue(store, "f", 0).await;
+    }
+    for _ in 0..3 {
+        enqueue(store, "g", 0).await;
+    }
+    let both = names(&["f", "g"]);
+    let first = b.claim("w1", &both, 10, LEASE, at(1)).await.unwrap();
+    let of =
+        |claims: &[super::Claim], f: &str| claims.iter().filter(|c| c.record.function == f).count();
+    assert_eq!(
+        (of(&first, "f"), of(&first, "g")),
+        (2, 3),
+        "f up to its limit, g all"
+    );
+    assert!(
+        b.claim("w2", &both, 10, LEASE, at(2))
+            .await
+            .unwrap()
+            .is_empty(),
+        "another worker finds no room"
+    );
+    assert_eq!(
+        b.next_due(&names(&["f"])).await.unwrap(),
+        Some(at(31)),
+        "full: its pending calls are not due, the end of its leases is"
+    );
+    let done = first.iter().find(|c| c.record.function == "f").unwrap();
+    assert!(b
+        .complete(done.record.cid, done.fence, 1, at(1), at(3))
+        .await
+        .unwrap());
+    assert_eq!(b.next_due(&names(&["f"])).await.unwrap(), Some(at(0)));
+    let second = b.claim("w2", &both, 10, LEASE, at(4)).await.unwrap();
+    assert_eq!(of(&second, "f"), 1, "one finished: room for one");
+    assert!(b
+        .claim("w3", &both, 10, LEASE, at(5))
+        .await
+        .unwrap()
+        .is_empty());
+    // The first claim's lease ends at 31: its attempt no longer counts as running.
+    let third = b.claim("w3", &both, 10, LEASE, at(31)).await.unwrap();
+    assert_eq!(of(&third, "f"), 1, "an expired lease frees its slot");
+    let running = b
+        .list(
+            &ListFilter {
+                state: Some(CallState::Running),
+                function: Some("f".into()),
+                ..ListFilter::default()
+            },
+            at(31),
+        )
+        .await
+        .unwrap();
+    let live = running
+        .iter()
+        .filter(|r| r.lease_until.is_some_and(|l| l > at(31)))
+        .count();
+    assert_eq!(live, 2, "never more than the limit under a live lease");
+    // A batch smaller than the room takes the batch.
+    for r in running.iter().filter(|r| r.lease_until > Some(at(31))) {
+        assert!(b.complete(r.cid, r.fence, 1, at(31), at(32)).await.unwrap());
+    }
+    assert_eq!(
+        b.claim("w4", &both, 1, LEASE, at(33)).await.unwrap().len(),
+        1
+    );
+}
+
+/// An operator's limit wins over the declared one, also when a worker declares again later;
+/// cleared, the declared one applies again; a function whose attribute drops its limit is
+/// unlimited; a limit of 0 is refused.
+pub async fn operator_limit_wins_over_declared(store: &Store) {
+    let b = store.backend();
+    assert!(b.limits().await.unwrap().is_empty());
+    b.declare_limits(&[("f".to_owned(), Some(3))], at(0))
+        .await
+        .unwrap();
+    assert!(b.set_limit("f", Some(1), at(1)).await.unwrap());
+    b.declare_limits(&[("f".to_owned(), Some(3))], at(2))
+        .await
+        .unwrap();
+    let limits = b.limits().await.unwrap();
+    assert_eq!(limits.len(), 1);
+    assert_eq!(
+        (
+            limits[0].function.as_str(),
+            limits[0].declared,
+            limits[0].operator,
+            limits[0].effective()
+        ),
+        ("f", Some(3), Some(1), Some(1))
+    );
+    for _ in 0..6 {
+        enqueue(store, "f", 0).await;
+    }
+    let f = names(&["f"]);
+    assert_eq!(b.claim("w", &f, 10, LEASE, at(3)).await.unwrap().len(), 1);
+    assert!(b.set_limit("f", None, at(4)).await.unwrap());
+    assert!(
+        !b.set_limit("f", None, at(4)).await.unwrap(),
+        "no operator's limit left to clear"
+    );
+    assert_eq!(b.limits().await.unwrap()[0].effective(), Some(3));
+    assert_eq!(
+        b.claim("w", &f, 10, LEASE, at(5)).await.unwrap().len(),
+        2,
+        "the declared limit again"
+    );
+    assert!(matches!(
+        b.set_limit("f", Some(0), at(6)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    b.declare_limits(&[("f".to_owned(), None)], at(7))
+        .await
+        .unwrap();
+    assert!(b.limits().await.unwrap().is_empty(), "no limit left");
+    assert_eq!(
+        b.claim("w", &f, 10, LEASE, at(8)).await.unwrap().len(),
+        3,
+        "unlimited: every due call"
+    );
+    // An operator may limit a function no worker declared a limit for.
+    assert!(b.set_limit("g", Some(1), at(9)).await.unwrap());
+    enqueue(store, "g", 0).await;
+    enqueue(store, "g", 0).await;
+    assert_eq!(
+        b.claim("w", &names(&["g"]), 10, LEASE, at(10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

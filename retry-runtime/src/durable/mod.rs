@@ -63,7 +63,7 @@
 //!
 //! | state | meaning | leaves by |
 //! |---|---|---|
-//! | `pending` | enqueued, not yet attempted | claim (not while its function is paused), cancel |
+//! | `pending` | enqueued, not yet attempted | claim (not while its function is paused, nor beyond its `max_running`), cancel |
 //! | `running` | claimed; a worker holds the lease | complete, reschedule, bury, release, cancel (counts the interrupted attempt), lease expiry + claim |
 //! | `waiting` | an attempt failed; another is due at `next_due_at` | claim (not while its function is paused), cancel |
 //! | `succeeded` | done | purge |
@@ -137,6 +137,69 @@
 //! within a second (an idle worker whose function is paused looks at least once a second,
 //! whatever its poll interval). [`Store::paused`] lists the paused functions, with when and by
 //! whom.
+//!
+//! # Limits across workers
+//!
+//! `max_running = N` on a durable function: at most `N` of its attempts run at once across
+//! every worker of the store, in every process (a downstream API's quota, or a database's
+//! connection limit, does not care how many workers there are). The limit lives in the store
+//! and the claim enforces it: a claim takes no more calls of the function than `N` minus its
+//! calls running now (state `running` under a lease that has not run out). Other functions'
+//! calls are claimed beside it as before.
+//!
+//! ```
+//! use retry_runtime::durable::{self, Store, Worker};
+//! use retry_runtime::retry;
+//! use std::time::Duration;
+//!
+//! /// The payment provider allows 4 requests at once per account.
+//! #[retry(mode = "durable", max_running = 4, max = 10, delay = "1s")]
+//! async fn charge(invoice: u64) -> std::io::Result<()> {
+//!     let _ = invoice;
+//!     Ok(())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), durable::StoreError> {
+//! let store = Store::open("sqlite::memory:").await?;
+//! durable::set_default_store(store.clone());
+//! // However many workers run, and however many slots each has: at most 4 `charge` at once.
+//! let worker = Worker::builder(store.clone()).concurrency(64).start();
+//! for invoice in 0..10 {
+//!     charge(invoice).await?;
+//! }
+//! # for _ in 0..500 {
+//! #     if store.stats().await?.count_state(durable::CallState::Succeeded) == 10 { break; }
+//! #     tokio::time::sleep(Duration::from_millis(10)).await;
+//! # }
+//! let limits = store.limits().await?; // written by the worker at its start
+//! assert_eq!(limits[0].effective(), Some(4));
+//! worker.shutdown(Duration::from_secs(5)).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - Every worker writes the limits of the functions it runs to the store when it starts,
+//!   before its first claim; when workers of different builds disagree, the last one started
+//!   wins. A function that drops the key loses its limit at the next worker start.
+//! - An operator's limit, [`Store::set_limit`] or `retry-store limit FUNCTION N|none`, **wins
+//!   over the attribute's** until it is cleared (`None`, `none`), whatever workers start
+//!   meanwhile; cleared, the attribute's applies again (to lift a limit entirely, set a large
+//!   one). [`Store::limits`] (and `retry-store limit`) lists both. A limit of 0 is refused:
+//!   pause the function instead.
+//! - SQLite serialises claims in its single writer (across processes too, each claim being a
+//!   write transaction), so counting and claiming there is safe. On PostgreSQL, claims of
+//!   limited functions run in a transaction that first locks their rows of `retry_limits`
+//!   (`SELECT ... FOR UPDATE`), then counts and claims in a second statement, whose snapshot
+//!   sees every claim committed before the lock was granted; two workers never both see room
+//!   for the last slot. Unlimited functions keep the one-statement claim that skips locked rows
+//!   and waits for no one. A limit set from another process is obeyed at once, and a
+//!   PostgreSQL worker claims under it within a second.
+//! - A worker that is waiting for room looks again when one of its own attempts ends, or
+//!   after its poll interval (a slot freed by another worker is seen then).
+//! - The limit counts leases: a worker that lost the store keeps its attempt running until
+//!   just before its lease would end (see below), so the count can only be exceeded by an
+//!   attempt that outlived its lease, as at-least-once delivery allows anyway.
 //!
 //! # Attempt time limits
 //!
@@ -283,6 +346,7 @@ pub(crate) mod heartbeats;
 pub(crate) mod kept;
 mod group_commit;
 pub(crate) mod history;
+pub(crate) mod limits;
 mod millis;
 mod open;
 #[cfg(feature = "postgres")]
@@ -306,6 +370,7 @@ pub use heartbeats::{
     NewWorker, WorkerRecord, WorkerStatus, DEFAULT_HEARTBEAT, GONE_AFTER_MISSED, WORKER_ROWS_KEPT,
 };
 pub use history::{AttemptOutcome, AttemptRecord, ATTEMPTS_KEPT};
+pub use limits::FunctionLimit;
 pub use open::StoreUrl;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresBackend, FINISHED_CHANNEL, NOTIFY_CHANNEL, POLL_ALL};

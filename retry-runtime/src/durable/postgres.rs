@@ -31,6 +31,7 @@ use super::browse;
 use super::heartbeats;
 use super::group_commit::spawn_committers;
 use super::history::{self, HistoryRunner};
+use super::limits::{self, FunctionLimit, Known, LimitRunner};
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::redact::{quotes_a_secret, redact};
@@ -96,12 +97,15 @@ const INSERT: &str = "INSERT INTO retry_calls (cid, parent, function, args, stat
     ON CONFLICT (cid) DO NOTHING RETURNING cid";
 
 /// The claim: lock up to `$4` claimable calls nobody else is claiming (earliest first), then
-/// lease them to the worker with a raised fence, in one statement.
+/// lease them to the worker with a raised fence, in one statement. Functions with a limit of
+/// running attempts are left out: `limits::PG_CLAIM` claims them, under a lock.
 const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
       SELECT cid FROM retry_calls \
       WHERE state IN ('pending', 'waiting', 'running') AND claimable_at <= $3 \
         AND function = ANY($5) \
         AND function NOT IN (SELECT function FROM retry_paused) \
+        AND function NOT IN (SELECT function FROM retry_limits \
+          WHERE COALESCE(operator_max, max_running) IS NOT NULL) \
       ORDER BY claimable_at, cid LIMIT $4 FOR UPDATE SKIP LOCKED) \
     UPDATE retry_calls SET state = 'running', worker = $1, lease_until = $2, fence = fence + 1, \
       next_due_at = NULL, updated_at = $3 \
@@ -217,6 +221,8 @@ pub struct PostgresBackend {
     enqueues: mpsc::UnboundedSender<Enqueue>,
     /// The transactions [`Backend::enqueue`] committed.
     enqueue_commits: Arc<AtomicU64>,
+    /// Which functions have a limit of running attempts, as last read.
+    limited: Arc<Known>,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -339,6 +345,7 @@ impl PostgresBackend {
             finished: finished::Feed::default(),
             enqueues,
             enqueue_commits,
+            limited: Arc::default(),
         };
         backend.migrate(create).await?;
         Ok(backend)
@@ -927,6 +934,83 @@ impl HistoryRunner for PostgresBackend {
     }
 }
 
+impl LimitRunner for PostgresBackend {
+    fn limit_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<FunctionLimit>, StoreError>> {
+        let this = self.clone();
+        self.io
+            .run(async move { this.decoded(statement, limits::limit_row).await })
+    }
+
+    fn limits_changed(&self) {
+        self.limited.forget();
+    }
+}
+
+impl PostgresBackend {
+    /// The functions with a limit of running attempts, read again when older than
+    /// [`limits::LIMITS_REFRESH`].
+    async fn limited_functions(&self) -> Result<Arc<HashSet<String>>, StoreError> {
+        if let Some(known) = self.limited.fresh() {
+            return Ok(known);
+        }
+        let rows = self.query(limits::PG_LIMITED, &[]).await?;
+        let names = rows
+            .iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(pg))
+            .collect::<Result<HashSet<_>, _>>()?;
+        Ok(self.limited.store(names))
+    }
+
+    /// Claims calls of the limited `functions`: their limits' rows locked first, then a
+    /// second statement (a snapshot taken after the lock, so it sees every claim committed
+    /// before) counts what runs and claims into the room left, and the commit frees the lock.
+    async fn claim_limited(
+        &self,
+        worker: &str,
+        functions: &[String],
+        limit: usize,
+        lease: Duration,
+        now: SystemTime,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let mut client = self.client().await?;
+        let result = async {
+            let tx = client.transaction().await.map_err(pg)?;
+            let lock = tx.prepare_cached(limits::PG_LOCK).await.map_err(pg)?;
+            let locked = tx.query(&lock, &[&functions]).await.map_err(pg)?;
+            if locked.is_empty() {
+                return tx.commit().await.map_err(pg).map(|()| Vec::new());
+            }
+            let claim = tx
+                .prepare_cached(&format!("{}{COLUMNS}", limits::PG_CLAIM))
+                .await
+                .map_err(pg)?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = tx
+                .query(
+                    &claim,
+                    &[
+                        &worker,
+                        &later(now, lease),
+                        &to_millis(now),
+                        &limit,
+                        &functions,
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+            rows.iter()
+                .map(|row| rows::record(row).map(Claim::from))
+                .collect()
+        }
+        .await;
+        return_to_pool(client, result)
+    }
+}
+
 impl browse::BrowseRunner for PostgresBackend {
     fn items(
         &self,
@@ -1241,6 +1325,8 @@ impl Backend for PostgresBackend {
     }
 
     /// PostgreSQL's claim: rows other workers are claiming are skipped, not waited for.
+    /// Limited functions first, in a transaction that locks their limits (claimers of the same
+    /// limited function take turns), then the others in one statement.
     fn claim<'a>(
         &'a self,
         worker: &'a str,
@@ -1254,23 +1340,38 @@ impl Backend for PostgresBackend {
         }
         let (this, worker, functions) = (self.clone(), worker.to_owned(), functions.to_vec());
         self.io.run(async move {
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let claimed = this
+            let limited = this.limited_functions().await?;
+            let mine: Vec<String> = functions
+                .iter()
+                .filter(|f| limited.contains(*f))
+                .cloned()
+                .collect();
+            let mut claimed = Vec::new();
+            if !mine.is_empty() {
+                claimed = this
+                    .claim_limited(&worker, &mine, limit, lease, now)
+                    .await?;
+            }
+            let left = i64::try_from(limit - claimed.len()).unwrap_or(i64::MAX);
+            if left == 0 || mine.len() == functions.len() {
+                return Ok(claimed);
+            }
+            let rows = this
                 .query(
                     &format!("{CLAIM}{COLUMNS}"),
                     &[
                         &worker,
                         &later(now, lease),
                         &to_millis(now),
-                        &limit,
+                        &left,
                         &functions,
                     ],
                 )
                 .await?;
-            claimed
-                .iter()
-                .map(|row| rows::record(row).map(Claim::from))
-                .collect()
+            for row in &rows {
+                claimed.push(rows::record(row).map(Claim::from)?);
+            }
+            Ok(claimed)
         })
     }
 
@@ -1278,6 +1379,7 @@ impl Backend for PostgresBackend {
     browse::browse_methods!();
     heartbeats::heartbeat_methods!();
     history::history_methods!();
+    limits::limit_methods!();
 
     /// Successes go to the batch recorder (`record_acks`); without it (its runtime ended)
     /// this one is recorded as a batch of one.
@@ -1338,9 +1440,13 @@ impl Backend for PostgresBackend {
         self.io.run(async move {
             let rows = this
                 .query(
-                    "SELECT min(claimable_at) FROM retry_calls \
-                     WHERE state IN ('pending', 'waiting', 'running') AND function = ANY($1) \
-                     AND function NOT IN (SELECT function FROM retry_paused)",
+                    &format!(
+                        "SELECT min(claimable_at) FROM retry_calls \
+                         WHERE state IN ('pending', 'waiting', 'running') AND function = ANY($1) \
+                         AND function NOT IN (SELECT function FROM retry_paused) \
+                         AND NOT (state IN ('pending', 'waiting') AND function IN ({}))",
+                        limits::PG_FULL
+                    ),
                     &[&functions],
                 )
                 .await?;

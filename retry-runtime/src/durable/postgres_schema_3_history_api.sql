@@ -57,10 +57,14 @@ CREATE UNIQUE INDEX retry_calls_unique ON retry_calls (function, unique_key)
     WHERE unique_key IS NOT NULL;
 
 -- `max_running`: the most attempts of a function that may run at once across every worker.
+-- `max_running` is the attribute's, written by the workers that run the function when they
+-- start (NULL: none); `operator_max` an operator's (`retry-store limit`), which wins until
+-- cleared. A row with both NULL limits nothing. Claims of a limited function lock its row.
 CREATE TABLE retry_limits (
-    function    TEXT PRIMARY KEY,
-    max_running INTEGER NOT NULL CHECK (max_running > 0),
-    set_at      BIGINT NOT NULL
+    function     TEXT PRIMARY KEY,
+    max_running  INTEGER CHECK (max_running > 0),
+    operator_max INTEGER CHECK (operator_max > 0),
+    set_at       BIGINT NOT NULL
 );
 
 -- `Store::wait`: a call that finishes (succeeded, dead or cancelled), whoever writes it, sends

@@ -15,6 +15,12 @@ pub struct Registration {
     pub name: &'static str,
     /// Runs one attempt of a stored call and says what follows.
     pub attempt: fn(Job) -> BoxFuture<'static, Verdict>,
+    /// `max_running = N`: at most N of its attempts run at once across every worker of the
+    /// store (written to the store by each worker at start; see [`Store::set_limit`] for an
+    /// operator's limit, which wins).
+    ///
+    /// [`Store::set_limit`]: crate::durable::Store::set_limit
+    pub max_running: Option<u32>,
 }
 
 inventory::collect!(Registration);

@@ -58,9 +58,13 @@ ALTER TABLE calls ADD COLUMN unique_key TEXT;
 CREATE UNIQUE INDEX calls_unique ON calls (function, unique_key) WHERE unique_key IS NOT NULL;
 
 -- `max_running`: the most attempts of a function that may run at once across every worker of
--- the store, written by the workers that run it; the claim reads it.
+-- the store; the claim reads it. Two sources: the function's attribute, written by every
+-- worker that runs it when it starts (NULL: the attribute has none), and an operator's limit
+-- (`retry-store limit`, `Store::set_limit`), which wins over the attribute's until cleared.
+-- A row with both NULL limits nothing.
 CREATE TABLE function_limits (
-    function    TEXT PRIMARY KEY,                      -- registered name
-    max_running INTEGER NOT NULL CHECK (max_running > 0),
-    set_at      INTEGER NOT NULL                       -- Unix milliseconds
+    function     TEXT PRIMARY KEY,                      -- registered name
+    max_running  INTEGER CHECK (max_running > 0),       -- the attribute's `max_running`
+    operator_max INTEGER CHECK (operator_max > 0),      -- an operator's limit, which wins
+    set_at       INTEGER NOT NULL                       -- Unix milliseconds, the last change
 ) WITHOUT ROWID;

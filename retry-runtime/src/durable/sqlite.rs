@@ -25,6 +25,7 @@ use super::browse;
 use super::heartbeats;
 use super::group_commit::gather;
 use super::history::{self, HistoryRunner};
+use super::limits::{self, FunctionLimit, LimitRunner};
 use super::millis::{from_millis, later, saturating_i64, to_millis};
 use super::record::{CallRecord, Claim, NewCall, PausedFunction, StatsRow};
 use super::rows;
@@ -609,6 +610,39 @@ fn records(conn: &Connection, statement: &Statement) -> Result<Vec<CallRecord>, 
     )
 }
 
+/// Claims up to `limit` of the earliest claimable calls of `functions` for `worker`, in the
+/// writer's transaction.
+fn claim_in(
+    conn: &Connection,
+    worker: &str,
+    functions: &[String],
+    limit: usize,
+    lease: Duration,
+    now: SystemTime,
+) -> Result<Vec<Claim>, StoreError> {
+    let (marks, mut values) = function_list(functions, 5);
+    let text = format!(
+        "UPDATE calls SET state = 'running', worker = ?1, lease_until = ?2, fence = fence + 1, \
+         next_due_at = NULL, updated_at = ?3 \
+         WHERE cid IN (SELECT cid FROM calls WHERE function IN ({marks}) \
+           AND function NOT IN (SELECT function FROM paused_functions) AND \
+           ((state IN ('pending', 'waiting') AND next_due_at <= ?3) \
+            OR (state = 'running' AND lease_until <= ?3)) \
+           ORDER BY CASE state WHEN 'running' THEN lease_until ELSE next_due_at END, cid \
+           LIMIT ?4) \
+         RETURNING {COLUMNS}"
+    );
+    let mut args = vec![
+        Value::Text(worker.to_owned()),
+        Value::Integer(later(now, lease)),
+        Value::Integer(to_millis(now)),
+        Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
+    ];
+    args.append(&mut values);
+    query(conn, &text, params_from_iter(args), |row| rows::record(row))
+        .map(|records| records.into_iter().map(Claim::from).collect())
+}
+
 /// `?N, ?N+1, ...` for the function names, and the names as values.
 fn function_list(functions: &[String], first: usize) -> (String, Vec<Value>) {
     let marks: Vec<String> = (0..functions.len())
@@ -636,6 +670,15 @@ impl Runner for SqliteBackend {
         statement: Statement,
     ) -> BoxFuture<'_, Result<Vec<PausedFunction>, StoreError>> {
         self.decoded(statement, |row| rows::paused(row))
+    }
+}
+
+impl LimitRunner for SqliteBackend {
+    fn limit_rows(
+        &self,
+        statement: Statement,
+    ) -> BoxFuture<'_, Result<Vec<FunctionLimit>, StoreError>> {
+        self.decoded(statement, |row| limits::limit_row(row))
     }
 }
 
@@ -787,7 +830,9 @@ impl Backend for SqliteBackend {
     }
 
     /// SQLite's claim: one writer, so no row locks; the earliest claimable calls of the
-    /// functions, leased in one `UPDATE ... RETURNING`.
+    /// functions, leased in one `UPDATE ... RETURNING` per group: first each limited function
+    /// with room (its limit minus its calls running now, counted in the same transaction, so
+    /// no other claim sees the same room), then the unlimited ones.
     fn claim<'a>(
         &'a self,
         worker: &'a str,
@@ -799,28 +844,23 @@ impl Backend for SqliteBackend {
         if functions.is_empty() || limit == 0 {
             return Box::pin(async { Ok(Vec::new()) });
         }
-        let (marks, mut values) = function_list(functions, 5);
-        let text = format!(
-            "UPDATE calls SET state = 'running', worker = ?1, lease_until = ?2, fence = fence + 1, \
-             next_due_at = NULL, updated_at = ?3 \
-             WHERE cid IN (SELECT cid FROM calls WHERE function IN ({marks}) \
-               AND function NOT IN (SELECT function FROM paused_functions) AND \
-               ((state IN ('pending', 'waiting') AND next_due_at <= ?3) \
-                OR (state = 'running' AND lease_until <= ?3)) \
-               ORDER BY CASE state WHEN 'running' THEN lease_until ELSE next_due_at END, cid \
-               LIMIT ?4) \
-             RETURNING {COLUMNS}"
-        );
-        let mut args = vec![
-            Value::Text(worker.to_owned()),
-            Value::Integer(later(now, lease)),
-            Value::Integer(to_millis(now)),
-            Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
-        ];
-        args.append(&mut values);
+        let (worker, functions) = (worker.to_owned(), functions.to_vec());
         self.write(move |conn| {
-            query(conn, &text, params_from_iter(args), |row| rows::record(row))
-                .map(|records| records.into_iter().map(Claim::from).collect())
+            let (rooms, unlimited) = limits::sqlite_rooms(conn, &functions, now)?;
+            let mut claimed = Vec::new();
+            for (function, room) in rooms {
+                let want = room.min(limit - claimed.len());
+                if want == 0 {
+                    break;
+                }
+                let group = [function];
+                claimed.extend(claim_in(conn, &worker, &group, want, lease, now)?);
+            }
+            let want = limit - claimed.len();
+            if want > 0 && !unlimited.is_empty() {
+                claimed.extend(claim_in(conn, &worker, &unlimited, want, lease, now)?);
+            }
+            Ok(claimed)
         })
     }
 
@@ -828,6 +868,7 @@ impl Backend for SqliteBackend {
     browse::browse_methods!();
     heartbeats::heartbeat_methods!();
     history::history_methods!();
+    limits::limit_methods!();
 
     fn complete(
         &self,
@@ -874,7 +915,9 @@ impl Backend for SqliteBackend {
         let query = format!(
             "SELECT min(CASE state WHEN 'running' THEN lease_until ELSE next_due_at END) \
              FROM calls WHERE state IN ('pending', 'waiting', 'running') AND function IN ({marks}) \
-             AND function NOT IN (SELECT function FROM paused_functions)"
+             AND function NOT IN (SELECT function FROM paused_functions) \
+             AND NOT (state IN ('pending', 'waiting') AND function IN ({full}))",
+            full = limits::SQLITE_FULL,
         );
         self.read(move |conn| {
             conn.prepare_cached(&query)

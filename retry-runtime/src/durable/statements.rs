@@ -54,15 +54,24 @@ impl Dialect {
         }
     }
 
-    /// `template` in this dialect: the tables named (`{calls}`, `{paused}`, `{workers}`, and
-    /// the history's and audit's, see [`history_tables`](Dialect::history_tables)), and `?N`
-    /// for SQLite's placeholders.
+    /// The table of the functions' limits (`max_running`).
+    pub(crate) const fn limits_table(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "function_limits",
+            Dialect::Postgres => "retry_limits",
+        }
+    }
+
+    /// `template` in this dialect: the tables named (`{calls}`, `{paused}`, `{workers}`,
+    /// `{limits}`, and the history's and audit's, see
+    /// [`history_tables`](Dialect::history_tables)), and `?N` for SQLite's placeholders.
     pub(crate) fn render(self, template: &str) -> String {
         let text = self.history_tables(
             &template
                 .replace("{calls}", self.table())
                 .replace("{paused}", self.paused_table())
-                .replace("{workers}", self.workers_table()),
+                .replace("{workers}", self.workers_table())
+                .replace("{limits}", self.limits_table()),
         );
         match self {
             Dialect::Sqlite => text.replace('$', "?"),

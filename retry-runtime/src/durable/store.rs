@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use super::audit::{AuditEntry, AuditRecord};
 use super::browse::{CallFilter, CallPage, CallQuery, MinuteCount, QueueLag};
 use super::history::AttemptRecord;
+use super::limits::FunctionLimit;
 use super::record::{
     CallRecord, CallState, Claim, ListFilter, NewCall, PausedFunction, Progress, Stats,
 };
@@ -394,6 +395,58 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The paused functions, by name. The default (a backend that cannot pause): none.
     fn paused(&self) -> BoxFuture<'_, Result<Vec<PausedFunction>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Writes the limits a starting worker's functions declare (`max_running` of their
+    /// attribute; `None`: the attribute has none, which clears an earlier one). An
+    /// operator's limit ([`set_limit`](Backend::set_limit)) is left as it is: it wins. The
+    /// default (a backend that cannot keep limits) accepts only `None`s, and is
+    /// [`StoreError::Invalid`] otherwise.
+    fn declare_limits<'a>(
+        &'a self,
+        limits: &'a [(String, Option<u32>)],
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = now;
+        let any = limits.iter().any(|(_, l)| l.is_some());
+        Box::pin(async move {
+            if any {
+                Err(StoreError::Invalid(
+                    "this store cannot limit running attempts (`max_running`)".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// Sets an operator's limit of `function`'s running attempts across every worker
+    /// (`Some(n)`), which wins over its attribute's `max_running`, or clears it (`None`), so
+    /// the attribute's applies again. From their next claim on, workers start no more of its
+    /// attempts than the limit minus those running. `true` if it changed a limit (clearing:
+    /// if there was one).
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for `Some(0)`, or a backend that cannot keep limits (the
+    /// default).
+    fn set_limit<'a>(
+        &'a self,
+        function: &'a str,
+        max_running: Option<u32>,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (function, max_running, now);
+        Box::pin(async {
+            Err(StoreError::Invalid(
+                "this store cannot limit running attempts (`max_running`)".into(),
+            ))
+        })
+    }
+
+    /// The functions with a limit (declared, set by an operator, or both), by name. The
+    /// default (a backend that cannot keep limits): none.
+    fn limits(&self) -> BoxFuture<'_, Result<Vec<FunctionLimit>, StoreError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 
@@ -954,6 +1007,62 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         self.backend.audit(before, limit).await
+    }
+
+    /// Sets (`Some(n)`) or clears (`None`) an operator's limit of `function`'s attempts
+    /// running at once across every worker of the store; see [`Backend::set_limit`]. It wins
+    /// over the function's `max_running` until cleared, whatever workers start meanwhile;
+    /// cleared, the attribute's limit (if any) applies again. Workers of this process see it
+    /// at their next claim, others within a second. Also `retry-store limit FUNCTION N|none`.
+    ///
+    /// ```
+    /// use retry_runtime::durable::{NewCall, Store};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Store::open("sqlite::memory:").await?;
+    /// store.enqueue((0..5).map(|_| NewCall::new("billing::push", "{}")).collect()).await?;
+    /// store.set_limit("billing::push", Some(2)).await?;
+    /// let lease = Duration::from_secs(30);
+    /// let f = ["billing::push".to_string()];
+    /// assert_eq!(store.claim("w1", &f, 10, lease).await?.len(), 2);
+    /// assert!(store.claim("w2", &f, 10, lease).await?.is_empty(), "2 are running");
+    /// assert_eq!(store.limits().await?[0].effective(), Some(2));
+    /// store.set_limit("billing::push", None).await?;
+    /// assert_eq!(store.claim("w2", &f, 10, lease).await?.len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for `Some(0)` (pause the function instead); a database error.
+    pub async fn set_limit(
+        &self,
+        function: &str,
+        max_running: Option<u32>,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .backend
+            .set_limit(function, max_running, SystemTime::now())
+            .await?;
+        tracing::info!(
+            target: "retry_runtime::durable",
+            function,
+            max_running = ?max_running,
+            "operator's limit of running attempts set",
+        );
+        // A raised or cleared limit may leave room for due calls.
+        self.wake();
+        Ok(changed)
+    }
+
+    /// The functions with a limit of running attempts, by name; see [`Backend::limits`].
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn limits(&self) -> Result<Vec<FunctionLimit>, StoreError> {
+        self.backend.limits().await
     }
 
     /// Wakes this process's workers, as a local enqueue does.

@@ -176,7 +176,7 @@ impl WorkerBuilder {
             stop: Notify::new(),
             heartbeats: Heartbeats::new(self.heartbeat),
         });
-        let join = crate::run::background::spawn(run(Arc::clone(&inner)));
+        let join = crate::run::background::spawn(declare_then_run(Arc::clone(&inner)));
         Worker { inner, join, id }
     }
 }
@@ -310,6 +310,18 @@ struct Held {
     cancelled: Arc<AtomicBool>,
     /// Signalled when the call is no longer this worker's: the attempt is abandoned.
     lost: Arc<Notify>,
+}
+
+/// Writes the `max_running` of this program's functions to the store, then runs the claim
+/// loop: no claim before the limits are in the store.
+async fn declare_then_run(inner: Arc<Inner>) -> JoinSet<()> {
+    let store = &inner.store;
+    if !crate::durable::limits::declare_at_start(store, &inner.id, &inner.stopping, &inner.stop)
+        .await
+    {
+        return JoinSet::new();
+    }
+    run(inner).await
 }
 
 /// The claim loop. Returns the attempts still running when it stops.
