@@ -223,6 +223,7 @@ mod rows;
 mod sqlite;
 mod statements;
 mod store;
+pub(crate) mod unique;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
@@ -238,4 +239,5 @@ pub use record::{
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
 pub use store::{Backend, BoxFuture, Store, StoreError, WakeUps};
+pub use unique::{Enqueued, Unique};
 pub use worker::{Worker, WorkerBuilder, DEFAULT_ATTEMPT_TIMEOUT};

@@ -197,6 +197,9 @@ pub struct NewCall {
     /// Attempts already made before the call was stored (`persist = "on_failure"`): the
     /// call is stored `waiting` with this progress and error, not `pending`.
     pub tried: Option<Tried>,
+    /// What makes this call the same as another of its function, if anything; enqueued with
+    /// [`Store::enqueue_unique`](super::Store::enqueue_unique).
+    pub unique: Option<super::Unique>,
 }
 
 /// The attempts a call made in its caller before it was stored.
@@ -219,6 +222,7 @@ impl NewCall {
             args: args.into(),
             due: None,
             tried: None,
+            unique: None,
         }
     }
 
@@ -240,6 +244,14 @@ impl NewCall {
     #[must_use]
     pub fn due_at(mut self, due: SystemTime) -> Self {
         self.due = Some(due);
+        self
+    }
+
+    /// Gives the call a uniqueness key (see [`Unique`](super::Unique)); enqueue it with
+    /// [`Store::enqueue_unique`](super::Store::enqueue_unique).
+    #[must_use]
+    pub fn unique(mut self, unique: super::Unique) -> Self {
+        self.unique = Some(unique);
         self
     }
 
