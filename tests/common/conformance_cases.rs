@@ -26,5 +26,8 @@ macro_rules! every_conformance_case {
         $run!(overdue_counts_due_calls);
         $run!(paused_functions_are_not_claimed);
         $run!(pause_is_per_function);
+        $run!(unique_key_returns_the_unfinished_call);
+        $run!(unique_key_is_freed_when_the_call_finishes);
+        $run!(unique_key_kept_for_a_time_after_success);
     };
 }
