@@ -127,10 +127,17 @@ async fn retry_enqueue_in_sql_stores_the_row_the_rust_enqueue_stores() {
         "{before} <= {minted} <= {after}"
     );
 
-    let woken = tokio::time::timeout(Duration::from_secs(10), wake_ups.recv())
-        .await
-        .expect("a wake-up")
-        .unwrap();
+    // The channel is the database's: other tests' schemas notify on it too.
+    let woken = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(f) = wake_ups.recv().await {
+            if f == "mail::send" {
+                return f;
+            }
+        }
+        unreachable!("the listener stopped")
+    })
+    .await
+    .expect("a wake-up for mail::send");
     assert_eq!(woken, "mail::send");
 
     let rec = store.get(parsed).await.unwrap().expect("stored");
@@ -232,4 +239,80 @@ async fn retry_enqueue_in_sql_stores_the_row_the_rust_enqueue_stores() {
         assert!(db.message().contains(says), "{sql}: {}", db.message());
     }
     assert_eq!(store.stats().await.unwrap().total(), 5);
+}
+
+// == The attribute ==
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Body {
+    text: String,
+}
+
+/// Keyed by every argument.
+#[retry_runtime::retry(mode = "durable", name = "unique::by_args", unique = "args")]
+async fn by_args(id: u64, body: Body) -> Result<(), std::io::Error> {
+    let _ = (id, body);
+    Ok(())
+}
+
+/// Keyed by `id` alone, kept an hour after success.
+#[retry_runtime::retry(mode = "durable", name = "unique::by_id", unique = (id), unique_for = "1h")]
+async fn by_id(id: u64, body: Body) -> Result<(), std::io::Error> {
+    let _ = (id, body);
+    Ok(())
+}
+
+/// Keyed by an expression of the arguments; a sync function.
+#[retry_runtime::retry(
+    mode = "durable",
+    name = "unique::by_expr",
+    unique_key = format!("{region}/{}", id % 10)
+)]
+fn by_expr(id: u64, region: String) -> Result<(), std::io::Error> {
+    let _ = (id, region);
+    Ok(())
+}
+
+fn body(text: &str) -> Body {
+    Body { text: text.into() }
+}
+
+/// The keys `unique = "args"`, `unique = (id)` and `unique_key = ...` make, seen through the
+/// calls they make the same: equal keys give the first call's ID and store nothing more.
+/// (The only test of this file that sets the default store.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_durable_functions_return_the_unfinished_calls_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("calls.db").display());
+    let store = Store::open(&url).await.unwrap();
+    retry_runtime::durable::set_default_store(store.clone());
+    let count = |f: &'static str| {
+        let store = store.clone();
+        async move { store.stats().await.unwrap().count(f, CallState::Pending) }
+    };
+
+    let a = by_args(1, body("x")).await.unwrap();
+    assert_eq!(by_args(1, body("x")).await.unwrap(), a);
+    assert_ne!(by_args(1, body("y")).await.unwrap(), a, "another argument");
+    assert_ne!(by_args(2, body("x")).await.unwrap(), a);
+    assert_eq!(count("unique::by_args").await, 3);
+    let rec = store.get(a).await.unwrap().unwrap();
+    let args: serde_json::Value = serde_json::from_str(&rec.args).unwrap();
+    assert_eq!(args, serde_json::json!({"id": 1, "body": {"text": "x"}}), "stored as usual");
+
+    let b = by_id(1, body("x")).await.unwrap();
+    assert_eq!(by_id(1, body("other")).await.unwrap(), b, "only `id` counts");
+    assert_ne!(by_id(2, body("x")).await.unwrap(), b);
+    assert_eq!(count("unique::by_id").await, 2);
+
+    let c = tokio::task::spawn_blocking(|| {
+        let c = by_expr(3, "eu".into()).unwrap();
+        assert_eq!(by_expr(13, "eu".into()).unwrap(), c, "the same `eu/3`");
+        assert_ne!(by_expr(3, "us".into()).unwrap(), c);
+        c
+    })
+    .await
+    .unwrap();
+    assert_eq!(count("unique::by_expr").await, 2);
+    assert!(store.get(c).await.unwrap().is_some());
 }
