@@ -7,9 +7,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use retry_runtime::durable::{
-    CallState, Enqueued, ListFilter, NewCall, Store, Unique, POLL_ALL,
-};
+use retry_runtime::durable::{CallState, Enqueued, ListFilter, NewCall, Store, Unique, POLL_ALL};
 use retry_runtime::CorrelationId;
 
 #[path = "common/pg.rs"]
@@ -100,7 +98,11 @@ async fn retry_enqueue_in_sql_stores_the_row_the_rust_enqueue_stores() {
     };
     let store = Store::open(&url).await.unwrap();
     let mut wake_ups = store.backend().wake_ups().await.unwrap().unwrap();
-    assert_eq!(wake_ups.recv().await.as_deref(), Some(POLL_ALL), "listening");
+    assert_eq!(
+        wake_ups.recv().await.as_deref(),
+        Some(POLL_ALL),
+        "listening"
+    );
     let mut client = connect(&url).await;
 
     let before = millis(SystemTime::now());
@@ -152,7 +154,10 @@ async fn retry_enqueue_in_sql_stores_the_row_the_rust_enqueue_stores() {
     let rust = NewCall::new("mail::send", r#"{"to":"ops@example.com"}"#);
     let rust_cid = rust.cid;
     store.enqueue(vec![rust]).await.unwrap();
-    assert_eq!(row(&client, &cid).await, row(&client, &rust_cid.to_string()).await);
+    assert_eq!(
+        row(&client, &cid).await,
+        row(&client, &rust_cid.to_string()).await
+    );
 
     // A worker claims both and reads the arguments.
     let claims = store
@@ -181,7 +186,11 @@ async fn retry_enqueue_in_sql_stores_the_row_the_rust_enqueue_stores() {
         .unwrap()
         .get(0);
     let rec = store.get(later.parse().unwrap()).await.unwrap().unwrap();
-    let wait = rec.next_due_at.unwrap().duration_since(rec.created_at).unwrap();
+    let wait = rec
+        .next_due_at
+        .unwrap()
+        .duration_since(rec.created_at)
+        .unwrap();
     assert_eq!(wait, Duration::from_secs(3600));
     let at: String = client
         .query_one(
@@ -195,9 +204,8 @@ async fn retry_enqueue_in_sql_stores_the_row_the_rust_enqueue_stores() {
     assert_eq!(millis(rec.next_due_at.unwrap()), 1_893_456_000_000);
 
     // Unique keys, shared with the Rust enqueue of the same function.
-    let keyed = |key: &str| {
-        format!("SELECT retry_enqueue('report::build', '{{}}', unique_key => '{key}')")
-    };
+    let keyed =
+        |key: &str| format!("SELECT retry_enqueue('report::build', '{{}}', unique_key => '{key}')");
     let first: String = client.query_one(&keyed("day-1"), &[]).await.unwrap().get(0);
     let second: String = client.query_one(&keyed("day-1"), &[]).await.unwrap().get(0);
     assert_eq!(first, second);
@@ -298,10 +306,18 @@ async fn unique_durable_functions_return_the_unfinished_calls_id() {
     assert_eq!(count("unique::by_args").await, 3);
     let rec = store.get(a).await.unwrap().unwrap();
     let args: serde_json::Value = serde_json::from_str(&rec.args).unwrap();
-    assert_eq!(args, serde_json::json!({"id": 1, "body": {"text": "x"}}), "stored as usual");
+    assert_eq!(
+        args,
+        serde_json::json!({"id": 1, "body": {"text": "x"}}),
+        "stored as usual"
+    );
 
     let b = by_id(1, body("x")).await.unwrap();
-    assert_eq!(by_id(1, body("other")).await.unwrap(), b, "only `id` counts");
+    assert_eq!(
+        by_id(1, body("other")).await.unwrap(),
+        b,
+        "only `id` counts"
+    );
     assert_ne!(by_id(2, body("x")).await.unwrap(), b);
     assert_eq!(count("unique::by_id").await, 2);
 

@@ -175,7 +175,9 @@ fn check_names(names: &[Ident], sig: &Signature, errors: &mut Errors) {
             };
             errors.at(
                 id.span(),
-                format!("`unique` names `{name}`, which is not an argument of the function; {hint}"),
+                format!(
+                    "`unique` names `{name}`, which is not an argument of the function; {hint}"
+                ),
             );
         } else if names[..i].iter().any(|earlier| *earlier == *id) {
             errors.at(

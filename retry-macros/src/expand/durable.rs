@@ -148,12 +148,16 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
     } else if let Some(unique) = &plan.unique {
         // `unique = ...`: see `unique.rs`.
         let put_into = |id: &Ident, into: &Ident| {
-            let d = params.iter().find(|d| d.ident == *id).expect("checked: an argument");
+            let d = params
+                .iter()
+                .find(|d| d.ident == *id)
+                .expect("checked: an argument");
             let key = id.to_string();
             let arg = witness(private, &d.ty, false);
             quote!(#arg.put(&mut #into, #key, &#id)?;)
         };
-        let (key, enqueue) = super::unique::enqueue(unique, private, name, &args_out, is_async, &put_into);
+        let (key, enqueue) =
+            super::unique::enqueue(unique, private, name, &args_out, is_async, &put_into);
         quote! {
             #[allow(unused_mut)]
             let mut #args_out = #private::durable::ArgsOut::new();

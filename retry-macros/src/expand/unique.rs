@@ -42,7 +42,9 @@ pub fn enqueue(
 ) -> (TokenStream, TokenStream) {
     let key_out = Ident::new("__retry_key", Span::mixed_site());
     let key = match &unique.key {
-        crate::unique::UniqueKey::Args => quote!(let #key_out = #private::durable::key_of_args(&#args_out);),
+        crate::unique::UniqueKey::Args => {
+            quote!(let #key_out = #private::durable::key_of_args(&#args_out);)
+        }
         crate::unique::UniqueKey::Named(names) => {
             let puts = names.iter().map(|n| put(n, &key_out));
             quote! {

@@ -942,12 +942,17 @@ pub async fn unique_key_returns_the_unfinished_call(store: &Store) {
         b.enqueue_unique(again, at(1)).await.unwrap(),
         Enqueued::Existing(a)
     );
-    assert!(store.get(again_cid).await.unwrap().is_none(), "nothing stored");
+    assert!(
+        store.get(again_cid).await.unwrap().is_none(),
+        "nothing stored"
+    );
 
     // Running, then waiting after a failed attempt: still unfinished.
     let fence = claim_one(store, "f", a, 2).await;
     assert_eq!(
-        b.enqueue_unique(unique_call("f", "k", None), at(3)).await.unwrap(),
+        b.enqueue_unique(unique_call("f", "k", None), at(3))
+            .await
+            .unwrap(),
         Enqueued::Existing(a)
     );
     assert!(b
@@ -955,7 +960,9 @@ pub async fn unique_key_returns_the_unfinished_call(store: &Store) {
         .await
         .unwrap());
     assert_eq!(
-        b.enqueue_unique(unique_call("f", "k", None), at(5)).await.unwrap(),
+        b.enqueue_unique(unique_call("f", "k", None), at(5))
+            .await
+            .unwrap(),
         Enqueued::Existing(a)
     );
 
@@ -1018,7 +1025,14 @@ pub async fn unique_key_is_freed_when_the_call_finishes(store: &Store) {
     );
     let fence = claim_one(store, "f", dead_cid, 2).await;
     assert!(b
-        .bury(dead_cid, fence, Some(progress(1, at(2))), "exhausted".into(), None, at(3))
+        .bury(
+            dead_cid,
+            fence,
+            Some(progress(1, at(2))),
+            "exhausted".into(),
+            None,
+            at(3)
+        )
         .await
         .unwrap());
 
@@ -1040,7 +1054,9 @@ pub async fn unique_key_is_freed_when_the_call_finishes(store: &Store) {
     );
     assert!(b.requeue(dead_cid, at(7)).await.unwrap());
     assert_eq!(
-        b.enqueue_unique(unique_call("f", "k", None), at(8)).await.unwrap(),
+        b.enqueue_unique(unique_call("f", "k", None), at(8))
+            .await
+            .unwrap(),
         Enqueued::Existing(last_cid),
         "the requeued call did not take the key back"
     );
@@ -1060,7 +1076,9 @@ pub async fn unique_key_kept_for_a_time_after_success(store: &Store) {
     assert!(b.complete(a, fence, 1, at(0), at(10)).await.unwrap());
     assert_eq!(record(store, a).await.state, CallState::Succeeded);
     assert_eq!(
-        b.enqueue_unique(unique_call("f", "k", Some(60)), at(69)).await.unwrap(),
+        b.enqueue_unique(unique_call("f", "k", Some(60)), at(69))
+            .await
+            .unwrap(),
         Enqueued::Existing(a),
         "59 s after it succeeded"
     );
@@ -1072,13 +1090,22 @@ pub async fn unique_key_kept_for_a_time_after_success(store: &Store) {
         "60 s after it succeeded"
     );
     assert_eq!(
-        b.enqueue_unique(unique_call("f", "k", Some(60)), at(71)).await.unwrap(),
+        b.enqueue_unique(unique_call("f", "k", Some(60)), at(71))
+            .await
+            .unwrap(),
         Enqueued::Existing(later_cid)
     );
 
     let fence = claim_one(store, "f", later_cid, 71).await;
     assert!(b
-        .bury(later_cid, fence, Some(progress(1, at(71))), "exhausted".into(), None, at(72))
+        .bury(
+            later_cid,
+            fence,
+            Some(progress(1, at(71))),
+            "exhausted".into(),
+            None,
+            at(72)
+        )
         .await
         .unwrap());
     let after_dead = unique_call("f", "k", Some(60));

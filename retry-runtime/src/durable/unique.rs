@@ -186,7 +186,14 @@ fn insert(call: &NewCall, unique: &Unique, now: SystemTime) -> Vec<Param> {
         Param::MaybeText(call.parent.map(|p| p.to_string())),
         Param::Text(call.function.clone()),
         Param::Text(call.args.clone()),
-        Param::Text(if tried.is_some() { "waiting" } else { "pending" }.to_owned()),
+        Param::Text(
+            if tried.is_some() {
+                "waiting"
+            } else {
+                "pending"
+            }
+            .to_owned(),
+        ),
         Param::Int(tried.map_or(0, |t| saturating_i32(t.progress.attempts))),
         Param::BigInt(to_millis(now)),
         Param::BigInt(to_millis(call.due.unwrap_or(now))),
@@ -237,14 +244,12 @@ pub(crate) fn sqlite(
         conn.prepare_cached(FREE_EXPIRED.text(d))
             .and_then(|mut s| s.execute(params_from_iter(free_expired(call, unique, now))))
             .map_err(sql)?;
-        let inserted = conn
-            .prepare_cached(INSERT.text(d))
-            .and_then(|mut s| {
-                s.query_row(params_from_iter(insert(call, unique, now)), |r| {
-                    r.get::<_, String>(0)
-                })
-                .optional()
-            });
+        let inserted = conn.prepare_cached(INSERT.text(d)).and_then(|mut s| {
+            s.query_row(params_from_iter(insert(call, unique, now)), |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+        });
         match inserted {
             Ok(Some(_)) => return Ok(Enqueued::Stored(call.cid)),
             Ok(None) => {}
@@ -294,9 +299,12 @@ pub(crate) async fn postgres(
         let inserted = tx.query_opt(INSERT.text(d), &bind(&params)).await;
         match inserted {
             Ok(Some(_)) => {
-                tx.execute("SELECT pg_notify($1, $2)", &[&NOTIFY_CHANNEL, &call.function])
-                    .await
-                    .map_err(pg)?;
+                tx.execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&NOTIFY_CHANNEL, &call.function],
+                )
+                .await
+                .map_err(pg)?;
                 return Ok(Enqueued::Stored(call.cid));
             }
             Ok(None) => {}
@@ -446,8 +454,10 @@ mod tests {
 
     #[test]
     fn equal_values_give_equal_keys_whatever_the_order_of_their_entries() {
-        let a: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,"z"]}}"#).unwrap();
-        let b: serde_json::Value = serde_json::from_str(r#"{"a":{"x":[1,"z"],"y":2},"b":1}"#).unwrap();
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,"z"]}}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"x":[1,"z"],"y":2},"b":1}"#).unwrap();
         assert_eq!(key_of_json(&a), key_of_json(&b));
         assert_eq!(key_of_json(&a), r#"{"a":{"x":[1,"z"],"y":2},"b":1}"#);
     }
@@ -458,6 +468,9 @@ mod tests {
         let key = key_of_json(&long);
         assert!(key.starts_with("sha256:"), "{key}");
         assert_eq!(key.len(), 7 + 64);
-        assert_ne!(key, key_of_json(&serde_json::Value::String("y".repeat(500))));
+        assert_ne!(
+            key,
+            key_of_json(&serde_json::Value::String("y".repeat(500)))
+        );
     }
 }
