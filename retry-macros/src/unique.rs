@@ -44,13 +44,13 @@ pub fn parse(value: &Expr, errors: &mut Errors) -> Option<UniqueArg> {
             }
         },
         Expr::Group(g) => parse(&g.expr, errors),
-        Expr::Paren(p) => match name(&p.expr) {
-            Some(id) => Some(UniqueArg::Named(vec![id])),
-            None => {
+        Expr::Paren(p) => {
+            let id = name(&p.expr);
+            if id.is_none() {
                 errors.on(&p.expr, HOW);
-                None
             }
-        },
+            id.map(|id| UniqueArg::Named(vec![id]))
+        }
         Expr::Tuple(t) if t.elems.is_empty() => {
             errors.on(
                 value,
@@ -69,13 +69,13 @@ pub fn parse(value: &Expr, errors: &mut Errors) -> Option<UniqueArg> {
             }
             (ids.len() == t.elems.len()).then_some(UniqueArg::Named(ids))
         }
-        e => match name(e) {
-            Some(id) => Some(UniqueArg::Named(vec![id])),
-            None => {
+        e => {
+            let id = name(e);
+            if id.is_none() {
                 errors.on(value, HOW);
-                None
             }
-        },
+            id.map(|id| UniqueArg::Named(vec![id]))
+        }
     }
 }
 
@@ -87,37 +87,32 @@ pub fn check(args: &Args, mode: Mode, sig: &Signature, errors: &mut Errors) {
         ("unique_key", args.unique_key.as_ref().map(|k| k.key)),
         ("unique_for", args.unique_for.as_ref().map(|k| k.key)),
     ];
-    match mode {
-        Mode::Durable { persist } => {
-            if persist == Persist::OnFailure {
-                for (key, span) in keys.iter().take(2) {
-                    if let Some(span) = span {
-                        errors.at(
-                            *span,
-                            format!(
-                                "`{key}` needs `persist = \"always\"`: with `persist = \
-                                 \"on_failure\"` the first attempt runs before the call is \
-                                 stored, so an equal call could not be found in time; remove \
-                                 `persist` or `{key}`"
-                            ),
-                        );
-                    }
-                }
+    let Mode::Durable { persist } = mode else {
+        for (key, span) in keys {
+            if let Some(span) = span {
+                errors.at(
+                    span,
+                    format!(
+                        "`{key}` makes equal durable calls one stored call; it needs \
+                         `mode = \"durable\"`"
+                    ),
+                );
             }
         }
-        _ => {
-            for (key, span) in keys {
-                if let Some(span) = span {
-                    errors.at(
-                        span,
-                        format!(
-                            "`{key}` makes equal durable calls one stored call; it needs \
-                             `mode = \"durable\"`"
-                        ),
-                    );
-                }
+        return;
+    };
+    if persist == Persist::OnFailure {
+        for (key, span) in keys.iter().take(2) {
+            if let Some(span) = span {
+                errors.at(
+                    *span,
+                    format!(
+                        "`{key}` needs `persist = \"always\"`: with `persist = \"on_failure\"` \
+                         the first attempt runs before the call is stored, so an equal call \
+                         could not be found in time; remove `persist` or `{key}`"
+                    ),
+                );
             }
-            return;
         }
     }
     if let (Some(u), Some(k)) = (&args.unique, &args.unique_key) {
@@ -179,7 +174,7 @@ fn check_names(names: &[Ident], sig: &Signature, errors: &mut Errors) {
                     "`unique` names `{name}`, which is not an argument of the function; {hint}"
                 ),
             );
-        } else if names[..i].iter().any(|earlier| *earlier == *id) {
+        } else if names[..i].contains(id) {
             errors.at(
                 id.span(),
                 format!("`unique` names `{name}` twice; keep one"),

@@ -70,6 +70,7 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 // The first attempt runs in the caller as an inline one (see `inline.rs`); only if it failed
 // and is worth retrying are the arguments stored. A test (`sketches.rs`) checks the calls
 // shown in these sketches against the real expansion.
+#[allow(clippy::too_many_lines)] // one branch per way of storing the call
 pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> TokenStream {
     let is_async = plan.is_async;
     let Parts {
@@ -147,24 +148,8 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         }
     } else if let Some(unique) = &plan.unique {
         // `unique = ...`: see `unique.rs`.
-        let put_into = |id: &Ident, into: &Ident| {
-            let d = params
-                .iter()
-                .find(|d| d.ident == *id)
-                .expect("checked: an argument");
-            let key = id.to_string();
-            let arg = witness(private, &d.ty, false);
-            quote!(#arg.put(&mut #into, #key, &#id)?;)
-        };
-        let (key, enqueue) =
-            super::unique::enqueue(unique, private, name, &args_out, is_async, &put_into);
-        quote! {
-            #[allow(unused_mut)]
-            let mut #args_out = #private::durable::ArgsOut::new();
-            #(#put)*
-            #key
-            #enqueue
-        }
+        let put_into = |id: &Ident, into: &Ident| put_one(private, params, id, into);
+        super::unique::store(unique, private, name, &args_out, &put, is_async, &put_into)
     } else {
         let enqueue = if is_async {
             quote!(#private::durable::enqueue(#name, #args_out).await)
@@ -195,6 +180,17 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
         }
         #store
     })
+}
+
+/// The storing of the argument `id` into the `ArgsOut` named `into`.
+fn put_one(private: &TokenStream, params: &[Param], id: &Ident, into: &Ident) -> TokenStream {
+    let d = params
+        .iter()
+        .find(|d| d.ident == *id)
+        .expect("checked: an argument");
+    let key = id.to_string();
+    let arg = witness(private, &d.ty, false);
+    quote!(#arg.put(&mut #into, #key, &#id)?;)
 }
 
 /// The witness that stores and reads an argument of type `ty`; with `check`, required to be

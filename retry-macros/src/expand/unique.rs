@@ -28,25 +28,25 @@ use super::tokens::respan;
 // `unique = "args"` keys by `key_of_args(&__retry_out)`, `unique_key = EXPR` by
 // `key_of_value(&(EXPR))`; without `unique_for` the last argument is `None`. A sync function
 // calls `enqueue_unique_blocking`.
-/// The expansion's enqueue with a key: the key's expression (evaluated before the arguments
-/// are stored), then `enqueue_unique(NAME, args, key, keep_for)`.
-///
-/// `put(name)` writes the storing of the argument `name` into the map named `into`.
-pub fn enqueue(
+/// The expansion's enqueue with a key: the arguments stored (`put`), the key's expression,
+/// then `enqueue_unique(NAME, args, key, keep_for)`. `put_into(name, map)` writes the storing
+/// of the argument `name` into `map`.
+pub fn store(
     unique: &crate::unique::Unique,
     private: &TokenStream,
     name: &TokenStream,
     args_out: &Ident,
+    put: &[TokenStream],
     is_async: bool,
-    put: &dyn Fn(&Ident, &Ident) -> TokenStream,
-) -> (TokenStream, TokenStream) {
+    put_into: &dyn Fn(&Ident, &Ident) -> TokenStream,
+) -> TokenStream {
     let key_out = Ident::new("__retry_key", Span::mixed_site());
     let key = match &unique.key {
         crate::unique::UniqueKey::Args => {
             quote!(let #key_out = #private::durable::key_of_args(&#args_out);)
         }
         crate::unique::UniqueKey::Named(names) => {
-            let puts = names.iter().map(|n| put(n, &key_out));
+            let puts = names.iter().map(|n| put_into(n, &key_out));
             quote! {
                 let #key_out = {
                     let mut #key_out = #private::durable::ArgsOut::new();
@@ -60,17 +60,22 @@ pub fn enqueue(
             quote_spanned!(e.span()=> let #key_out = #p::durable::key_of_value(&(#e));)
         }
     };
-    let keep_for = match &unique.keep_for {
-        Some(d) => {
-            let d = duration_tokens(d);
-            quote!(::core::option::Option::Some(#d))
-        }
-        None => quote!(::core::option::Option::None),
+    let keep_for = if let Some(d) = &unique.keep_for {
+        let d = duration_tokens(d);
+        quote!(::core::option::Option::Some(#d))
+    } else {
+        quote!(::core::option::Option::None)
     };
-    let call = if is_async {
+    let enqueue = if is_async {
         quote!(#private::durable::enqueue_unique(#name, #args_out, #key_out, #keep_for).await)
     } else {
         quote!(#private::durable::enqueue_unique_blocking(#name, #args_out, #key_out, #keep_for))
     };
-    (key, call)
+    quote! {
+        #[allow(unused_mut)]
+        let mut #args_out = #private::durable::ArgsOut::new();
+        #(#put)*
+        #key
+        #enqueue
+    }
 }

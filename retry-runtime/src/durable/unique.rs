@@ -285,10 +285,10 @@ pub(crate) async fn postgres(
 ) -> Result<Enqueued, StoreError> {
     use super::postgres::{pg, NOTIFY_CHANNEL};
     use super::statements::Dialect;
-    let unique = check(call)?;
     fn bind(params: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
         params.iter().map(Param::as_postgres).collect()
     }
+    let unique = check(call)?;
     let d = Dialect::Postgres;
     for _ in 0..ROUNDS {
         let params = free_expired(call, unique, now);
@@ -331,17 +331,18 @@ pub(crate) async fn postgres(
 /// entries; longer than 128 bytes, its SHA-256 (`sha256:<hex>`), so keys stay small in the
 /// index.
 pub(crate) fn key_of_json(value: &serde_json::Value) -> String {
+    use sha2::Digest;
     let mut text = String::new();
     canonical(value, &mut text);
     if text.len() <= 128 {
         return text;
     }
-    use sha2::Digest;
     let digest = sha2::Sha256::digest(text.as_bytes());
     let mut key = String::with_capacity(7 + 64);
     key.push_str("sha256:");
     for b in digest {
-        key.push_str(&format!("{b:02x}"));
+        use std::fmt::Write as _;
+        let _ = write!(key, "{b:02x}");
     }
     key
 }
