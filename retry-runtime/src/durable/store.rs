@@ -129,7 +129,8 @@ pub trait Backend: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] if an ID is already stored (or repeated in `calls`),
-    /// [`StoreError::Invalid`] if some `args` is not JSON.
+    /// [`StoreError::Invalid`] if some `args` is not JSON or a call has a unique key (those
+    /// go through [`enqueue_unique`](Backend::enqueue_unique)).
     fn enqueue(
         &self,
         calls: Vec<NewCall>,
