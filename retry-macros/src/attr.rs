@@ -29,6 +29,9 @@ pub const KEYS: &[&str] = &[
     "name",
     "crate",
     "max_running",
+    "unique",
+    "unique_key",
+    "unique_for",
 ];
 
 /// A count: a literal checked here, or a constant expression checked by the compiler.
@@ -123,6 +126,12 @@ pub struct Args {
     pub krate: Option<syn::Path>,
     /// `max_running = N` (durable): the most attempts running at once across the workers.
     pub max_running: Option<Keyed<Count>>,
+    /// `unique = "args"` or `unique = (a, b)` (see `unique.rs`).
+    pub unique: Option<Keyed<crate::unique::UniqueArg>>,
+    /// `unique_key = expr`.
+    pub unique_key: Option<Keyed<Expr>>,
+    /// `unique_for = "1h"`.
+    pub unique_for: Option<Keyed<DurationArg>>,
     /// The keys in the order given, for "the later of two" errors.
     pub order: Vec<String>,
 }
@@ -314,6 +323,15 @@ impl Args {
             "fallback" => once!(fallback, Some(value)),
             "on_done" => once!(on_done, Some(Keyed { key: span, value })),
             "error_format" => once!(error_format, Some(value)),
+            "unique" => once!(
+                unique,
+                crate::unique::parse(&value, errors).map(|v| Keyed { key: span, value: v })
+            ),
+            "unique_key" => once!(unique_key, Some(Keyed { key: span, value })),
+            "unique_for" => once!(
+                unique_for,
+                parse_duration_arg(value, errors).map(|v| Keyed { key: span, value: v })
+            ),
             "name" => once!(name, lit_str(&value, "name", "name = \"billing::charge\"", errors)),
             "crate" => once!(
                 krate,

@@ -4,6 +4,7 @@
 mod attr;
 mod expand;
 mod plan;
+mod unique;
 mod valid;
 
 use proc_macro::TokenStream;

@@ -19,6 +19,8 @@ pub struct Plan {
     pub hooks: Hooks,
     /// `name = "..."`, or the default `module::function`.
     pub name: Option<LitStr>,
+    /// `unique = ...` or `unique_key = ...` (durable calls): what makes two calls the same.
+    pub unique: Option<crate::unique::Unique>,
     /// The runtime crate's path (`crate = "..."`, or `::retry_runtime`).
     pub krate: syn::Path,
     /// `max_running = N` (durable only): written into the function's registration.

@@ -25,7 +25,8 @@ pub fn plan(args: Args, sig: &Signature, mut errors: Errors) -> syn::Result<Plan
 }
 
 /// The plan of an attribute that passed every check.
-fn resolve(args: Args, mode: Mode, sig: &Signature) -> Plan {
+fn resolve(mut args: Args, mode: Mode, sig: &Signature) -> Plan {
+    let unique = crate::unique::plan(&mut args);
     let retries = match (args.max, args.attempts) {
         (Some(m), _) => Some(match m.value {
             Max::Retries(c) => Retries::Max(c),
@@ -77,6 +78,7 @@ fn resolve(args: Args, mode: Mode, sig: &Signature) -> Plan {
             error_format: args.error_format,
         },
         name: args.name,
+        unique,
         krate: args
             .krate
             .unwrap_or_else(|| syn::parse_quote!(::retry_runtime)),
@@ -165,6 +167,7 @@ fn check(args: &Args, mode: Mode, sig: &Signature, errors: &mut Errors) {
         }
     }
     check_max_running(args, mode, errors);
+    crate::unique::check(args, mode, sig, errors);
     match mode {
         Mode::Inline => {}
         Mode::Durable { .. } => check_durable(args, sig, errors),

@@ -48,6 +48,9 @@
 //! | `persist` | `"always"`, `"on_failure"` | `"always"` | durable calls: stored before the first attempt, or only after a first attempt in the caller failed and is worth retrying |
 //! | `max_running` | integer ≥ 1 or a constant, `mode = "durable"` only | none | the most attempts of the function running at once across every worker of the store (`max_running = 4`), enforced by the store's claim; an operator's limit (`retry-store limit`) wins. See the `durable` module, *Limits across workers* |
 //! | `name` | string | `module::function`, `module::Type::method` | the stable name in reports, spans and events |
+//! | `unique` | `"args"`, an argument's name (`unique = id`), or a list of them (`unique = (id, region)`) | none | durable calls (`persist = "always"`): what makes two calls the same. Calling the function while an equal call is unfinished returns that call's ID and stores nothing; see "Unique calls" in the `durable` docs |
+//! | `unique_key` | expression of the arguments whose value is `Display` (`unique_key = format!("{region}/{id}")`) | none | instead of `unique`: the key itself |
+//! | `unique_for` | duration | none | with `unique` or `unique_key`: how long after an equal call *succeeded* it still counts as the same |
 //! | `crate` | string path | `"::retry_runtime"` | where this crate is, if the dependency is renamed |
 //!
 //! Durations are written `"250ms"`, `"1.5s"`, `"2m"`, `"1m30s"` (units `ns`, `us`, `ms`, `s`, `m`,
@@ -122,7 +125,9 @@
 //!   With `persist = "on_failure"` the first attempt runs in the caller and only a retryable
 //!   failure is stored. The arguments must be serde `Serialize + DeserializeOwned`.
 //!   `max_running = N` caps its attempts running at once across all workers
-//!   (`#[retry(mode = "durable", max_running = 4)]`). See the `durable` module.
+//!   (`#[retry(mode = "durable", max_running = 4)]`). With `unique = ...` an equal call still
+//!   unfinished is not stored twice: the function returns the ID of the one stored. See the
+//!   `durable` module.
 //!
 //! In both spawned modes the arguments must be owned, `Send + 'static` and `Clone` (a borrowed
 //! argument is a compile error that suggests the owned type), hooks must be `Send + Sync +

@@ -54,6 +54,9 @@ pub mod durable {
     };
     pub use crate::durable::kept::{ok_probe, Keep, KeepNothing, KeepViaSerde};
     pub use crate::durable::registry::Registration;
+    pub use crate::durable::unique::expand::{
+        enqueue_unique, enqueue_unique_blocking, key_of_args, key_of_value, UniqueKeyValue,
+    };
     pub use crate::durable::{BoxFuture, StoreError};
     pub use crate::run::durable::{attempt_async, attempt_sync, Job, Verdict};
     pub use inventory;

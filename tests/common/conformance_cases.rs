@@ -39,5 +39,8 @@ macro_rules! every_conformance_case {
         $run!(the_callers_attempt_starts_the_history);
         $run!(limited_function_claims_only_its_room);
         $run!(operator_limit_wins_over_declared);
+        $run!(unique_key_returns_the_unfinished_call);
+        $run!(unique_key_is_freed_when_the_call_finishes);
+        $run!(unique_key_kept_for_a_time_after_success);
     };
 }

@@ -75,6 +75,7 @@ pub fn return_type(persist: Persist, p: &Parts) -> Type {
 // The first attempt runs in the caller as an inline one (see `inline.rs`); only if it failed
 // and is worth retrying are the arguments stored. A test (`sketches.rs`) checks the calls
 // shown in these sketches against the real expansion.
+#[allow(clippy::too_many_lines)] // one branch per way of storing the call
 pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> TokenStream {
     let is_async = plan.is_async;
     let Parts {
@@ -151,6 +152,10 @@ pub fn body(plan: &Plan, persist: Persist, p: &Parts, params: &[Param]) -> Token
                 }
             }
         }
+    } else if let Some(unique) = &plan.unique {
+        // `unique = ...`: see `unique.rs`.
+        let put_into = |id: &Ident, into: &Ident| put_one(private, params, id, into);
+        super::unique::store(unique, private, name, &args_out, &put, is_async, &put_into)
     } else {
         let enqueue = if is_async {
             quote!(#private::durable::enqueue(#name, #args_out).await)
@@ -210,6 +215,17 @@ fn registration(plan: &Plan, p: &Parts) -> TokenStream {
             }
         }
     }
+}
+
+/// The storing of the argument `id` into the `ArgsOut` named `into`.
+fn put_one(private: &TokenStream, params: &[Param], id: &Ident, into: &Ident) -> TokenStream {
+    let d = params
+        .iter()
+        .find(|d| d.ident == *id)
+        .expect("checked: an argument");
+    let key = id.to_string();
+    let arg = witness(private, &d.ty, false);
+    quote!(#arg.put(&mut #into, #key, &#id)?;)
 }
 
 /// The witness that stores and reads an argument of type `ty`; with `check`, required to be

@@ -9,6 +9,7 @@ mod policy;
 mod sketches;
 mod spawned;
 mod tokens;
+mod unique;
 
 use proc_macro2::TokenStream;
 use quote::quote;

@@ -14,7 +14,7 @@ pub fn timeout_maker(private: &TokenStream, key: Span) -> TokenStream {
     respan(quote!(#private::timeout_error(__retry_r)), key)
 }
 
-fn duration_tokens(d: &DurationArg) -> TokenStream {
+pub(super) fn duration_tokens(d: &DurationArg) -> TokenStream {
     match d {
         DurationArg::Lit { secs, nanos } => quote!(::core::time::Duration::new(#secs, #nanos)),
         DurationArg::Expr(e) => e.to_token_stream(),

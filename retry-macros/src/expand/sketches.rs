@@ -15,6 +15,7 @@ const SOURCES: &[(&str, &str, usize)] = &[
     ("inline.rs", include_str!("inline.rs"), 1),
     ("spawned.rs", include_str!("spawned.rs"), 1),
     ("durable.rs", include_str!("durable.rs"), 2),
+    ("unique.rs", include_str!("unique.rs"), 1),
 ];
 
 /// Words that are followed by a group without being a call.

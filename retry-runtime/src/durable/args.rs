@@ -34,6 +34,11 @@ impl ArgsOut {
         Ok(())
     }
 
+    /// The arguments so far, as a JSON object (a `unique = ...` key is made from it).
+    pub(crate) fn as_map(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.0
+    }
+
     pub(crate) fn into_json(self) -> String {
         serde_json::Value::Object(self.0).to_string()
     }

@@ -1614,3 +1614,223 @@ pub async fn operator_limit_wins_over_declared(store: &Store) {
         1
     );
 }
+
+// == Uniqueness (`durable/unique.rs`) ==
+
+/// A call of `function` with the unique key `key` (kept `keep_secs` after success, if any).
+fn unique_call(function: &str, key: &str, keep_secs: Option<u64>) -> NewCall {
+    let unique = super::Unique::new(key);
+    let unique = match keep_secs {
+        Some(s) => unique.keep_for(Duration::from_secs(s)),
+        None => unique,
+    };
+    NewCall::new(function, r#"{"n":1}"#).unique(unique)
+}
+
+/// Claims the one due call of `function` at `at(secs)`; returns its fence.
+async fn claim_one(store: &Store, function: &str, cid: CorrelationId, secs: u64) -> u64 {
+    let claims = store
+        .backend()
+        .claim("w", &names(&[function]), 10, LEASE, at(secs))
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1, "one call of {function} is due");
+    assert_eq!(claims[0].record.cid, cid);
+    claims[0].fence
+}
+
+/// An equal call (same function, same key) enqueued while the first is unfinished (pending,
+/// running, waiting) gets the first one's ID and stores nothing; other keys and other
+/// functions are not equal. A batch enqueue refuses calls with keys; a repeated ID is still
+/// an error.
+pub async fn unique_key_returns_the_unfinished_call(store: &Store) {
+    use super::Enqueued;
+    let b = store.backend();
+    let first = unique_call("f", "k", None);
+    let a = first.cid;
+    assert_eq!(
+        b.enqueue_unique(first, at(0)).await.unwrap(),
+        Enqueued::Stored(a)
+    );
+    assert_eq!(record(store, a).await.state, CallState::Pending);
+    let again = unique_call("f", "k", None);
+    let again_cid = again.cid;
+    assert_eq!(
+        b.enqueue_unique(again, at(1)).await.unwrap(),
+        Enqueued::Existing(a)
+    );
+    assert!(
+        store.get(again_cid).await.unwrap().is_none(),
+        "nothing stored"
+    );
+
+    // Running, then waiting after a failed attempt: still unfinished.
+    let fence = claim_one(store, "f", a, 2).await;
+    assert_eq!(
+        b.enqueue_unique(unique_call("f", "k", None), at(3))
+            .await
+            .unwrap(),
+        Enqueued::Existing(a)
+    );
+    assert!(b
+        .reschedule(a, fence, progress(1, at(2)), at(10), "boom".into(), at(4))
+        .await
+        .unwrap());
+    assert_eq!(
+        b.enqueue_unique(unique_call("f", "k", None), at(5))
+            .await
+            .unwrap(),
+        Enqueued::Existing(a)
+    );
+
+    let other_key = unique_call("f", "k2", None);
+    let other_fn = unique_call("g", "k", None);
+    let (k2, g) = (other_key.cid, other_fn.cid);
+    assert_eq!(
+        b.enqueue_unique(other_key, at(5)).await.unwrap(),
+        Enqueued::Stored(k2)
+    );
+    assert_eq!(
+        b.enqueue_unique(other_fn, at(5)).await.unwrap(),
+        Enqueued::Stored(g)
+    );
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.total(), 3, "a, k2 and g");
+    assert_eq!(stats.count("f", CallState::Waiting), 1);
+
+    let batch = b
+        .enqueue(vec![unique_call("f", "k3", None)], at(6))
+        .await
+        .unwrap_err();
+    assert!(matches!(batch, StoreError::Invalid(_)), "{batch}");
+    let taken_id = unique_call("f", "k4", None).with_cid(a);
+    assert_eq!(
+        b.enqueue_unique(taken_id, at(6)).await.unwrap_err(),
+        StoreError::Duplicate(a)
+    );
+    let bad = NewCall::new("f", "{not json").unique(super::Unique::new("k5"));
+    assert!(matches!(
+        b.enqueue_unique(bad, at(6)).await.unwrap_err(),
+        StoreError::Invalid(_)
+    ));
+    let keyless = NewCall::new("f", "[]");
+    assert!(matches!(
+        b.enqueue_unique(keyless, at(6)).await.unwrap_err(),
+        StoreError::Invalid(_)
+    ));
+    assert_eq!(store.stats().await.unwrap().total(), 3);
+}
+
+/// A call frees its key when it finishes (succeeded, dead or cancelled): the next equal call
+/// is stored. A requeued call does not take its key back.
+pub async fn unique_key_is_freed_when_the_call_finishes(store: &Store) {
+    use super::Enqueued;
+    let b = store.backend();
+
+    let ok = unique_call("f", "k", None);
+    let ok_cid = ok.cid;
+    b.enqueue_unique(ok, at(0)).await.unwrap();
+    let fence = claim_one(store, "f", ok_cid, 0).await;
+    assert!(b.complete(ok_cid, fence, 1, at(0), at(1)).await.unwrap());
+
+    let dead = unique_call("f", "k", None);
+    let dead_cid = dead.cid;
+    assert_eq!(
+        b.enqueue_unique(dead, at(2)).await.unwrap(),
+        Enqueued::Stored(dead_cid),
+        "the succeeded call let go of the key"
+    );
+    let fence = claim_one(store, "f", dead_cid, 2).await;
+    assert!(b
+        .bury(
+            dead_cid,
+            fence,
+            Some(progress(1, at(2))),
+            "exhausted".into(),
+            None,
+            at(3)
+        )
+        .await
+        .unwrap());
+
+    let cancelled = unique_call("f", "k", None);
+    let cancelled_cid = cancelled.cid;
+    assert_eq!(
+        b.enqueue_unique(cancelled, at(4)).await.unwrap(),
+        Enqueued::Stored(cancelled_cid),
+        "the dead call let go of the key"
+    );
+    assert!(b.cancel(cancelled_cid, at(5)).await.unwrap());
+
+    let last = unique_call("f", "k", None);
+    let last_cid = last.cid;
+    assert_eq!(
+        b.enqueue_unique(last, at(6)).await.unwrap(),
+        Enqueued::Stored(last_cid),
+        "the cancelled call let go of the key"
+    );
+    assert!(b.requeue(dead_cid, at(7)).await.unwrap());
+    assert_eq!(
+        b.enqueue_unique(unique_call("f", "k", None), at(8))
+            .await
+            .unwrap(),
+        Enqueued::Existing(last_cid),
+        "the requeued call did not take the key back"
+    );
+    assert_eq!(store.stats().await.unwrap().total(), 4);
+}
+
+/// With `keep_for`, a call that succeeded keeps its key that long after it finished: an equal
+/// call enqueued before then gets its ID, one enqueued after is stored. A dead call frees it
+/// at once.
+pub async fn unique_key_kept_for_a_time_after_success(store: &Store) {
+    use super::Enqueued;
+    let b = store.backend();
+    let first = unique_call("f", "k", Some(60));
+    let a = first.cid;
+    b.enqueue_unique(first, at(0)).await.unwrap();
+    let fence = claim_one(store, "f", a, 0).await;
+    assert!(b.complete(a, fence, 1, at(0), at(10)).await.unwrap());
+    assert_eq!(record(store, a).await.state, CallState::Succeeded);
+    assert_eq!(
+        b.enqueue_unique(unique_call("f", "k", Some(60)), at(69))
+            .await
+            .unwrap(),
+        Enqueued::Existing(a),
+        "59 s after it succeeded"
+    );
+    let later = unique_call("f", "k", Some(60));
+    let later_cid = later.cid;
+    assert_eq!(
+        b.enqueue_unique(later, at(70)).await.unwrap(),
+        Enqueued::Stored(later_cid),
+        "60 s after it succeeded"
+    );
+    assert_eq!(
+        b.enqueue_unique(unique_call("f", "k", Some(60)), at(71))
+            .await
+            .unwrap(),
+        Enqueued::Existing(later_cid)
+    );
+
+    let fence = claim_one(store, "f", later_cid, 71).await;
+    assert!(b
+        .bury(
+            later_cid,
+            fence,
+            Some(progress(1, at(71))),
+            "exhausted".into(),
+            None,
+            at(72)
+        )
+        .await
+        .unwrap());
+    let after_dead = unique_call("f", "k", Some(60));
+    let after_dead_cid = after_dead.cid;
+    assert_eq!(
+        b.enqueue_unique(after_dead, at(73)).await.unwrap(),
+        Enqueued::Stored(after_dead_cid),
+        "a dead call frees its key at once"
+    );
+    assert_eq!(store.stats().await.unwrap().total(), 3);
+}

@@ -68,7 +68,7 @@ pub fn enqueue_blocking(name: &'static str, args: ArgsOut) -> Result<Correlation
     block_on(enqueue(name, args))
 }
 
-fn new_call(name: &'static str, args: ArgsOut) -> NewCall {
+pub(crate) fn new_call(name: &'static str, args: ArgsOut) -> NewCall {
     let mut call = NewCall::new(name, args.into_json());
     // The enqueuer's trace, which the attempts join (feature `opentelemetry`).
     call.trace_context = trace_context::current();
@@ -80,7 +80,7 @@ fn new_call(name: &'static str, args: ArgsOut) -> NewCall {
 
 /// Polls a future to completion on this thread (the store answers from its own thread, so
 /// nothing here needs a runtime).
-fn block_on<F: Future>(fut: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {

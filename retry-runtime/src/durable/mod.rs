@@ -215,6 +215,52 @@
 //! the store could not renew it. Calls due for over a minute under names no worker of the
 //! program registered are logged at WARN, once per name.
 //!
+//! # Unique calls
+//!
+//! A durable function can say what makes two of its calls the same; calling it while an equal
+//! call is unfinished (pending, waiting or running) stores nothing and returns the ID of the
+//! call already stored (River's and Oban's unique jobs):
+//!
+//! | attribute | the key |
+//! |---|---|
+//! | `unique = "args"` | every argument |
+//! | `unique = id`, `unique = (id, region)` | the arguments named (a name that is not an argument is a compile error on it) |
+//! | `unique_key = format!("{region}/{id}")` | any expression of the arguments whose value is `Display` |
+//! | `unique_for = "1h"` (with one of the above) | also an equal call that **succeeded** less than this ago |
+//!
+//! A dead or cancelled call frees its key at once (so the work can be asked for again), and a
+//! requeued call does not take it back. Arguments are compared as JSON with sorted object
+//! keys (a `HashMap`'s order does not matter); a key longer than 128 bytes is stored as its
+//! SHA-256. `unique` needs `persist = "always"`.
+//!
+//! ```
+//! use retry_runtime::durable::{self, Store};
+//! use retry_runtime::retry;
+//!
+//! #[retry(mode = "durable", unique = (invoice), unique_for = "10m")]
+//! async fn send_invoice(invoice: u64, copy_to: Vec<String>) -> std::io::Result<()> {
+//!     let _ = (invoice, copy_to);
+//!     Ok(())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), durable::StoreError> {
+//! durable::set_default_store(Store::open("sqlite::memory:").await?);
+//! let first = send_invoice(7, vec![]).await?;
+//! let again = send_invoice(7, vec!["boss@example.com".into()]).await?; // a double click
+//! assert_eq!(first, again);
+//! assert_ne!(send_invoice(8, vec![]).await?, first);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The store enforces it, not a look-up before the insert: a unique index on `(function,
+//! unique_key)` holds the keys of the calls that hold one, and the enqueue is `INSERT ... ON
+//! CONFLICT DO NOTHING`, then a read of the holder. Of many enqueuers of one key at once,
+//! in one process or many, exactly one stores its call and all get its ID. Without the
+//! attribute: [`NewCall::unique`] with a [`Unique`], and [`Store::enqueue_unique`], which
+//! says whether it stored the call ([`Enqueued`]).
+//!
 //! # At least once
 //!
 //! A worker that dies mid-attempt cannot report; when its lease expires another worker claims
@@ -278,6 +324,37 @@
 //! it (it needs a session-mode connection: behind `PgBouncer` in transaction mode workers only
 //! poll), and `PostgresBackend::enqueue_in` enqueues inside the caller's own transaction. The
 //! schema, and more, in the docs of `PostgresBackend`.
+//!
+//! ## Enqueuing from SQL: `retry_enqueue`
+//!
+//! The schema installs a SQL function, `retry_enqueue` (graphile-worker's `add_job` is the
+//! model), so any client enqueues a durable call in its own transaction: psql, a trigger,
+//! another language's driver. It stores the row the Rust enqueue stores, returns the call's
+//! ID (a [`CorrelationId`](crate::CorrelationId) minted as the runtime mints one) and wakes
+//! the workers the same way (`NOTIFY retry_calls, '<function>'`, sent at commit):
+//!
+//! ```sql
+//! retry_enqueue(
+//!     function   text,                      -- the registered name: `module::function` or `name = "..."`
+//!     args       jsonb DEFAULT '{}',        -- a JSON object keyed by parameter name, else an error
+//!     run_at     timestamptz DEFAULT NULL,  -- due at this time ...
+//!     delay      interval DEFAULT NULL,     -- ... or after this delay (not both); else at once
+//!     unique_key text DEFAULT NULL,         -- as `unique_key = ...`: an equal unfinished call's ID is returned
+//!     unique_for interval DEFAULT NULL,     -- as `unique_for = ...`
+//!     parent     text DEFAULT NULL          -- the enqueuing call's ID, if any
+//! ) RETURNS text                            -- the call's ID
+//! ```
+//!
+//! ```sql
+//! BEGIN;
+//! INSERT INTO orders (id, total) VALUES (42, 1200);
+//! SELECT retry_enqueue('billing::send_invoice', '{"invoice": 42, "copy_to": []}');
+//! SELECT retry_enqueue('mail::remind', jsonb_build_object('order', 42), delay => '3 days');
+//! COMMIT;  -- both calls become visible, and the workers wake, only now
+//! ```
+//!
+//! The arguments are those the attribute stores: one entry per parameter, as serde writes it.
+//! A call whose arguments do not decode becomes a dead letter that says why, as any other.
 //!
 //! # The SQLite schema
 //!
@@ -360,6 +437,7 @@ mod statements;
 mod store;
 pub(crate) mod trace_context;
 mod wait;
+pub(crate) mod unique;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
@@ -381,5 +459,6 @@ pub use record::{
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
 pub use store::{Backend, BoxFuture, Finishes, Store, StoreError, WakeUps};
+pub use unique::{Enqueued, Unique};
 pub use wait::{Finished, WaitError};
 pub use worker::{Worker, WorkerBuilder, DEFAULT_ATTEMPT_TIMEOUT};

@@ -492,6 +492,45 @@ impl PostgresBackend {
         result
     }
 
+    /// [`enqueue_in`](Self::enqueue_in) for a call with a [`Unique`](super::Unique) key: stores
+    /// it in the caller's transaction unless an equal call holds the key, whose ID it then
+    /// returns (see [`Backend::enqueue_unique`]). A key taken by a transaction still open
+    /// makes this wait for that transaction's end.
+    ///
+    /// ```no_run
+    /// # async fn f(client: &mut tokio_postgres::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use retry_runtime::durable::{NewCall, PostgresBackend, Unique};
+    ///
+    /// let tx = client.transaction().await?;
+    /// let call = NewCall::new("mail::confirm", r#"{"order":42}"#).unique(Unique::new("42"));
+    /// let cid = PostgresBackend::enqueue_unique_in(&tx, call, std::time::SystemTime::now()).await?.cid();
+    /// tx.commit().await?;
+    /// # let _ = cid;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Backend::enqueue_unique`], and [`StoreError::Backend`] as [`enqueue_in`](Self::enqueue_in).
+    pub async fn enqueue_unique_in(
+        tx: &Transaction<'_>,
+        call: NewCall,
+        now: SystemTime,
+    ) -> Result<super::Enqueued, StoreError> {
+        super::unique::check(&call)?;
+        tx.batch_execute("SAVEPOINT retry_enqueue")
+            .await
+            .map_err(pg)?;
+        let result = super::unique::postgres(tx, &call, now).await;
+        let end = if result.is_ok() {
+            "RELEASE SAVEPOINT retry_enqueue"
+        } else {
+            "ROLLBACK TO SAVEPOINT retry_enqueue; RELEASE SAVEPOINT retry_enqueue"
+        };
+        tx.batch_execute(end).await.map_err(pg)?;
+        result
+    }
+
     /// Listens for enqueued calls on a connection of its own (not from the pool): the returned
     /// channel receives the function name of every call enqueued (one per transaction and
     /// function), and [`POLL_ALL`] (`""`) after every (re)connection, to which a worker answers
@@ -677,7 +716,7 @@ fn describe(e: &tokio_postgres::Error) -> String {
 }
 
 #[allow(clippy::needless_pass_by_value)] // made for `map_err(pg)`
-fn pg(e: tokio_postgres::Error) -> StoreError {
+pub(super) fn pg(e: tokio_postgres::Error) -> StoreError {
     StoreError::Backend(describe(&e))
 }
 
@@ -1321,6 +1360,28 @@ impl Backend for PostgresBackend {
                 return Err(StoreError::Closed);
             }
             answer.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+
+    fn enqueue_unique(
+        &self,
+        call: NewCall,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<super::Enqueued, StoreError>> {
+        if let Err(err) = super::unique::check(&call) {
+            return Box::pin(async move { Err(err) });
+        }
+        let this = self.clone();
+        self.io.run(async move {
+            let mut client = this.client().await?;
+            let result = async {
+                let tx = client.transaction().await.map_err(pg)?;
+                let done = super::unique::postgres(&tx, &call, now).await?;
+                tx.commit().await.map_err(pg)?;
+                Ok(done)
+            }
+            .await;
+            return_to_pool(client, result)
         })
     }
 

@@ -55,6 +55,124 @@ ALTER TABLE retry_calls ADD COLUMN trace_context TEXT;
 ALTER TABLE retry_calls ADD COLUMN unique_key TEXT;
 CREATE UNIQUE INDEX retry_calls_unique ON retry_calls (function, unique_key)
     WHERE unique_key IS NOT NULL;
+-- `unique_for`: how long (milliseconds) the key still holds after the call succeeded; NULL:
+-- it is freed when the call finishes. `unique_until`: when a succeeded call's key stops
+-- holding (Unix milliseconds); NULL while the call is unfinished. An enqueue of the same key
+-- frees a key whose time is over, then inserts (see `durable/unique.rs`).
+ALTER TABLE retry_calls ADD COLUMN unique_for BIGINT;
+ALTER TABLE retry_calls ADD COLUMN unique_until BIGINT;
+-- A call that finishes frees its key, or (succeeded, with `unique_for`) keeps it until
+-- `unique_until`. Written as a trigger so every statement that finishes a call does it.
+CREATE FUNCTION retry_unique_finished() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.state = 'succeeded' AND NEW.unique_for IS NOT NULL THEN
+        NEW.unique_until := NEW.updated_at + NEW.unique_for;
+    ELSE
+        NEW.unique_key := NULL;
+        NEW.unique_until := NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER retry_calls_unique_finished BEFORE UPDATE OF state ON retry_calls
+    FOR EACH ROW
+    WHEN (NEW.unique_key IS NOT NULL AND NEW.unique_until IS NULL
+        AND NEW.state IN ('succeeded', 'dead', 'cancelled'))
+    EXECUTE FUNCTION retry_unique_finished();
+
+-- == Enqueue from SQL: retry_enqueue ==
+
+-- A new correlation ID, as `CorrelationId::new` mints it: 48 bits of Unix milliseconds then
+-- 80 random bits (from two random UUIDs, skipping their version and variant bits), printed
+-- as 26 characters of Crockford base32.
+CREATE FUNCTION retry_new_cid(at_ms BIGINT) RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    alphabet CONSTANT TEXT := '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+    a BYTEA := uuid_send(gen_random_uuid());
+    b BYTEA := uuid_send(gen_random_uuid());
+    bits BIT(130);
+    out TEXT := '';
+BEGIN
+    bits := B'00' || ('x' || lpad(to_hex(at_ms & x'FFFFFFFFFFFF'::BIGINT), 12, '0')
+        || encode(substring(a FROM 1 FOR 6), 'hex')
+        || encode(substring(b FROM 11 FOR 4), 'hex'))::BIT(128);
+    FOR i IN 0..25 LOOP
+        out := out || substr(alphabet, substring(bits FROM 5 * i + 1 FOR 5)::INTEGER + 1, 1);
+    END LOOP;
+    RETURN out;
+END $$;
+
+-- Stores a call of `function` with `args` (a JSON object keyed by parameter names, as the
+-- attribute stores them) in the caller's transaction, as `Store::enqueue` does: `pending`,
+-- due at `run_at`, after `delay`, or at once; with `unique_key` (and `unique_for`) as
+-- `Store::enqueue_unique`. Returns the call's ID (an equal unfinished call's, for a key that
+-- is taken) and wakes the workers with `NOTIFY retry_calls, '<function>'` at commit.
+CREATE FUNCTION retry_enqueue(
+    function TEXT,
+    args JSONB DEFAULT '{}',
+    run_at TIMESTAMPTZ DEFAULT NULL,
+    delay INTERVAL DEFAULT NULL,
+    unique_key TEXT DEFAULT NULL,
+    unique_for INTERVAL DEFAULT NULL,
+    parent TEXT DEFAULT NULL
+) RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+    now_ms BIGINT := floor(extract(epoch FROM clock_timestamp()) * 1000);
+    due_ms BIGINT;
+    for_ms BIGINT;
+    new_cid TEXT;
+    found_cid TEXT;
+BEGIN
+    IF retry_enqueue.function IS NULL OR retry_enqueue.function = '' THEN
+        RAISE EXCEPTION 'retry_enqueue: `function` must be the registered name of a durable function'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retry_enqueue.args IS NULL OR jsonb_typeof(retry_enqueue.args) <> 'object' THEN
+        RAISE EXCEPTION 'retry_enqueue: the arguments of % must be a JSON object keyed by parameter name, like ''{"id": 42}''; got %',
+            retry_enqueue.function, coalesce(jsonb_typeof(retry_enqueue.args), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF run_at IS NOT NULL AND delay IS NOT NULL THEN
+        RAISE EXCEPTION 'retry_enqueue: give `run_at` or `delay`, not both'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retry_enqueue.unique_for IS NOT NULL AND retry_enqueue.unique_key IS NULL THEN
+        RAISE EXCEPTION 'retry_enqueue: `unique_for` needs a `unique_key`'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    due_ms := CASE
+        WHEN run_at IS NOT NULL THEN floor(extract(epoch FROM run_at) * 1000)
+        WHEN delay IS NOT NULL THEN now_ms + floor(extract(epoch FROM delay) * 1000)
+        ELSE now_ms END;
+    for_ms := floor(extract(epoch FROM retry_enqueue.unique_for) * 1000);
+    new_cid := retry_new_cid(now_ms);
+    -- As `durable/unique.rs`: free a key whose time is over, insert unless the key is taken,
+    -- else read who holds it (again if that call let go of it in between).
+    FOR round IN 1..5 LOOP
+        IF retry_enqueue.unique_key IS NOT NULL THEN
+            UPDATE retry_calls SET unique_key = NULL, unique_until = NULL
+            WHERE function = retry_enqueue.function AND unique_key = retry_enqueue.unique_key
+                AND unique_until <= now_ms;
+        END IF;
+        INSERT INTO retry_calls (cid, parent, function, args, state, attempts, created_at,
+            next_due_at, fence, last_wait_ns, updated_at, unique_key, unique_for)
+        VALUES (new_cid, retry_enqueue.parent, retry_enqueue.function, retry_enqueue.args::TEXT,
+            'pending', 0, now_ms, due_ms, 0, 0, now_ms, retry_enqueue.unique_key, for_ms)
+        ON CONFLICT (function, unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+        RETURNING cid INTO found_cid;
+        IF found_cid IS NOT NULL THEN
+            PERFORM pg_notify('retry_calls', retry_enqueue.function);
+            RETURN found_cid;
+        END IF;
+        SELECT cid INTO found_cid FROM retry_calls
+        WHERE function = retry_enqueue.function AND unique_key = retry_enqueue.unique_key;
+        IF found_cid IS NOT NULL THEN
+            RETURN found_cid;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'retry_enqueue: the unique key % of % kept changing hands; try again',
+        retry_enqueue.unique_key, retry_enqueue.function;
+END $$;
 
 -- `max_running`: the most attempts of a function that may run at once across every worker.
 -- `max_running` is the attribute's, written by the workers that run the function when they

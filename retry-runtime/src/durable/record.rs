@@ -213,6 +213,9 @@ pub struct NewCall {
     /// (set by a durable function's call with the feature `opentelemetry`, or by
     /// `NewCall::traced`); `None`: the attempts start traces of their own.
     pub trace_context: Option<String>,
+    /// What makes this call the same as another of its function, if anything; enqueued with
+    /// [`Store::enqueue_unique`](super::Store::enqueue_unique).
+    pub unique: Option<super::Unique>,
 }
 
 /// The attempts a call made in its caller before it was stored.
@@ -236,6 +239,7 @@ impl NewCall {
             due: None,
             tried: None,
             trace_context: None,
+            unique: None,
         }
     }
 
@@ -257,6 +261,14 @@ impl NewCall {
     #[must_use]
     pub fn due_at(mut self, due: SystemTime) -> Self {
         self.due = Some(due);
+        self
+    }
+
+    /// Gives the call a uniqueness key (see [`Unique`](super::Unique)); enqueue it with
+    /// [`Store::enqueue_unique`](super::Store::enqueue_unique).
+    #[must_use]
+    pub fn unique(mut self, unique: super::Unique) -> Self {
+        self.unique = Some(unique);
         self
     }
 

@@ -56,6 +56,25 @@ ALTER TABLE calls ADD COLUMN trace_context TEXT;
 -- Set NULL when the call leaves the states it is unique among, which frees the key.
 ALTER TABLE calls ADD COLUMN unique_key TEXT;
 CREATE UNIQUE INDEX calls_unique ON calls (function, unique_key) WHERE unique_key IS NOT NULL;
+-- `unique_for`: how long (milliseconds) the key still holds after the call succeeded; NULL:
+-- it is freed when the call finishes. `unique_until`: when a succeeded call's key stops
+-- holding (Unix milliseconds); NULL while the call is unfinished. An enqueue of the same key
+-- frees a key whose time is over, then inserts (see `durable/unique.rs`).
+ALTER TABLE calls ADD COLUMN unique_for INTEGER;
+ALTER TABLE calls ADD COLUMN unique_until INTEGER;
+-- A call that finishes frees its key, or (succeeded, with `unique_for`) keeps it until
+-- `unique_until`. Written as a trigger so every statement that finishes a call does it.
+CREATE TRIGGER calls_unique_finished AFTER UPDATE OF state ON calls
+WHEN NEW.unique_key IS NOT NULL AND NEW.unique_until IS NULL
+    AND NEW.state IN ('succeeded', 'dead', 'cancelled')
+BEGIN
+    UPDATE calls SET
+        unique_key = CASE WHEN NEW.state = 'succeeded' AND NEW.unique_for IS NOT NULL
+            THEN NEW.unique_key END,
+        unique_until = CASE WHEN NEW.state = 'succeeded' AND NEW.unique_for IS NOT NULL
+            THEN NEW.updated_at + NEW.unique_for END
+    WHERE cid = NEW.cid;
+END;
 
 -- `max_running`: the most attempts of a function that may run at once across every worker of
 -- the store; the claim reads it. Two sources: the function's attribute, written by every

@@ -558,7 +558,7 @@ fn open_error(label: &str, e: &rusqlite::Error) -> StoreError {
     }
 }
 
-fn db_error(e: &rusqlite::Error) -> StoreError {
+pub(super) fn db_error(e: &rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(
             ErrorCode::CannotOpen
@@ -827,6 +827,17 @@ impl Backend for SqliteBackend {
             }
             Ok(())
         })
+    }
+
+    fn enqueue_unique(
+        &self,
+        call: NewCall,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<super::Enqueued, StoreError>> {
+        if let Err(err) = super::unique::check(&call) {
+            return Box::pin(async move { Err(err) });
+        }
+        self.write(move |conn| super::unique::sqlite(conn, &call, now))
     }
 
     /// SQLite's claim: one writer, so no row locks; the earliest claimable calls of the

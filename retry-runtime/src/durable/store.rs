@@ -132,12 +132,35 @@ pub trait Backend: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] if an ID is already stored (or repeated in `calls`),
-    /// [`StoreError::Invalid`] if some `args` is not JSON.
+    /// [`StoreError::Invalid`] if some `args` is not JSON or a call has a unique key (those
+    /// go through [`enqueue_unique`](Backend::enqueue_unique)).
     fn enqueue(
         &self,
         calls: Vec<NewCall>,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Inserts a call that has a [`Unique`](super::Unique) key, as [`enqueue`](Backend::enqueue)
+    /// does, unless a call of the same function holds the key: then nothing is stored and
+    /// the answer is that call's ID. Enforced by the store's unique index, so of many
+    /// enqueuers of one key at once exactly one stores its call (see `durable/unique.rs`).
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] if the call has no key or its `args` is not JSON,
+    /// [`StoreError::Duplicate`] if its ID is already stored; by default (a store that keeps
+    /// no keys) [`StoreError::Invalid`].
+    fn enqueue_unique(
+        &self,
+        call: NewCall,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<super::Enqueued, StoreError>> {
+        let _ = (call, now);
+        Box::pin(async {
+            Err(StoreError::Invalid(
+                "this store does not keep unique keys".into(),
+            ))
+        })
+    }
 
     /// Claims up to `limit` due calls of the given functions for `worker`: pending or waiting
     /// calls due at or before `now`, and running calls whose lease expired at or before `now`.
@@ -1066,6 +1089,34 @@ impl Store {
     }
 
     /// Wakes this process's workers, as a local enqueue does.
+    /// Enqueues a call with a [`Unique`](super::Unique) key, or finds the equal call that
+    /// holds the key; wakes local workers if it stored one. See [`Backend::enqueue_unique`].
+    ///
+    /// ```
+    /// use retry_runtime::durable::{NewCall, Store, Unique};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Store::open("sqlite::memory:").await?;
+    /// let call = || NewCall::new("report::build", r#"{"day":"2026-12-07"}"#).unique(Unique::new("2026-12-07"));
+    /// let first = store.enqueue_unique(call()).await?;
+    /// let second = store.enqueue_unique(call()).await?;
+    /// assert!(first.is_stored() && !second.is_stored());
+    /// assert_eq!(first.cid(), second.cid());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// See [`Backend::enqueue_unique`].
+    pub async fn enqueue_unique(&self, call: NewCall) -> Result<super::Enqueued, StoreError> {
+        let done = self.backend.enqueue_unique(call, SystemTime::now()).await?;
+        if done.is_stored() {
+            self.wake();
+        }
+        Ok(done)
+    }
+
     pub(crate) fn wake(&self) {
         self.wake.notify_waiters();
         self.wake.notify_one();
@@ -1087,6 +1138,7 @@ impl Store {
 /// writes: every call's arguments are JSON ([`StoreError::Invalid`]) and no ID is repeated
 /// ([`StoreError::Duplicate`]).
 pub(crate) fn check_new_calls(calls: &[NewCall]) -> Result<(), StoreError> {
+    super::unique::check_batch(calls)?;
     let mut seen = HashSet::with_capacity(calls.len());
     for call in calls {
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&call.args) {

@@ -1,0 +1,8 @@
+use retry_runtime::retry;
+
+#[retry(mode = "durable", unique = (order, order))]
+async fn push(order: u32) -> Result<u32, String> {
+    Ok(order)
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use retry_runtime::retry;
+
+#[retry(mode = "durable", unique = "order, region")]
+async fn push(order: u32, region: String) -> Result<u32, String> {
+    let _ = region;
+    Ok(order)
+}
+
+fn main() {}
