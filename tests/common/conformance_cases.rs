@@ -26,5 +26,6 @@ macro_rules! every_conformance_case {
         $run!(overdue_counts_due_calls);
         $run!(paused_functions_are_not_claimed);
         $run!(pause_is_per_function);
+        $run!(scheduled_calls_are_claimed_once_due);
     };
 }

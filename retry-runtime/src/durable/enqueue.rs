@@ -77,7 +77,7 @@ fn new_call(name: &'static str, args: ArgsOut) -> NewCall {
 
 /// Polls a future to completion on this thread (the store answers from its own thread, so
 /// nothing here needs a runtime).
-fn block_on<F: Future>(fut: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {

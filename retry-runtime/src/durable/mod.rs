@@ -214,6 +214,7 @@ pub mod conformance;
 pub(crate) mod enqueue;
 mod millis;
 mod open;
+mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
@@ -223,6 +224,7 @@ mod rows;
 mod sqlite;
 mod statements;
 mod store;
+mod typed;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
@@ -238,4 +240,5 @@ pub use record::{
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
 pub use store::{Backend, BoxFuture, Store, StoreError, WakeUps};
+pub use typed::{DurableCall, DurableFn, Schedule};
 pub use worker::{Worker, WorkerBuilder, DEFAULT_ATTEMPT_TIMEOUT};

@@ -75,7 +75,7 @@ const RECONNECT: Policy = Policy::new()
 
 /// The calls are inserted in one statement; IDs already stored are skipped and reported back
 /// by their absence from `RETURNING`, so a duplicate is found without parsing error messages.
-const INSERT: &str = "INSERT INTO retry_calls (cid, parent, function, args, state, attempts, \
+pub(crate) const INSERT: &str = "INSERT INTO retry_calls (cid, parent, function, args, state, attempts, \
     created_at, next_due_at, fence, last_wait_ns, updated_at, started_at, first_attempt_at, \
     last_attempt_at, last_error) \
     SELECT n.cid, n.parent, n.function, n.args, \
@@ -86,6 +86,10 @@ const INSERT: &str = "INSERT INTO retry_calls (cid, parent, function, args, stat
       AS n(cid, parent, function, args, due, attempts, last_wait_ns, started_at, tried_at, \
         last_error) \
     ON CONFLICT (cid) DO NOTHING RETURNING cid";
+
+/// Wakes the workers of the calls' function when the transaction commits (`$1` the channel,
+/// `$2` the function's name).
+pub(crate) const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
 /// The claim: lock up to `$4` claimable calls nobody else is claiming (earliest first), then
 /// lease them to the worker with a raised fence, in one statement.
@@ -695,7 +699,7 @@ async fn insert(
     let mut notified = HashSet::new();
     for function in functions {
         if notified.insert(function) {
-            tx.execute("SELECT pg_notify($1, $2)", &[&NOTIFY_CHANNEL, &function])
+            tx.execute(NOTIFY, &[&NOTIFY_CHANNEL, &function])
                 .await
                 .map_err(pg)?;
         }
