@@ -222,6 +222,8 @@ mod redact;
 pub(crate) mod registry;
 mod rows;
 mod sqlite;
+#[cfg(feature = "sqlx")]
+mod sqlx;
 mod statements;
 mod store;
 mod typed;

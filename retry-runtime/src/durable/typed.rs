@@ -255,4 +255,25 @@ impl<F: DurableFn> DurableCall<F> {
         crate::durable::PostgresBackend::enqueue_in(tx, &[call], now).await?;
         Ok(cid)
     }
+
+    /// Stores the call inside the caller's sqlx PostgreSQL transaction (pass it as
+    /// `&mut *tx`): stored, and workers woken by `NOTIFY`, if and only if the caller commits.
+    /// Needs the `sqlx` feature. See
+    /// [`PostgresBackend::enqueue_in_sqlx`](crate::durable::PostgresBackend::enqueue_in_sqlx),
+    /// which it calls.
+    ///
+    /// # Errors
+    /// As [`PostgresBackend::enqueue_in`](crate::durable::PostgresBackend::enqueue_in), and an
+    /// argument that does not serialize.
+    #[cfg(feature = "sqlx")]
+    pub async fn enqueue_in_sqlx(
+        self,
+        conn: &mut sqlx::PgConnection,
+    ) -> Result<CorrelationId, StoreError> {
+        let cid = self.cid;
+        let now = SystemTime::now();
+        let call = self.into_new_call(now)?;
+        crate::durable::PostgresBackend::enqueue_in_sqlx(conn, &[call], now).await?;
+        Ok(cid)
+    }
 }
