@@ -12,12 +12,12 @@ use super::parts::Parts;
 
 // Input:
 //     #[retry(mode = "durable")]
-//     pub async fn push(id: Id, note: String) -> Result<T, E> { .. }
-// Output (beside the function, which is unchanged by this):
+//     pub async fn push(id: Id, note: String) -> Result<T, E> { BODY(id, note) }
+// Output, beside the function (checked by the test below):
 //     pub struct push {}
 //     impl push {
 //         pub fn call(id: Id, note: String) -> DurableCall<Self> {
-//             DurableCall::__build(|__retry_out| {
+//             DurableCall::__build(|__retry_out: &mut ArgsOut| {
 //                 { use ..; (&Probe::<Id>::new()).witness() }.put(__retry_out, "id", &id)?;
 //                 { use ..; (&Probe::<String>::new()).witness() }.put(__retry_out, "note", &note)?;
 //                 Ok(())
@@ -80,5 +80,36 @@ pub fn companion(func: &ItemFn, p: &Parts, params: &[Param]) -> TokenStream {
         impl #krate::durable::DurableFn for #ident {
             const NAME: &'static str = #name;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    #[test]
+    fn the_companion_has_the_functions_name_visibility_and_argument_types() {
+        let item = quote!(
+            pub(crate) async fn push(id: u64, mut note: String) -> Result<(), String> {
+                note.push('!');
+                Ok(())
+            }
+        );
+        let out = super::super::retry(quote!(mode = "durable"), &item)
+            .to_string()
+            .replace(' ', "");
+        for part in [
+            "pub(crate)structpush{}",
+            "implpush{",
+            "pub(crate)fncall(id:u64,note:String)->::retry_runtime::durable::DurableCall<Self>",
+            "::retry_runtime::durable::DurableCall::__build(|__retry_out:&mut::retry_runtime::__private::durable::ArgsOut|",
+            ".put(__retry_out,\"id\",&id)?;",
+            ".put(__retry_out,\"note\",&note)?;",
+            "impl::retry_runtime::durable::DurableFnforpush{constNAME:&'staticstr=::core::concat!(::core::module_path!(),\"::push\");}",
+        ] {
+            assert!(out.contains(part), "{part} in {out}");
+        }
+        let inline = super::super::retry(quote!(max = 3), &item).to_string();
+        assert!(!inline.contains("DurableFn"), "only durable functions have one");
     }
 }
