@@ -76,7 +76,7 @@ impl Schedule {
 /// It has its ID already, so the caller can keep it in its own row before committing.
 ///
 /// ```
-/// use retry_runtime::durable::{self, CallState, Store};
+/// use retry_runtime::durable::{self, CallState, DurableFn, Store};
 /// use retry_runtime::retry;
 /// use std::time::Duration;
 ///
@@ -95,7 +95,7 @@ impl Schedule {
 ///     .enqueue()
 ///     .await?;
 /// let rec = store.get(cid).await?.expect("stored");
-/// assert_eq!((rec.function.as_str(), rec.state), ("rust_out::send_reminder", CallState::Pending));
+/// assert_eq!((rec.function.as_str(), rec.state), (send_reminder::NAME, CallState::Pending));
 /// assert!(rec.next_due_at.expect("due") > std::time::SystemTime::now() + Duration::from_secs(3500));
 /// # Ok(())
 /// # }
