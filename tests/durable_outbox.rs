@@ -97,7 +97,10 @@ fn the_companion_names_the_function_as_it_is_registered() {
     assert_eq!(call.function(), "durable_outbox::push_invoice");
     assert_eq!(call.schedule(), Schedule::Now);
     let now = SystemTime::now();
-    let stored = call.after(Duration::from_secs(60)).into_new_call(now).unwrap();
+    let stored = call
+        .after(Duration::from_secs(60))
+        .into_new_call(now)
+        .unwrap();
     assert_eq!(stored.due, Some(now + Duration::from_secs(60)));
     let args: serde_json::Value = serde_json::from_str(&stored.args).unwrap();
     assert_eq!(
@@ -113,7 +116,8 @@ async fn typed_enqueue_in_a_rusqlite_transaction_is_stored_on_commit_only() {
     let mut conn = app_connection(&file.path);
 
     let tx = conn.transaction().unwrap();
-    tx.execute("INSERT INTO invoices (id) VALUES (1)", []).unwrap();
+    tx.execute("INSERT INTO invoices (id) VALUES (1)", [])
+        .unwrap();
     let dropped = push_invoice::call(invoice(1), "paid".into())
         .enqueue_in_sqlite(&tx)
         .unwrap();
@@ -141,7 +145,10 @@ async fn typed_enqueue_in_a_rusqlite_transaction_is_stored_on_commit_only() {
     let rows: i64 = conn
         .query_row("SELECT count(*) FROM invoices", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(rows, 1, "the invoice of the rolled-back transaction is gone too");
+    assert_eq!(
+        rows, 1,
+        "the invoice of the rolled-back transaction is gone too"
+    );
     let stats = file.store.stats().await.unwrap();
     assert_eq!(stats.total(), 1);
 }
@@ -197,13 +204,24 @@ async fn scheduled_typed_calls_keep_their_due_time_in_each_form() {
     let file = sqlite_store().await;
     let hour = Duration::from_secs(3600);
     let before = SystemTime::now();
-    let later = reindex::call(1).after(hour).enqueue_on(&file.store).await.unwrap();
+    let later = reindex::call(1)
+        .after(hour)
+        .enqueue_on(&file.store)
+        .await
+        .unwrap();
     let noon = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
     let conn = app_connection(&file.path);
     let fixed = reindex::call(2).at(noon).enqueue_in_sqlite(&conn).unwrap();
     let after = SystemTime::now();
 
-    let due = file.store.get(later).await.unwrap().unwrap().next_due_at.unwrap();
+    let due = file
+        .store
+        .get(later)
+        .await
+        .unwrap()
+        .unwrap()
+        .next_due_at
+        .unwrap();
     let ms = Duration::from_millis(1);
     assert!(due + ms >= before + hour && due <= after + hour, "{due:?}");
     let rec = file.store.get(fixed).await.unwrap().unwrap();
@@ -219,7 +237,10 @@ async fn scheduled_typed_calls_keep_their_due_time_in_each_form() {
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0].record.cid, later);
     let done = after + hour;
-    assert!(b.complete(later, claims[0].fence, 1, done, done).await.unwrap());
+    assert!(b
+        .complete(later, claims[0].fence, 1, done, done)
+        .await
+        .unwrap());
     let claims = b.claim("w", &f, 10, lease, noon).await.unwrap();
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0].record.cid, fixed);
@@ -258,7 +279,9 @@ async fn an_argument_that_does_not_serialize_fails_the_enqueue_and_stores_nothin
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
     assert_eq!(file.store.stats().await.unwrap().total(), 0);
-    tally::call(HashMap::new()).enqueue_in_sqlite(&conn).unwrap();
+    tally::call(HashMap::new())
+        .enqueue_in_sqlite(&conn)
+        .unwrap();
     assert_eq!(file.store.stats().await.unwrap().total(), 1);
 }
 
@@ -316,8 +339,17 @@ async fn typed_enqueue_in_a_tokio_postgres_transaction() {
         .unwrap()
         .get(0);
     assert_eq!(rows, 1);
-    let due = store.get(later).await.unwrap().unwrap().next_due_at.unwrap();
-    assert!(due > SystemTime::now() + Duration::from_secs(3500), "{due:?}");
+    let due = store
+        .get(later)
+        .await
+        .unwrap()
+        .unwrap()
+        .next_due_at
+        .unwrap();
+    assert!(
+        due > SystemTime::now() + Duration::from_secs(3500),
+        "{due:?}"
+    );
 
     // The commit woke the workers of both functions (the rollback, no one).
     let mut woken = Vec::new();

@@ -8,9 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use retry_runtime::durable::{
-    CallState, DurableFn, NewCall, PostgresBackend, Store, StoreError,
-};
+use retry_runtime::durable::{CallState, DurableFn, NewCall, PostgresBackend, Store, StoreError};
 use retry_runtime::retry;
 use sqlx::Connection;
 

@@ -110,6 +110,9 @@ mod tests {
             assert!(out.contains(part), "{part} in {out}");
         }
         let inline = super::super::retry(quote!(max = 3), &item).to_string();
-        assert!(!inline.contains("DurableFn"), "only durable functions have one");
+        assert!(
+            !inline.contains("DurableFn"),
+            "only durable functions have one"
+        );
     }
 }

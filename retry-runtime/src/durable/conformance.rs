@@ -906,9 +906,7 @@ pub async fn scheduled_calls_are_claimed_once_due(store: &Store) {
     impl super::DurableFn for Remind {
         const NAME: &'static str = "conformance::remind";
     }
-    let call = |n: u32| {
-        super::DurableCall::<Remind>::__build(move |out| out.put("n", &n))
-    };
+    let call = |n: u32| super::DurableCall::<Remind>::__build(move |out| out.put("n", &n));
     let b = store.backend();
     let f = names(&[<Remind as super::DurableFn>::NAME]);
     let hour = Duration::from_secs(3600);
@@ -922,7 +920,11 @@ pub async fn scheduled_calls_are_claimed_once_due(store: &Store) {
     b.enqueue(calls, at(0)).await.unwrap();
     let rec = record(store, later_cid).await;
     assert_eq!(rec.state, CallState::Pending);
-    assert_eq!(rec.next_due_at, Some(at(3600)), "due an hour after the enqueue");
+    assert_eq!(
+        rec.next_due_at,
+        Some(at(3600)),
+        "due an hour after the enqueue"
+    );
     assert_eq!(rec.args, r#"{"n":1}"#);
     assert_eq!(record(store, exact_cid).await.next_due_at, Some(at(7200)));
     assert_eq!(b.next_due(&f).await.unwrap(), Some(at(3600)));
@@ -935,8 +937,15 @@ pub async fn scheduled_calls_are_claimed_once_due(store: &Store) {
     assert_eq!(claims.len(), 1, "the call due in an hour, at its due time");
     assert_eq!(claims[0].record.cid, later_cid);
     let fence = claims[0].fence;
-    assert!(b.complete(later_cid, fence, 1, at(3600), at(3601)).await.unwrap());
-    assert!(b.claim("w", &f, 10, LEASE, at(7199)).await.unwrap().is_empty());
+    assert!(b
+        .complete(later_cid, fence, 1, at(3600), at(3601))
+        .await
+        .unwrap());
+    assert!(b
+        .claim("w", &f, 10, LEASE, at(7199))
+        .await
+        .unwrap()
+        .is_empty());
     let claims = b.claim("w", &f, 10, LEASE, at(7200)).await.unwrap();
     assert_eq!(claims.len(), 1, "the call due at a time, at that time");
     assert_eq!(claims[0].record.cid, exact_cid);

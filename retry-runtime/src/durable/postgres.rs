@@ -75,7 +75,8 @@ const RECONNECT: Policy = Policy::new()
 
 /// The calls are inserted in one statement; IDs already stored are skipped and reported back
 /// by their absence from `RETURNING`, so a duplicate is found without parsing error messages.
-pub(crate) const INSERT: &str = "INSERT INTO retry_calls (cid, parent, function, args, state, attempts, \
+pub(crate) const INSERT: &str =
+    "INSERT INTO retry_calls (cid, parent, function, args, state, attempts, \
     created_at, next_due_at, fence, last_wait_ns, updated_at, started_at, first_attempt_at, \
     last_attempt_at, last_error) \
     SELECT n.cid, n.parent, n.function, n.args, \
