@@ -2,7 +2,7 @@
 //! writes beside the function): enqueued inside the caller's own transaction (rusqlite on the
 //! store's SQLite file, tokio-postgres), in a store, now or scheduled for later.
 //!
-//! The PostgreSQL tests need `RETRY_TEST_POSTGRES_URL` (see tests/durable_postgres.rs).
+//! The PostgreSQL tests need `RETRY_TEST_POSTGRES_URL` (see `tests/durable_postgres.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

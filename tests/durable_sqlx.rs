@@ -2,7 +2,7 @@
 //! feature): stored, and workers woken, if and only if the caller commits.
 //!
 //! Run with `cargo test --features sqlx --test durable_sqlx` and `RETRY_TEST_POSTGRES_URL`
-//! (see tests/durable_postgres.rs).
+//! (see `tests/durable_postgres.rs`).
 #![cfg(feature = "sqlx")]
 
 use std::sync::Arc;
