@@ -16,6 +16,7 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio::sync::mpsc;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{AsyncMessage, Client, Config, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -88,9 +89,9 @@ pub(crate) const INSERT: &str =
         last_error) \
     ON CONFLICT (cid) DO NOTHING RETURNING cid";
 
-/// Wakes the workers of the calls' function when the transaction commits (`$1` the channel,
-/// `$2` the function's name).
-pub(crate) const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+/// Wakes the workers of the calls' functions when the transaction commits (`$1` the channel,
+/// `$2` the functions' names, each once); a rolled-back transaction or savepoint discards it.
+pub(crate) const NOTIFY: &str = "SELECT pg_notify($1, f) FROM unnest($2::text[]) AS f";
 
 /// The claim: lock up to `$4` claimable calls nobody else is claiming (earliest first), then
 /// lease them to the worker with a raised fence, in one statement.
@@ -423,10 +424,12 @@ impl PostgresBackend {
         if calls.is_empty() {
             return Ok(());
         }
-        tx.batch_execute("SAVEPOINT retry_enqueue")
-            .await
-            .map_err(pg)?;
-        let result = insert(tx, calls, now).await;
+        // Pipelined: the savepoint and the insert go in one round trip.
+        let (savepoint, result) = tokio::join!(
+            tx.batch_execute("SAVEPOINT retry_enqueue"),
+            insert(tx, calls, now)
+        );
+        savepoint.map_err(pg)?;
         let end = if result.is_ok() {
             "RELEASE SAVEPOINT retry_enqueue"
         } else {
@@ -627,7 +630,8 @@ fn pool_error(redacted: &str, e: PoolError) -> StoreError {
     StoreError::Backend(format!("cannot connect to PostgreSQL at {redacted}: {why}"))
 }
 
-/// Inserts checked calls and notifies once per function; the caller rolls back on an error.
+/// Inserts checked calls and notifies once per function; the caller rolls back on an error
+/// (which discards the notification too).
 async fn insert(
     tx: &Transaction<'_>,
     calls: &[NewCall],
@@ -666,25 +670,37 @@ async fn insert(
         .iter()
         .map(|c| c.tried.as_ref().map(|t| t.error.as_str()))
         .collect();
-    let rows = tx
-        .query(
-            INSERT,
-            &[
-                &cids,
-                &parents,
-                &functions,
-                &args,
-                &dues,
-                &to_millis(now),
-                &attempts,
-                &waits,
-                &started,
-                &tried_at,
-                &errors,
-            ],
-        )
-        .await
-        .map_err(pg)?;
+    // Typed parameters: one round trip, where a statement prepared on the caller's
+    // transaction (which has no statement cache) would take two. The notification is sent in
+    // the same round trip (pipelined): if the insert fails, the caller's rollback discards it.
+    let now_ms = to_millis(now);
+    let mut seen = HashSet::new();
+    let distinct: Vec<&str> = functions
+        .iter()
+        .copied()
+        .filter(|f| seen.insert(*f))
+        .collect();
+    let insert: [(&(dyn ToSql + Sync), Type); 11] = [
+        (&cids, Type::TEXT_ARRAY),
+        (&parents, Type::TEXT_ARRAY),
+        (&functions, Type::TEXT_ARRAY),
+        (&args, Type::TEXT_ARRAY),
+        (&dues, Type::INT8_ARRAY),
+        (&now_ms, Type::INT8),
+        (&attempts, Type::INT4_ARRAY),
+        (&waits, Type::INT8_ARRAY),
+        (&started, Type::INT8_ARRAY),
+        (&tried_at, Type::INT8_ARRAY),
+        (&errors, Type::TEXT_ARRAY),
+    ];
+    let notify: [(&(dyn ToSql + Sync), Type); 2] =
+        [(&NOTIFY_CHANNEL, Type::TEXT), (&distinct, Type::TEXT_ARRAY)];
+    let (rows, notified) = tokio::join!(
+        tx.query_typed(INSERT, &insert),
+        tx.query_typed(NOTIFY, &notify)
+    );
+    let rows = rows.map_err(pg)?;
+    notified.map_err(pg)?;
     if rows.len() < calls.len() {
         let stored: HashSet<String> = rows
             .iter()
@@ -696,14 +712,6 @@ async fn insert(
             .find(|c| !stored.contains(&c.cid.to_string()))
             .map_or(calls[0].cid, |c| c.cid);
         return Err(StoreError::Duplicate(taken));
-    }
-    let mut notified = HashSet::new();
-    for function in functions {
-        if notified.insert(function) {
-            tx.execute(NOTIFY, &[&NOTIFY_CHANNEL, &function])
-                .await
-                .map_err(pg)?;
-        }
     }
     Ok(())
 }

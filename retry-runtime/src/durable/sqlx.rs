@@ -152,17 +152,17 @@ async fn insert(
             .map_or(calls[0].cid, |c| c.cid);
         return Err(StoreError::Duplicate(taken));
     }
-    let mut notified = HashSet::new();
-    for function in &functions {
-        if notified.insert(function) {
-            sqlx::query(NOTIFY)
-                .bind(NOTIFY_CHANNEL)
-                .bind(function)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
-        }
-    }
+    let mut seen = HashSet::new();
+    let distinct: Vec<String> = functions
+        .into_iter()
+        .filter(|f| seen.insert(f.clone()))
+        .collect();
+    sqlx::query(NOTIFY)
+        .bind(NOTIFY_CHANNEL)
+        .bind(distinct)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     Ok(())
 }
 
