@@ -87,14 +87,18 @@ impl SqliteBackend {
             return Ok(());
         }
         check_schema(conn)?;
-        conn.execute_batch("SAVEPOINT retry_enqueue").map_err(sql)?;
-        let result = insert_calls(conn, calls, now);
-        let end = if result.is_ok() {
-            "RELEASE SAVEPOINT retry_enqueue"
-        } else {
-            "ROLLBACK TO SAVEPOINT retry_enqueue; RELEASE SAVEPOINT retry_enqueue"
+        // Cached statements: the caller's connection parses each once.
+        let run = |text: &str| {
+            conn.prepare_cached(text)
+                .and_then(|mut s| s.execute([]))
+                .map_err(sql)
         };
-        conn.execute_batch(end).map_err(sql)?;
+        run("SAVEPOINT retry_enqueue")?;
+        let result = insert_calls(conn, calls, now);
+        if result.is_err() {
+            run("ROLLBACK TO SAVEPOINT retry_enqueue")?;
+        }
+        run("RELEASE SAVEPOINT retry_enqueue")?;
         result
     }
 }
@@ -103,11 +107,10 @@ impl SqliteBackend {
 /// written is the one its workers read.
 fn check_schema(conn: &Connection) -> Result<(), StoreError> {
     let (app_id, version): (i32, i64) = conn
-        .query_row(
+        .prepare_cached(
             "SELECT application_id, user_version FROM pragma_application_id, pragma_user_version",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
         )
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(sql)?;
     let path = conn.path().unwrap_or("").to_owned();
     if app_id != APPLICATION_ID {
