@@ -42,5 +42,6 @@ macro_rules! every_conformance_case {
         $run!(unique_key_returns_the_unfinished_call);
         $run!(unique_key_is_freed_when_the_call_finishes);
         $run!(unique_key_kept_for_a_time_after_success);
+        $run!(scheduled_calls_are_claimed_once_due);
     };
 }

@@ -230,7 +230,7 @@ fn put_one(private: &TokenStream, params: &[Param], id: &Ident, into: &Ident) ->
 
 /// The witness that stores and reads an argument of type `ty`; with `check`, required to be
 /// one that can (the one error, at the type, of an argument that cannot be stored).
-fn witness(private: &TokenStream, ty: &Type, check: bool) -> TokenStream {
+pub(super) fn witness(private: &TokenStream, ty: &Type, check: bool) -> TokenStream {
     let p = respan(private.clone(), ty.span());
     let probe = quote_spanned!(ty.span()=> (&#p::durable::Probe::<#ty>::new()).witness());
     let w = quote! {{
@@ -246,9 +246,9 @@ fn witness(private: &TokenStream, ty: &Type, check: bool) -> TokenStream {
 
 /// A parameter of a durable function: its name is its key among the stored arguments.
 pub struct Param {
-    ident: Ident,
+    pub(super) ident: Ident,
     mutability: Option<syn::Token![mut]>,
-    ty: Type,
+    pub(super) ty: Type,
 }
 
 pub fn params(func: &ItemFn) -> Vec<Param> {

@@ -1,6 +1,7 @@
 //! Rewriting the function into calls of the runtime: the entry point (parse, plan, expand)
 //! and the wrapper function every mode shares; each mode's body is in its own file.
 
+mod companion;
 mod durable;
 mod inline;
 mod parts;
@@ -64,6 +65,10 @@ fn expand(plan: &Plan, mut func: ItemFn) -> TokenStream {
         }
         Mode::Durable { persist } => durable::body(plan, persist, &p, &params),
     };
+    let companion = match plan.mode {
+        Mode::Durable { .. } => companion::companion(&func, &p, &params),
+        _ => TokenStream::new(),
+    };
     let attrs = &func.attrs;
     let vis = &func.vis;
     let sig = &func.sig;
@@ -81,6 +86,7 @@ fn expand(plan: &Plan, mut func: ItemFn) -> TokenStream {
         #allow
         #allow_type
         #vis #sig #body
+        #companion
     }
 }
 

@@ -1834,3 +1834,56 @@ pub async fn unique_key_kept_for_a_time_after_success(store: &Store) {
     );
     assert_eq!(store.stats().await.unwrap().total(), 3);
 }
+
+/// A typed call scheduled for later (`.after(d)`, `.at(t)`) is stored with that due time:
+/// not claimed before it, claimed once the claim's clock reaches it, and its due time is the
+/// worker's next wake-up.
+pub async fn scheduled_calls_are_claimed_once_due(store: &Store) {
+    struct Remind {}
+    impl super::DurableFn for Remind {
+        const NAME: &'static str = "conformance::remind";
+    }
+    let call = |n: u32| super::DurableCall::<Remind>::__build(move |out| out.put("n", &n));
+    let b = store.backend();
+    let f = names(&[<Remind as super::DurableFn>::NAME]);
+    let hour = Duration::from_secs(3600);
+    let later = call(1).after(hour);
+    let exact = call(2).at(at(7200));
+    let (later_cid, exact_cid) = (later.cid(), exact.cid());
+    let calls = vec![
+        later.into_new_call(at(0)).unwrap(),
+        exact.into_new_call(at(0)).unwrap(),
+    ];
+    b.enqueue(calls, at(0)).await.unwrap();
+    let rec = record(store, later_cid).await;
+    assert_eq!(rec.state, CallState::Pending);
+    assert_eq!(
+        rec.next_due_at,
+        Some(at(3600)),
+        "due an hour after the enqueue"
+    );
+    assert_eq!(rec.args, r#"{"n":1}"#);
+    assert_eq!(record(store, exact_cid).await.next_due_at, Some(at(7200)));
+    assert_eq!(b.next_due(&f).await.unwrap(), Some(at(3600)));
+
+    for secs in [0, 1, 3599] {
+        let claims = b.claim("w", &f, 10, LEASE, at(secs)).await.unwrap();
+        assert!(claims.is_empty(), "nothing is due at {secs} s");
+    }
+    let claims = b.claim("w", &f, 10, LEASE, at(3600)).await.unwrap();
+    assert_eq!(claims.len(), 1, "the call due in an hour, at its due time");
+    assert_eq!(claims[0].record.cid, later_cid);
+    let fence = claims[0].fence;
+    assert!(b
+        .complete(later_cid, fence, 1, at(3600), at(3601))
+        .await
+        .unwrap());
+    assert!(b
+        .claim("w", &f, 10, LEASE, at(7199))
+        .await
+        .unwrap()
+        .is_empty());
+    let claims = b.claim("w", &f, 10, LEASE, at(7200)).await.unwrap();
+    assert_eq!(claims.len(), 1, "the call due at a time, at that time");
+    assert_eq!(claims[0].record.cid, exact_cid);
+}

@@ -53,6 +53,65 @@
 //! - The hooks (`on_retry`, `on_exhausted`, `on_done`) run in the worker; `fallback` is
 //!   refused, since no caller waits for its value.
 //!
+//! # Typed calls: in your own transaction, now or later
+//!
+//! Beside each durable function the attribute writes a *companion* of the same name (a type,
+//! so it coexists with the function): `push_invoice::call(args)` takes the function's
+//! arguments and returns a [`DurableCall`], checked by the compiler (a misspelt name or an
+//! argument of the wrong type does not compile), with its ID already chosen. Schedule it with
+//! `.at(time)` or `.after(delay)` (stored as the call's `next_due_at`: no worker claims it
+//! before), then store it:
+//!
+//! | method | where | workers learn of it |
+//! |---|---|---|
+//! | `.enqueue()`, `.enqueue_blocking()` | the default store | at once (and `NOTIFY` on PostgreSQL) |
+//! | `.enqueue_on(&store)` | that store | the same |
+//! | `.enqueue_in(&tx)` | a `tokio_postgres::Transaction` of yours | `NOTIFY`, sent when you commit |
+//! | `.enqueue_in_sqlx(&mut *tx)` | a `sqlx` PostgreSQL transaction (feature `sqlx`) | `NOTIFY`, sent when you commit |
+//! | `.enqueue_in_sqlite(&tx)` | a `rusqlite` transaction or connection on the store's own file | at their next poll, or at once after [`Store::wake_workers`] |
+//!
+//! In a transaction, the call is stored if and only if you commit: the row that asks for it
+//! and the call cannot disagree (the outbox pattern). The untyped forms, taking
+//! [`NewCall`]s, are `PostgresBackend::enqueue_in`, `PostgresBackend::enqueue_in_sqlx` and
+//! [`SqliteBackend::enqueue_in`].
+//!
+//! ```
+//! use retry_runtime::durable::{CallState, DurableFn, Store, StoreError};
+//! use retry_runtime::retry;
+//! use std::time::Duration;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Invoice { id: u64, cents: u64 }
+//!
+//! #[retry(mode = "durable", max = 10, backoff = "exp", delay = "1s")]
+//! async fn push_invoice(invoice: Invoice) -> Result<(), std::io::Error> {
+//!     let _ = invoice;
+//!     Ok(())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("app.db");
+//! // The program's data and its calls in one SQLite file.
+//! let store = Store::open(&format!("sqlite:{}", path.display())).await?;
+//! let mut db = rusqlite::Connection::open(&path)?;
+//! db.busy_timeout(Duration::from_secs(5))?;
+//! db.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY, call TEXT)")?;
+//!
+//! let tx = db.transaction()?;
+//! let push = push_invoice::call(Invoice { id: 7, cents: 1200 }).after(Duration::from_secs(60));
+//! tx.execute("INSERT INTO invoices VALUES (7, ?1)", [push.cid().to_string()])?;
+//! let cid = push.enqueue_in_sqlite(&tx)?;
+//! tx.commit()?; // the invoice and its push, or neither
+//!
+//! let rec = store.get(cid).await?.expect("committed");
+//! assert_eq!((rec.function.as_str(), rec.state), (push_invoice::NAME, CallState::Pending));
+//! // With PostgreSQL: `push_invoice::call(invoice).enqueue_in(&tx).await?`.
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # A durable call
 //!
 //! Enqueuing stores a [`NewCall`]: the function's registered name, its arguments as JSON
@@ -426,6 +485,7 @@ pub(crate) mod history;
 pub(crate) mod limits;
 mod millis;
 mod open;
+mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
@@ -433,11 +493,14 @@ mod redact;
 pub(crate) mod registry;
 mod rows;
 mod sqlite;
+#[cfg(feature = "sqlx")]
+mod sqlx;
 mod statements;
 mod store;
 pub(crate) mod trace_context;
 mod wait;
 pub(crate) mod unique;
+mod typed;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};
@@ -459,6 +522,7 @@ pub use record::{
 pub use registry::{clashing, orphans, registered};
 pub use sqlite::{SqliteBackend, Synchronous};
 pub use store::{Backend, BoxFuture, Finishes, Store, StoreError, WakeUps};
+pub use typed::{DurableCall, DurableFn, Schedule};
 pub use unique::{Enqueued, Unique};
 pub use wait::{Finished, WaitError};
 pub use worker::{Worker, WorkerBuilder, DEFAULT_ATTEMPT_TIMEOUT};

@@ -17,6 +17,7 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio::sync::mpsc;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{AsyncMessage, Client, Config, Row, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -84,7 +85,8 @@ const RECONNECT: Policy = Policy::new()
 
 /// The calls are inserted in one statement; IDs already stored are skipped and reported back
 /// by their absence from `RETURNING`, so a duplicate is found without parsing error messages.
-const INSERT: &str = "INSERT INTO retry_calls (cid, parent, function, args, state, attempts, \
+pub(crate) const INSERT: &str =
+    "INSERT INTO retry_calls (cid, parent, function, args, state, attempts, \
     created_at, next_due_at, fence, last_wait_ns, updated_at, started_at, first_attempt_at, \
     last_attempt_at, last_error, trace_context) \
     SELECT n.cid, n.parent, n.function, n.args, \
@@ -95,6 +97,10 @@ const INSERT: &str = "INSERT INTO retry_calls (cid, parent, function, args, stat
       AS n(cid, parent, function, args, due, attempts, last_wait_ns, started_at, tried_at, \
         last_error, trace_context) \
     ON CONFLICT (cid) DO NOTHING RETURNING cid";
+
+/// Wakes the workers of the calls' functions when the transaction commits (`$1` the channel,
+/// `$2` the functions' names, each once); a rolled-back transaction or savepoint discards it.
+pub(crate) const NOTIFY: &str = "SELECT pg_notify($1, f) FROM unnest($2::text[]) AS f";
 
 /// The claim: lock up to `$4` claimable calls nobody else is claiming (earliest first), then
 /// lease them to the worker with a raised fence, in one statement. Functions with a limit of
@@ -479,10 +485,12 @@ impl PostgresBackend {
         if calls.is_empty() {
             return Ok(());
         }
-        tx.batch_execute("SAVEPOINT retry_enqueue")
-            .await
-            .map_err(pg)?;
-        let result = insert(tx, calls, now).await;
+        // Pipelined: the savepoint and the insert go in one round trip.
+        let (savepoint, result) = tokio::join!(
+            tx.batch_execute("SAVEPOINT retry_enqueue"),
+            insert(tx, calls, now)
+        );
+        savepoint.map_err(pg)?;
         let end = if result.is_ok() {
             "RELEASE SAVEPOINT retry_enqueue"
         } else {
@@ -729,31 +737,13 @@ fn pool_error(redacted: &str, e: PoolError) -> StoreError {
     StoreError::Backend(format!("cannot connect to PostgreSQL at {redacted}: {why}"))
 }
 
-/// A worker's wake-up: `NOTIFY` [`NOTIFY_CHANNEL`] with a function's name.
-const NOTIFY: &str = "SELECT pg_notify($1, $2)";
-
-/// Inserts checked calls and notifies once per function; the caller rolls back on an error.
+/// Inserts checked calls and notifies once per function; the caller rolls back on an error
+/// (which discards the notification too).
 async fn insert(
     tx: &Transaction<'_>,
     calls: &[NewCall],
     now: SystemTime,
 ) -> Result<(), StoreError> {
-    insert_as(tx, INSERT, NOTIFY, calls, now).await
-}
-
-/// [`insert`] with its two statements given: [`INSERT`] and [`NOTIFY`], as text or prepared
-/// (once per pooled connection, by [`insert_committed`]).
-async fn insert_as<I, N>(
-    tx: &Transaction<'_>,
-    insert: &I,
-    notify: &N,
-    calls: &[NewCall],
-    now: SystemTime,
-) -> Result<(), StoreError>
-where
-    I: tokio_postgres::ToStatement + ?Sized,
-    N: tokio_postgres::ToStatement + ?Sized,
-{
     let cids: Vec<String> = calls.iter().map(|c| c.cid.to_string()).collect();
     let parents: Vec<Option<String>> = calls
         .iter()
@@ -789,26 +779,38 @@ where
         .collect();
     let trace_contexts: Vec<Option<&str>> =
         calls.iter().map(|c| c.trace_context.as_deref()).collect();
-    let rows = tx
-        .query(
-            insert,
-            &[
-                &cids,
-                &parents,
-                &functions,
-                &args,
-                &dues,
-                &to_millis(now),
-                &attempts,
-                &waits,
-                &started,
-                &tried_at,
-                &errors,
-                &trace_contexts,
-            ],
-        )
-        .await
-        .map_err(pg)?;
+    // Typed parameters: one round trip, where a statement prepared on the caller's
+    // transaction (which has no statement cache) would take two. The notification is sent in
+    // the same round trip (pipelined): if the insert fails, the caller's rollback discards it.
+    let now_ms = to_millis(now);
+    let mut seen = HashSet::new();
+    let distinct: Vec<&str> = functions
+        .iter()
+        .copied()
+        .filter(|f| seen.insert(*f))
+        .collect();
+    let insert: [(&(dyn ToSql + Sync), Type); 12] = [
+        (&cids, Type::TEXT_ARRAY),
+        (&parents, Type::TEXT_ARRAY),
+        (&functions, Type::TEXT_ARRAY),
+        (&args, Type::TEXT_ARRAY),
+        (&dues, Type::INT8_ARRAY),
+        (&now_ms, Type::INT8),
+        (&attempts, Type::INT4_ARRAY),
+        (&waits, Type::INT8_ARRAY),
+        (&started, Type::INT8_ARRAY),
+        (&tried_at, Type::INT8_ARRAY),
+        (&errors, Type::TEXT_ARRAY),
+        (&trace_contexts, Type::TEXT_ARRAY),
+    ];
+    let notify: [(&(dyn ToSql + Sync), Type); 2] =
+        [(&NOTIFY_CHANNEL, Type::TEXT), (&distinct, Type::TEXT_ARRAY)];
+    let (rows, notified) = tokio::join!(
+        tx.query_typed(INSERT, &insert),
+        tx.query_typed(NOTIFY, &notify)
+    );
+    let rows = rows.map_err(pg)?;
+    notified.map_err(pg)?;
     if rows.len() < calls.len() {
         let stored: HashSet<String> = rows
             .iter()
@@ -831,14 +833,6 @@ where
             )
             .await
             .map_err(pg)?;
-        }
-    }
-    let mut notified = HashSet::new();
-    for function in functions {
-        if notified.insert(function) {
-            tx.execute(notify, &[&NOTIFY_CHANNEL, &function])
-                .await
-                .map_err(pg)?;
         }
     }
     Ok(())
@@ -1181,8 +1175,7 @@ async fn enqueue_alone(
     result
 }
 
-/// Inserts `calls` in a transaction of their own on `client` (all or none), with the
-/// statements prepared once per connection. `Err((error, true))`: the insert failed, and was
+/// Inserts `calls` in a transaction of their own on `client` (all or none). `Err((error, true))`: the insert failed, and was
 /// rolled back; `Err((error, false))`: the statements, `BEGIN` or `COMMIT` did. After a
 /// database or connection error the connection is closed (see [`return_to_pool`]).
 async fn insert_committed(
@@ -1191,17 +1184,9 @@ async fn insert_committed(
     now: SystemTime,
 ) -> Result<(), (StoreError, bool)> {
     let result = async {
-        let statement = client
-            .prepare_cached(INSERT)
-            .await
-            .map_err(|e| (pg(e), false))?;
-        let notify = client
-            .prepare_cached(NOTIFY)
-            .await
-            .map_err(|e| (pg(e), false))?;
         let tx = client.transaction().await.map_err(|e| (pg(e), false))?;
         // On an error the transaction is dropped, which rolls it back.
-        insert_as(&tx, &statement, &notify, calls, now)
+        insert(&tx, calls, now)
             .await
             .map_err(|e| (e, true))?;
         tx.commit().await.map_err(|e| (pg(e), false))

@@ -572,7 +572,7 @@ pub(super) fn db_error(e: &rusqlite::Error) -> StoreError {
 }
 
 #[allow(clippy::needless_pass_by_value)] // made for `map_err(sql)`
-fn sql(e: rusqlite::Error) -> StoreError {
+pub(crate) fn sql(e: rusqlite::Error) -> StoreError {
     db_error(&e)
 }
 
@@ -778,6 +778,51 @@ const INSERT: &str = "INSERT INTO calls (cid, parent, function, args, state, att
     last_attempt_at, last_error, trace_context) \
     VALUES (?1, ?2, ?3, ?4, ?7, ?8, ?5, ?6, 0, ?9, ?5, ?10, ?11, ?11, ?12, ?13)";
 
+/// Inserts checked calls on `conn` (the writer's, or the caller's own in
+/// [`SqliteBackend::enqueue_in`]); the caller commits or rolls back.
+pub(crate) fn insert_calls(
+    conn: &Connection,
+    calls: &[NewCall],
+    now: SystemTime,
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(INSERT).map_err(sql)?;
+    for call in calls {
+        let tried = call.tried.as_ref();
+        let result = insert.execute(params![
+            call.cid.to_string(),
+            call.parent.map(|p| p.to_string()),
+            call.function,
+            call.args,
+            to_millis(now),
+            to_millis(call.due.unwrap_or(now)),
+            if tried.is_some() {
+                "waiting"
+            } else {
+                "pending"
+            },
+            tried.map_or(0, |t| t.progress.attempts),
+            tried.map_or(0, |t| saturating_i64(t.progress.last_wait_ns)),
+            tried.and_then(|t| t.progress.started_at).map(to_millis),
+            tried.map(|t| to_millis(t.progress.attempt_started)),
+            tried.map(|t| t.error.clone()),
+            call.trace_context,
+        ]);
+        match result {
+            Ok(_) => {
+                // The caller's own failed attempt, as the first of the call's history.
+                if let Some(t) = tried {
+                    execute(conn, &history::tried(call.cid, t, now))?;
+                }
+            }
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                return Err(StoreError::Duplicate(call.cid));
+            }
+            Err(e) => return Err(sql(e)),
+        }
+    }
+    Ok(())
+}
+
 impl Backend for SqliteBackend {
     fn enqueue(
         &self,
@@ -790,43 +835,7 @@ impl Backend for SqliteBackend {
         if calls.is_empty() {
             return Box::pin(async { Ok(()) });
         }
-        self.write(move |conn| {
-            let mut insert = conn.prepare_cached(INSERT).map_err(sql)?;
-            for call in calls {
-                let tried = call.tried.as_ref();
-                let result = insert.execute(params![
-                    call.cid.to_string(),
-                    call.parent.map(|p| p.to_string()),
-                    call.function,
-                    call.args,
-                    to_millis(now),
-                    to_millis(call.due.unwrap_or(now)),
-                    if tried.is_some() {
-                        "waiting"
-                    } else {
-                        "pending"
-                    },
-                    tried.map_or(0, |t| t.progress.attempts),
-                    tried.map_or(0, |t| saturating_i64(t.progress.last_wait_ns)),
-                    tried.and_then(|t| t.progress.started_at).map(to_millis),
-                    tried.map(|t| to_millis(t.progress.attempt_started)),
-                    tried.map(|t| t.error.clone()),
-                    call.trace_context,
-                ]);
-                match result {
-                    Ok(_) => {
-                        if let Some(t) = tried {
-                            execute(conn, &history::tried(call.cid, t, now))?;
-                        }
-                    }
-                    Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-                        return Err(StoreError::Duplicate(call.cid));
-                    }
-                    Err(e) => return Err(sql(e)),
-                }
-            }
-            Ok(())
-        })
+        self.write(move |conn| insert_calls(conn, &calls, now))
     }
 
     fn enqueue_unique(
