@@ -1,9 +1,8 @@
 //! Typed durable calls enqueued inside a `sqlx` PostgreSQL transaction (retry-runtime's `sqlx`
 //! feature): stored, and workers woken, if and only if the caller commits.
 //!
-//! Run with `cargo test --features sqlx --test durable_sqlx` and `RETRY_TEST_POSTGRES_URL`
-//! (see `tests/durable_postgres.rs`).
-#![cfg(feature = "sqlx")]
+//! Needs `RETRY_TEST_POSTGRES_URL` (see `tests/durable_postgres.rs`); the root package's
+//! dev-dependency turns the feature on.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -737,6 +737,68 @@ fn pool_error(redacted: &str, e: PoolError) -> StoreError {
     StoreError::Backend(format!("cannot connect to PostgreSQL at {redacted}: {why}"))
 }
 
+/// The parameters of [`INSERT`], in its order (`$1` to `$12`), bound by [`insert`] here and
+/// by the sqlx enqueue (`sqlx.rs`).
+pub(crate) struct Columns {
+    pub(crate) cids: Vec<String>,
+    pub(crate) parents: Vec<Option<String>>,
+    pub(crate) functions: Vec<String>,
+    pub(crate) args: Vec<String>,
+    pub(crate) dues: Vec<i64>,
+    pub(crate) now: i64,
+    pub(crate) attempts: Vec<i32>,
+    pub(crate) waits: Vec<i64>,
+    pub(crate) started: Vec<Option<i64>>,
+    pub(crate) tried_at: Vec<Option<i64>>,
+    pub(crate) errors: Vec<Option<String>>,
+    pub(crate) trace_contexts: Vec<Option<String>>,
+}
+
+/// How many parameters [`Columns`] binds; checked against `INSERT` by a test.
+#[cfg(all(test, feature = "sqlx"))]
+pub(crate) const BOUND: usize = 12;
+
+impl Columns {
+    pub(crate) fn new(calls: &[NewCall], now: SystemTime) -> Self {
+        let tried = |f: &dyn Fn(&super::Tried) -> Option<i64>| -> Vec<Option<i64>> {
+            calls.iter().map(|c| c.tried.as_ref().and_then(f)).collect()
+        };
+        Self {
+            cids: calls.iter().map(|c| c.cid.to_string()).collect(),
+            parents: calls
+                .iter()
+                .map(|c| c.parent.map(|p| p.to_string()))
+                .collect(),
+            functions: calls.iter().map(|c| c.function.clone()).collect(),
+            args: calls.iter().map(|c| c.args.clone()).collect(),
+            dues: calls
+                .iter()
+                .map(|c| to_millis(c.due.unwrap_or(now)))
+                .collect(),
+            now: to_millis(now),
+            attempts: calls
+                .iter()
+                .map(|c| {
+                    c.tried.as_ref().map_or(0, |t| {
+                        i32::try_from(t.progress.attempts).unwrap_or(i32::MAX)
+                    })
+                })
+                .collect(),
+            waits: tried(&|t| i64::try_from(t.progress.last_wait_ns).ok())
+                .into_iter()
+                .map(|w| w.unwrap_or(0))
+                .collect(),
+            started: tried(&|t| t.progress.started_at.map(to_millis)),
+            tried_at: tried(&|t| Some(to_millis(t.progress.attempt_started))),
+            errors: calls
+                .iter()
+                .map(|c| c.tried.as_ref().map(|t| t.error.clone()))
+                .collect(),
+            trace_contexts: calls.iter().map(|c| c.trace_context.clone()).collect(),
+        }
+    }
+}
+
 /// Inserts checked calls and notifies once per function; the caller rolls back on an error
 /// (which discards the notification too).
 async fn insert(
@@ -744,64 +806,30 @@ async fn insert(
     calls: &[NewCall],
     now: SystemTime,
 ) -> Result<(), StoreError> {
-    let cids: Vec<String> = calls.iter().map(|c| c.cid.to_string()).collect();
-    let parents: Vec<Option<String>> = calls
-        .iter()
-        .map(|c| c.parent.map(|p| p.to_string()))
-        .collect();
-    let functions: Vec<&str> = calls.iter().map(|c| c.function.as_str()).collect();
-    let args: Vec<&str> = calls.iter().map(|c| c.args.as_str()).collect();
-    let dues: Vec<i64> = calls
-        .iter()
-        .map(|c| to_millis(c.due.unwrap_or(now)))
-        .collect();
-    // Calls stored after their caller's own attempt failed (`persist = "on_failure"`).
-    let tried = |f: &dyn Fn(&super::Tried) -> Option<i64>| -> Vec<Option<i64>> {
-        calls.iter().map(|c| c.tried.as_ref().and_then(f)).collect()
-    };
-    let attempts: Vec<i32> = calls
-        .iter()
-        .map(|c| {
-            c.tried.as_ref().map_or(0, |t| {
-                i32::try_from(t.progress.attempts).unwrap_or(i32::MAX)
-            })
-        })
-        .collect();
-    let waits: Vec<i64> = tried(&|t| i64::try_from(t.progress.last_wait_ns).ok())
-        .into_iter()
-        .map(|w| w.unwrap_or(0))
-        .collect();
-    let started = tried(&|t| t.progress.started_at.map(to_millis));
-    let tried_at = tried(&|t| Some(to_millis(t.progress.attempt_started)));
-    let errors: Vec<Option<&str>> = calls
-        .iter()
-        .map(|c| c.tried.as_ref().map(|t| t.error.as_str()))
-        .collect();
-    let trace_contexts: Vec<Option<&str>> =
-        calls.iter().map(|c| c.trace_context.as_deref()).collect();
+    let c = Columns::new(calls, now);
     // Typed parameters: one round trip, where a statement prepared on the caller's
     // transaction (which has no statement cache) would take two. The notification is sent in
     // the same round trip (pipelined): if the insert fails, the caller's rollback discards it.
-    let now_ms = to_millis(now);
     let mut seen = HashSet::new();
-    let distinct: Vec<&str> = functions
+    let distinct: Vec<&str> = c
+        .functions
         .iter()
-        .copied()
+        .map(String::as_str)
         .filter(|f| seen.insert(*f))
         .collect();
     let insert: [(&(dyn ToSql + Sync), Type); 12] = [
-        (&cids, Type::TEXT_ARRAY),
-        (&parents, Type::TEXT_ARRAY),
-        (&functions, Type::TEXT_ARRAY),
-        (&args, Type::TEXT_ARRAY),
-        (&dues, Type::INT8_ARRAY),
-        (&now_ms, Type::INT8),
-        (&attempts, Type::INT4_ARRAY),
-        (&waits, Type::INT8_ARRAY),
-        (&started, Type::INT8_ARRAY),
-        (&tried_at, Type::INT8_ARRAY),
-        (&errors, Type::TEXT_ARRAY),
-        (&trace_contexts, Type::TEXT_ARRAY),
+        (&c.cids, Type::TEXT_ARRAY),
+        (&c.parents, Type::TEXT_ARRAY),
+        (&c.functions, Type::TEXT_ARRAY),
+        (&c.args, Type::TEXT_ARRAY),
+        (&c.dues, Type::INT8_ARRAY),
+        (&c.now, Type::INT8),
+        (&c.attempts, Type::INT4_ARRAY),
+        (&c.waits, Type::INT8_ARRAY),
+        (&c.started, Type::INT8_ARRAY),
+        (&c.tried_at, Type::INT8_ARRAY),
+        (&c.errors, Type::TEXT_ARRAY),
+        (&c.trace_contexts, Type::TEXT_ARRAY),
     ];
     let notify: [(&(dyn ToSql + Sync), Type); 2] =
         [(&NOTIFY_CHANNEL, Type::TEXT), (&distinct, Type::TEXT_ARRAY)];

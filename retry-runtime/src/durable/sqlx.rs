@@ -7,8 +7,7 @@ use std::time::SystemTime;
 
 use sqlx::{PgConnection, Row};
 
-use super::millis::to_millis;
-use super::postgres::{INSERT, NOTIFY};
+use super::postgres::{Columns, INSERT, NOTIFY};
 use super::record::NewCall;
 use super::store::{check_new_calls, StoreError};
 use super::{PostgresBackend, NOTIFY_CHANNEL};
@@ -57,66 +56,6 @@ impl PostgresBackend {
     }
 }
 
-/// The parameters of `INSERT`, in its order (`$1` to `$11`), as tokio-postgres's `insert`
-/// binds them.
-struct Columns {
-    cids: Vec<String>,
-    parents: Vec<Option<String>>,
-    functions: Vec<String>,
-    args: Vec<String>,
-    dues: Vec<i64>,
-    now: i64,
-    attempts: Vec<i32>,
-    waits: Vec<i64>,
-    started: Vec<Option<i64>>,
-    tried_at: Vec<Option<i64>>,
-    errors: Vec<Option<String>>,
-}
-
-/// How many parameters [`Columns`] binds; checked against `INSERT` by a test.
-#[cfg(test)]
-const BOUND: usize = 11;
-
-impl Columns {
-    fn new(calls: &[NewCall], now: SystemTime) -> Self {
-        let tried = |f: &dyn Fn(&super::Tried) -> Option<i64>| -> Vec<Option<i64>> {
-            calls.iter().map(|c| c.tried.as_ref().and_then(f)).collect()
-        };
-        Self {
-            cids: calls.iter().map(|c| c.cid.to_string()).collect(),
-            parents: calls
-                .iter()
-                .map(|c| c.parent.map(|p| p.to_string()))
-                .collect(),
-            functions: calls.iter().map(|c| c.function.clone()).collect(),
-            args: calls.iter().map(|c| c.args.clone()).collect(),
-            dues: calls
-                .iter()
-                .map(|c| to_millis(c.due.unwrap_or(now)))
-                .collect(),
-            now: to_millis(now),
-            attempts: calls
-                .iter()
-                .map(|c| {
-                    c.tried.as_ref().map_or(0, |t| {
-                        i32::try_from(t.progress.attempts).unwrap_or(i32::MAX)
-                    })
-                })
-                .collect(),
-            waits: tried(&|t| i64::try_from(t.progress.last_wait_ns).ok())
-                .into_iter()
-                .map(|w| w.unwrap_or(0))
-                .collect(),
-            started: tried(&|t| t.progress.started_at.map(to_millis)),
-            tried_at: tried(&|t| Some(to_millis(t.progress.attempt_started))),
-            errors: calls
-                .iter()
-                .map(|c| c.tried.as_ref().map(|t| t.error.clone()))
-                .collect(),
-        }
-    }
-}
-
 /// Inserts checked calls and notifies once per function; the caller rolls back on an error.
 async fn insert(
     conn: &mut PgConnection,
@@ -137,6 +76,7 @@ async fn insert(
         .bind(c.started)
         .bind(c.tried_at)
         .bind(c.errors)
+        .bind(c.trace_contexts)
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
@@ -181,7 +121,7 @@ mod tests {
             .unwrap_or(0);
         assert_eq!(
             highest,
-            super::BOUND,
+            super::super::postgres::BOUND,
             "INSERT's parameters changed: bind them in `sqlx.rs` too"
         );
     }
