@@ -21,6 +21,8 @@ pub struct InlineCall {
     pub outcome: bool,
     /// The wait before the next attempt, of `__retry_wait`.
     pub wait: TokenStream,
+    /// A sync call: the whole call, `__retry_call.run(|| BODY)` (see `Call::run`).
+    pub run: Option<TokenStream>,
 }
 
 pub fn call(plan: &Plan, p: &Parts) -> InlineCall {
@@ -59,7 +61,7 @@ pub fn call(plan: &Plan, p: &Parts) -> InlineCall {
             quote!((&#hooks_ref, &#ctx)),
         )
     };
-    let (clock, attempt, outcome, wait_expr) = if is_async {
+    let (clock, attempt, outcome, wait_expr, run) = if is_async {
         let fake_return = p.fake_return();
         let body = p.body(&quote!(#(#lets)* #fake_return));
         let body = quote!(async #body);
@@ -75,14 +77,17 @@ pub fn call(plan: &Plan, p: &Parts) -> InlineCall {
             attempt,
             outcome,
             quote!(#call.wait(#wait).await),
+            None,
         )
     } else {
         let body = p.body(&quote!(#(#lets)*));
+        let closure = quote!(|| #body);
         (
             quote!(#private::SyncClock),
-            quote!(#call.attempt(|| #body)),
+            quote!(#call.attempt(#closure)),
             false,
             quote!(#call.wait(#wait)),
+            Some(quote!(#call.run(#closure))),
         )
     };
     let prelude = quote! {
@@ -96,6 +101,7 @@ pub fn call(plan: &Plan, p: &Parts) -> InlineCall {
         attempt,
         outcome,
         wait: wait_expr,
+        run,
     }
 }
 
@@ -120,8 +126,9 @@ pub fn call(plan: &Plan, p: &Parts) -> InlineCall {
 //         }
 //     }
 // (`BODY(id)` stands for the user's statements, after an unreachable `return` of the declared
-// type.) A sync function is the same with a closure `|| { ...; BODY }` and a blocking wait,
-// and its hooks and context are locals the call borrows, `(&hooks, &ctx)`; the setup is a
+// type.) A sync function has the same set-up, its hooks and context locals the call borrows,
+// `(&hooks, &ctx)`, and in place of the loop `__retry_call.run(|| { ...; BODY })`: the first
+// attempt inline, the retries and their blocking waits out of line; the setup is a
 // `let` when a duration is an expression. A test (`sketches.rs`) checks that every call
 // shown here, with its arguments, is in the real expansion.
 pub fn body(plan: &Plan, p: &Parts) -> TokenStream {
@@ -131,6 +138,7 @@ pub fn body(plan: &Plan, p: &Parts) -> TokenStream {
         attempt,
         outcome,
         wait: wait_expr,
+        run,
     } = call(plan, p);
     let (private, site) = (&p.private, &p.site);
     let mixed = Span::mixed_site();
@@ -142,6 +150,17 @@ pub fn body(plan: &Plan, p: &Parts) -> TokenStream {
     } else {
         quote!(after)
     };
+    if !plan.is_async {
+        // A sync call runs in `Call::run`: the first attempt here, the retries out of line.
+        let run = run.unwrap_or_else(|| unreachable!("a sync call has `run`"));
+        return quote! {
+            {
+                #site
+                #prelude
+                #run
+            }
+        };
+    }
     quote! {
         {
             #site

@@ -260,6 +260,53 @@ impl<R, H, X> Call<'_, R, SyncClock, H, X> {
     }
 }
 
+impl<R: RetryResult, H: HookSet<R>, X: Held<H>> Call<'_, R, SyncClock, H, X> {
+    /// Runs a sync call to its end: `body` is one attempt. The first attempt and its
+    /// success are in the caller; the retries, if any, out of line in [`Call::retrying`], so
+    /// that the caller's path of a first-attempt success holds nothing the loop needs (no
+    /// registers saved for it). The same steps as the loop `attempt`, `after`, `wait`.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    pub fn run(mut self, mut body: impl FnMut() -> R) -> R {
+        let out = self.attempt(&mut body);
+        match self.after(out) {
+            Loop::Return(r) => r,
+            Loop::Wait(d) => Self::retrying(self.setup, self.held, self.state, d, body),
+        }
+    }
+
+    /// The attempts after the first failure of [`Call::run`]. The call's parts come as
+    /// separate arguments, so that the optimizer sees the one caller's constant setup (a
+    /// `static`) and folds the policy into the loop as it does inline.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    fn retrying(
+        setup: &Setup,
+        held: X,
+        state: Attempts,
+        mut d: Duration,
+        mut body: impl FnMut() -> R,
+    ) -> R {
+        let mut call = Call::<R, SyncClock, H, X> {
+            setup,
+            held,
+            state,
+            _returns: core::marker::PhantomData,
+            _clock_and_hooks: core::marker::PhantomData,
+        };
+        loop {
+            call.wait(d);
+            let out = call.attempt(&mut body);
+            match call.after(out) {
+                Loop::Return(r) => return r,
+                Loop::Wait(next) => d = next,
+            }
+        }
+    }
+}
+
 impl<R, H, X> Call<'_, R, TokioClock, H, X> {
     /// Waits before the next async attempt; see [`Wait`].
     #[inline]
