@@ -478,10 +478,10 @@ pub(crate) mod browse;
 #[doc(hidden)]
 pub mod conformance;
 pub(crate) mod enqueue;
-pub(crate) mod heartbeats;
-pub(crate) mod kept;
 mod group_commit;
+pub(crate) mod heartbeats;
 pub(crate) mod history;
+pub(crate) mod kept;
 pub(crate) mod limits;
 mod millis;
 mod open;
@@ -498,9 +498,9 @@ mod sqlx;
 mod statements;
 mod store;
 pub(crate) mod trace_context;
-mod wait;
-pub(crate) mod unique;
 mod typed;
+pub(crate) mod unique;
+mod wait;
 mod worker;
 
 pub use crate::run::durable::{Job, Verdict};

@@ -29,8 +29,8 @@ mod finished;
 pub use finished::FINISHED_CHANNEL;
 
 use super::browse;
-use super::heartbeats;
 use super::group_commit::spawn_committers;
+use super::heartbeats;
 use super::history::{self, HistoryRunner};
 use super::limits::{self, FunctionLimit, Known, LimitRunner};
 use super::millis::{from_millis, later, saturating_i32, saturating_i64, to_millis};
@@ -1214,9 +1214,7 @@ async fn insert_committed(
     let result = async {
         let tx = client.transaction().await.map_err(|e| (pg(e), false))?;
         // On an error the transaction is dropped, which rolls it back.
-        insert(&tx, calls, now)
-            .await
-            .map_err(|e| (e, true))?;
+        insert(&tx, calls, now).await.map_err(|e| (e, true))?;
         tx.commit().await.map_err(|e| (pg(e), false))
     }
     .await;

@@ -22,8 +22,8 @@ use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, Row};
 use tokio::sync::oneshot;
 
 use super::browse;
-use super::heartbeats;
 use super::group_commit::gather;
+use super::heartbeats;
 use super::history::{self, HistoryRunner};
 use super::limits::{self, FunctionLimit, LimitRunner};
 use super::millis::{from_millis, later, saturating_i64, to_millis};
