@@ -20,10 +20,14 @@
 //! [`Backend::declare_limits`]: super::Backend::declare_limits
 //! [`Store::set_limit`]: super::Store::set_limit
 
+#[cfg(feature = "postgres")]
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(feature = "postgres")]
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+#[cfg(feature = "postgres")]
+use std::time::Instant;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
@@ -59,6 +63,7 @@ impl FunctionLimit {
 /// it reads `retry_limits` again: a limit set from another process is enforced at once (the
 /// single-statement claim leaves limited functions out), but claimed here only after up to
 /// this long.
+#[cfg(feature = "postgres")]
 pub(crate) const LIMITS_REFRESH: Duration = Duration::from_secs(1);
 
 /// No call changes: the attribute's limit of a function, written by a worker at start (an
@@ -337,9 +342,11 @@ pub(crate) const PG_FULL: &str = "SELECT l.function FROM retry_limits l \
 
 /// What a PostgreSQL backend knows of which functions are limited, read at most once per
 /// [`LIMITS_REFRESH`], so that a claim of unlimited functions costs no extra round trip.
+#[cfg(feature = "postgres")]
 #[derive(Debug, Default)]
 pub(crate) struct Known(Mutex<Option<(Instant, Arc<HashSet<String>>)>>);
 
+#[cfg(feature = "postgres")]
 impl Known {
     /// The limited functions, if read less than [`LIMITS_REFRESH`] ago.
     pub(crate) fn fresh(&self) -> Option<Arc<HashSet<String>>> {
