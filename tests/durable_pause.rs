@@ -53,6 +53,12 @@ async fn pause_while_draining(url: &str) {
         .expect("registered")
         .to_owned();
     let operator = Store::open(url).await.unwrap();
+    // Stored before the workers start: their first claim finds them (on SQLite, a worker of
+    // another handle learns of new calls only at its next poll, 30 s here).
+    let calls = (0..CALLS)
+        .map(|n| NewCall::new(name.clone(), format!(r#"{{"n":{n}}}"#)))
+        .collect();
+    operator.enqueue(calls).await.unwrap();
     let workers: Vec<Worker> = {
         let mut workers = Vec::new();
         for i in 0..2 {
@@ -68,10 +74,6 @@ async fn pause_while_draining(url: &str) {
         }
         workers
     };
-    let calls = (0..CALLS)
-        .map(|n| NewCall::new(name.clone(), format!(r#"{{"n":{n}}}"#)))
-        .collect();
-    operator.enqueue(calls).await.unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(20);
     while starts().len() < 20 {
