@@ -737,6 +737,26 @@ fn pool_error(redacted: &str, e: PoolError) -> StoreError {
     StoreError::Backend(format!("cannot connect to PostgreSQL at {redacted}: {why}"))
 }
 
+/// The calls' functions, each once, in the order they first appear: one `NOTIFY` each.
+pub(crate) fn distinct_functions(calls: &[NewCall]) -> Vec<&str> {
+    let mut seen = HashSet::new();
+    calls
+        .iter()
+        .map(|c| c.function.as_str())
+        .filter(|f| seen.insert(*f))
+        .collect()
+}
+
+/// The error of an insert that stored fewer rows than `calls` (`stored`: the IDs it
+/// returned): the first call not stored, whose ID was taken.
+pub(crate) fn duplicate_of(calls: &[NewCall], stored: &HashSet<String>) -> StoreError {
+    let taken = calls
+        .iter()
+        .find(|c| !stored.contains(&c.cid.to_string()))
+        .map_or(calls[0].cid, |c| c.cid);
+    StoreError::Duplicate(taken)
+}
+
 /// The parameters of [`INSERT`], in its order (`$1` to `$12`), bound by [`insert`] here and
 /// by the sqlx enqueue (`sqlx.rs`).
 pub(crate) struct Columns {
@@ -810,13 +830,7 @@ async fn insert(
     // Typed parameters: one round trip, where a statement prepared on the caller's
     // transaction (which has no statement cache) would take two. The notification is sent in
     // the same round trip (pipelined): if the insert fails, the caller's rollback discards it.
-    let mut seen = HashSet::new();
-    let distinct: Vec<&str> = c
-        .functions
-        .iter()
-        .map(String::as_str)
-        .filter(|f| seen.insert(*f))
-        .collect();
+    let distinct = distinct_functions(calls);
     let insert: [(&(dyn ToSql + Sync), Type); 12] = [
         (&c.cids, Type::TEXT_ARRAY),
         (&c.parents, Type::TEXT_ARRAY),
@@ -845,11 +859,7 @@ async fn insert(
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()
             .map_err(pg)?;
-        let taken = calls
-            .iter()
-            .find(|c| !stored.contains(&c.cid.to_string()))
-            .map_or(calls[0].cid, |c| c.cid);
-        return Err(StoreError::Duplicate(taken));
+        return Err(duplicate_of(calls, &stored));
     }
     // The callers' own failed attempts, as the first of their calls' history.
     for call in calls {

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use sqlx::{PgConnection, Row};
 
-use super::postgres::{Columns, INSERT, NOTIFY};
+use super::postgres::{distinct_functions, duplicate_of, Columns, INSERT, NOTIFY};
 use super::record::NewCall;
 use super::store::{check_new_calls, StoreError};
 use super::{PostgresBackend, NOTIFY_CHANNEL};
@@ -63,7 +63,6 @@ async fn insert(
     now: SystemTime,
 ) -> Result<(), StoreError> {
     let c = Columns::new(calls, now);
-    let functions = c.functions.clone();
     let rows = sqlx::query(INSERT)
         .bind(c.cids)
         .bind(c.parents)
@@ -86,20 +85,11 @@ async fn insert(
             .map(|r| r.try_get::<String, _>(0))
             .collect::<Result<_, _>>()
             .map_err(db)?;
-        let taken = calls
-            .iter()
-            .find(|c| !stored.contains(&c.cid.to_string()))
-            .map_or(calls[0].cid, |c| c.cid);
-        return Err(StoreError::Duplicate(taken));
+        return Err(duplicate_of(calls, &stored));
     }
-    let mut seen = HashSet::new();
-    let distinct: Vec<String> = functions
-        .into_iter()
-        .filter(|f| seen.insert(f.clone()))
-        .collect();
     sqlx::query(NOTIFY)
         .bind(NOTIFY_CHANNEL)
-        .bind(distinct)
+        .bind(distinct_functions(calls))
         .execute(&mut *conn)
         .await
         .map_err(db)?;
