@@ -5,7 +5,8 @@
 #   cargo test --workspace     # the PostgreSQL tests now run instead of skipping
 #   retry_pg_stop              # or just leave the shell: a trap on EXIT stops it
 #
-# The server runs from a fresh temporary data directory (fsync off: test data only), listens on
+# The server runs from a fresh temporary data directory (fsync off: test data only; with
+# RETRY_PG_FSYNC=on it keeps PostgreSQL's durable defaults, for benchmarks), listens on
 # 127.0.0.1 only, on the first free port from $RETRY_PG_PORT (default 54329), with `trust`
 # authentication, and has a database `retry_test`. As root it runs as the `postgres` user (the
 # server refuses root). It also accepts TLS (ssl=on), with a certificate for the host name
@@ -99,7 +100,8 @@ retry_pg_start() {
         cat "$dir/initdb.log" >&2
         return 1
     }
-    local ssl=""
+    local ssl="" fsync="-c fsync=off"
+    [ "${RETRY_PG_FSYNC:-off}" = on ] && fsync=""
     if command -v openssl >/dev/null && retry_pg_make_certs "$dir"; then
         ssl="-c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key"
         export RETRY_TEST_POSTGRES_CA="$dir/tls/ca.pem"
@@ -108,7 +110,7 @@ retry_pg_start() {
     fi
     # The socket goes in the temporary directory too: /var/run/postgresql may not exist.
     retry_pg_as_server_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200 $ssl" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $fsync -c max_connections=200 $ssl" \
         start >/dev/null || {
         cat "$dir/server.log" >&2
         return 1
