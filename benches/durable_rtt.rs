@@ -13,6 +13,8 @@
 //! kind is unknown"). Each figure is measured at 1 ms added round-trip time and, as the
 //! control, at 0 ms through the same proxy. Only the measured traffic goes through the
 //! proxy: this process fills the store, polls for the end and counts on direct connections.
+//! The proxied connections are plain (`sslmode=disable`, unless the URL sets `sslmode`), so
+//! that the proxy can read which statement each round trip carries.
 //!
 //! 1. Drain: N no-op calls (`bench::rtt_noop`) are stored first on a fresh schema, then 1 or
 //!    4 worker processes (this binary again, in its child mode, one `Worker` each,
@@ -22,7 +24,8 @@
 //!    when no unfinished call is left (`Store::next_due` on a direct connection, every 10 ms),
 //!    confirmed by `Store::stats` counting all N succeeded. Round trips per call: the
 //!    proxy's flights in that interval over N, in all and by path (claim, outcome, poll,
-//!    heartbeat, other), from the statements' labels.
+//!    heartbeat, the workers' start, housekeeping, other), from the statements' labels,
+//!    with the flights of each statement (`statements`).
 //! 2. Idle: the same worker processes, once drained, are left idle; after 1 s to settle, the
 //!    flights over an idle interval (10 s, 3 s quick) are the background traffic (polls,
 //!    heartbeats, the `LISTEN` connections), reported per second and per worker process.
@@ -149,10 +152,17 @@ fn authority(url: &str) -> (SocketAddr, String) {
     (addr, host_port.to_owned())
 }
 
-/// `url` with its host and port replaced by the proxy's.
+/// `url` with its host and port replaced by the proxy's, and without TLS unless it asks for
+/// it (`sslmode=`): the proxy reads the statements to label the round trips. (TLS costs CPU,
+/// not round trips: its records go where the plain messages would.)
 fn through(url: &str, proxy: &RttProxy) -> String {
     let (_, host_port) = authority(url);
-    url.replacen(&host_port, &proxy.addr().to_string(), 1)
+    let url = url.replacen(&host_port, &proxy.addr().to_string(), 1);
+    if url.contains("sslmode=") {
+        return url;
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}sslmode=disable")
 }
 
 async fn connect(url: &str) -> tokio_postgres::Client {
@@ -212,24 +222,32 @@ async fn fill(store: &Store, n: u64) {
     }
 }
 
-/// The path a statement belongs to, from its label.
+/// The path a statement belongs to, from its label (`BEGIN`/`COMMIT` flights go with the
+/// statement they are labelled with).
 fn path_of(label: &str) -> &'static str {
     let has = |s: &str| label.contains(s);
-    if has("WITH picked") || has("retry_limits") && has("FOR UPDATE") {
+    if has("WITH picked") || has("SELECT function FROM retry_limits") {
         "claim"
     } else if has("INSERT INTO retry_attempts")
         || has("UPDATE retry_calls SET state = 'succeeded'")
-        || has("DELETE FROM retry_attempts")
+        || has("DELETE FROM retry_attempts t WHERE t.cid = ANY")
     {
         "outcome"
     } else if has("INSERT INTO retry_calls") || has("pg_notify") {
         "enqueue"
     } else if has("min(claimable_at)") {
         "poll"
-    } else if has("retry_workers") {
+    } else if has("UPDATE retry_workers SET heartbeat_at") {
         "heartbeat"
-    } else if has("LISTEN") {
-        "listen"
+    } else if has("retry_workers") || has("retry_limits") || has("LISTEN") {
+        // The worker's start: its registration, its functions' limits, its `LISTEN`.
+        "start"
+    } else if has("DELETE FROM retry_attempts WHERE cid IN")
+        || has("DELETE FROM retry_calls")
+        || has("SELECT function, state, count(*)")
+    {
+        // The purge of old finished calls, the look for overdue calls nobody claims.
+        "housekeeping"
     } else {
         "other"
     }

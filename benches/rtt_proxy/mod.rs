@@ -18,9 +18,10 @@
 //!
 //! Each flight is also labelled with the statement it carries, read from PostgreSQL's
 //! frontend protocol (`Query`, `Parse`, and `Bind` of a statement parsed before on that
-//! connection): the first statement in the flight other than `BEGIN`/`COMMIT`/`ROLLBACK`; a
-//! flight of `COMMIT` alone counts for the statement before it on that connection, one of
-//! `BEGIN` alone for the statement after it. Labels are the statement's first 72 characters.
+//! connection): the first statement in the flight other than `BEGIN`/`COMMIT`/`ROLLBACK`
+//! (its first 72 characters); a flight of `BEGIN` alone is "BEGIN (then: <the next
+//! statement>)", one of `COMMIT` alone "COMMIT (after: <the statement before it>)", one
+//! without any statement (the startup, a `Terminate`) "(no statement)".
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -246,13 +247,9 @@ struct Protocol {
 impl Protocol {
     fn read(&mut self, chunk: &[u8], flight: bool, shared: &Shared) {
         if flight {
-            // The previous flight carried no statement of its own (e.g. `Sync` alone).
+            // The previous flight carried no statement (the startup, a `Terminate`).
             if self.unlabelled {
-                if let Some(last) = &self.last {
-                    shared.label(last, 1);
-                } else {
-                    shared.label("(startup)", 1);
-                }
+                shared.label("(no statement)", 1);
             }
             self.unlabelled = true;
         }
@@ -323,14 +320,16 @@ impl Protocol {
         if trivial {
             if upper.starts_with("BEGIN") || upper.starts_with("START") {
                 self.begins += 1;
-                self.unlabelled = false;
-            } else if let Some(last) = &self.last {
-                shared.label(last, 1);
-                self.unlabelled = false;
+            } else {
+                let word = if upper.starts_with("COMMIT") { "COMMIT" } else { "ROLLBACK" };
+                let last = self.last.as_deref().unwrap_or("?");
+                shared.label(&format!("{word} (after: {last})"), 1);
             }
+            self.unlabelled = false;
             return;
         }
-        shared.label(&label, 1 + self.begins);
+        shared.label(&label, 1);
+        shared.label(&format!("BEGIN (then: {label})"), self.begins);
         self.begins = 0;
         self.unlabelled = false;
         self.last = Some(label);
