@@ -35,6 +35,10 @@
 //!    calls from one task to warm up (connections opened, statements prepared); round trips
 //!    per call as above.
 //!
+//! 0. Calibration: sequential `SELECT 1`s through the proxy (1,000; 200 quick), one round trip
+//!    each: their mean time at 1 ms less that at 0 ms is the round-trip time it really adds,
+//!    and their round trips per query (1) check the count.
+//!
 //! The order of the measurements at 0 and 1 ms alternates within each round. Needs
 //! `RETRY_BENCH_POSTGRES_URL` or `RETRY_TEST_POSTGRES_URL` (a database the bench may create
 //! schemas in, reached over TCP as `postgres://user@host:port/db`); without either it prints a
@@ -87,6 +91,8 @@ struct Sizes {
     enqueued_one: u64,
     enqueued_many: u64,
     callers: [usize; 2],
+    /// Sequential `SELECT 1`s of the calibration.
+    pings: u64,
     only: Option<String>,
 }
 
@@ -105,6 +111,7 @@ impl Sizes {
             enqueued_one: if quick { 300 } else { 2_000 },
             enqueued_many: if quick { 2_000 } else { 10_000 },
             callers: [1, 64],
+            pings: if quick { 200 } else { 1_000 },
             only: std::env::var("RETRY_BENCH_RTT_ONLY")
                 .ok()
                 .filter(|v| !v.is_empty()),
@@ -481,6 +488,32 @@ fn drain(rt: &Runtime, server: &str, rtt_ms: u64, workers: usize, round: usize, 
     rt.block_on(schema.drop_it());
 }
 
+// ---------------------------------------------------------------- 0. the proxy itself
+
+/// The proxy checked: sequential `SELECT 1`s through it, each one round trip; their mean time
+/// at 1 ms less that at 0 ms is the round-trip time it adds.
+fn calibrate(rt: &Runtime, server: &str, rtt_ms: u64, sizes: &Sizes) {
+    let (target, _) = authority(server);
+    let proxy = RttProxy::start(target, Duration::from_micros(rtt_ms * 500));
+    let url = through(server, &proxy);
+    let queries = sizes.pings;
+    let (took, during) = rt.block_on(async {
+        let client = connect(&url).await;
+        let select = client.prepare("SELECT 1").await.expect("a statement");
+        let before = proxy.counts();
+        let start = Instant::now();
+        for _ in 0..queries {
+            client.query_one(&select, &[]).await.expect("SELECT 1");
+        }
+        (start.elapsed(), proxy.counts().since(&before))
+    });
+    emit(&json!({
+        "kind": "calibration", "rtt_ms": rtt_ms, "queries": queries,
+        "ms_per_query": took.as_secs_f64() * 1_000.0 / queries as f64,
+        "round_trips_per_query": per(during.flights, queries),
+    }));
+}
+
 // ---------------------------------------------------------------- 3. enqueue
 
 const WARM_UP: u64 = 50;
@@ -600,6 +633,9 @@ fn main() {
         let mut rtts = sizes.rtts;
         if round % 2 == 1 {
             rtts.reverse();
+        }
+        for rtt in rtts {
+            calibrate(&rt, &server, rtt, &sizes);
         }
         if sizes.only.as_deref() != Some("drain") {
             for callers in sizes.callers {
