@@ -39,6 +39,8 @@
 //!    each: their mean time at 1 ms less that at 0 ms is the round-trip time it really adds,
 //!    and their round trips per query (1) check the count.
 //!
+//! Beside each pair, the direct control: the same measurement without the proxy (a rate only,
+//! nothing counted), for what the proxy itself costs (its threads share the machine's CPUs).
 //! The order of the measurements at 0 and 1 ms alternates within each round. Needs
 //! `RETRY_BENCH_POSTGRES_URL` or `RETRY_TEST_POSTGRES_URL` (a database the bench may create
 //! schemas in, reached over TCP as `postgres://user@host:port/db`); without either it prints a
@@ -145,7 +147,9 @@ fn authority(url: &str) -> (SocketAddr, String) {
         .split_once("://")
         .map_or_else(|| panic!("not a postgres:// URL: {url}"), |(_, r)| r);
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let host_port = rest[..end].rsplit_once('@').map_or(&rest[..end], |(_, h)| h);
+    let host_port = rest[..end]
+        .rsplit_once('@')
+        .map_or(&rest[..end], |(_, h)| h);
     let with_port = if host_port.contains(':') {
         host_port.to_owned()
     } else {
@@ -157,6 +161,27 @@ fn authority(url: &str) -> (SocketAddr, String) {
         .and_then(|mut a| a.next())
         .unwrap_or_else(|| panic!("the server's address in {url} does not resolve"));
     (addr, host_port.to_owned())
+}
+
+/// A proxy adding `rtt_ms` (none: the direct control), and `url` through it.
+fn link(server: &str, url: &str, rtt_ms: Option<u64>) -> (Option<RttProxy>, String) {
+    let Some(ms) = rtt_ms else {
+        return (None, url.to_owned());
+    };
+    let (target, _) = authority(server);
+    let proxy = RttProxy::start(target, Duration::from_micros(ms * 500));
+    let url = through(url, &proxy);
+    (Some(proxy), url)
+}
+
+/// The proxy's counts (all zero without one).
+fn counts(proxy: Option<&RttProxy>) -> Counts {
+    proxy.map(RttProxy::counts).unwrap_or_default()
+}
+
+/// The name of a link in the schemas' names and the JSON lines.
+fn link_name(rtt_ms: Option<u64>) -> String {
+    rtt_ms.map_or_else(|| "direct".to_owned(), |ms| format!("{ms}ms"))
 }
 
 /// `url` with its host and port replaced by the proxy's, and without TLS unless it asks for
@@ -411,22 +436,30 @@ fn worker_child(url: &str) {
 
 // ---------------------------------------------------------------- 1, 2. drain and idle
 
-fn drain(rt: &Runtime, server: &str, rtt_ms: u64, workers: usize, round: usize, sizes: &Sizes) {
-    let schema = rt.block_on(Schema::new(server, &format!("drain_{rtt_ms}_{workers}")));
+fn drain(
+    rt: &Runtime,
+    server: &str,
+    rtt_ms: Option<u64>,
+    workers: usize,
+    round: usize,
+    sizes: &Sizes,
+) {
+    let schema = rt.block_on(Schema::new(
+        server,
+        &format!("drain_{}_{workers}", link_name(rtt_ms)),
+    ));
     let store = rt
         .block_on(Store::open(&schema.url))
         .expect("a fresh store");
     rt.block_on(fill(&store, sizes.n));
-    let (target, _) = authority(server);
-    let proxy = RttProxy::start(target, Duration::from_micros(rtt_ms * 500));
-    let url = through(&schema.url, &proxy);
+    let (proxy, url) = link(server, &schema.url, rtt_ms);
     let mut procs: Vec<_> = (0..workers)
         .map(|i| WorkerProcess::spawn(&url, &format!("rtt-{i}"), sizes))
         .collect();
     for p in &procs {
         p.ready();
     }
-    let before = proxy.counts();
+    let before = counts(proxy.as_ref());
     let start = Instant::now();
     for p in &mut procs {
         p.go();
@@ -440,7 +473,7 @@ fn drain(rt: &Runtime, server: &str, rtt_ms: u64, workers: usize, round: usize, 
                 .expect("next_due")
                 .is_none()
             {
-                let (took, after) = (start.elapsed(), proxy.counts());
+                let (took, after) = (start.elapsed(), counts(proxy.as_ref()));
                 let stats = store.stats().await.expect("stats");
                 assert_eq!(stats.count_state(CallState::Dead), 0, "a call died");
                 if stats.count(NOOP, CallState::Succeeded) >= sizes.n {
@@ -454,16 +487,27 @@ fn drain(rt: &Runtime, server: &str, rtt_ms: u64, workers: usize, round: usize, 
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    let (by_path, statements) = round_trips(&during, sizes.n);
-    emit(&json!({
-        "kind": "drain", "rtt_ms": rtt_ms, "workers": workers, "round": round,
-        "n": sizes.n, "concurrency": sizes.concurrency, "batch": sizes.batch,
+    let mut line = json!({
+        "kind": "drain", "rtt_ms": rtt_ms, "link": link_name(rtt_ms), "workers": workers,
+        "round": round, "n": sizes.n, "concurrency": sizes.concurrency, "batch": sizes.batch,
         "secs": took.as_secs_f64(), "per_s": rate(sizes.n, took),
-        "round_trips_per_call": per(during.flights, sizes.n),
-        "round_trips_per_call_by_path": by_path,
-        "statements": statements,
-        "traffic": traffic(&during),
-    }));
+    });
+    let Some(proxy) = proxy else {
+        // The direct control: a rate, nothing counted.
+        emit(&line);
+        for p in procs {
+            p.stop();
+        }
+        drop(store);
+        rt.block_on(schema.drop_it());
+        return;
+    };
+    let (by_path, statements) = round_trips(&during, sizes.n);
+    line["round_trips_per_call"] = json!(per(during.flights, sizes.n));
+    line["round_trips_per_call_by_path"] = by_path;
+    line["statements"] = statements;
+    line["traffic"] = traffic(&during);
+    emit(&line);
     // The same processes, idle.
     std::thread::sleep(Duration::from_secs(1));
     let before = proxy.counts();
@@ -472,7 +516,8 @@ fn drain(rt: &Runtime, server: &str, rtt_ms: u64, workers: usize, round: usize, 
     let secs = sizes.idle.as_secs_f64();
     let (by_path, statements) = round_trips(&idle, 1);
     emit(&json!({
-        "kind": "idle", "rtt_ms": rtt_ms, "workers": workers, "round": round,
+        "kind": "idle", "rtt_ms": rtt_ms, "link": link_name(rtt_ms), "workers": workers,
+        "round": round,
         "secs": secs,
         "round_trips_per_s": idle.flights as f64 / secs,
         "round_trips_per_s_per_worker": idle.flights as f64 / secs / workers as f64,
@@ -518,11 +563,19 @@ fn calibrate(rt: &Runtime, server: &str, rtt_ms: u64, sizes: &Sizes) {
 
 const WARM_UP: u64 = 50;
 
-fn enqueue(rt: &Runtime, server: &str, rtt_ms: u64, callers: usize, round: usize, sizes: &Sizes) {
-    let schema = rt.block_on(Schema::new(server, &format!("enqueue_{rtt_ms}_{callers}")));
-    let (target, _) = authority(server);
-    let proxy = RttProxy::start(target, Duration::from_micros(rtt_ms * 500));
-    let url = through(&schema.url, &proxy);
+fn enqueue(
+    rt: &Runtime,
+    server: &str,
+    rtt_ms: Option<u64>,
+    callers: usize,
+    round: usize,
+    sizes: &Sizes,
+) {
+    let schema = rt.block_on(Schema::new(
+        server,
+        &format!("enqueue_{}_{callers}", link_name(rtt_ms)),
+    ));
+    let (proxy, url) = link(server, &schema.url, rtt_ms);
     let n = if callers == 1 {
         sizes.enqueued_one
     } else {
@@ -535,7 +588,7 @@ fn enqueue(rt: &Runtime, server: &str, rtt_ms: u64, callers: usize, round: usize
             rtt_noop(n + i).await.expect("an enqueued call");
         }
         let next = Arc::new(AtomicU64::new(0));
-        let before = proxy.counts();
+        let before = counts(proxy.as_ref());
         let start = Instant::now();
         let tasks: Vec<_> = (0..callers)
             .map(|_| {
@@ -554,7 +607,7 @@ fn enqueue(rt: &Runtime, server: &str, rtt_ms: u64, callers: usize, round: usize
         for t in tasks {
             t.await.expect("a caller");
         }
-        let (took, after) = (start.elapsed(), proxy.counts());
+        let (took, after) = (start.elapsed(), counts(proxy.as_ref()));
         let direct = Store::open_existing(&schema.url).await.expect("the store");
         let stats = direct.stats().await.expect("stats");
         assert_eq!(
@@ -564,15 +617,18 @@ fn enqueue(rt: &Runtime, server: &str, rtt_ms: u64, callers: usize, round: usize
         );
         (took, after.since(&before))
     });
-    let (by_path, statements) = round_trips(&during, n);
-    emit(&json!({
-        "kind": "enqueue", "rtt_ms": rtt_ms, "callers": callers, "round": round,
-        "calls": n, "secs": took.as_secs_f64(), "per_s": rate(n, took),
-        "round_trips_per_call": per(during.flights, n),
-        "round_trips_per_call_by_path": by_path,
-        "statements": statements,
-        "traffic": traffic(&during),
-    }));
+    let mut line = json!({
+        "kind": "enqueue", "rtt_ms": rtt_ms, "link": link_name(rtt_ms), "callers": callers,
+        "round": round, "calls": n, "secs": took.as_secs_f64(), "per_s": rate(n, took),
+    });
+    if proxy.is_some() {
+        let (by_path, statements) = round_trips(&during, n);
+        line["round_trips_per_call"] = json!(per(during.flights, n));
+        line["round_trips_per_call_by_path"] = by_path;
+        line["statements"] = statements;
+        line["traffic"] = traffic(&during);
+    }
+    emit(&line);
     drop(proxy);
     rt.block_on(schema.drop_it());
 }
@@ -629,7 +685,7 @@ fn main() {
         "proxy": "delay line on loopback (benches/rtt_proxy), one per measurement",
     }));
     for round in 0..sizes.rounds {
-        // 0 ms first in even rounds, 1 ms first in odd ones.
+        // 0 ms first in even rounds, 1 ms first in odd ones; the direct control between them.
         let mut rtts = sizes.rtts;
         if round % 2 == 1 {
             rtts.reverse();
@@ -637,16 +693,17 @@ fn main() {
         for rtt in rtts {
             calibrate(&rt, &server, rtt, &sizes);
         }
+        let rtts = [Some(rtts[0]), None, Some(rtts[1])];
         if sizes.only.as_deref() != Some("drain") {
             for callers in sizes.callers {
-                for rtt in rtts {
+                for &rtt in &rtts {
                     enqueue(&rt, &server, rtt, callers, round, &sizes);
                 }
             }
         }
         if sizes.only.as_deref() != Some("enqueue") {
             for workers in sizes.workers {
-                for rtt in rtts {
+                for &rtt in &rtts {
                     drain(&rt, &server, rtt, workers, round, &sizes);
                 }
             }

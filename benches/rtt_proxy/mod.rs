@@ -159,7 +159,9 @@ fn forward(client: TcpStream, server: TcpStream, one_way: Duration, shared: Arc<
         let (shared, answered) = (Arc::clone(&shared), Arc::clone(&answered));
         let mut protocol = Protocol::default();
         delay_line(c_read, s_write, one_way, move |chunk| {
-            shared.client_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            shared
+                .client_bytes
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             shared.client_chunks.fetch_add(1, Ordering::Relaxed);
             let flight = answered.swap(false, Ordering::AcqRel);
             if flight {
@@ -171,10 +173,18 @@ fn forward(client: TcpStream, server: TcpStream, one_way: Duration, shared: Arc<
     // Server to client: the client is answered once a chunk is written to it.
     {
         let count = Arc::clone(&shared);
-        delay_line_then(s_read, c_write, one_way, move |chunk| {
-            count.server_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            count.server_chunks.fetch_add(1, Ordering::Relaxed);
-        }, move || answered.store(true, Ordering::Release));
+        delay_line_then(
+            s_read,
+            c_write,
+            one_way,
+            move |chunk| {
+                count
+                    .server_bytes
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                count.server_chunks.fetch_add(1, Ordering::Relaxed);
+            },
+            move || answered.store(true, Ordering::Release),
+        );
     }
 }
 
@@ -321,7 +331,11 @@ impl Protocol {
             if upper.starts_with("BEGIN") || upper.starts_with("START") {
                 self.begins += 1;
             } else {
-                let word = if upper.starts_with("COMMIT") { "COMMIT" } else { "ROLLBACK" };
+                let word = if upper.starts_with("COMMIT") {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                };
                 let last = self.last.as_deref().unwrap_or("?");
                 shared.label(&format!("{word} (after: {last})"), 1);
             }
