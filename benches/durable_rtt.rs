@@ -40,7 +40,8 @@
 //!    and their round trips per query (1) check the count.
 //!
 //! Beside each pair, the direct control: the same measurement without the proxy (a rate only,
-//! nothing counted), for what the proxy itself costs (its threads share the machine's CPUs).
+//! nothing counted; plain connections too), for what the proxy itself costs (its threads
+//! share the machine's CPUs).
 //! The order of the measurements at 0 and 1 ms alternates within each round. Needs
 //! `RETRY_BENCH_POSTGRES_URL` or `RETRY_TEST_POSTGRES_URL` (a database the bench may create
 //! schemas in, reached over TCP as `postgres://user@host:port/db`); without either it prints a
@@ -163,10 +164,11 @@ fn authority(url: &str) -> (SocketAddr, String) {
     (addr, host_port.to_owned())
 }
 
-/// A proxy adding `rtt_ms` (none: the direct control), and `url` through it.
+/// A proxy adding `rtt_ms` (none: the direct control), and `url` through it; plain
+/// connections either way (see [`plain`]).
 fn link(server: &str, url: &str, rtt_ms: Option<u64>) -> (Option<RttProxy>, String) {
     let Some(ms) = rtt_ms else {
-        return (None, url.to_owned());
+        return (None, plain(url));
     };
     let (target, _) = authority(server);
     let proxy = RttProxy::start(target, Duration::from_micros(ms * 500));
@@ -186,12 +188,18 @@ fn link_name(rtt_ms: Option<u64>) -> String {
 
 /// `url` with its host and port replaced by the proxy's, and without TLS unless it asks for
 /// it (`sslmode=`): the proxy reads the statements to label the round trips. (TLS costs CPU,
-/// not round trips: its records go where the plain messages would.)
+/// not round trips, once connected: its records go where the plain messages would.)
 fn through(url: &str, proxy: &RttProxy) -> String {
     let (_, host_port) = authority(url);
-    let url = url.replacen(&host_port, &proxy.addr().to_string(), 1);
+    plain(&url.replacen(&host_port, &proxy.addr().to_string(), 1))
+}
+
+/// `url` with `sslmode=disable` unless it sets `sslmode`: the default (`prefer`) takes TLS
+/// when the server offers it, which the proxy could not read, and which would make the direct
+/// control unlike the proxied runs.
+fn plain(url: &str) -> String {
     if url.contains("sslmode=") {
-        return url;
+        return url.to_owned();
     }
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}sslmode=disable")
