@@ -37,16 +37,22 @@
 //!
 //! 0. Calibration: sequential `SELECT 1`s through the proxy (1,000; 200 quick), one round trip
 //!    each: their mean time at 1 ms less that at 0 ms is the round-trip time it really adds,
-//!    and their round trips per query (1) check the count.
+//!    and their round trips per query (1) check the count; the same without the proxy.
 //!
 //! Beside each pair, the direct control: the same measurement without the proxy (a rate only,
 //! nothing counted; plain connections too), for what the proxy itself costs (its threads
 //! share the machine's CPUs).
+//! 4. Renewals: 32 calls of `bench::rtt_sleep`, each attempt 3 s long, run by one worker
+//!    process (concurrency 32) whose lease is 1.5 s, so renewed every 0.5 s while they run;
+//!    round trips per call by path, at 1 ms, from "go" until all 32 have succeeded (once,
+//!    after the rounds).
+//!
 //! The order of the measurements at 0 and 1 ms alternates within each round. Needs
 //! `RETRY_BENCH_POSTGRES_URL` or `RETRY_TEST_POSTGRES_URL` (a database the bench may create
 //! schemas in, reached over TCP as `postgres://user@host:port/db`); without either it prints a
 //! "skipped" line and exits 0. `RETRY_BENCH_QUICK=1` runs small sizes and one round;
-//! `RETRY_BENCH_RTT_ONLY=drain` or `=enqueue` runs that part alone.
+//! `RETRY_BENCH_RTT_ONLY=drain`, `=enqueue` or `=renewal` runs that part alone (with the
+//! calibration, except `renewal`).
 
 #![allow(clippy::cast_precision_loss)] // counts and durations shown as f64 rates
 
@@ -70,11 +76,19 @@ use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
 const NOOP: &str = "bench::rtt_noop";
+const SLEEP: &str = "bench::rtt_sleep";
 
 /// Succeeds at once.
 #[retry(mode = "durable", name = "bench::rtt_noop", max = 3, delay = "10ms")]
 async fn rtt_noop(n: u64) -> Result<u64, String> {
     Ok(black_box(n))
+}
+
+/// Sleeps for `ms`, then succeeds: an attempt long enough for its lease to be renewed.
+#[retry(mode = "durable", name = "bench::rtt_sleep", max = 3, delay = "10ms")]
+async fn rtt_sleep(ms: u64) -> Result<u64, String> {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(ms)
 }
 
 // ---------------------------------------------------------------- sizes
@@ -96,6 +110,10 @@ struct Sizes {
     callers: [usize; 2],
     /// Sequential `SELECT 1`s of the calibration.
     pings: u64,
+    /// The renewals' measurement: calls, each attempt's length, the lease.
+    sleepers: u64,
+    sleep: Duration,
+    lease: Duration,
     only: Option<String>,
 }
 
@@ -115,6 +133,9 @@ impl Sizes {
             enqueued_many: if quick { 2_000 } else { 10_000 },
             callers: [1, 64],
             pings: if quick { 200 } else { 1_000 },
+            sleepers: 32,
+            sleep: Duration::from_secs(3),
+            lease: Duration::from_millis(1_500),
             only: std::env::var("RETRY_BENCH_RTT_ONLY")
                 .ok()
                 .filter(|v| !v.is_empty()),
@@ -275,6 +296,8 @@ fn path_of(label: &str) -> &'static str {
         "outcome"
     } else if has("INSERT INTO retry_calls") || has("pg_notify") {
         "enqueue"
+    } else if has("SET lease_until = $3") {
+        "renewal"
     } else if has("min(claimable_at)") {
         "poll"
     } else if has("UPDATE retry_workers SET heartbeat_at") {
@@ -327,6 +350,7 @@ const CHILD_URL: &str = "RETRY_BENCH_RTT_CHILD_URL";
 const CHILD_ID: &str = "RETRY_BENCH_RTT_CHILD_ID";
 const CHILD_CONCURRENCY: &str = "RETRY_BENCH_RTT_CHILD_CONCURRENCY";
 const CHILD_BATCH: &str = "RETRY_BENCH_RTT_CHILD_BATCH";
+const CHILD_LEASE_MS: &str = "RETRY_BENCH_RTT_CHILD_LEASE_MS";
 
 /// A worker process: it opens the store and prints `ready`, starts its worker when a line
 /// arrives on its standard input, and shuts it down when that input closes.
@@ -337,12 +361,13 @@ struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    fn spawn(url: &str, id: &str, sizes: &Sizes) -> WorkerProcess {
+    fn spawn(url: &str, id: &str, lease: Duration, sizes: &Sizes) -> WorkerProcess {
         let mut child = Command::new(std::env::current_exe().expect("this binary"))
             .env(CHILD_URL, url)
             .env(CHILD_ID, id)
             .env(CHILD_CONCURRENCY, sizes.concurrency.to_string())
             .env(CHILD_BATCH, sizes.batch.to_string())
+            .env(CHILD_LEASE_MS, lease.as_millis().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -421,6 +446,7 @@ fn worker_child(url: &str) {
     let id = std::env::var(CHILD_ID).expect(CHILD_ID);
     let concurrency: usize = env_parse(CHILD_CONCURRENCY);
     let batch: usize = env_parse(CHILD_BATCH);
+    let lease = Duration::from_millis(env_parse(CHILD_LEASE_MS));
     let rt = runtime();
     let store = rt
         .block_on(Store::open_existing(url))
@@ -434,7 +460,7 @@ fn worker_child(url: &str) {
             .id(id)
             .concurrency(concurrency)
             .batch(batch)
-            .lease(Duration::from_secs(30))
+            .lease(lease)
             .start()
     };
     let mut rest = Vec::new();
@@ -462,7 +488,7 @@ fn drain(
     rt.block_on(fill(&store, sizes.n));
     let (proxy, url) = link(server, &schema.url, rtt_ms);
     let mut procs: Vec<_> = (0..workers)
-        .map(|i| WorkerProcess::spawn(&url, &format!("rtt-{i}"), sizes))
+        .map(|i| WorkerProcess::spawn(&url, &format!("rtt-{i}"), Duration::from_secs(30), sizes))
         .collect();
     for p in &procs {
         p.ready();
@@ -541,30 +567,93 @@ fn drain(
     rt.block_on(schema.drop_it());
 }
 
+// ---------------------------------------------------------------- 4. renewals
+
+/// `sizes.sleepers` calls of `bench::rtt_sleep`, each attempt `sizes.sleep` long, run by one
+/// worker process whose lease (`sizes.lease`) is renewed every third of it while they run:
+/// the round trips per call, by path, from "go" until all have succeeded.
+fn renewals(rt: &Runtime, server: &str, rtt_ms: u64, sizes: &Sizes) {
+    let schema = rt.block_on(Schema::new(server, &format!("renew_{rtt_ms}ms")));
+    let store = rt
+        .block_on(Store::open(&schema.url))
+        .expect("a fresh store");
+    let ms = u64::try_from(sizes.sleep.as_millis()).unwrap_or(u64::MAX);
+    let calls = (0..sizes.sleepers)
+        .map(|_| NewCall::new(SLEEP, format!("{{\"ms\":{ms}}}")))
+        .collect();
+    rt.block_on(store.enqueue(calls)).expect("the calls");
+    let (proxy, url) = link(server, &schema.url, Some(rtt_ms));
+    let proxy = proxy.expect("a proxy");
+    let mut worker = WorkerProcess::spawn(&url, "rtt-renew", sizes.lease, sizes);
+    worker.ready();
+    let before = proxy.counts();
+    let start = Instant::now();
+    worker.go();
+    let functions = [SLEEP.to_owned()];
+    let (took, during) = rt.block_on(async {
+        loop {
+            if store
+                .next_due(&functions)
+                .await
+                .expect("next_due")
+                .is_none()
+            {
+                let (took, after) = (start.elapsed(), proxy.counts());
+                let stats = store.stats().await.expect("stats");
+                assert_eq!(stats.count_state(CallState::Dead), 0, "a call died");
+                if stats.count(SLEEP, CallState::Succeeded) >= sizes.sleepers {
+                    break (took, after.since(&before));
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "the sleeping calls did not finish in 2 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let (by_path, statements) = round_trips(&during, sizes.sleepers);
+    emit(&json!({
+        "kind": "renewal", "rtt_ms": rtt_ms, "link": link_name(Some(rtt_ms)), "workers": 1,
+        "calls": sizes.sleepers, "attempt_ms": ms,
+        "lease_ms": u64::try_from(sizes.lease.as_millis()).unwrap_or(u64::MAX),
+        "secs": took.as_secs_f64(),
+        "round_trips_per_call": per(during.flights, sizes.sleepers),
+        "round_trips_per_call_by_path": by_path,
+        "statements": statements,
+        "traffic": traffic(&during),
+    }));
+    worker.stop();
+    drop(proxy);
+    drop(store);
+    rt.block_on(schema.drop_it());
+}
+
 // ---------------------------------------------------------------- 0. the proxy itself
 
 /// The proxy checked: sequential `SELECT 1`s through it, each one round trip; their mean time
 /// at 1 ms less that at 0 ms is the round-trip time it adds.
-fn calibrate(rt: &Runtime, server: &str, rtt_ms: u64, sizes: &Sizes) {
-    let (target, _) = authority(server);
-    let proxy = RttProxy::start(target, Duration::from_micros(rtt_ms * 500));
-    let url = through(server, &proxy);
+fn calibrate(rt: &Runtime, server: &str, rtt_ms: Option<u64>, sizes: &Sizes) {
+    let (proxy, url) = link(server, server, rtt_ms);
     let queries = sizes.pings;
     let (took, during) = rt.block_on(async {
         let client = connect(&url).await;
         let select = client.prepare("SELECT 1").await.expect("a statement");
-        let before = proxy.counts();
+        let before = counts(proxy.as_ref());
         let start = Instant::now();
         for _ in 0..queries {
             client.query_one(&select, &[]).await.expect("SELECT 1");
         }
-        (start.elapsed(), proxy.counts().since(&before))
+        (start.elapsed(), counts(proxy.as_ref()).since(&before))
     });
-    emit(&json!({
-        "kind": "calibration", "rtt_ms": rtt_ms, "queries": queries,
+    let mut line = json!({
+        "kind": "calibration", "rtt_ms": rtt_ms, "link": link_name(rtt_ms), "queries": queries,
         "ms_per_query": took.as_secs_f64() * 1_000.0 / queries as f64,
-        "round_trips_per_query": per(during.flights, queries),
-    }));
+    });
+    if proxy.is_some() {
+        line["round_trips_per_query"] = json!(per(during.flights, queries));
+    }
+    emit(&line);
 }
 
 // ---------------------------------------------------------------- 3. enqueue
@@ -692,30 +781,37 @@ fn main() {
         "concurrency": sizes.concurrency, "batch": sizes.batch,
         "proxy": "delay line on loopback (benches/rtt_proxy), one per measurement",
     }));
+    let runs = |part: &str| sizes.only.as_deref().is_none_or(|only| only == part);
     for round in 0..sizes.rounds {
+        if sizes.only.as_deref() == Some("renewal") {
+            break;
+        }
         // 0 ms first in even rounds, 1 ms first in odd ones; the direct control between them.
         let mut rtts = sizes.rtts;
         if round % 2 == 1 {
             rtts.reverse();
         }
-        for rtt in rtts {
+        let rtts = [Some(rtts[0]), None, Some(rtts[1])];
+        for &rtt in &rtts {
             calibrate(&rt, &server, rtt, &sizes);
         }
-        let rtts = [Some(rtts[0]), None, Some(rtts[1])];
-        if sizes.only.as_deref() != Some("drain") {
+        if runs("enqueue") {
             for callers in sizes.callers {
                 for &rtt in &rtts {
                     enqueue(&rt, &server, rtt, callers, round, &sizes);
                 }
             }
         }
-        if sizes.only.as_deref() != Some("enqueue") {
+        if runs("drain") {
             for workers in sizes.workers {
                 for &rtt in &rtts {
                     drain(&rt, &server, rtt, workers, round, &sizes);
                 }
             }
         }
+    }
+    if runs("renewal") {
+        renewals(&rt, &server, 1, &sizes);
     }
     emit(&json!({ "kind": "done", "load_average": load_average() }));
 }
