@@ -24,8 +24,8 @@
 //!    when no unfinished call is left (`Store::next_due` on a direct connection, every 10 ms),
 //!    confirmed by `Store::stats` counting all N succeeded. Round trips per call: the
 //!    proxy's flights in that interval over N, in all and by path (claim, outcome, poll,
-//!    heartbeat, the workers' start, housekeeping, other), from the statements' labels,
-//!    with the flights of each statement (`statements`).
+//!    heartbeat, renewal, the workers' start, new connections, housekeeping, other), from
+//!    the statements' labels, with the flights of each statement (`statements`).
 //! 2. Idle: the same worker processes, once drained, are left idle; after 1 s to settle, the
 //!    flights over an idle interval (10 s, 3 s quick) are the background traffic (polls,
 //!    heartbeats, the `LISTEN` connections), reported per second and per worker process.
@@ -305,6 +305,8 @@ fn path_of(label: &str) -> &'static str {
     } else if has("retry_workers") || has("retry_limits") || has("LISTEN") {
         // The worker's start: its registration, its functions' limits, its `LISTEN`.
         "start"
+    } else if label == "(connect)" {
+        "connect"
     } else if has("DELETE FROM retry_attempts WHERE cid IN")
         || has("DELETE FROM retry_calls")
         || has("SELECT function, state, count(*)")

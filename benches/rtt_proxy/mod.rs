@@ -21,7 +21,8 @@
 //! connection): the first statement in the flight other than `BEGIN`/`COMMIT`/`ROLLBACK`
 //! (its first 72 characters); a flight of `BEGIN` alone is "BEGIN (then: <the next
 //! statement>)", one of `COMMIT` alone "COMMIT (after: <the statement before it>)", one
-//! without any statement (the startup, a `Terminate`) "(no statement)".
+//! without any statement "(connect)" before the connection's first statement (the startup
+//! message, authentication), else "(no statement)" (a `Terminate`).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -114,7 +115,7 @@ impl RttProxy {
                     continue;
                 };
                 s.connections.fetch_add(1, Ordering::Relaxed);
-                forward(client, server, one_way, Arc::clone(&s));
+                forward(client, server, one_way, &s);
             }
         });
         RttProxy { addr, shared }
@@ -147,7 +148,7 @@ impl Drop for RttProxy {
 }
 
 /// One connection: two delay lines, and the client's protocol read for the labels.
-fn forward(client: TcpStream, server: TcpStream, one_way: Duration, shared: Arc<Shared>) {
+fn forward(client: TcpStream, server: TcpStream, one_way: Duration, shared: &Arc<Shared>) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     // Set when the client has been handed something since it last sent.
@@ -156,7 +157,7 @@ fn forward(client: TcpStream, server: TcpStream, one_way: Duration, shared: Arc<
     let (s_read, s_write) = (server.try_clone().expect("a socket"), server);
     // Client to server: flights counted and labelled as read.
     {
-        let (shared, answered) = (Arc::clone(&shared), Arc::clone(&answered));
+        let (shared, answered) = (Arc::clone(shared), Arc::clone(&answered));
         let mut protocol = Protocol::default();
         delay_line(c_read, s_write, one_way, move |chunk| {
             shared
@@ -172,7 +173,7 @@ fn forward(client: TcpStream, server: TcpStream, one_way: Duration, shared: Arc<
     }
     // Server to client: the client is answered once a chunk is written to it.
     {
-        let count = Arc::clone(&shared);
+        let count = Arc::clone(shared);
         delay_line_then(
             s_read,
             c_write,
@@ -197,9 +198,9 @@ fn delay_line(
     delay_line_then(from, to, delay, on_read, || {});
 }
 
-/// Reads chunks from `from` as they come (`on_read` each), writes each to `to` at its arrival
-/// + `delay`, in order, then calls `on_written`. End of input or an error closes `to`'s
-/// writing side.
+/// Reads chunks from `from` as they come (`on_read` each), writes each to `to` at its
+/// arrival plus `delay`, in order, then calls `on_written`. End of input or an error closes
+/// `to`'s writing side.
 fn delay_line_then(
     mut from: TcpStream,
     mut to: TcpStream,
@@ -257,9 +258,15 @@ struct Protocol {
 impl Protocol {
     fn read(&mut self, chunk: &[u8], flight: bool, shared: &Shared) {
         if flight {
-            // The previous flight carried no statement (the startup, a `Terminate`).
+            // The previous flight carried no statement: the connection's start (its startup
+            // message, then its authentication), or a `Terminate`.
             if self.unlabelled {
-                shared.label("(no statement)", 1);
+                let what = if self.last.is_none() {
+                    "(connect)"
+                } else {
+                    "(no statement)"
+                };
+                shared.label(what, 1);
             }
             self.unlabelled = true;
         }
