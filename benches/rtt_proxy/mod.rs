@@ -171,7 +171,8 @@ fn forward(client: TcpStream, server: TcpStream, one_way: Duration, shared: &Arc
             protocol.read(chunk, flight, &shared);
         });
     }
-    // Server to client: the client is answered once a chunk is written to it.
+    // Server to client: the client is answered once a chunk is written to it (the flag is set
+    // just before the write, so that a quick answer cannot miss it).
     {
         let count = Arc::clone(shared);
         delay_line_then(
@@ -199,14 +200,14 @@ fn delay_line(
 }
 
 /// Reads chunks from `from` as they come (`on_read` each), writes each to `to` at its
-/// arrival plus `delay`, in order, then calls `on_written`. End of input or an error closes
+/// arrival plus `delay`, in order, calling `on_sending` just before. End of input or an error closes
 /// `to`'s writing side.
 fn delay_line_then(
     mut from: TcpStream,
     mut to: TcpStream,
     delay: Duration,
     mut on_read: impl FnMut(&[u8]) + Send + 'static,
-    on_written: impl Fn() + Send + 'static,
+    on_sending: impl Fn() + Send + 'static,
 ) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     std::thread::spawn(move || {
@@ -230,10 +231,12 @@ fn delay_line_then(
             if at > now {
                 std::thread::sleep(at - now);
             }
+            // Before the write: once written, the client may answer before this thread runs
+            // again, and its answer must find the flag set.
+            on_sending();
             if to.write_all(&chunk).is_err() {
                 break;
             }
-            on_written();
         }
         let _ = to.shutdown(Shutdown::Write);
     });
