@@ -36,7 +36,9 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use retry_runtime::durable::{self, CallState, NewCall, Outcome, Store, Worker};
+use retry_runtime::durable::{
+    self, CallState, NewCall, Outcome, SqliteBackend, Store, Synchronous, Worker,
+};
 use retry_runtime::{retry, CorrelationId};
 use rusqlite::{params, Connection, TransactionBehavior};
 use serde_json::{json, Value};
@@ -249,8 +251,12 @@ fn plain_loop(n: u64) -> Duration {
 /// `callers` tasks call the durable function until `n` calls are stored, each waiting for its
 /// call's commit, after `WARM_UP` calls from one task. The store is fresh and is the
 /// process's default store. Returns the time of the `n` calls, the store and the calls in it.
-async fn durable_enqueue(dir: &Dir, callers: usize, n: u64) -> (Duration, Store, u64) {
-    let store = Store::open(&dir.url()).await.expect("a fresh store");
+async fn durable_enqueue(
+    dir: &Dir,
+    callers: usize,
+    n: u64,
+) -> (Duration, Store, Arc<SqliteBackend>, u64) {
+    let (store, backend) = open_counted(dir);
     durable::set_default_store(store.clone());
     for i in 0..WARM_UP {
         noop(n + i).await.expect("an enqueued call");
@@ -282,7 +288,15 @@ async fn durable_enqueue(dir: &Dir, callers: usize, n: u64) -> (Duration, Store,
         total,
         "calls missing"
     );
-    (took, store, total)
+    (took, store, backend, total)
+}
+
+/// A fresh store in `dir` as `Store::open` makes it (`synchronous = FULL`), with its backend
+/// kept to read the writer's commits.
+fn open_counted(dir: &Dir) -> (Store, Arc<SqliteBackend>) {
+    let backend =
+        Arc::new(SqliteBackend::open_file(&dir.db(), Synchronous::Full, true).expect("a store"));
+    (Store::from_backend(backend.clone()), backend)
 }
 
 fn rate(n: u64, took: Duration) -> f64 {
@@ -312,6 +326,36 @@ async fn drain(store: &Store, n: u64, concurrency: usize) -> Duration {
     let took = start.elapsed();
     worker.shutdown(Duration::from_secs(5)).await;
     took
+}
+
+/// The drain's line: its rate and the writer's transactions (commits) per call.
+fn emit_drain(round: usize, concurrency: usize, n: u64, took: Duration, commits: u64) {
+    emit(&json!({
+        "kind": "drain", "round": round, "concurrency": concurrency,
+        "n": n, "secs": took.as_secs_f64(), "per_s": rate(n, took),
+        "commits": commits, "calls_per_commit": n as f64 / commits.max(1) as f64,
+    }));
+}
+
+/// `RETRY_BENCH_DRAIN=N`: only the drain, `rounds` times, of `N` calls stored in batches of
+/// 1,000 (to profile the worker, or to compare two builds run one after the other).
+fn drain_only(sizes: &Sizes, rt: &Runtime, n: u64) {
+    for round in 0..sizes.rounds {
+        let dir = Dir::new("drain");
+        let (store, backend) = open_counted(&dir);
+        rt.block_on(async {
+            let mut i = 0;
+            while i < n {
+                let end = (i + 1_000).min(n);
+                let calls = (i..end).map(|k| NewCall::new(NOOP, args_json(k))).collect();
+                store.enqueue(calls).await.expect("a batch of calls");
+                i = end;
+            }
+        });
+        let before = backend.commits();
+        let took = rt.block_on(drain(&store, n, sizes.concurrency));
+        emit_drain(round, sizes.concurrency, n, took, backend.commits() - before);
+    }
 }
 
 // ---------------------------------------------------------------- 3. persist = "on_failure"
@@ -612,6 +656,13 @@ fn main() {
     // Write out what the build left dirty, so the first commits do not wait behind it.
     let _ = Command::new("sync").status();
     let rt = runtime();
+    if let Some(n) = std::env::var("RETRY_BENCH_DRAIN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        drain_only(&sizes, &rt, n);
+        return;
+    }
     let plain = |round: usize| {
         let took = plain_loop(sizes.one);
         emit(&json!({
@@ -626,17 +677,15 @@ fn main() {
         }
         for (callers, n) in [(1, sizes.one), (sizes.callers, sizes.many)] {
             let dir = Dir::new(&format!("enqueue-{callers}"));
-            let (took, store, total) = rt.block_on(durable_enqueue(&dir, callers, n));
+            let (took, store, backend, total) = rt.block_on(durable_enqueue(&dir, callers, n));
             emit(&json!({
                 "kind": "enqueue", "who": "durable", "round": round, "callers": callers,
                 "n": n, "secs": took.as_secs_f64(), "per_s": rate(n, took),
             }));
             if callers > 1 {
+                let before = backend.commits();
                 let took = rt.block_on(drain(&store, total, sizes.concurrency));
-                emit(&json!({
-                    "kind": "drain", "round": round, "concurrency": sizes.concurrency,
-                    "n": total, "secs": took.as_secs_f64(), "per_s": rate(total, took),
-                }));
+                emit_drain(round, sizes.concurrency, total, took, backend.commits() - before);
             }
         }
         if round % 2 == 1 {

@@ -463,24 +463,31 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), StoreError> {
     outcome
 }
 
-/// Runs one job in a savepoint, undoing its changes if it fails.
+/// Runs one job in a savepoint, undoing its changes if it fails. The savepoint's statements
+/// are prepared once and kept (`prepare_cached`), not parsed again for every job.
 fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT job")
-        .map_err(|e| db_error(&e))?;
+    run_cached(conn, "SAVEPOINT job")?;
     let result = f(conn);
-    let end = if result.is_ok() {
-        "RELEASE job"
+    let ended = if result.is_ok() {
+        run_cached(conn, "RELEASE job")
     } else {
-        "ROLLBACK TO job; RELEASE job"
+        run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
     };
-    let ended = conn.execute_batch(end).map_err(|e| db_error(&e));
     // The job's own error says more than the savepoint's (gone if SQLite rolled back).
     let value = result?;
     ended?;
     Ok(value)
+}
+
+/// Runs a statement without values (a savepoint's), prepared once per connection.
+fn run_cached(conn: &Connection, text: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(text)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(|_| ())
+        .map_err(|e| db_error(&e))
 }
 
 /// Checks that the database is a retry store (or empty), refuses a newer schema, and applies
@@ -612,6 +619,13 @@ fn records(conn: &Connection, statement: &Statement) -> Result<Vec<CallRecord>, 
 
 /// Claims up to `limit` of the earliest claimable calls of `functions` for `worker`, in the
 /// writer's transaction.
+///
+/// Each of the three kinds of claimable call (pending and waiting ones due, running ones whose
+/// lease ran out) is read in the order of an index (`calls_due`, `calls_lease`: state, then
+/// time) and stops at `limit` rows, so a claim reads about `limit` rows whatever the number of
+/// calls stored, succeeded or due; the function is checked on each row read (`+function`
+/// keeps the planner off `calls_function`, which would read every due call and sort them).
+/// Calls due at the same millisecond are taken in the order they were stored.
 fn claim_in(
     conn: &Connection,
     worker: &str,
@@ -624,13 +638,12 @@ fn claim_in(
     let text = format!(
         "UPDATE calls SET state = 'running', worker = ?1, lease_until = ?2, fence = fence + 1, \
          next_due_at = NULL, updated_at = ?3 \
-         WHERE cid IN (SELECT cid FROM calls WHERE function IN ({marks}) \
-           AND function NOT IN (SELECT function FROM paused_functions) AND \
-           ((state IN ('pending', 'waiting') AND next_due_at <= ?3) \
-            OR (state = 'running' AND lease_until <= ?3)) \
-           ORDER BY CASE state WHEN 'running' THEN lease_until ELSE next_due_at END, cid \
-           LIMIT ?4) \
-         RETURNING {COLUMNS}"
+         WHERE cid IN (SELECT cid FROM ({pending} UNION ALL {waiting} UNION ALL {expired}) \
+           ORDER BY t LIMIT ?4) \
+         RETURNING {COLUMNS}",
+        pending = claimable("'pending'", "next_due_at", &marks),
+        waiting = claimable("'waiting'", "next_due_at", &marks),
+        expired = claimable("'running'", "lease_until", &marks),
     );
     let mut args = vec![
         Value::Text(worker.to_owned()),
@@ -641,6 +654,17 @@ fn claim_in(
     args.append(&mut values);
     query(conn, &text, params_from_iter(args), |row| rows::record(row))
         .map(|records| records.into_iter().map(Claim::from).collect())
+}
+
+/// The first `?4` calls of the functions `marks` in `state` whose `time` column has come
+/// (`?3`), earliest first, read in the order of the index on `(state, time)`.
+fn claimable(state: &str, time: &str, marks: &str) -> String {
+    format!(
+        "SELECT * FROM (SELECT cid, {time} AS t FROM calls \
+         WHERE state = {state} AND {time} <= ?3 AND +function IN ({marks}) \
+         AND +function NOT IN (SELECT function FROM paused_functions) \
+         ORDER BY {time} LIMIT ?4)"
+    )
 }
 
 /// `?N, ?N+1, ...` for the function names, and the names as values.
@@ -932,12 +956,26 @@ impl Backend for SqliteBackend {
             return Box::pin(async { Ok(None) });
         }
         let (marks, values) = function_list(functions, 1);
+        // The earliest of three index reads (state, then time), each stopping at its first
+        // row of these functions: it reads a few rows whatever the number of calls stored.
+        let first = |state: &str, time: &str, full: bool| {
+            format!(
+                "SELECT (SELECT {time} FROM calls WHERE state = {state} AND {time} IS NOT NULL \
+                 AND +function IN ({marks}) \
+                 AND +function NOT IN (SELECT function FROM paused_functions){full} \
+                 ORDER BY {time} LIMIT 1) AS t",
+                full = if full {
+                    format!(" AND +function NOT IN ({})", limits::SQLITE_FULL)
+                } else {
+                    String::new()
+                },
+            )
+        };
         let query = format!(
-            "SELECT min(CASE state WHEN 'running' THEN lease_until ELSE next_due_at END) \
-             FROM calls WHERE state IN ('pending', 'waiting', 'running') AND function IN ({marks}) \
-             AND function NOT IN (SELECT function FROM paused_functions) \
-             AND NOT (state IN ('pending', 'waiting') AND function IN ({full}))",
-            full = limits::SQLITE_FULL,
+            "SELECT min(t) FROM ({} UNION ALL {} UNION ALL {})",
+            first("'pending'", "next_due_at", true),
+            first("'waiting'", "next_due_at", true),
+            first("'running'", "lease_until", false),
         );
         self.read(move |conn| {
             conn.prepare_cached(&query)
