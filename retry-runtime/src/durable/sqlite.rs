@@ -161,6 +161,7 @@ impl SqliteBackend {
         writer
             .pragma_update(None, "synchronous", synchronous.pragma())
             .map_err(|e| open_error(&label, &e))?;
+        tune_writer(&writer).map_err(|e| open_error(&label, &e))?;
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -260,6 +261,18 @@ impl SqliteBackend {
             .map_err(|e| StoreError::Backend(format!("a read failed: {e}")))?
         })
     }
+}
+
+/// The writer connection's settings that cost no durability.
+///
+/// `temp_store = MEMORY`: the statement journal (each statement on a table with a trigger,
+/// such as `calls`, keeps the pages it changes there until it ends, to undo it on a failed
+/// constraint) and the savepoints' journal stay in memory instead of a temporary file: no
+/// `pwrite` per page changed (a finished call's `UPDATE` cost 3x its time in those writes).
+/// They only ever undo work inside the open transaction; a crash is recovered from the
+/// write-ahead log as before. They hold the pages one job changes, freed when it ends.
+fn tune_writer(writer: &Connection) -> rusqlite::Result<()> {
+    writer.pragma_update(None, "temp_store", "MEMORY")
 }
 
 /// Creates the store's file, unless it exists, readable and writable by its owner alone
