@@ -13,12 +13,16 @@
 //! 3. `persist = "on_failure"` on success (the first attempt, in the caller, no write)
 //!    against the same function as a plain inline `#[retry]`, sync and async: interleaved
 //!    timed loops, the median of the rounds.
-//! 4. Memory of the worker's process: for a small and a large store (10× the calls), a child
-//!    process (this binary again) opens the filled store, starts a worker and drains it; it
-//!    samples its resident memory (`VmRSS`, and `RssAnon` without the mapped files, of
+//! 4. Memory of the worker's process, with 10,000 and with 1,000,000 stored calls (10,000 and
+//!    100,000 quick): the same 5,000 of them due (`pending`), the rest `succeeded` an hour ago
+//!    with their attempt in the history, as a store looks after a long run (within the default
+//!    retention of a day, so the worker's purge leaves them). The store is filled directly
+//!    with SQL, in transactions of 100,000 rows, then checkpointed. A child process (this
+//!    binary again) opens it, starts a worker and drains the due calls; it samples its
+//!    resident memory (`VmRSS`, and `RssAnon` without the mapped files, of
 //!    `/proc/self/status`) every 2 ms and counts the Rust heap's live bytes (a counting global
 //!    allocator, on in the child only) and SQLite's own heap (`sqlite3_memory_highwater`).
-//!    Reported: the peaks above the values just before the worker started.
+//!    Reported: the peaks, and the peaks above the values just before the worker started.
 //!
 //! `RETRY_BENCH_QUICK=1` runs small sizes and one round (a check, under a minute); without it
 //! the sizes of BENCHMARKS.md. The store files live under cargo's `CARGO_TARGET_TMPDIR`, on
@@ -83,6 +87,9 @@ async fn inline_async(n: u64) -> Result<u64, String> {
 
 // ---------------------------------------------------------------- sizes
 
+/// The due calls of the memory figure's stores: the worker's work, the same in both.
+const MEMORY_DUE: u64 = 5_000;
+
 struct Sizes {
     quick: bool,
     /// Rounds of (plain loop, 1 caller, 64 callers, drain).
@@ -96,8 +103,10 @@ struct Sizes {
     /// Rounds and calls per round of the `persist = "on_failure"` loops.
     loop_rounds: usize,
     loop_iters: u64,
-    /// The small and the large store of the memory figure.
+    /// The calls stored in the small and the large store of the memory figure.
     memory: [u64; 2],
+    /// The calls due in both of them, drained by the worker.
+    memory_due: u64,
 }
 
 impl Sizes {
@@ -113,7 +122,8 @@ impl Sizes {
                 concurrency: 64,
                 loop_rounds: 7,
                 loop_iters: 50_000,
-                memory: [1_000, 10_000],
+                memory: [10_000, 100_000],
+                memory_due: MEMORY_DUE,
             }
         } else {
             Sizes {
@@ -125,7 +135,8 @@ impl Sizes {
                 concurrency: 64,
                 loop_rounds: 31,
                 loop_iters: 200_000,
-                memory: [2_000, 20_000],
+                memory: [10_000, 1_000_000],
+                memory_due: MEMORY_DUE,
             }
         }
     }
@@ -305,26 +316,32 @@ fn rate(n: u64, took: Duration) -> f64 {
 
 // ---------------------------------------------------------------- 2. drain
 
-/// Starts a worker on `store` and waits until its `n` calls of the no-op have succeeded.
+/// Starts a worker on `store` and waits until no call of the no-op is left to run (pending,
+/// waiting or running: `Store::next_due` is `None`, a read of a few index rows polled every
+/// 10 ms, where counting the store's calls would cost a scan of them all), then checks that
+/// `n` calls of the no-op have succeeded and none died.
 async fn drain(store: &Store, n: u64, concurrency: usize) -> Duration {
     let start = Instant::now();
     let worker = Worker::builder(store.clone())
         .concurrency(concurrency)
         .start();
-    loop {
-        let stats = store.stats().await.expect("stats");
-        if stats.count(NOOP, CallState::Succeeded) >= n {
-            break;
-        }
-        assert_eq!(stats.count_state(CallState::Dead), 0, "a call died");
+    let names = [NOOP.to_owned()];
+    while store.next_due(&names).await.expect("next_due").is_some() {
         assert!(
             start.elapsed() < Duration::from_secs(600),
-            "the worker did not drain the store in 10 minutes: {stats:?}"
+            "the worker did not drain the store in 10 minutes"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let took = start.elapsed();
     worker.shutdown(Duration::from_secs(5)).await;
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(stats.count_state(CallState::Dead), 0, "a call died");
+    assert_eq!(
+        stats.count(NOOP, CallState::Succeeded),
+        n,
+        "calls not run: {stats:?}"
+    );
     took
 }
 
@@ -521,6 +538,8 @@ static GLOBAL: Counting = Counting;
 const CHILD_STORE: &str = "RETRY_BENCH_DURABLE_CHILD_STORE";
 const CHILD_N: &str = "RETRY_BENCH_DURABLE_CHILD_N";
 const CHILD_CONCURRENCY: &str = "RETRY_BENCH_DURABLE_CHILD_CONCURRENCY";
+const CHILD_DUE: &str = "RETRY_BENCH_DURABLE_CHILD_DUE";
+const CHILD_FILLED: &str = "RETRY_BENCH_DURABLE_CHILD_FILLED";
 
 /// A field of `/proc/self/status` in KiB (`VmRSS`, `RssAnon`, `VmHWM`).
 fn status_kib(field: &str) -> u64 {
@@ -532,43 +551,98 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
 }
 
-/// Fills a fresh store with `n` calls of the no-op (in transactions of 1,000), for a child.
-async fn fill(dir: &Dir, n: u64) {
-    let store = Store::open(&dir.url()).await.expect("a fresh store");
+/// Fills a fresh store with `stored` calls of the no-op for a child: `due` of them pending and
+/// due now, the others succeeded an hour ago, each with its attempt in the history. Written
+/// with SQL in transactions of 100,000 rows (`synchronous = OFF` for the filling alone), IDs
+/// in time order as the store's own are, then checkpointed into the database file.
+fn fill(dir: &Dir, stored: u64, due: u64, rt: &Runtime) {
+    // The schema, as the store writes it.
+    drop(rt.block_on(Store::open(&dir.url())).expect("a fresh store"));
+    let mut conn = Connection::open(dir.db()).expect("the store file");
+    conn.pragma_update(None, "synchronous", "OFF")
+        .expect("synchronous = OFF while filling");
+    let now = ms(SystemTime::now());
+    let done = stored - due;
     let mut i = 0;
-    while i < n {
-        let end = (i + 1_000).min(n);
-        let calls = (i..end).map(|k| NewCall::new(NOOP, args_json(k))).collect();
-        store.enqueue(calls).await.expect("a batch of calls");
+    while i < stored {
+        let end = (i + 100_000).min(stored);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .expect("BEGIN IMMEDIATE");
+        {
+            let mut call = tx
+                .prepare(
+                    "INSERT INTO calls (cid, function, args, state, attempts, created_at, \
+                     started_at, first_attempt_at, last_attempt_at, next_due_at, fence, \
+                     last_wait_ns, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?5, 0, ?9)",
+                )
+                .expect("the insert");
+            let mut attempt = tx
+                .prepare(
+                    "INSERT INTO call_attempts (cid, attempt, started_at, ended_at, worker, \
+                     outcome) VALUES (?1, 1, ?2, ?3, 'bench-filler', 'succeeded')",
+                )
+                .expect("the history's insert");
+            for k in i..end {
+                // Spread over the hour before `now`, in order.
+                let at = now - 3_600_000 + i64::try_from(k * 3_000_000 / stored).unwrap_or(0);
+                let at_ms = u64::try_from(at).unwrap_or(0);
+                let cid = CorrelationId::from_parts(at_ms, u128::from(k)).to_string();
+                if k < done {
+                    call.execute(params![
+                        cid, NOOP, args_json(k), "succeeded", 1, at, at, None::<i64>, at + 1
+                    ])
+                    .expect("a succeeded call");
+                    attempt.execute(params![cid, at, at + 1]).expect("its attempt");
+                } else {
+                    call.execute(params![
+                        cid, NOOP, args_json(k), "pending", 0, at, None::<i64>, at, at
+                    ])
+                    .expect("a due call");
+                }
+            }
+        }
+        tx.commit().expect("COMMIT");
         i = end;
     }
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("a checkpoint");
 }
 
-/// The parent's side: a child process drains a store of `n` calls; it prints its own line.
+/// The parent's side: for each store size, a child process drains the due calls of a store
+/// filled for it; the child prints its own line.
 fn memory(sizes: &Sizes, rt: &Runtime) {
-    for n in sizes.memory {
-        let dir = Dir::new(&format!("memory-{n}"));
-        rt.block_on(fill(&dir, n));
+    for stored in sizes.memory {
+        let dir = Dir::new(&format!("memory-{stored}"));
+        let filling = Instant::now();
+        fill(&dir, stored, sizes.memory_due, rt);
+        let filled_s = filling.elapsed().as_secs_f64();
         let status = Command::new(std::env::current_exe().expect("this binary"))
             .env(CHILD_STORE, dir.url())
-            .env(CHILD_N, n.to_string())
+            .env(CHILD_N, stored.to_string())
+            .env(CHILD_DUE, sizes.memory_due.to_string())
             .env(CHILD_CONCURRENCY, sizes.concurrency.to_string())
+            .env(CHILD_FILLED, filled_s.to_string())
             .status()
             .expect("the memory child");
         assert!(status.success(), "the memory child failed: {status}");
     }
 }
 
-/// The child's side: open the store, start a worker, drain, report the peaks.
-fn memory_child(url: &str, n: u64, concurrency: usize) {
+/// The child's side: open the store, start a worker, drain the `due` calls, report the peaks.
+fn memory_child(url: &str, n: u64, due: u64, concurrency: usize, filled_s: f64) {
     COUNTING.store(true, Ordering::SeqCst);
     let rt = runtime();
     rt.block_on(async {
         let store = Store::open_existing(url).await.expect("the filled store");
         let stats = store.stats().await.expect("stats");
         assert_eq!(
-            stats.count(NOOP, CallState::Pending),
-            n,
+            (
+                stats.count(NOOP, CallState::Pending),
+                stats.count(NOOP, CallState::Succeeded)
+            ),
+            (due, n - due),
             "the store is not filled"
         );
         let rss_before = status_kib("VmRSS");
@@ -606,16 +680,19 @@ fn memory_child(url: &str, n: u64, concurrency: usize) {
         emit(&json!({
             "kind": "memory",
             "n": n,
+            "stored": n,
+            "due": due,
+            "fill_s": filled_s,
             "concurrency": concurrency,
             "drain_s": took.as_secs_f64(),
             "rss_before_kib": rss_before,
             "rss_peak_kib": rss_peak,
             "rss_growth_kib": rss_growth,
-            "rss_growth_bytes_per_call": (rss_growth * 1024) as f64 / n as f64,
+            "rss_growth_bytes_per_call": (rss_growth * 1024) as f64 / due as f64,
             "rss_anon_before_kib": anon_before,
             "rss_anon_growth_kib": anon_peak.saturating_sub(anon_before),
             "heap_peak_growth_bytes": heap_peak,
-            "heap_peak_growth_bytes_per_call": heap_peak as f64 / n as f64,
+            "heap_peak_growth_bytes_per_call": heap_peak as f64 / due as f64,
             "vm_hwm_kib": status_kib("VmHWM"),
             "sqlite_heap_before_bytes": sqlite_before,
             "sqlite_heap_peak_growth_bytes": sqlite_peak - sqlite_before,
@@ -639,7 +716,12 @@ fn main() {
             .expect("concurrency")
             .parse()
             .expect("concurrency");
-        memory_child(&url, n, c);
+        let due = std::env::var(CHILD_DUE).expect("due").parse().expect("due");
+        let filled = std::env::var(CHILD_FILLED)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        memory_child(&url, n, due, c, filled);
         return;
     }
     let sizes = Sizes::from_env();
@@ -661,6 +743,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
     {
         drain_only(&sizes, &rt, n);
+        return;
+    }
+    // `RETRY_BENCH_MEMORY_ONLY=1`: only the memory figure.
+    if std::env::var_os("RETRY_BENCH_MEMORY_ONLY").is_some_and(|v| v != "0") {
+        memory(&sizes, &rt);
         return;
     }
     let plain = |round: usize| {

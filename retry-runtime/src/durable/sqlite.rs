@@ -107,6 +107,8 @@ pub struct SqliteBackend {
     /// would open a different, empty database).
     reader: Option<Arc<Mutex<Connection>>>,
     commits: Arc<AtomicU64>,
+    /// Successes waiting for the writer, recorded together by one job (see [`Successes`]).
+    successes: Arc<Successes>,
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -201,6 +203,7 @@ impl SqliteBackend {
             jobs,
             reader: reader.map(|r| Arc::new(Mutex::new(r))),
             commits,
+            successes: Arc::default(),
         })
     }
 
@@ -271,8 +274,113 @@ impl SqliteBackend {
 /// `pwrite` per page changed (a finished call's `UPDATE` cost 3x its time in those writes).
 /// They only ever undo work inside the open transaction; a crash is recovered from the
 /// write-ahead log as before. They hold the pages one job changes, freed when it ends.
+///
+/// The query planner's stability guarantee (`SQLITE_DBCONFIG_ENABLE_QPSG`): a statement keeps
+/// the plan it was prepared with, instead of being prepared again when a bound value changes
+/// (the claim was, at every claim, for its due time).
 fn tune_writer(writer: &Connection) -> rusqlite::Result<()> {
-    writer.pragma_update(None, "temp_store", "MEMORY")
+    writer.pragma_update(None, "temp_store", "MEMORY")?;
+    writer
+        .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map(|_| ())
+}
+
+/// A success waiting to be recorded: its statements ([`history::succeeded`]) and who waits.
+struct Success {
+    statements: [Statement; 3],
+    reply: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// The successes waiting for the writer. The first one queued sends a job; that job takes
+/// every success queued by the time the writer runs it, so under load one job (one savepoint,
+/// one message to the writer) records many, each statement still fenced on its own row.
+#[derive(Default)]
+struct Successes(Mutex<Vec<Success>>);
+
+impl Successes {
+    /// Queues `success`; `true` if the queue was empty (the caller sends the job).
+    fn push(&self, success: Success) -> bool {
+        let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.push(success);
+        queue.len() == 1
+    }
+
+    fn take(&self) -> Vec<Success> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl SqliteBackend {
+    /// Records a success with the others queued: one job of the writer for all of them.
+    fn succeed(&self, statements: [Statement; 3]) -> BoxFuture<'static, Result<bool, StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        let first = self.successes.push(Success { statements, reply });
+        if first {
+            let queue = Arc::clone(&self.successes);
+            let job: Job = Box::new(move |conn| record_successes(conn, queue.take()));
+            if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+                // The writer is gone: the job answers every success queued with the error.
+                drop(job(Err(&StoreError::Closed)));
+            }
+        }
+        Box::pin(async move { answer.await.unwrap_or(Err(StoreError::Closed)) })
+    }
+}
+
+/// The writer's job for a batch of successes: all in one savepoint; if that fails, each in
+/// its own, so that one success's error does not undo the others. The answers go out once the
+/// transaction is committed.
+fn record_successes(
+    conn: Result<&Connection, &StoreError>,
+    batch: Vec<Success>,
+) -> Option<Reply> {
+    let conn = match conn {
+        Ok(conn) => conn,
+        Err(e) => {
+            for s in batch {
+                let _ = s.reply.send(Err(e.clone()));
+            }
+            return None;
+        }
+    };
+    let record = |conn: &Connection, s: &Success| -> Result<bool, StoreError> {
+        let mut changed = [0; 3];
+        for (n, statement) in changed.iter_mut().zip(&s.statements) {
+            *n = execute(conn, statement)?;
+        }
+        Ok(changed[1] > 0)
+    };
+    let results: Vec<Result<bool, StoreError>> =
+        match in_savepoint(conn, |conn| {
+            batch
+                .iter()
+                .map(|s| record(conn, s))
+                .collect::<Result<Vec<bool>, _>>()
+        }) {
+            Ok(all) => all.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(_) if batch.len() > 1 => batch
+                .iter()
+                .map(|s| {
+                    if conn.is_autocommit() {
+                        // SQLite ended the transaction: nothing may run outside it.
+                        return Err(StoreError::Io(
+                            "the transaction was rolled back by SQLite (disk full or I/O error)"
+                                .into(),
+                        ));
+                    }
+                    in_savepoint(conn, |conn| record(conn, s))
+                })
+                .collect(),
+            Err(e) => vec![Err(e)],
+        };
+    Some(Box::new(move |commit: Result<(), &StoreError>| {
+        for (s, result) in batch.into_iter().zip(results) {
+            let _ = s.reply.send(match commit {
+                Ok(()) => result,
+                Err(e) => Err(e.clone()),
+            });
+        }
+    }))
 }
 
 /// Creates the store's file, unless it exists, readable and writable by its owner alone
@@ -948,16 +1056,8 @@ impl Backend for SqliteBackend {
         result: Option<String>,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        let attempt = history::attempt(
-            cid,
-            fence,
-            attempt_started,
-            now,
-            history::AttemptOutcome::Succeeded,
-            None,
-        );
-        let outcome = statements::complete(cid, fence, attempts, attempt_started, result, now);
-        history::recorded(self, attempt, outcome, cid)
+        let statements = history::succeeded(cid, fence, attempts, attempt_started, result, now);
+        self.succeed(statements)
     }
 
     /// SQLite's claimable time: a lease's expiry for a running call, else its due time.
