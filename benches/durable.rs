@@ -371,7 +371,13 @@ fn drain_only(sizes: &Sizes, rt: &Runtime, n: u64) {
         });
         let before = backend.commits();
         let took = rt.block_on(drain(&store, n, sizes.concurrency));
-        emit_drain(round, sizes.concurrency, n, took, backend.commits() - before);
+        emit_drain(
+            round,
+            sizes.concurrency,
+            n,
+            took,
+            backend.commits() - before,
+        );
     }
 }
 
@@ -591,13 +597,31 @@ fn fill(dir: &Dir, stored: u64, due: u64, rt: &Runtime) {
                 let cid = CorrelationId::from_parts(at_ms, u128::from(k)).to_string();
                 if k < done {
                     call.execute(params![
-                        cid, NOOP, args_json(k), "succeeded", 1, at, at, None::<i64>, at + 1
+                        cid,
+                        NOOP,
+                        args_json(k),
+                        "succeeded",
+                        1,
+                        at,
+                        at,
+                        None::<i64>,
+                        at + 1
                     ])
                     .expect("a succeeded call");
-                    attempt.execute(params![cid, at, at + 1]).expect("its attempt");
+                    attempt
+                        .execute(params![cid, at, at + 1])
+                        .expect("its attempt");
                 } else {
                     call.execute(params![
-                        cid, NOOP, args_json(k), "pending", 0, at, None::<i64>, at, at
+                        cid,
+                        NOOP,
+                        args_json(k),
+                        "pending",
+                        0,
+                        at,
+                        None::<i64>,
+                        at,
+                        at
                     ])
                     .expect("a due call");
                 }
@@ -772,7 +796,13 @@ fn main() {
             if callers > 1 {
                 let before = backend.commits();
                 let took = rt.block_on(drain(&store, total, sizes.concurrency));
-                emit_drain(round, sizes.concurrency, total, took, backend.commits() - before);
+                emit_drain(
+                    round,
+                    sizes.concurrency,
+                    total,
+                    took,
+                    backend.commits() - before,
+                );
             }
         }
         if round % 2 == 1 {

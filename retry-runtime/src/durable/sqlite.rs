@@ -53,6 +53,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most jobs the writer puts in one transaction.
 const MAX_BATCH: usize = 1024;
 
+/// The most memory each connection's page cache holds (`PRAGMA cache_size = -N`: N KiB),
+/// whatever the size of the store: 2 MiB, SQLite's usual default, set here so that the bound
+/// holds whatever default the SQLite build has. A worker's work reads the ends of the indexes
+/// (the due calls, the running ones, the newest rows) and the pages of the calls it runs; the
+/// interior pages of a store of a million calls fit in it, so a larger cache buys little, and
+/// the worker's memory stays the same for a store of 10,000 calls or of a million (see the
+/// memory figure of `benches/durable.rs`). Two connections: at most 4 MiB of cache per store.
+const CACHE_KIB: i64 = 2000;
+
 /// How often an idle writer checks that its file is still the one at the store's path.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -172,6 +181,9 @@ impl SqliteBackend {
         reader
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| open_error(&label, &e))?;
+        reader
+            .pragma_update(None, "cache_size", -CACHE_KIB)
+            .map_err(|e| open_error(&label, &e))?;
         let watch = FileWatch::new(path)?;
         Self::start(writer, Some(reader), watch)
     }
@@ -278,10 +290,16 @@ impl SqliteBackend {
 /// The query planner's stability guarantee (`SQLITE_DBCONFIG_ENABLE_QPSG`): a statement keeps
 /// the plan it was prepared with, instead of being prepared again when a bound value changes
 /// (the claim was, at every claim, for its due time).
+///
+/// `cache_size`: [`CACHE_KIB`].
 fn tune_writer(writer: &Connection) -> rusqlite::Result<()> {
     writer.pragma_update(None, "temp_store", "MEMORY")?;
+    writer.pragma_update(None, "cache_size", -CACHE_KIB)?;
     writer
-        .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
         .map(|_| ())
 }
 
@@ -330,10 +348,7 @@ impl SqliteBackend {
 /// The writer's job for a batch of successes: all in one savepoint; if that fails, each in
 /// its own, so that one success's error does not undo the others. The answers go out once the
 /// transaction is committed.
-fn record_successes(
-    conn: Result<&Connection, &StoreError>,
-    batch: Vec<Success>,
-) -> Option<Reply> {
+fn record_successes(conn: Result<&Connection, &StoreError>, batch: Vec<Success>) -> Option<Reply> {
     let conn = match conn {
         Ok(conn) => conn,
         Err(e) => {
@@ -350,29 +365,27 @@ fn record_successes(
         }
         Ok(changed[1] > 0)
     };
-    let results: Vec<Result<bool, StoreError>> =
-        match in_savepoint(conn, |conn| {
-            batch
-                .iter()
-                .map(|s| record(conn, s))
-                .collect::<Result<Vec<bool>, _>>()
-        }) {
-            Ok(all) => all.into_iter().map(Ok).collect::<Vec<_>>(),
-            Err(_) if batch.len() > 1 => batch
-                .iter()
-                .map(|s| {
-                    if conn.is_autocommit() {
-                        // SQLite ended the transaction: nothing may run outside it.
-                        return Err(StoreError::Io(
-                            "the transaction was rolled back by SQLite (disk full or I/O error)"
-                                .into(),
-                        ));
-                    }
-                    in_savepoint(conn, |conn| record(conn, s))
-                })
-                .collect(),
-            Err(e) => vec![Err(e)],
-        };
+    let results: Vec<Result<bool, StoreError>> = match in_savepoint(conn, |conn| {
+        batch
+            .iter()
+            .map(|s| record(conn, s))
+            .collect::<Result<Vec<bool>, _>>()
+    }) {
+        Ok(all) => all.into_iter().map(Ok).collect::<Vec<_>>(),
+        Err(_) if batch.len() > 1 => batch
+            .iter()
+            .map(|s| {
+                if conn.is_autocommit() {
+                    // SQLite ended the transaction: nothing may run outside it.
+                    return Err(StoreError::Io(
+                        "the transaction was rolled back by SQLite (disk full or I/O error)".into(),
+                    ));
+                }
+                in_savepoint(conn, |conn| record(conn, s))
+            })
+            .collect(),
+        Err(e) => vec![Err(e)],
+    };
     Some(Box::new(move |commit: Result<(), &StoreError>| {
         for (s, result) in batch.into_iter().zip(results) {
             let _ = s.reply.send(match commit {
