@@ -1230,6 +1230,68 @@ mod tests {
         assert!(backend.write(|conn| Ok(conn.is_autocommit())).await.is_ok());
     }
 
+    /// Successes queued while the writer is busy are recorded by one job in one transaction,
+    /// each fenced on its own: the one with a stale fence changes nothing and is told so, the
+    /// others succeed with their attempt in the history.
+    #[tokio::test]
+    async fn queued_successes_are_recorded_together_each_under_its_fence() {
+        use crate::durable::{AttemptOutcome, CallState};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.db");
+        let backend = SqliteBackend::open_file(&path, Synchronous::Off, true).unwrap();
+        let calls: Vec<NewCall> = (0..40).map(|_| NewCall::new("f", "[]")).collect();
+        let now = SystemTime::now();
+        backend.enqueue(calls.clone(), now).await.unwrap();
+        let lease = std::time::Duration::from_secs(30);
+        let claims = backend
+            .claim("w", &["f".to_owned()], 40, lease, now)
+            .await
+            .unwrap();
+        assert_eq!(claims.len(), 40);
+        // Hold the writer until every success is queued.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let busy = backend.write(move |_| {
+            held.recv().unwrap();
+            Ok(())
+        });
+        let before = backend.commits();
+        let stale = claims[7].record.cid;
+        let answers: Vec<_> = claims
+            .iter()
+            .map(|c| {
+                let fence = if c.record.cid == stale { 0 } else { c.fence };
+                let result = Some(format!("{}", c.fence));
+                backend.complete_with_result(c.record.cid, fence, 1, now, result, now)
+            })
+            .collect();
+        release.send(()).unwrap();
+        busy.await.unwrap();
+        for (claim, answer) in claims.iter().zip(answers) {
+            let recorded = answer.await.unwrap();
+            assert_eq!(recorded, claim.record.cid != stale, "{}", claim.record.cid);
+        }
+        assert!(
+            backend.commits() - before <= 2,
+            "the held job's transaction and one for the 40 successes, not {}",
+            backend.commits() - before
+        );
+        let store = crate::durable::Store::from_backend(std::sync::Arc::new(backend));
+        for claim in &claims {
+            let record = store.get(claim.record.cid).await.unwrap().unwrap();
+            let history = store.attempts(claim.record.cid).await.unwrap();
+            if claim.record.cid == stale {
+                assert_eq!(record.state, CallState::Running);
+                assert!(history.is_empty(), "a stale fence wrote no attempt");
+            } else {
+                assert_eq!(record.state, CallState::Succeeded);
+                assert_eq!(record.result.as_deref(), Some("1"));
+                assert_eq!(history.len(), 1);
+                assert_eq!(history[0].outcome, AttemptOutcome::Succeeded);
+                assert_eq!(history[0].worker.as_deref(), Some("w"));
+            }
+        }
+    }
+
     #[test]
     fn an_existing_file_keeps_its_mode() {
         let dir = tempfile::tempdir().unwrap();
