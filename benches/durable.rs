@@ -65,6 +65,28 @@ async fn noop(n: u64) -> Result<u64, String> {
     op(n)
 }
 
+/// Nanoseconds from `UNIX_EPOCH` to now.
+fn now_ns() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    )
+    .unwrap_or(u64::MAX)
+}
+
+/// The delays from enqueue to first attempt seen by [`probe`], in nanoseconds.
+static PROBED: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// Records how long after `sent_ns` (its enqueue) its first attempt started.
+#[retry(mode = "durable", name = "bench::probe", max = 3, delay = "10ms")]
+async fn probe(sent_ns: u64) -> Result<u64, String> {
+    let late = now_ns().saturating_sub(sent_ns);
+    PROBED.lock().map_err(|e| e.to_string())?.push(late);
+    Ok(late)
+}
+
 #[retry(mode = "durable", persist = "on_failure", max = 3, delay = "10ms")]
 fn on_failure_sync(n: u64) -> Result<u64, String> {
     op(n)
@@ -379,6 +401,35 @@ fn drain_only(sizes: &Sizes, rt: &Runtime, n: u64) {
             backend.commits() - before,
         );
     }
+}
+
+/// `RETRY_BENCH_LATENCY=N`: a worker (the bench's concurrency) idle on a fresh store; `N`
+/// calls enqueued one at a time, 20 ms apart, each timed from before its enqueue to the start
+/// of its first attempt. Prints the median, p90 and p99.
+fn latency(sizes: &Sizes, rt: &Runtime, n: usize) {
+    let dir = Dir::new("latency");
+    rt.block_on(async {
+        let (store, _) = open_counted(&dir);
+        durable::set_default_store(store.clone());
+        let worker = Worker::builder(store.clone())
+            .concurrency(sizes.concurrency)
+            .start();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for _ in 0..n {
+            probe(now_ns()).await.expect("an enqueued call");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        worker.shutdown(Duration::from_secs(5)).await;
+    });
+    let mut seen = PROBED.lock().expect("the probes").clone();
+    assert_eq!(seen.len(), n, "every probe ran");
+    seen.sort_unstable();
+    let at = |q: f64| seen[((seen.len() - 1) as f64 * q) as usize] as f64 / 1e6;
+    emit(&json!({
+        "kind": "latency", "n": n, "concurrency": sizes.concurrency,
+        "median_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99),
+    }));
 }
 
 // ---------------------------------------------------------------- 3. persist = "on_failure"
@@ -767,6 +818,13 @@ fn main() {
         .and_then(|v| v.parse().ok())
     {
         drain_only(&sizes, &rt, n);
+        return;
+    }
+    if let Some(n) = std::env::var("RETRY_BENCH_LATENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        latency(&sizes, &rt, n);
         return;
     }
     // `RETRY_BENCH_MEMORY_ONLY=1`: only the memory figure.
