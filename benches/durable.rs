@@ -425,10 +425,11 @@ fn latency(sizes: &Sizes, rt: &Runtime, n: usize) {
     let mut seen = PROBED.lock().expect("the probes").clone();
     assert_eq!(seen.len(), n, "every probe ran");
     seen.sort_unstable();
-    let at = |q: f64| seen[((seen.len() - 1) as f64 * q) as usize] as f64 / 1e6;
+    // The rank of quantile `q` (in hundredths) among the sorted delays, in milliseconds.
+    let at = |q: usize| seen[(seen.len() - 1) * q / 100] as f64 / 1e6;
     emit(&json!({
         "kind": "latency", "n": n, "concurrency": sizes.concurrency,
-        "median_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99),
+        "median_ms": at(50), "p90_ms": at(90), "p99_ms": at(99),
     }));
 }
 
