@@ -13,12 +13,16 @@
 //! 3. `persist = "on_failure"` on success (the first attempt, in the caller, no write)
 //!    against the same function as a plain inline `#[retry]`, sync and async: interleaved
 //!    timed loops, the median of the rounds.
-//! 4. Memory of the worker's process: for a small and a large store (10× the calls), a child
-//!    process (this binary again) opens the filled store, starts a worker and drains it; it
-//!    samples its resident memory (`VmRSS`, and `RssAnon` without the mapped files, of
+//! 4. Memory of the worker's process, with 10,000 and with 1,000,000 stored calls (10,000 and
+//!    100,000 quick): the same 5,000 of them due (`pending`), the rest `succeeded` an hour ago
+//!    with their attempt in the history, as a store looks after a long run (within the default
+//!    retention of a day, so the worker's purge leaves them). The store is filled directly
+//!    with SQL, in transactions of 100,000 rows, then checkpointed. A child process (this
+//!    binary again) opens it, starts a worker and drains the due calls; it samples its
+//!    resident memory (`VmRSS`, and `RssAnon` without the mapped files, of
 //!    `/proc/self/status`) every 2 ms and counts the Rust heap's live bytes (a counting global
 //!    allocator, on in the child only) and SQLite's own heap (`sqlite3_memory_highwater`).
-//!    Reported: the peaks above the values just before the worker started.
+//!    Reported: the peaks, and the peaks above the values just before the worker started.
 //!
 //! `RETRY_BENCH_QUICK=1` runs small sizes and one round (a check, under a minute); without it
 //! the sizes of BENCHMARKS.md. The store files live under cargo's `CARGO_TARGET_TMPDIR`, on
@@ -36,7 +40,9 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use retry_runtime::durable::{self, CallState, NewCall, Outcome, Store, Worker};
+use retry_runtime::durable::{
+    self, CallState, NewCall, Outcome, SqliteBackend, Store, Synchronous, Worker,
+};
 use retry_runtime::{retry, CorrelationId};
 use rusqlite::{params, Connection, TransactionBehavior};
 use serde_json::{json, Value};
@@ -57,6 +63,28 @@ fn op(n: u64) -> Result<u64, String> {
 #[retry(mode = "durable", name = "bench::noop", max = 3, delay = "10ms")]
 async fn noop(n: u64) -> Result<u64, String> {
     op(n)
+}
+
+/// Nanoseconds from `UNIX_EPOCH` to now.
+fn now_ns() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    )
+    .unwrap_or(u64::MAX)
+}
+
+/// The delays from enqueue to first attempt seen by [`probe`], in nanoseconds.
+static PROBED: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// Records how long after `sent_ns` (its enqueue) its first attempt started.
+#[retry(mode = "durable", name = "bench::probe", max = 3, delay = "10ms")]
+async fn probe(sent_ns: u64) -> Result<u64, String> {
+    let late = now_ns().saturating_sub(sent_ns);
+    PROBED.lock().map_err(|e| e.to_string())?.push(late);
+    Ok(late)
 }
 
 #[retry(mode = "durable", persist = "on_failure", max = 3, delay = "10ms")]
@@ -81,6 +109,9 @@ async fn inline_async(n: u64) -> Result<u64, String> {
 
 // ---------------------------------------------------------------- sizes
 
+/// The due calls of the memory figure's stores: the worker's work, the same in both.
+const MEMORY_DUE: u64 = 5_000;
+
 struct Sizes {
     quick: bool,
     /// Rounds of (plain loop, 1 caller, 64 callers, drain).
@@ -94,8 +125,10 @@ struct Sizes {
     /// Rounds and calls per round of the `persist = "on_failure"` loops.
     loop_rounds: usize,
     loop_iters: u64,
-    /// The small and the large store of the memory figure.
+    /// The calls stored in the small and the large store of the memory figure.
     memory: [u64; 2],
+    /// The calls due in both of them, drained by the worker.
+    memory_due: u64,
 }
 
 impl Sizes {
@@ -111,7 +144,8 @@ impl Sizes {
                 concurrency: 64,
                 loop_rounds: 7,
                 loop_iters: 50_000,
-                memory: [1_000, 10_000],
+                memory: [10_000, 100_000],
+                memory_due: MEMORY_DUE,
             }
         } else {
             Sizes {
@@ -123,7 +157,8 @@ impl Sizes {
                 concurrency: 64,
                 loop_rounds: 31,
                 loop_iters: 200_000,
-                memory: [2_000, 20_000],
+                memory: [10_000, 1_000_000],
+                memory_due: MEMORY_DUE,
             }
         }
     }
@@ -249,8 +284,12 @@ fn plain_loop(n: u64) -> Duration {
 /// `callers` tasks call the durable function until `n` calls are stored, each waiting for its
 /// call's commit, after `WARM_UP` calls from one task. The store is fresh and is the
 /// process's default store. Returns the time of the `n` calls, the store and the calls in it.
-async fn durable_enqueue(dir: &Dir, callers: usize, n: u64) -> (Duration, Store, u64) {
-    let store = Store::open(&dir.url()).await.expect("a fresh store");
+async fn durable_enqueue(
+    dir: &Dir,
+    callers: usize,
+    n: u64,
+) -> (Duration, Store, Arc<SqliteBackend>, u64) {
+    let (store, backend) = open_counted(dir);
     durable::set_default_store(store.clone());
     for i in 0..WARM_UP {
         noop(n + i).await.expect("an enqueued call");
@@ -282,7 +321,15 @@ async fn durable_enqueue(dir: &Dir, callers: usize, n: u64) -> (Duration, Store,
         total,
         "calls missing"
     );
-    (took, store, total)
+    (took, store, backend, total)
+}
+
+/// A fresh store in `dir` as `Store::open` makes it (`synchronous = FULL`), with its backend
+/// kept to read the writer's commits.
+fn open_counted(dir: &Dir) -> (Store, Arc<SqliteBackend>) {
+    let backend =
+        Arc::new(SqliteBackend::open_file(&dir.db(), Synchronous::Full, true).expect("a store"));
+    (Store::from_backend(backend.clone()), backend)
 }
 
 fn rate(n: u64, took: Duration) -> f64 {
@@ -291,27 +338,99 @@ fn rate(n: u64, took: Duration) -> f64 {
 
 // ---------------------------------------------------------------- 2. drain
 
-/// Starts a worker on `store` and waits until its `n` calls of the no-op have succeeded.
+/// Starts a worker on `store` and waits until no call of the no-op is left to run (pending,
+/// waiting or running: `Store::next_due` is `None`, a read of a few index rows polled every
+/// 10 ms, where counting the store's calls would cost a scan of them all), then checks that
+/// `n` calls of the no-op have succeeded and none died.
 async fn drain(store: &Store, n: u64, concurrency: usize) -> Duration {
     let start = Instant::now();
     let worker = Worker::builder(store.clone())
         .concurrency(concurrency)
         .start();
-    loop {
-        let stats = store.stats().await.expect("stats");
-        if stats.count(NOOP, CallState::Succeeded) >= n {
-            break;
-        }
-        assert_eq!(stats.count_state(CallState::Dead), 0, "a call died");
+    let names = [NOOP.to_owned()];
+    while store.next_due(&names).await.expect("next_due").is_some() {
         assert!(
             start.elapsed() < Duration::from_secs(600),
-            "the worker did not drain the store in 10 minutes: {stats:?}"
+            "the worker did not drain the store in 10 minutes"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let took = start.elapsed();
     worker.shutdown(Duration::from_secs(5)).await;
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(stats.count_state(CallState::Dead), 0, "a call died");
+    assert_eq!(
+        stats.count(NOOP, CallState::Succeeded),
+        n,
+        "calls not run: {stats:?}"
+    );
     took
+}
+
+/// The drain's line: its rate and the writer's transactions (commits) per call.
+fn emit_drain(round: usize, concurrency: usize, n: u64, took: Duration, commits: u64) {
+    emit(&json!({
+        "kind": "drain", "round": round, "concurrency": concurrency,
+        "n": n, "secs": took.as_secs_f64(), "per_s": rate(n, took),
+        "commits": commits, "calls_per_commit": n as f64 / commits.max(1) as f64,
+    }));
+}
+
+/// `RETRY_BENCH_DRAIN=N`: only the drain, `rounds` times, of `N` calls stored in batches of
+/// 1,000 (to profile the worker, or to compare two builds run one after the other).
+fn drain_only(sizes: &Sizes, rt: &Runtime, n: u64) {
+    for round in 0..sizes.rounds {
+        let dir = Dir::new("drain");
+        let (store, backend) = open_counted(&dir);
+        rt.block_on(async {
+            let mut i = 0;
+            while i < n {
+                let end = (i + 1_000).min(n);
+                let calls = (i..end).map(|k| NewCall::new(NOOP, args_json(k))).collect();
+                store.enqueue(calls).await.expect("a batch of calls");
+                i = end;
+            }
+        });
+        let before = backend.commits();
+        let took = rt.block_on(drain(&store, n, sizes.concurrency));
+        emit_drain(
+            round,
+            sizes.concurrency,
+            n,
+            took,
+            backend.commits() - before,
+        );
+    }
+}
+
+/// `RETRY_BENCH_LATENCY=N`: a worker (the bench's concurrency) idle on a fresh store; `N`
+/// calls enqueued one at a time, 20 ms apart, each timed from before its enqueue to the start
+/// of its first attempt. Prints the median, p90 and p99.
+fn latency(sizes: &Sizes, rt: &Runtime, n: usize) {
+    let dir = Dir::new("latency");
+    rt.block_on(async {
+        let (store, _) = open_counted(&dir);
+        durable::set_default_store(store.clone());
+        let worker = Worker::builder(store.clone())
+            .concurrency(sizes.concurrency)
+            .start();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for _ in 0..n {
+            probe(now_ns()).await.expect("an enqueued call");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        worker.shutdown(Duration::from_secs(5)).await;
+    });
+    let mut seen = PROBED.lock().expect("the probes").clone();
+    assert_eq!(seen.len(), n, "every probe ran");
+    seen.sort_unstable();
+    // The rank of quantile `q` (in hundredths) among the sorted delays, in milliseconds.
+    let at = |q: usize| seen[(seen.len() - 1) * q / 100] as f64 / 1e6;
+    emit(&json!({
+        "kind": "latency", "n": n, "concurrency": sizes.concurrency,
+        "median_ms": at(50), "p90_ms": at(90), "p99_ms": at(99),
+    }));
 }
 
 // ---------------------------------------------------------------- 3. persist = "on_failure"
@@ -477,6 +596,8 @@ static GLOBAL: Counting = Counting;
 const CHILD_STORE: &str = "RETRY_BENCH_DURABLE_CHILD_STORE";
 const CHILD_N: &str = "RETRY_BENCH_DURABLE_CHILD_N";
 const CHILD_CONCURRENCY: &str = "RETRY_BENCH_DURABLE_CHILD_CONCURRENCY";
+const CHILD_DUE: &str = "RETRY_BENCH_DURABLE_CHILD_DUE";
+const CHILD_FILLED: &str = "RETRY_BENCH_DURABLE_CHILD_FILLED";
 
 /// A field of `/proc/self/status` in KiB (`VmRSS`, `RssAnon`, `VmHWM`).
 fn status_kib(field: &str) -> u64 {
@@ -488,43 +609,116 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
 }
 
-/// Fills a fresh store with `n` calls of the no-op (in transactions of 1,000), for a child.
-async fn fill(dir: &Dir, n: u64) {
-    let store = Store::open(&dir.url()).await.expect("a fresh store");
+/// Fills a fresh store with `stored` calls of the no-op for a child: `due` of them pending and
+/// due now, the others succeeded an hour ago, each with its attempt in the history. Written
+/// with SQL in transactions of 100,000 rows (`synchronous = OFF` for the filling alone), IDs
+/// in time order as the store's own are, then checkpointed into the database file.
+fn fill(dir: &Dir, stored: u64, due: u64, rt: &Runtime) {
+    // The schema, as the store writes it.
+    drop(rt.block_on(Store::open(&dir.url())).expect("a fresh store"));
+    let mut conn = Connection::open(dir.db()).expect("the store file");
+    conn.pragma_update(None, "synchronous", "OFF")
+        .expect("synchronous = OFF while filling");
+    let now = ms(SystemTime::now());
+    let done = stored - due;
     let mut i = 0;
-    while i < n {
-        let end = (i + 1_000).min(n);
-        let calls = (i..end).map(|k| NewCall::new(NOOP, args_json(k))).collect();
-        store.enqueue(calls).await.expect("a batch of calls");
+    while i < stored {
+        let end = (i + 100_000).min(stored);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .expect("BEGIN IMMEDIATE");
+        {
+            let mut call = tx
+                .prepare(
+                    "INSERT INTO calls (cid, function, args, state, attempts, created_at, \
+                     started_at, first_attempt_at, last_attempt_at, next_due_at, fence, \
+                     last_wait_ns, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?5, 0, ?9)",
+                )
+                .expect("the insert");
+            let mut attempt = tx
+                .prepare(
+                    "INSERT INTO call_attempts (cid, attempt, started_at, ended_at, worker, \
+                     outcome) VALUES (?1, 1, ?2, ?3, 'bench-filler', 'succeeded')",
+                )
+                .expect("the history's insert");
+            for k in i..end {
+                // Spread over the hour before `now`, in order.
+                let at = now - 3_600_000 + i64::try_from(k * 3_000_000 / stored).unwrap_or(0);
+                let at_ms = u64::try_from(at).unwrap_or(0);
+                let cid = CorrelationId::from_parts(at_ms, u128::from(k)).to_string();
+                if k < done {
+                    call.execute(params![
+                        cid,
+                        NOOP,
+                        args_json(k),
+                        "succeeded",
+                        1,
+                        at,
+                        at,
+                        None::<i64>,
+                        at + 1
+                    ])
+                    .expect("a succeeded call");
+                    attempt
+                        .execute(params![cid, at, at + 1])
+                        .expect("its attempt");
+                } else {
+                    call.execute(params![
+                        cid,
+                        NOOP,
+                        args_json(k),
+                        "pending",
+                        0,
+                        at,
+                        None::<i64>,
+                        at,
+                        at
+                    ])
+                    .expect("a due call");
+                }
+            }
+        }
+        tx.commit().expect("COMMIT");
         i = end;
     }
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("a checkpoint");
 }
 
-/// The parent's side: a child process drains a store of `n` calls; it prints its own line.
+/// The parent's side: for each store size, a child process drains the due calls of a store
+/// filled for it; the child prints its own line.
 fn memory(sizes: &Sizes, rt: &Runtime) {
-    for n in sizes.memory {
-        let dir = Dir::new(&format!("memory-{n}"));
-        rt.block_on(fill(&dir, n));
+    for stored in sizes.memory {
+        let dir = Dir::new(&format!("memory-{stored}"));
+        let filling = Instant::now();
+        fill(&dir, stored, sizes.memory_due, rt);
+        let filled_s = filling.elapsed().as_secs_f64();
         let status = Command::new(std::env::current_exe().expect("this binary"))
             .env(CHILD_STORE, dir.url())
-            .env(CHILD_N, n.to_string())
+            .env(CHILD_N, stored.to_string())
+            .env(CHILD_DUE, sizes.memory_due.to_string())
             .env(CHILD_CONCURRENCY, sizes.concurrency.to_string())
+            .env(CHILD_FILLED, filled_s.to_string())
             .status()
             .expect("the memory child");
         assert!(status.success(), "the memory child failed: {status}");
     }
 }
 
-/// The child's side: open the store, start a worker, drain, report the peaks.
-fn memory_child(url: &str, n: u64, concurrency: usize) {
+/// The child's side: open the store, start a worker, drain the `due` calls, report the peaks.
+fn memory_child(url: &str, n: u64, due: u64, concurrency: usize, filled_s: f64) {
     COUNTING.store(true, Ordering::SeqCst);
     let rt = runtime();
     rt.block_on(async {
         let store = Store::open_existing(url).await.expect("the filled store");
         let stats = store.stats().await.expect("stats");
         assert_eq!(
-            stats.count(NOOP, CallState::Pending),
-            n,
+            (
+                stats.count(NOOP, CallState::Pending),
+                stats.count(NOOP, CallState::Succeeded)
+            ),
+            (due, n - due),
             "the store is not filled"
         );
         let rss_before = status_kib("VmRSS");
@@ -562,16 +756,19 @@ fn memory_child(url: &str, n: u64, concurrency: usize) {
         emit(&json!({
             "kind": "memory",
             "n": n,
+            "stored": n,
+            "due": due,
+            "fill_s": filled_s,
             "concurrency": concurrency,
             "drain_s": took.as_secs_f64(),
             "rss_before_kib": rss_before,
             "rss_peak_kib": rss_peak,
             "rss_growth_kib": rss_growth,
-            "rss_growth_bytes_per_call": (rss_growth * 1024) as f64 / n as f64,
+            "rss_growth_bytes_per_call": (rss_growth * 1024) as f64 / due as f64,
             "rss_anon_before_kib": anon_before,
             "rss_anon_growth_kib": anon_peak.saturating_sub(anon_before),
             "heap_peak_growth_bytes": heap_peak,
-            "heap_peak_growth_bytes_per_call": heap_peak as f64 / n as f64,
+            "heap_peak_growth_bytes_per_call": heap_peak as f64 / due as f64,
             "vm_hwm_kib": status_kib("VmHWM"),
             "sqlite_heap_before_bytes": sqlite_before,
             "sqlite_heap_peak_growth_bytes": sqlite_peak - sqlite_before,
@@ -595,7 +792,12 @@ fn main() {
             .expect("concurrency")
             .parse()
             .expect("concurrency");
-        memory_child(&url, n, c);
+        let due = std::env::var(CHILD_DUE).expect("due").parse().expect("due");
+        let filled = std::env::var(CHILD_FILLED)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        memory_child(&url, n, due, c, filled);
         return;
     }
     let sizes = Sizes::from_env();
@@ -612,6 +814,25 @@ fn main() {
     // Write out what the build left dirty, so the first commits do not wait behind it.
     let _ = Command::new("sync").status();
     let rt = runtime();
+    if let Some(n) = std::env::var("RETRY_BENCH_DRAIN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        drain_only(&sizes, &rt, n);
+        return;
+    }
+    if let Some(n) = std::env::var("RETRY_BENCH_LATENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        latency(&sizes, &rt, n);
+        return;
+    }
+    // `RETRY_BENCH_MEMORY_ONLY=1`: only the memory figure.
+    if std::env::var_os("RETRY_BENCH_MEMORY_ONLY").is_some_and(|v| v != "0") {
+        memory(&sizes, &rt);
+        return;
+    }
     let plain = |round: usize| {
         let took = plain_loop(sizes.one);
         emit(&json!({
@@ -626,17 +847,21 @@ fn main() {
         }
         for (callers, n) in [(1, sizes.one), (sizes.callers, sizes.many)] {
             let dir = Dir::new(&format!("enqueue-{callers}"));
-            let (took, store, total) = rt.block_on(durable_enqueue(&dir, callers, n));
+            let (took, store, backend, total) = rt.block_on(durable_enqueue(&dir, callers, n));
             emit(&json!({
                 "kind": "enqueue", "who": "durable", "round": round, "callers": callers,
                 "n": n, "secs": took.as_secs_f64(), "per_s": rate(n, took),
             }));
             if callers > 1 {
+                let before = backend.commits();
                 let took = rt.block_on(drain(&store, total, sizes.concurrency));
-                emit(&json!({
-                    "kind": "drain", "round": round, "concurrency": sizes.concurrency,
-                    "n": total, "secs": took.as_secs_f64(), "per_s": rate(total, took),
-                }));
+                emit_drain(
+                    round,
+                    sizes.concurrency,
+                    total,
+                    took,
+                    backend.commits() - before,
+                );
             }
         }
         if round % 2 == 1 {

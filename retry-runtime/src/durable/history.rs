@@ -313,6 +313,32 @@ pub(crate) fn recorded<R: HistoryRunner + ?Sized>(
     Box::pin(async move { Ok(all.await?.get(1).is_some_and(|&n| n > 0)) })
 }
 
+/// A success's statements, in the order [`recorded`] runs them: its attempt, the outcome
+/// ([`statements::complete`](super::statements::complete), with the result), the trimmed
+/// history; the second one's count says whether the call was recorded. For a store that
+/// records many successes in one job (SQLite's batch of successes).
+pub(crate) fn succeeded(
+    cid: CorrelationId,
+    fence: u64,
+    attempts: u32,
+    attempt_started: SystemTime,
+    result: Option<String>,
+    now: SystemTime,
+) -> [Statement; 3] {
+    [
+        attempt(
+            cid,
+            fence,
+            attempt_started,
+            now,
+            AttemptOutcome::Succeeded,
+            None,
+        ),
+        super::statements::complete(cid, fence, attempts, attempt_started, result, now),
+        trim(cid),
+    ]
+}
+
 /// A purge with the attempts of the calls it deletes, in one transaction; how many calls.
 pub(crate) fn purged<R: HistoryRunner + ?Sized>(
     runner: &R,

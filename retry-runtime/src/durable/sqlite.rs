@@ -53,6 +53,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most jobs the writer puts in one transaction.
 const MAX_BATCH: usize = 1024;
 
+/// The most memory each connection's page cache holds (`PRAGMA cache_size = -N`: N KiB),
+/// whatever the size of the store: 2 MiB, SQLite's usual default, set here so that the bound
+/// holds whatever default the SQLite build has. A worker's work reads the ends of the indexes
+/// (the due calls, the running ones, the newest rows) and the pages of the calls it runs; the
+/// interior pages of a store of a million calls fit in it, so a larger cache buys little, and
+/// the worker's memory stays the same for a store of 10,000 calls or of a million (see the
+/// memory figure of `benches/durable.rs`). Two connections: at most 4 MiB of cache per store.
+const CACHE_KIB: i64 = 2000;
+
 /// How often an idle writer checks that its file is still the one at the store's path.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -107,6 +116,8 @@ pub struct SqliteBackend {
     /// would open a different, empty database).
     reader: Option<Arc<Mutex<Connection>>>,
     commits: Arc<AtomicU64>,
+    /// Successes waiting for the writer, recorded together by one job (see [`Successes`]).
+    successes: Arc<Successes>,
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -161,6 +172,7 @@ impl SqliteBackend {
         writer
             .pragma_update(None, "synchronous", synchronous.pragma())
             .map_err(|e| open_error(&label, &e))?;
+        tune_writer(&writer).map_err(|e| open_error(&label, &e))?;
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -168,6 +180,9 @@ impl SqliteBackend {
         .map_err(|e| open_error(&label, &e))?;
         reader
             .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_error(&label, &e))?;
+        reader
+            .pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(|e| open_error(&label, &e))?;
         let watch = FileWatch::new(path)?;
         Self::start(writer, Some(reader), watch)
@@ -200,6 +215,7 @@ impl SqliteBackend {
             jobs,
             reader: reader.map(|r| Arc::new(Mutex::new(r))),
             commits,
+            successes: Arc::default(),
         })
     }
 
@@ -260,6 +276,124 @@ impl SqliteBackend {
             .map_err(|e| StoreError::Backend(format!("a read failed: {e}")))?
         })
     }
+}
+
+/// The writer connection's settings that cost no durability.
+///
+/// `temp_store = MEMORY`: the statement journal (each statement on a table with a trigger,
+/// such as `calls`, keeps the pages it changes there until it ends, to undo it on a failed
+/// constraint) and the savepoints' journal stay in memory instead of a temporary file: no
+/// `pwrite` per page changed (a finished call's `UPDATE` cost 3x its time in those writes).
+/// They only ever undo work inside the open transaction; a crash is recovered from the
+/// write-ahead log as before. They hold the pages one job changes, freed when it ends.
+///
+/// The query planner's stability guarantee (`SQLITE_DBCONFIG_ENABLE_QPSG`): a statement keeps
+/// the plan it was prepared with, instead of being prepared again when a bound value changes
+/// (the claim was, at every claim, for its due time).
+///
+/// `cache_size`: [`CACHE_KIB`].
+fn tune_writer(writer: &Connection) -> rusqlite::Result<()> {
+    writer.pragma_update(None, "temp_store", "MEMORY")?;
+    writer.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    writer
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map(|_| ())
+}
+
+/// A success waiting to be recorded: its statements ([`history::succeeded`]) and who waits.
+struct Success {
+    statements: [Statement; 3],
+    reply: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// The successes waiting for the writer. The first one queued sends a job; that job takes
+/// every success queued by the time the writer runs it, so under load one job (one savepoint,
+/// one message to the writer) records many, each statement still fenced on its own row.
+#[derive(Default)]
+struct Successes(Mutex<Vec<Success>>);
+
+impl Successes {
+    /// Queues `success`; `true` if the queue was empty (the caller sends the job).
+    fn push(&self, success: Success) -> bool {
+        let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.push(success);
+        queue.len() == 1
+    }
+
+    fn take(&self) -> Vec<Success> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl SqliteBackend {
+    /// Records a success with the others queued: one job of the writer for all of them.
+    fn succeed(&self, statements: [Statement; 3]) -> BoxFuture<'static, Result<bool, StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        let first = self.successes.push(Success { statements, reply });
+        if first {
+            let queue = Arc::clone(&self.successes);
+            let job: Job = Box::new(move |conn| record_successes(conn, queue.take()));
+            if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+                // The writer is gone: the job answers every success queued with the error.
+                drop(job(Err(&StoreError::Closed)));
+            }
+        }
+        Box::pin(async move { answer.await.unwrap_or(Err(StoreError::Closed)) })
+    }
+}
+
+/// The writer's job for a batch of successes: all in one savepoint; if that fails, each in
+/// its own, so that one success's error does not undo the others. The answers go out once the
+/// transaction is committed.
+fn record_successes(conn: Result<&Connection, &StoreError>, batch: Vec<Success>) -> Option<Reply> {
+    let conn = match conn {
+        Ok(conn) => conn,
+        Err(e) => {
+            for s in batch {
+                let _ = s.reply.send(Err(e.clone()));
+            }
+            return None;
+        }
+    };
+    let record = |conn: &Connection, s: &Success| -> Result<bool, StoreError> {
+        let mut changed = [0; 3];
+        for (n, statement) in changed.iter_mut().zip(&s.statements) {
+            *n = execute(conn, statement)?;
+        }
+        Ok(changed[1] > 0)
+    };
+    let results: Vec<Result<bool, StoreError>> = match in_savepoint(conn, |conn| {
+        batch
+            .iter()
+            .map(|s| record(conn, s))
+            .collect::<Result<Vec<bool>, _>>()
+    }) {
+        Ok(all) => all.into_iter().map(Ok).collect::<Vec<_>>(),
+        Err(_) if batch.len() > 1 => batch
+            .iter()
+            .map(|s| {
+                if conn.is_autocommit() {
+                    // SQLite ended the transaction: nothing may run outside it.
+                    return Err(StoreError::Io(
+                        "the transaction was rolled back by SQLite (disk full or I/O error)".into(),
+                    ));
+                }
+                in_savepoint(conn, |conn| record(conn, s))
+            })
+            .collect(),
+        Err(e) => vec![Err(e)],
+    };
+    Some(Box::new(move |commit: Result<(), &StoreError>| {
+        for (s, result) in batch.into_iter().zip(results) {
+            let _ = s.reply.send(match commit {
+                Ok(()) => result,
+                Err(e) => Err(e.clone()),
+            });
+        }
+    }))
 }
 
 /// Creates the store's file, unless it exists, readable and writable by its owner alone
@@ -463,24 +597,31 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), StoreError> {
     outcome
 }
 
-/// Runs one job in a savepoint, undoing its changes if it fails.
+/// Runs one job in a savepoint, undoing its changes if it fails. The savepoint's statements
+/// are prepared once and kept (`prepare_cached`), not parsed again for every job.
 fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT job")
-        .map_err(|e| db_error(&e))?;
+    run_cached(conn, "SAVEPOINT job")?;
     let result = f(conn);
-    let end = if result.is_ok() {
-        "RELEASE job"
+    let ended = if result.is_ok() {
+        run_cached(conn, "RELEASE job")
     } else {
-        "ROLLBACK TO job; RELEASE job"
+        run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
     };
-    let ended = conn.execute_batch(end).map_err(|e| db_error(&e));
     // The job's own error says more than the savepoint's (gone if SQLite rolled back).
     let value = result?;
     ended?;
     Ok(value)
+}
+
+/// Runs a statement without values (a savepoint's), prepared once per connection.
+fn run_cached(conn: &Connection, text: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(text)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(|_| ())
+        .map_err(|e| db_error(&e))
 }
 
 /// Checks that the database is a retry store (or empty), refuses a newer schema, and applies
@@ -612,6 +753,13 @@ fn records(conn: &Connection, statement: &Statement) -> Result<Vec<CallRecord>, 
 
 /// Claims up to `limit` of the earliest claimable calls of `functions` for `worker`, in the
 /// writer's transaction.
+///
+/// Each of the three kinds of claimable call (pending and waiting ones due, running ones whose
+/// lease ran out) is read in the order of an index (`calls_due`, `calls_lease`: state, then
+/// time) and stops at `limit` rows, so a claim reads about `limit` rows whatever the number of
+/// calls stored, succeeded or due; the function is checked on each row read (`+function`
+/// keeps the planner off `calls_function`, which would read every due call and sort them).
+/// Calls due at the same millisecond are taken in the order they were stored.
 fn claim_in(
     conn: &Connection,
     worker: &str,
@@ -624,13 +772,12 @@ fn claim_in(
     let text = format!(
         "UPDATE calls SET state = 'running', worker = ?1, lease_until = ?2, fence = fence + 1, \
          next_due_at = NULL, updated_at = ?3 \
-         WHERE cid IN (SELECT cid FROM calls WHERE function IN ({marks}) \
-           AND function NOT IN (SELECT function FROM paused_functions) AND \
-           ((state IN ('pending', 'waiting') AND next_due_at <= ?3) \
-            OR (state = 'running' AND lease_until <= ?3)) \
-           ORDER BY CASE state WHEN 'running' THEN lease_until ELSE next_due_at END, cid \
-           LIMIT ?4) \
-         RETURNING {COLUMNS}"
+         WHERE cid IN (SELECT cid FROM ({pending} UNION ALL {waiting} UNION ALL {expired}) \
+           ORDER BY t LIMIT ?4) \
+         RETURNING {COLUMNS}",
+        pending = claimable("'pending'", "next_due_at", &marks),
+        waiting = claimable("'waiting'", "next_due_at", &marks),
+        expired = claimable("'running'", "lease_until", &marks),
     );
     let mut args = vec![
         Value::Text(worker.to_owned()),
@@ -641,6 +788,17 @@ fn claim_in(
     args.append(&mut values);
     query(conn, &text, params_from_iter(args), |row| rows::record(row))
         .map(|records| records.into_iter().map(Claim::from).collect())
+}
+
+/// The first `?4` calls of the functions `marks` in `state` whose `time` column has come
+/// (`?3`), earliest first, read in the order of the index on `(state, time)`.
+fn claimable(state: &str, time: &str, marks: &str) -> String {
+    format!(
+        "SELECT * FROM (SELECT cid, {time} AS t FROM calls \
+         WHERE state = {state} AND {time} <= ?3 AND +function IN ({marks}) \
+         AND +function NOT IN (SELECT function FROM paused_functions) \
+         ORDER BY {time} LIMIT ?4)"
+    )
 }
 
 /// `?N, ?N+1, ...` for the function names, and the names as values.
@@ -911,16 +1069,8 @@ impl Backend for SqliteBackend {
         result: Option<String>,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        let attempt = history::attempt(
-            cid,
-            fence,
-            attempt_started,
-            now,
-            history::AttemptOutcome::Succeeded,
-            None,
-        );
-        let outcome = statements::complete(cid, fence, attempts, attempt_started, result, now);
-        history::recorded(self, attempt, outcome, cid)
+        let statements = history::succeeded(cid, fence, attempts, attempt_started, result, now);
+        self.succeed(statements)
     }
 
     /// SQLite's claimable time: a lease's expiry for a running call, else its due time.
@@ -932,12 +1082,26 @@ impl Backend for SqliteBackend {
             return Box::pin(async { Ok(None) });
         }
         let (marks, values) = function_list(functions, 1);
+        // The earliest of three index reads (state, then time), each stopping at its first
+        // row of these functions: it reads a few rows whatever the number of calls stored.
+        let first = |state: &str, time: &str, full: bool| {
+            format!(
+                "SELECT (SELECT {time} FROM calls WHERE state = {state} AND {time} IS NOT NULL \
+                 AND +function IN ({marks}) \
+                 AND +function NOT IN (SELECT function FROM paused_functions){full} \
+                 ORDER BY {time} LIMIT 1) AS t",
+                full = if full {
+                    format!(" AND +function NOT IN ({})", limits::SQLITE_FULL)
+                } else {
+                    String::new()
+                },
+            )
+        };
         let query = format!(
-            "SELECT min(CASE state WHEN 'running' THEN lease_until ELSE next_due_at END) \
-             FROM calls WHERE state IN ('pending', 'waiting', 'running') AND function IN ({marks}) \
-             AND function NOT IN (SELECT function FROM paused_functions) \
-             AND NOT (state IN ('pending', 'waiting') AND function IN ({full}))",
-            full = limits::SQLITE_FULL,
+            "SELECT min(t) FROM ({} UNION ALL {} UNION ALL {})",
+            first("'pending'", "next_due_at", true),
+            first("'waiting'", "next_due_at", true),
+            first("'running'", "lease_until", false),
         );
         self.read(move |conn| {
             conn.prepare_cached(&query)
@@ -1064,6 +1228,68 @@ mod tests {
             "only the call stored after the room came back"
         );
         assert!(backend.write(|conn| Ok(conn.is_autocommit())).await.is_ok());
+    }
+
+    /// Successes queued while the writer is busy are recorded by one job in one transaction,
+    /// each fenced on its own: the one with a stale fence changes nothing and is told so, the
+    /// others succeed with their attempt in the history.
+    #[tokio::test]
+    async fn queued_successes_are_recorded_together_each_under_its_fence() {
+        use crate::durable::{AttemptOutcome, CallState};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.db");
+        let backend = SqliteBackend::open_file(&path, Synchronous::Off, true).unwrap();
+        let calls: Vec<NewCall> = (0..40).map(|_| NewCall::new("f", "[]")).collect();
+        let now = SystemTime::now();
+        backend.enqueue(calls.clone(), now).await.unwrap();
+        let lease = std::time::Duration::from_secs(30);
+        let claims = backend
+            .claim("w", &["f".to_owned()], 40, lease, now)
+            .await
+            .unwrap();
+        assert_eq!(claims.len(), 40);
+        // Hold the writer until every success is queued.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let busy = backend.write(move |_| {
+            held.recv().unwrap();
+            Ok(())
+        });
+        let before = backend.commits();
+        let stale = claims[7].record.cid;
+        let answers: Vec<_> = claims
+            .iter()
+            .map(|c| {
+                let fence = if c.record.cid == stale { 0 } else { c.fence };
+                let result = Some(format!("{}", c.fence));
+                backend.complete_with_result(c.record.cid, fence, 1, now, result, now)
+            })
+            .collect();
+        release.send(()).unwrap();
+        busy.await.unwrap();
+        for (claim, answer) in claims.iter().zip(answers) {
+            let recorded = answer.await.unwrap();
+            assert_eq!(recorded, claim.record.cid != stale, "{}", claim.record.cid);
+        }
+        assert!(
+            backend.commits() - before <= 2,
+            "the held job's transaction and one for the 40 successes, not {}",
+            backend.commits() - before
+        );
+        let store = crate::durable::Store::from_backend(std::sync::Arc::new(backend));
+        for claim in &claims {
+            let record = store.get(claim.record.cid).await.unwrap().unwrap();
+            let history = store.attempts(claim.record.cid).await.unwrap();
+            if claim.record.cid == stale {
+                assert_eq!(record.state, CallState::Running);
+                assert!(history.is_empty(), "a stale fence wrote no attempt");
+            } else {
+                assert_eq!(record.state, CallState::Succeeded);
+                assert_eq!(record.result.as_deref(), Some("1"));
+                assert_eq!(history.len(), 1);
+                assert_eq!(history[0].outcome, AttemptOutcome::Succeeded);
+                assert_eq!(history[0].worker.as_deref(), Some("w"));
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -172,6 +172,8 @@ impl WorkerBuilder {
             attempt_timeout: self.attempt_timeout,
             held: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(self.concurrency)),
+            concurrency: self.concurrency,
+            freed: Notify::new(),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
             heartbeats: Heartbeats::new(self.heartbeat),
@@ -225,7 +227,12 @@ struct Inner {
     attempt_timeout: Option<Duration>,
     /// The calls whose attempts run here: the fence of the claim, and how to stop them.
     held: Mutex<HashMap<CorrelationId, Held>>,
+    /// One permit per attempt running: taken at the claim, given back as soon as the attempt
+    /// has its verdict, so the next claim shares the transaction that records the verdict.
     slots: Arc<Semaphore>,
+    concurrency: usize,
+    /// Signalled when an attempt gives its slot back.
+    freed: Notify,
     stopping: AtomicBool,
     stop: Notify,
     /// Its row in the store's workers and the loop that keeps it fresh.
@@ -370,8 +377,11 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
                 Err(_) => may_be_due = true, // let the claim report it and back off
             }
         }
-        if ready && may_be_due {
-            let want = free.min(inner.batch);
+        // The attempts whose verdicts are still being recorded hold no slot; at most as many
+        // as the slots may be, so a slow store slows the claims instead of piling records up.
+        let room = (2 * inner.concurrency).saturating_sub(running.len());
+        if ready && may_be_due && room > 0 {
+            let want = free.min(inner.batch).min(room);
             // The leases run from before the claim is sent: the store reads `now` first.
             let sent = Instant::now();
             match inner
@@ -390,8 +400,7 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
                         };
                         let inner = Arc::clone(&inner);
                         running.spawn(async move {
-                            attempt(&inner, claim, sent).await;
-                            drop(permit);
+                            attempt(&inner, claim, sent, permit).await;
                         });
                     }
                     if may_be_due {
@@ -426,6 +435,7 @@ async fn run(inner: Arc<Inner>) -> JoinSet<()> {
         tokio::select! {
             () = inner.store.notified() => may_be_due = true,
             Some(_) = running.join_next(), if !running.is_empty() => may_be_due = true,
+            () = inner.freed.notified() => may_be_due = true,
             () = tokio::time::sleep(wait) => {}
             () = inner.stop.notified() => {}
         }
@@ -658,8 +668,11 @@ enum Lost {
 }
 
 /// Runs one claimed call: its attempt, with the lease renewed meanwhile, then the record.
-/// `claimed` is when the claim was sent, from which its lease runs.
-async fn attempt(inner: &Inner, claim: Claim, claimed: Instant) {
+/// `claimed` is when the claim was sent, from which its lease runs. The slot (`permit`) is
+/// given back once the attempt has its verdict: recording it is the store's work, and the
+/// claim that fills the slot again goes into the store's next transaction beside it (one
+/// commit per call on SQLite, not a commit for the record and another for the next claim).
+async fn attempt(inner: &Inner, claim: Claim, claimed: Instant, permit: OwnedSemaphorePermit) {
     let Claim { record, fence } = claim;
     let cid = record.cid;
     let Some(reg) = registry::lookup(&record.function) else {
@@ -695,6 +708,8 @@ async fn attempt(inner: &Inner, claim: Claim, claimed: Instant) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .remove(&cid);
+    drop(permit);
+    inner.freed.notify_one();
     let verdict = match verdict {
         Ok(v) => v,
         Err(why) => {
