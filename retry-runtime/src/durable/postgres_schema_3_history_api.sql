@@ -186,10 +186,23 @@ CREATE TABLE retry_limits (
 );
 
 -- `Store::wait`: a call that finishes (succeeded, dead or cancelled), whoever writes it, sends
--- `NOTIFY retry_finished, '<cid>'` in the transaction that finishes it; waiters `LISTEN`.
-CREATE OR REPLACE FUNCTION retry_notify_finished() RETURNS trigger LANGUAGE plpgsql AS $$
+-- `NOTIFY retry_finished, '<cid>'` in the transaction that finishes it, while a session
+-- listens for it; waiters `LISTEN`. Each store's `LISTEN` connection for waiters lists its
+-- session in `retry_listeners` (and removes the rows of sessions gone); with no row, no
+-- notification is sent: a `NOTIFY` makes its transaction's commit take a lock of the whole
+-- database, held until the commit is on disk, so that every finishing transaction would
+-- otherwise wait for the previous one's flush. Unlogged: after a crash it is empty, and the
+-- listeners, which lost their connections too, list themselves again.
+CREATE UNLOGGED TABLE retry_listeners (
+    pid   INTEGER PRIMARY KEY,  -- the listening session's `pg_backend_pid()`
+    since BIGINT NOT NULL       -- Unix milliseconds
+);
+CREATE OR REPLACE FUNCTION retry_notify_finished() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
-    PERFORM pg_notify('retry_finished', NEW.cid);
+    IF EXISTS (SELECT 1 FROM retry_listeners) THEN
+        PERFORM pg_notify('retry_finished', NEW.cid);
+    END IF;
     RETURN NULL;
 END
 $$;
