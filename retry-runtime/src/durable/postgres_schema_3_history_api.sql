@@ -42,7 +42,10 @@ CREATE TABLE retry_workers (
 
 -- The correlation tree, and the console's lists of one state by due time.
 CREATE INDEX retry_calls_parent ON retry_calls (parent) WHERE parent IS NOT NULL;
-CREATE INDEX retry_calls_state_due ON retry_calls (state, next_due_at);
+-- Partial: only pending and waiting calls have a due time (claims and outcomes set it NULL,
+-- and write no entry here); the lists by due time ask for `next_due_at IS NOT NULL`.
+CREATE INDEX retry_calls_state_due ON retry_calls (state, next_due_at)
+    WHERE next_due_at IS NOT NULL;
 
 -- == The durable API: results, uniqueness, trace context, limits ==
 
