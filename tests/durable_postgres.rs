@@ -575,21 +575,25 @@ async fn a_waiter_survives_its_terminated_connections() {
 
 /// A session that `LISTEN`s on `channel` (without listing itself anywhere), and the payloads
 /// it hears.
-async fn bare_listener(url: &str, channel: &str) -> (tokio_postgres::Client, mpsc::UnboundedReceiver<String>) {
+async fn bare_listener(
+    url: &str,
+    channel: &str,
+) -> (tokio_postgres::Client, mpsc::UnboundedReceiver<String>) {
     let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        while let Some(Ok(message)) =
-            std::future::poll_fn(|cx| connection.poll_message(cx)).await
-        {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
             if let tokio_postgres::AsyncMessage::Notification(n) = message {
                 let _ = tx.send(n.payload().to_owned());
             }
         }
     });
-    client.batch_execute(&format!("LISTEN {channel}")).await.unwrap();
+    client
+        .batch_execute(&format!("LISTEN {channel}"))
+        .await
+        .unwrap();
     (client, rx)
 }
 

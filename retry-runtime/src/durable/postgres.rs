@@ -173,10 +173,14 @@ const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
 ///
 /// A call that finishes (succeeded, dead or cancelled), whoever writes it, sends
 /// `NOTIFY retry_finished, '<cid>'` ([`FINISHED_CHANNEL`]) from the trigger of migration 3, in
-/// the transaction that finishes it. The first [`Store::wait`](super::Store::wait) on a store
-/// opens one more connection of its own that `LISTEN`s on it for every waiter of the store
-/// (kept open, reconnecting as the workers' listener does, until the store's last handle is
-/// dropped). It needs a session-mode connection too.
+/// the transaction that finishes it, while some store's waiters listen. The first
+/// [`Store::wait`](super::Store::wait) on a store opens one more connection of its own that
+/// `LISTEN`s on it for every waiter of the store (kept open, reconnecting as the workers'
+/// listener does, until the store's last handle is dropped), and lists it in the table
+/// `retry_listeners`; while that table is empty, finishing a call sends no `NOTIFY` (whose
+/// commit would otherwise wait for the previous notifying commit's flush: a `NOTIFY` takes a
+/// lock of the whole database until its transaction is on disk). It needs a session-mode
+/// connection too.
 /// # Group commit
 ///
 /// Concurrent [`enqueue`](Backend::enqueue)s of one store share transactions: two committer
@@ -1256,7 +1260,8 @@ struct Ack {
 const ACK_BATCH: usize = 256;
 
 /// Successes are recorded as they come, all those waiting in one statement (by one committer,
-/// see [`spawn_committers`]): under load, many workers' acks share a round trip and a commit.
+/// see [`spawn_committers`]): under load, many workers' acks share a round trip and a commit
+/// (the successes, their attempts and the history's trim: [`succeed_many_text`]).
 /// Each is still fenced on its own: a call whose claim is no longer current is left alone and
 /// its caller told so.
 /// Records a batch of successes and answers each.

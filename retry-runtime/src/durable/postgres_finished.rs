@@ -42,15 +42,13 @@ impl Feed {
         let sender = self
             .0
             .get_or_try_init(|| async {
-                let first = listen(&backend.config, &backend.tls)
-                    .await
-                    .map_err(|e| {
-                        StoreError::Backend(format!(
-                            "{}: cannot LISTEN for finished calls: {}",
-                            backend.redacted,
-                            describe(&e)
-                        ))
-                    })?;
+                let first = listen(&backend.config, &backend.tls).await.map_err(|e| {
+                    StoreError::Backend(format!(
+                        "{}: cannot LISTEN for finished calls: {}",
+                        backend.redacted,
+                        describe(&e)
+                    ))
+                })?;
                 let (out, _) = broadcast::channel(FEED_BUFFER);
                 tokio::spawn(forward(
                     backend.config.clone(),
