@@ -595,8 +595,9 @@ impl PostgresBackend {
 
 /// A connection that `LISTEN`s on [`NOTIFY_CHANNEL`], with its notifications' payloads.
 struct Listening {
-    /// Kept alive: dropping the client closes the connection.
-    _client: Client,
+    /// Kept alive (dropping the client closes the connection); the finished calls' listener
+    /// lists its session with it.
+    client: Client,
     payloads: mpsc::UnboundedReceiver<String>,
 }
 
@@ -632,7 +633,7 @@ impl Listening {
         });
         client.batch_execute(&format!("LISTEN {channel}")).await?;
         Ok(Self {
-            _client: client,
+            client,
             payloads,
         })
     }

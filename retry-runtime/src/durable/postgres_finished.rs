@@ -119,7 +119,7 @@ async fn listen(
     tls: &MakeRustlsConnect,
 ) -> Result<Listening, tokio_postgres::Error> {
     let listening = Listening::connect_to(config, tls, FINISHED_CHANNEL).await?;
-    let client = &listening._client;
+    let client = &listening.client;
     client
         .execute(REGISTER, &[&to_millis(SystemTime::now())])
         .await?;
