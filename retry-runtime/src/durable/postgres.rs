@@ -632,10 +632,7 @@ impl Listening {
             }
         });
         client.batch_execute(&format!("LISTEN {channel}")).await?;
-        Ok(Self {
-            client,
-            payloads,
-        })
+        Ok(Self { client, payloads })
     }
 }
 
