@@ -1211,13 +1211,70 @@ async fn enqueue_alone(
     commits: &AtomicU64,
 ) -> Result<(), StoreError> {
     let client = pool.get().await.map_err(|e| pool_error(redacted, e))?;
-    let result = insert_committed(client, calls, now)
-        .await
-        .map_err(|(e, _)| e);
+    let result = if let [call] = calls {
+        if call.tried.is_none() {
+            insert_one_pipelined(client, calls, now).await
+        } else {
+            insert_committed(client, calls, now)
+                .await
+                .map_err(|(e, _)| e)
+        }
+    } else {
+        insert_committed(client, calls, now)
+            .await
+            .map_err(|(e, _)| e)
+    };
     if result.is_ok() {
         commits.fetch_add(1, Ordering::Relaxed);
     }
     result
+}
+
+/// Stores one call (without a caller's attempt) in one round trip: `BEGIN`, the insert, the
+/// `NOTIFY` and `COMMIT` sent together. With a single row, all or none holds without waiting
+/// for the insert's answer before committing: a duplicate ID inserts nothing (the commit then
+/// only sends a wake-up that finds nothing new), and a failed insert aborts the transaction,
+/// which the `COMMIT` then rolls back.
+async fn insert_one_pipelined(
+    client: Object,
+    calls: &[NewCall],
+    now: SystemTime,
+) -> Result<(), StoreError> {
+    let c = Columns::new(calls, now);
+    let distinct = distinct_functions(calls);
+    let insert: [(&(dyn ToSql + Sync), Type); 12] = [
+        (&c.cids, Type::TEXT_ARRAY),
+        (&c.parents, Type::TEXT_ARRAY),
+        (&c.functions, Type::TEXT_ARRAY),
+        (&c.args, Type::TEXT_ARRAY),
+        (&c.dues, Type::INT8_ARRAY),
+        (&c.now, Type::INT8),
+        (&c.attempts, Type::INT4_ARRAY),
+        (&c.waits, Type::INT8_ARRAY),
+        (&c.started, Type::INT8_ARRAY),
+        (&c.tried_at, Type::INT8_ARRAY),
+        (&c.errors, Type::TEXT_ARRAY),
+        (&c.trace_contexts, Type::TEXT_ARRAY),
+    ];
+    let notify: [(&(dyn ToSql + Sync), Type); 2] =
+        [(&NOTIFY_CHANNEL, Type::TEXT), (&distinct, Type::TEXT_ARRAY)];
+    let (begun, rows, notified, committed) = tokio::join!(
+        client.batch_execute("BEGIN"),
+        client.query_typed(INSERT, &insert),
+        client.query_typed(NOTIFY, &notify),
+        client.batch_execute("COMMIT")
+    );
+    let result = (|| {
+        begun.map_err(pg)?;
+        let rows = rows.map_err(pg)?;
+        notified.map_err(pg)?;
+        committed.map_err(pg)?;
+        if rows.is_empty() {
+            return Err(duplicate_of(calls, &HashSet::new()));
+        }
+        Ok(())
+    })();
+    return_to_pool(client, result)
 }
 
 /// Inserts `calls` in a transaction of their own on `client` (all or none). `Err((error, true))`: the insert failed, and was
