@@ -656,3 +656,28 @@ async fn finished_calls_are_notified_only_while_a_waiter_listens() {
         retry_runtime::durable::Finished::Succeeded { attempts: 1, .. }
     ));
 }
+
+/// A call enqueued alone goes in one round trip (`BEGIN`, insert, `NOTIFY`, `COMMIT` sent
+/// together): its ID taken is still [`StoreError::Duplicate`], and the stored call unchanged.
+#[tokio::test]
+async fn a_lone_enqueue_of_a_taken_id_is_a_duplicate() {
+    let Some((url, _)) = fresh_schema().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    let first = NewCall::new("f", r#"{"n":1}"#);
+    let cid = first.cid;
+    store.enqueue(vec![first]).await.unwrap();
+    let again = NewCall::new("f", r#"{"n":2}"#).with_cid(cid);
+    assert_eq!(
+        store.enqueue(vec![again]).await.unwrap_err(),
+        StoreError::Duplicate(cid)
+    );
+    assert_eq!(store.get(cid).await.unwrap().unwrap().args, r#"{"n":1}"#);
+    assert_eq!(store.stats().await.unwrap().total(), 1);
+    // The connection that saw the duplicate is usable: the next lone enqueue is stored.
+    let next = NewCall::new("f", r#"{"n":3}"#);
+    let next_cid = next.cid;
+    store.enqueue(vec![next]).await.unwrap();
+    assert!(store.get(next_cid).await.unwrap().is_some());
+}
