@@ -572,3 +572,112 @@ async fn a_waiter_survives_its_terminated_connections() {
         retry_runtime::durable::Finished::Succeeded { .. }
     ));
 }
+
+/// A session that `LISTEN`s on `channel` (without listing itself anywhere), and the payloads
+/// it hears.
+async fn bare_listener(
+    url: &str,
+    channel: &str,
+) -> (tokio_postgres::Client, mpsc::UnboundedReceiver<String>) {
+    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n.payload().to_owned());
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN {channel}"))
+        .await
+        .unwrap();
+    (client, rx)
+}
+
+/// `NOTIFY retry_finished` is sent only while a waiter's `LISTEN` connection is listed in
+/// `retry_listeners` (a `NOTIFY` makes every finishing commit of the database wait for the
+/// previous one's flush): a session that listens unlisted hears no finished call while nobody
+/// waits, then every one once a store's waiter listens, whichever store finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_calls_are_notified_only_while_a_waiter_listens() {
+    let Some((url, _)) = fresh_schema().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    let (_listening, mut heard) = bare_listener(&url, "retry_finished").await;
+    let admin = connect(&url).await;
+    let (quiet, quiet_fence) = claimed(&store, "f").await;
+    let now = SystemTime::now();
+    assert!(store
+        .backend()
+        .complete_with_result(quiet, quiet_fence, 1, now, None, now)
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(heard.try_recv().ok(), None, "nobody waits: no NOTIFY");
+    let rows: i64 = admin
+        .query_one("SELECT count(*) FROM retry_listeners", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+
+    // A waiter (of another store) lists its LISTEN connection; the finish is heard by both.
+    let waiter = Store::open(&url).await.unwrap();
+    let (loud, loud_fence) = claimed(&store, "f").await;
+    let waiting = tokio::spawn(async move { waiter.wait(loud).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rows: i64 = admin
+        .query_one("SELECT count(*) FROM retry_listeners", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "the waiter's LISTEN connection is listed");
+    let now = SystemTime::now();
+    assert!(store
+        .backend()
+        .complete_with_result(loud, loud_fence, 1, now, None, now)
+        .await
+        .unwrap());
+    let got = tokio::time::timeout(Duration::from_secs(3), heard.recv())
+        .await
+        .expect("the NOTIFY of the finished call")
+        .unwrap();
+    assert_eq!(got, loud.to_string());
+    assert!(matches!(
+        tokio::time::timeout(Duration::from_secs(3), waiting)
+            .await
+            .expect("woken by the NOTIFY")
+            .unwrap()
+            .unwrap(),
+        retry_runtime::durable::Finished::Succeeded { attempts: 1, .. }
+    ));
+}
+
+/// A call enqueued alone goes in one round trip (`BEGIN`, insert, `NOTIFY`, `COMMIT` sent
+/// together): its ID taken is still [`StoreError::Duplicate`], and the stored call unchanged.
+#[tokio::test]
+async fn a_lone_enqueue_of_a_taken_id_is_a_duplicate() {
+    let Some((url, _)) = fresh_schema().await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    let first = NewCall::new("f", r#"{"n":1}"#);
+    let cid = first.cid;
+    store.enqueue(vec![first]).await.unwrap();
+    let again = NewCall::new("f", r#"{"n":2}"#).with_cid(cid);
+    assert_eq!(
+        store.enqueue(vec![again]).await.unwrap_err(),
+        StoreError::Duplicate(cid)
+    );
+    assert_eq!(store.get(cid).await.unwrap().unwrap().args, r#"{"n":1}"#);
+    assert_eq!(store.stats().await.unwrap().total(), 1);
+    // The connection that saw the duplicate is usable: the next lone enqueue is stored.
+    let next = NewCall::new("f", r#"{"n":3}"#);
+    let next_cid = next.cid;
+    store.enqueue(vec![next]).await.unwrap();
+    assert!(store.get(next_cid).await.unwrap().is_some());
+}

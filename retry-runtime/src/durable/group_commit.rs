@@ -46,6 +46,10 @@ pub(crate) fn spawn_committers<T, F, Fut>(
                     let Some(first) = queue.recv().await else {
                         return;
                     };
+                    // The first write woke this task, which tokio runs next, before the tasks
+                    // that were about to queue more (the other successes of a claimed batch,
+                    // finished together): let them run first, then gather. Never a wait.
+                    tokio::task::yield_now().await;
                     gather(first, max, || queue.try_recv().ok())
                 };
                 commit(batch).await;

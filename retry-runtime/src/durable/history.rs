@@ -264,23 +264,6 @@ pub(crate) fn purge_attempts(state: CallState, older_than: Duration, now: System
     }
 }
 
-/// PostgreSQL's batch of successes (`complete_many` in postgres.rs): the attempt of each, from
-/// arrays `$1` calls, `$2` fences, `$3` starts, `$4` ends, locked and fenced like one.
-#[cfg(feature = "postgres")]
-pub(crate) const SUCCEEDED_MANY: &str = "INSERT INTO retry_attempts \
-    (cid, attempt, started_at, ended_at, worker, outcome, error) \
-    SELECT c.cid, COALESCE((SELECT max(a.attempt) FROM retry_attempts a WHERE a.cid = c.cid), 0) \
-      + 1, each.started, each.ended, c.worker, 'succeeded', NULL \
-    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) \
-      AS each(cid, fence, started, ended) \
-    JOIN retry_calls c ON c.cid = each.cid AND c.fence = each.fence AND c.state = 'running' \
-    FOR UPDATE OF c ON CONFLICT (cid, attempt) DO NOTHING";
-
-/// PostgreSQL's batch of successes: keeps the latest `$2` attempts of each call of `$1`.
-#[cfg(feature = "postgres")]
-pub(crate) const TRIM_MANY: &str = "DELETE FROM retry_attempts t WHERE t.cid = ANY($1) \
-    AND t.attempt <= (SELECT max(b.attempt) FROM retry_attempts b WHERE b.cid = t.cid) - $2";
-
 /// What a SQL store supplies for the history and the audit.
 pub(crate) trait HistoryRunner {
     /// Runs the statements in one transaction, all or none; returns how many rows each

@@ -312,6 +312,8 @@ pub(crate) const PG_LOCK: &str = "SELECT function FROM retry_limits \
 /// The claim of limited functions (`$5`), after [`PG_LOCK`]: per function, its room (the
 /// limit minus its calls running under an unexpired lease), then up to that many of its
 /// claimable calls, earliest first, at most `$4` in all; the rest as in the unlimited claim.
+/// Ordered by `claimable_at` alone, as the index `retry_calls_claimable` holds them, so each
+/// function's scan stops after the rows it may take (no sort of all its due calls).
 #[cfg(feature = "postgres")]
 pub(crate) const PG_CLAIM: &str = "WITH room AS ( \
       SELECT l.function, COALESCE(l.operator_max, l.max_running) - \
@@ -325,9 +327,9 @@ pub(crate) const PG_CLAIM: &str = "WITH room AS ( \
         SELECT c.cid, c.claimable_at FROM retry_calls c \
         WHERE c.function = room.function AND c.state IN ('pending', 'waiting', 'running') \
           AND c.claimable_at <= $3 \
-        ORDER BY c.claimable_at, c.cid LIMIT GREATEST(room.room, 0) \
+        ORDER BY c.claimable_at LIMIT LEAST(GREATEST(room.room, 0), $4) \
         FOR UPDATE SKIP LOCKED) p \
-      ORDER BY p.claimable_at, p.cid LIMIT $4) \
+      ORDER BY p.claimable_at LIMIT $4) \
     UPDATE retry_calls SET state = 'running', worker = $1, lease_until = $2, fence = fence + 1, \
       next_due_at = NULL, updated_at = $3 \
     WHERE cid IN (SELECT cid FROM picked) \

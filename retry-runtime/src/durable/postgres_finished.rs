@@ -3,14 +3,22 @@
 //! the transaction that makes a call succeeded, dead or cancelled, whichever process writes
 //! it; the backend's one `LISTEN` connection for it, opened by the first waiter, hands each
 //! ID to every waiter of the process.
+//!
+//! The trigger notifies only while a session is listed in `retry_listeners` (a `NOTIFY`
+//! serializes the commits of the whole database, so the workers' outcomes send none while
+//! nobody waits): the `LISTEN` connection lists itself once it listens, then waits for the
+//! transactions that were already under way (whose trigger may have found no listener) to
+//! end, before any waiter reads its call.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{broadcast, OnceCell};
 use tokio_postgres::Config;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{describe, Listening, PostgresBackend, POLL_ALL, RECONNECT};
+use crate::durable::millis::to_millis;
 use crate::durable::StoreError;
 
 /// The channel a call that finishes notifies, with its ID as the payload.
@@ -34,15 +42,13 @@ impl Feed {
         let sender = self
             .0
             .get_or_try_init(|| async {
-                let first = Listening::connect_to(&backend.config, &backend.tls, FINISHED_CHANNEL)
-                    .await
-                    .map_err(|e| {
-                        StoreError::Backend(format!(
-                            "{}: cannot LISTEN for finished calls: {}",
-                            backend.redacted,
-                            describe(&e)
-                        ))
-                    })?;
+                let first = listen(&backend.config, &backend.tls).await.map_err(|e| {
+                    StoreError::Backend(format!(
+                        "{}: cannot LISTEN for finished calls: {}",
+                        backend.redacted,
+                        describe(&e)
+                    ))
+                })?;
                 let (out, _) = broadcast::channel(FEED_BUFFER);
                 tokio::spawn(forward(
                     backend.config.clone(),
@@ -79,7 +85,7 @@ async fn forward(
             retry = retry.saturating_add(1);
             wait = RECONNECT.jittered(RECONNECT.base_delay(retry), wait);
             tokio::time::sleep(wait).await;
-            match Listening::connect_to(&config, &tls, FINISHED_CHANNEL).await {
+            match listen(&config, &tls).await {
                 Ok(listening) => break listening,
                 Err(e) => {
                     tracing::warn!(store = %redacted, error = %describe(&e), "cannot LISTEN for finished calls; retrying");
@@ -88,4 +94,48 @@ async fn forward(
         };
         let _ = out.send(POLL_ALL.to_owned());
     }
+}
+
+/// Lists this session as a listener, and removes the rows of sessions that are gone (a row
+/// left by a session that ended only costs notifications nobody hears).
+const REGISTER: &str = "WITH gone AS (DELETE FROM retry_listeners \
+      WHERE pid NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)) \
+    INSERT INTO retry_listeners (pid, since) VALUES (pg_backend_pid(), $1) \
+    ON CONFLICT (pid) DO UPDATE SET since = EXCLUDED.since";
+
+/// The transactions under way, as `(txid)`s below `$1`: those that began before it.
+const UNDER_WAY: &str = "SELECT count(*) FROM \
+    txid_snapshot_xip(txid_current_snapshot()) AS x WHERE x < $1";
+
+/// How long [`listen`] waits for the transactions under way when it listed itself (after
+/// that, a waiter whose call such a transaction finishes is told by its periodic re-read).
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// A connection that `LISTEN`s on [`FINISHED_CHANNEL`], listed in `retry_listeners`, once
+/// every transaction that may have missed the listing ended (for at most [`SETTLE`]): from
+/// then on, every call that finishes is notified.
+async fn listen(
+    config: &Config,
+    tls: &MakeRustlsConnect,
+) -> Result<Listening, tokio_postgres::Error> {
+    let listening = Listening::connect_to(config, tls, FINISHED_CHANNEL).await?;
+    let client = &listening.client;
+    client
+        .execute(REGISTER, &[&to_millis(SystemTime::now())])
+        .await?;
+    // Any transaction whose trigger ran before the row was committed has a lower ID than
+    // the next one now.
+    let next: i64 = client
+        .query_one("SELECT txid_snapshot_xmax(txid_current_snapshot())", &[])
+        .await?
+        .try_get(0)?;
+    let until = Instant::now() + SETTLE;
+    loop {
+        let left: i64 = client.query_one(UNDER_WAY, &[&next]).await?.try_get(0)?;
+        if left == 0 || Instant::now() >= until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(listening)
 }

@@ -42,7 +42,10 @@ CREATE TABLE retry_workers (
 
 -- The correlation tree, and the console's lists of one state by due time.
 CREATE INDEX retry_calls_parent ON retry_calls (parent) WHERE parent IS NOT NULL;
-CREATE INDEX retry_calls_state_due ON retry_calls (state, next_due_at);
+-- Partial: only pending and waiting calls have a due time (claims and outcomes set it NULL,
+-- and write no entry here); the lists by due time ask for `next_due_at IS NOT NULL`.
+CREATE INDEX retry_calls_state_due ON retry_calls (state, next_due_at)
+    WHERE next_due_at IS NOT NULL;
 
 -- == The durable API: results, uniqueness, trace context, limits ==
 
@@ -186,10 +189,23 @@ CREATE TABLE retry_limits (
 );
 
 -- `Store::wait`: a call that finishes (succeeded, dead or cancelled), whoever writes it, sends
--- `NOTIFY retry_finished, '<cid>'` in the transaction that finishes it; waiters `LISTEN`.
-CREATE OR REPLACE FUNCTION retry_notify_finished() RETURNS trigger LANGUAGE plpgsql AS $$
+-- `NOTIFY retry_finished, '<cid>'` in the transaction that finishes it, while a session
+-- listens for it; waiters `LISTEN`. Each store's `LISTEN` connection for waiters lists its
+-- session in `retry_listeners` (and removes the rows of sessions gone); with no row, no
+-- notification is sent: a `NOTIFY` makes its transaction's commit take a lock of the whole
+-- database, held until the commit is on disk, so that every finishing transaction would
+-- otherwise wait for the previous one's flush. Unlogged: after a crash it is empty, and the
+-- listeners, which lost their connections too, list themselves again.
+CREATE UNLOGGED TABLE retry_listeners (
+    pid   INTEGER PRIMARY KEY,  -- the listening session's `pg_backend_pid()`
+    since BIGINT NOT NULL       -- Unix milliseconds
+);
+CREATE OR REPLACE FUNCTION retry_notify_finished() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
-    PERFORM pg_notify('retry_finished', NEW.cid);
+    IF EXISTS (SELECT 1 FROM retry_listeners) THEN
+        PERFORM pg_notify('retry_finished', NEW.cid);
+    END IF;
     RETURN NULL;
 END
 $$;
