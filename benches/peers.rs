@@ -15,7 +15,7 @@
 //!   `SqliteConnectOptions::synchronous(Full)` and `journal_mode(Wal)` (the producers) or, for
 //!   the worker side, opened by apalis's own `SqliteStorage::connect_with_callback`, which sets
 //!   no `synchronous`: SQLite's compiled default, FULL (libsqlite3-sys's bundled build does not
-//!   change it). The setup line prints what a producer connection reports.
+//!   change it). The setup line prints that default (2: FULL) and the file's journal mode.
 //! * PostgreSQL: the server's settings (`fsync`, `synchronous_commit`, printed in the setup
 //!   line; run.sh starts a server with PostgreSQL's defaults, fsync on).
 //!
@@ -56,7 +56,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
-use apalis::prelude::{BackendExt, BoxDynError, Strategy, TaskSink, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{
+    BackendExt, BoxDynError, Strategy, TaskSink, WorkerBuilder, WorkerBuilderExt,
+};
 use apalis_postgres::{PgPool, PostgresStorage};
 use apalis_sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteStorage};
 use futures::StreamExt;
@@ -221,7 +223,9 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 
 /// `url` with its database (the path) replaced by `db`.
 fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let cut = base.rfind('/').expect("a database in the URL");
     let mut out = format!("{}/{db}", &base[..cut]);
     if let Some(q) = query {
@@ -334,7 +338,9 @@ async fn apalis_setup(fresh: &Fresh) {
     match fresh.contender.db {
         Db::Sqlite => {
             let pool = apalis_sqlite_pool(&fresh.url).await;
-            SqliteStorage::setup(&pool).await.expect("apalis-sqlite setup");
+            SqliteStorage::setup(&pool)
+                .await
+                .expect("apalis-sqlite setup");
             pool.close().await;
         }
         Db::Postgres => {
@@ -374,7 +380,9 @@ async fn apalis_worker(
             if let Some(tx) = ready {
                 let _ = tx.send(SqliteOrPg::Sqlite(pool.clone()));
             }
-            let builder = WorkerBuilder::new(id).backend(backend).concurrency(concurrency);
+            let builder = WorkerBuilder::new(id)
+                .backend(backend)
+                .concurrency(concurrency);
             if latency {
                 builder.build(apalis_mark).run_until(signal).await
             } else {
@@ -390,7 +398,9 @@ async fn apalis_worker(
             if let Some(tx) = ready {
                 let _ = tx.send(SqliteOrPg::Postgres(pool.clone()));
             }
-            let builder = WorkerBuilder::new(id).backend(backend).concurrency(concurrency);
+            let builder = WorkerBuilder::new(id)
+                .backend(backend)
+                .concurrency(concurrency);
             if latency {
                 builder.build(apalis_mark).run_until(signal).await
             } else {
@@ -412,11 +422,9 @@ impl SqliteOrPg {
     async fn producer(fresh: &Fresh) -> SqliteOrPg {
         match fresh.contender.db {
             Db::Sqlite => SqliteOrPg::Sqlite(apalis_sqlite_pool(&fresh.url).await),
-            Db::Postgres => SqliteOrPg::Postgres(
-                PgPool::connect(&fresh.url)
-                    .await
-                    .expect("an apalis pool"),
-            ),
+            Db::Postgres => {
+                SqliteOrPg::Postgres(PgPool::connect(&fresh.url).await.expect("an apalis pool"))
+            }
         }
     }
 
@@ -502,7 +510,14 @@ async fn apalis_counts(fresh: &Fresh, only_any: bool) -> (u64, u64) {
 
 // ---------------------------------------------------------------- 1. enqueue
 
-fn enqueue(rt: &Runtime, server: Option<&str>, c: Contender, callers: usize, round: usize, s: &Sizes) {
+fn enqueue(
+    rt: &Runtime,
+    server: Option<&str>,
+    c: Contender,
+    callers: usize,
+    round: usize,
+    s: &Sizes,
+) {
     let n = s.n;
     let took = rt.block_on(async {
         let fresh = Fresh::new(c, server, &format!("enqueue_{callers}_r{round}")).await;
@@ -534,7 +549,11 @@ fn enqueue(rt: &Runtime, server: Option<&str>, c: Contender, callers: usize, rou
                 }
                 let took = start.elapsed();
                 let stats = store.stats().await.expect("stats");
-                assert_eq!(stats.count(NOOP, CallState::Pending), n + WARM_UP, "calls missing");
+                assert_eq!(
+                    stats.count(NOOP, CallState::Pending),
+                    n + WARM_UP,
+                    "calls missing"
+                );
                 took
             }
             Who::Apalis => {
@@ -921,13 +940,12 @@ fn runtime() -> Runtime {
         .expect("a multi-thread runtime")
 }
 
-/// What a producer connection of apalis's SQLite store reports for `synchronous` and
-/// `journal_mode` (set by this bench on every connection it opens).
+/// The `synchronous` of a SQLite connection that sets none (what the connections of apalis's
+/// update-hook pool get: SQLite's compiled default) and the journal mode of a file made by
+/// [`apalis_sqlite_pool`] (kept by the file).
 fn sqlite_settings(rt: &Runtime) -> (i64, String) {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "retry_peers_{}_settings",
-        std::process::id()
-    ));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("retry_peers_{}_settings", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a directory");
     let path = dir.join("check.db");
@@ -980,13 +998,13 @@ fn main() {
         }),
         None => (None, None, None),
     };
-    let (sqlite_sync, _) = sqlite_settings(&rt);
+    let (sqlite_sync, sqlite_journal) = sqlite_settings(&rt);
     emit(&json!({
         "kind": "setup", "quick": s.quick, "n": s.n, "rounds": s.rounds,
         "concurrency": s.concurrency, "batch": s.batch, "latency_samples": s.samples,
         "threads": std::thread::available_parallelism().map_or(1, usize::from),
         "sqlite": rusqlite::version(), "apalis": "1.0",
-        "apalis_sqlite_producer_synchronous": sqlite_sync,
+        "sqlite_default_synchronous": sqlite_sync, "sqlite_journal_mode": sqlite_journal,
         "postgres_version": version, "postgres_fsync": fsync,
         "postgres_synchronous_commit": sync_commit,
     }));
@@ -1004,8 +1022,14 @@ fn main() {
     let server = server.as_deref();
     for db in dbs {
         let mut contenders = vec![
-            Contender { who: Who::Retry, db },
-            Contender { who: Who::Apalis, db },
+            Contender {
+                who: Who::Retry,
+                db,
+            },
+            Contender {
+                who: Who::Apalis,
+                db,
+            },
         ];
         let procs: &[usize] = if db == Db::Postgres { &[1, 4] } else { &[1] };
         for round in 0..s.rounds {
