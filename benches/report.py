@@ -579,23 +579,26 @@ PEERS_MEMORY_RATIO = 1.5
 
 
 def peer_workloads(recs):
-    """{(store, workload label, lower is better): {contender: [values of the rounds]}}."""
+    """{(store, order, workload label, lower is better): {contender: [values of the rounds]}},
+    `order` following the issue's table: enqueue 1 and 64 callers, drain 1 and 4 processes,
+    latency."""
     out = {}
     for r in recs:
         kind = r.get("kind")
         if kind == "enqueue":
-            key = (r["store"], f"enqueue, {r['callers']} caller{'s' if r['callers'] != 1 else ''}", False)
+            key = (r["store"], r["callers"], f"enqueue, {r['callers']} caller{'s' if r['callers'] != 1 else ''}", False)
             value = r["per_s"]
         elif kind == "drain":
             p = r["processes"]
             key = (
                 r["store"],
+                1000 + p,
                 f"drain, {p} worker process{'es' if p != 1 else ''} (concurrency {r['concurrency']})",
                 False,
             )
             value = r["per_s"]
         elif kind == "latency":
-            key = (r["store"], "enqueue-to-first-attempt latency, median", True)
+            key = (r["store"], 10_000, "enqueue-to-first-attempt latency, median", True)
             value = r["median_ms"]
         else:
             continue
@@ -654,7 +657,9 @@ def peers_section(recs):
         md.append("PostgreSQL skipped in this run: `RETRY_BENCH_POSTGRES_URL` was not set.\n")
     work = peer_workloads(recs)
     rows = []
-    for (store, label, lower), by in sorted(work.items(), key=lambda kv: (kv[0][0] != "sqlite", kv[0][1])):
+    for (store, _order, label, lower), by in sorted(
+        work.items(), key=lambda kv: (kv[0][0] != "sqlite", kv[0][1])
+    ):
         med = {c: median(xs) for c, xs in by.items()}
         ours = med.get("retry")
         peers = {c: v for c, v in med.items() if c != "retry"}
@@ -700,7 +705,7 @@ def durable_goals_section(peers, durable, durable_pg):
     work = peer_workloads(peers or [])
 
     def med(store, label_start, who):
-        for (s, label, _lower), by in work.items():
+        for (s, _order, label, _lower), by in work.items():
             if s == store and label.startswith(label_start) and who in by:
                 return median(by[who])
         return None
@@ -708,7 +713,7 @@ def durable_goals_section(peers, durable, durable_pg):
     def best_peer(store, label_start, lower=False):
         vals = [
             (median(xs), c)
-            for (s, label, _l), by in work.items()
+            for (s, _order, label, _l), by in work.items()
             if s == store and label.startswith(label_start)
             for c, xs in by.items()
             if c != "retry"
@@ -897,8 +902,17 @@ def rtt_section(recs):
         "`benches/durable_rtt.rs`: every round trip to the store delayed by 1 ms; figures as "
         "it prints them (`durable-rtt-result` lines).\n"
     )
+    setup = next((r for r in recs if r.get("kind") == "setup"), None)
+    if setup:
+        md.append(
+            "Setup: "
+            + ", ".join(f"`{k}` = {v}" for k, v in setup.items() if k != "kind")
+            + ".\n"
+        )
     keys = []
     for r in recs:
+        if r.get("kind") in ("setup", "skipped"):
+            continue
         for k in r:
             if k not in keys and k != "kind":
                 keys.append(k)
