@@ -834,15 +834,15 @@ fn median(xs: &mut [f64]) -> f64 {
     xs.sort_by(f64::total_cmp);
     let m = xs.len() / 2;
     if xs.len() % 2 == 0 {
-        (xs[m - 1] + xs[m]) / 2.0
+        f64::midpoint(xs[m - 1], xs[m])
     } else {
         xs[m]
     }
 }
 
-fn percentile(xs: &[f64], p: f64) -> f64 {
-    let i = ((xs.len() as f64 - 1.0) * p).round() as usize;
-    xs[i.min(xs.len() - 1)]
+/// The `pct`-th percentile of sorted `xs` (nearest rank, rounded down).
+fn percentile(xs: &[f64], pct: usize) -> f64 {
+    xs[((xs.len() - 1) * pct / 100).min(xs.len() - 1)]
 }
 
 /// Waits for the mark of job `n`, skipping others.
@@ -927,7 +927,7 @@ fn latency(rt: &Runtime, server: Option<&str>, c: Contender, round: usize, s: &S
     emit(&json!({
         "kind": "latency", "store": c.db.name(), "contender": c.name(), "round": round,
         "samples": samples.len(), "median_ms": med,
-        "p90_ms": percentile(&samples, 0.9), "max_ms": percentile(&samples, 1.0),
+        "p90_ms": percentile(&samples, 90), "max_ms": percentile(&samples, 100),
     }));
 }
 
