@@ -41,10 +41,10 @@
 //!
 //! apalis-sqlite's drain slows down as jobs finish: its acknowledgement (`queries/task/ack.sql`,
 //! `UPDATE Jobs ... FROM json_each(?1) WHERE Jobs.id = j.task_id AND Jobs.lock_by = ?2`) is
-//! planned by SQLite as a search of the `lock_by` index, which holds every job the worker has
-//! finished so far, so each batch costs O(jobs done): 1,000 jobs drain at about 1,500/s, 20,000
-//! at under 100/s on the shared 2-core machine (several minutes per round). That is the crate's
-//! own behaviour at its defaults, measured as is.
+//! planned (`EXPLAIN QUERY PLAN`, SQLite 3.40) as a search of the `lock_by` index, which holds
+//! every job the worker has finished so far, so each batch costs O(jobs done): 1,000 jobs
+//! drained at about 1,500/s, 20,000 at under 100/s on the shared 2-core machine (several
+//! minutes per round). That is the crate's own behaviour at its defaults, measured as is.
 //!
 //! N is 20,000 (`RETRY_BENCH_QUICK=1`: 1,000, 1 round, 20 latency samples). PostgreSQL needs
 //! `RETRY_BENCH_POSTGRES_URL` (a server the bench may create schemas and databases on); without
