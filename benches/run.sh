@@ -7,9 +7,13 @@
 # the transactional (outbox) enqueue, and the compile time of 300 #[retry] functions against
 # 300 hand-written loops.
 #
-#   bash benches/run.sh            # everything: about 25 minutes on two cores
+#   bash benches/run.sh            # everything
 #   bash benches/run.sh durable    # the durable parts only (SQLite, PostgreSQL, peers, unique,
-#                                  # outbox, RTT if that bench exists): about 15 minutes
+#                                  # outbox, RTT if that bench exists)
+#
+# benches/peers.rs alone took 38 minutes on a busy 2-core machine (apalis-sqlite's drain of
+# 20,000 jobs: about 5 minutes a round, see its docs); the rest of the durable part adds about
+# 15 minutes, the inline, background and compile-time parts about 8.
 #
 # `durable` keeps the other parts' results of the last run (criterion's and the JSON files in
 # $CARGO_TARGET_DIR/bench-results) and writes BENCHMARKS.md from them and the new ones.
