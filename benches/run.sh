@@ -12,8 +12,8 @@
 #                                  # outbox, RTT if that bench exists)
 #
 # benches/peers.rs alone took 38 minutes on a busy 2-core machine (apalis-sqlite's drain of
-# 20,000 jobs: about 5 minutes a round, see its docs); the rest of the durable part adds about
-# 15 minutes, the inline, background and compile-time parts about 8.
+# 20,000 jobs: about 5 minutes a round, see its docs); the other parts were not timed at full
+# size with it (the inline, background and compile-time parts took about 8 minutes before).
 #
 # `durable` keeps the other parts' results of the last run (criterion's and the JSON files in
 # $CARGO_TARGET_DIR/bench-results) and writes BENCHMARKS.md from them and the new ones.
