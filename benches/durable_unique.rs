@@ -1,5 +1,6 @@
 //! A unique enqueue against a plain one (goal: at most 1.3x), on a SQLite file store
-//! (`synchronous = FULL`, WAL) and on PostgreSQL (`RETRY_TEST_POSTGRES_URL`, a fresh schema).
+//! (`synchronous = FULL`, WAL) and on PostgreSQL (`RETRY_BENCH_POSTGRES_URL`, else
+//! `RETRY_TEST_POSTGRES_URL`; a fresh schema).
 //!
 //! Per store and per number of concurrent callers (1, then 32 tokio tasks): rounds of `N`
 //! calls each way, interleaved (plain first in even rounds, unique first in odd ones), each
@@ -93,6 +94,16 @@ fn measure(rt: &Runtime, label: &str, store: &Store, n: u64, rounds: usize) {
             u.as_secs_f64() / p.as_secs_f64(),
             e.as_secs_f64() * 1e6,
         );
+        // The same, for benches/report.py (`durable_unique.jsonl`).
+        println!(
+            "durable-unique-result: {{\"store\":\"{label}\",\"callers\":{callers},\
+             \"calls\":{n},\"rounds\":{rounds},\"plain_us\":{:.3},\"unique_us\":{:.3},\
+             \"held_us\":{:.3},\"ratio\":{:.4}}}",
+            p.as_secs_f64() * 1e6,
+            u.as_secs_f64() * 1e6,
+            e.as_secs_f64() * 1e6,
+            u.as_secs_f64() / p.as_secs_f64(),
+        );
     }
 }
 
@@ -117,7 +128,12 @@ fn main() {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 
-    if let Ok(server) = std::env::var("RETRY_TEST_POSTGRES_URL") {
+    // The benchmark's server first (benches/run.sh: durable defaults, fsync on), then the
+    // tests' one.
+    let server = ["RETRY_BENCH_POSTGRES_URL", "RETRY_TEST_POSTGRES_URL"]
+        .into_iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+    if let Some(server) = server {
         let schema = format!("unique_bench_{}", std::process::id());
         let url = rt.block_on(async {
             let (client, conn) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
@@ -145,6 +161,6 @@ fn main() {
                 .unwrap();
         });
     } else {
-        println!("postgres: RETRY_TEST_POSTGRES_URL is not set, skipped");
+        println!("postgres: neither RETRY_BENCH_POSTGRES_URL nor RETRY_TEST_POSTGRES_URL is set, skipped");
     }
 }

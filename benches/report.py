@@ -6,7 +6,9 @@ Usage: report.py CRITERION_DIR RESULTS_DIR OUT_MD
 Reads CRITERION_DIR/**/new/{benchmark,estimates}.json (the median and its 95% confidence
 interval), RESULTS_DIR/alloc.jsonl (benches/background_alloc.rs), RESULTS_DIR/durable.jsonl
 (benches/durable.rs), RESULTS_DIR/durable_pg.jsonl (benches/durable_pg.rs),
-RESULTS_DIR/compile.json (benches/compile_time.py) and RESULTS_DIR/machine.json
+RESULTS_DIR/peers.jsonl (benches/peers.rs: the durable mode beside apalis), durable_unique.jsonl,
+outbox.jsonl, durable_wait_pg.jsonl and durable_rtt.jsonl (each section says "not measured"
+when its file is missing), RESULTS_DIR/compile.json (benches/compile_time.py) and RESULTS_DIR/machine.json
 (benches/run.sh). Every ratio is to the hand-written loop (for the durable enqueue: the plain
 rusqlite loop) measured in the same run.
 """
@@ -541,6 +543,404 @@ def durable_pg_section(recs):
     return md
 
 
+# ---------------------------------------------------------------- issue 20: peers and goals
+
+
+def load_jsonl(path, prefix):
+    """The `PREFIX {json}` lines of a bench's output file, or None (no file, no lines)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return None
+    recs = []
+    for line in path.read_text().splitlines():
+        if line.startswith(prefix):
+            try:
+                recs.append(json.loads(line[len(prefix) :]))
+            except json.JSONDecodeError:
+                pass
+    return recs or None
+
+
+PEER_NAMES = {
+    "retry": "`#[retry]` durable",
+    "apalis-sqlite": "apalis-sqlite",
+    "apalis-postgres": "apalis-postgres",
+}
+PEERS = ["apalis-sqlite", "apalis-postgres"]
+
+# The durable goals of issue 20 ("speed").
+PEERS_SQLITE_DRAIN_PER_S = 20_000.0
+PEERS_SQLITE_DRAIN_VS_PEER = 3.0
+PEERS_PG_DRAIN_PER_S = 10_000.0
+PEERS_PG_DRAIN_VS_PEER = 1.5
+PEERS_PG_ENQUEUE_SCALE = 10.0
+PEERS_LATENCY_MS = 5.0
+PEERS_MEMORY_RATIO = 1.5
+
+
+def peer_workloads(recs):
+    """{(store, order, workload label, lower is better): {contender: [values of the rounds]}},
+    `order` following the issue's table: enqueue 1 and 64 callers, drain 1 and 4 processes,
+    latency."""
+    out = {}
+    for r in recs:
+        kind = r.get("kind")
+        if kind == "enqueue":
+            key = (r["store"], r["callers"], f"enqueue, {r['callers']} caller{'s' if r['callers'] != 1 else ''}", False)
+            value = r["per_s"]
+        elif kind == "drain":
+            p = r["processes"]
+            key = (
+                r["store"],
+                1000 + p,
+                f"drain, {p} worker process{'es' if p != 1 else ''} (concurrency {r['concurrency']})",
+                False,
+            )
+            value = r["per_s"]
+        elif kind == "latency":
+            key = (r["store"], 10_000, "enqueue-to-first-attempt latency, median", True)
+            value = r["median_ms"]
+        else:
+            continue
+        out.setdefault(key, {}).setdefault(r["contender"], []).append(value)
+    return out
+
+
+def fmt_value(v, lower):
+    return f"{v:.1f} ms" if lower else fmt_rate(v)
+
+
+def peers_section(recs):
+    """The "Durable peers" section (benches/peers.rs), as a list of markdown blocks."""
+    md = ["## Durable calls beside their peers (apalis)\n"]
+    if recs is None:
+        md.append("Not measured in this run (no `peers.jsonl`).\n")
+        return md
+    setup = next((r for r in recs if r["kind"] == "setup"), {})
+    if setup.get("quick"):
+        md.append(
+            "**Quick run** (`RETRY_BENCH_QUICK=1`): small sizes and one round, a check of the "
+            "harness; these figures are not the benchmark's.\n"
+        )
+    pg = (
+        f"PostgreSQL {setup.get('postgres_version')} (`fsync = {setup.get('postgres_fsync')}`, "
+        f"`synchronous_commit = {setup.get('postgres_synchronous_commit')}`)"
+        if setup.get("postgres_version")
+        else "PostgreSQL not measured (no server)"
+    )
+    rounds = setup.get("rounds", "?")
+    md.append(
+        f"`benches/peers.rs`: the same {setup.get('n', 0):,} no-op jobs for every contender, a "
+        f"fresh store per measurement, medians of {rounds} round{'s' if rounds != 1 else ''} "
+        "(the contenders' order rotating). SQLite "
+        f"{setup.get('sqlite', '?')}, WAL and `synchronous = FULL` for every contender "
+        "(apalis-sqlite's `setup` sets `synchronous = OFF` on its own connection; that pool is "
+        "closed before anything is measured, the producers' connections set FULL, its worker's "
+        "hook pool keeps SQLite's default, FULL); "
+        f"{pg}. apalis {setup.get('apalis', '?')} with the crates' defaults (`Config::default()`: "
+        "batch 10, results persisted, tasks locked) and their READMEs' event-driven workers "
+        "(SQLite: the update-hook pool and a 500 ms interval; PostgreSQL: `with_pubsub()`, "
+        "LISTEN/NOTIFY, and a 5 s interval), `concurrency(32)`; ours: `Worker` concurrency "
+        f"{setup.get('concurrency', 32)}, batch {setup.get('batch', 64)}.\n"
+    )
+    md.append(
+        "- **Enqueue**: jobs/s, each call returning once its job is committed, from 1 task and "
+        "from 64 tokio tasks of one process (ours: `noop(i).await` of a `#[retry(mode = "
+        "\"durable\")]` function; apalis: `push` on the storage, the crate's default pool).\n"
+        "- **Drain**: the jobs stored first, then worker processes (the bench binary again) "
+        "started; from \"go\" until none is left unfinished (polled every 10 ms).\n"
+        "- **Latency**: an idle worker in the bench's process, a job enqueued, the time from "
+        "before the enqueue call to the start of its body; "
+        f"{setup.get('latency_samples', '?')} samples 5 ms apart, median.\n"
+    )
+    if any(r.get("kind") == "skipped" for r in recs):
+        md.append("PostgreSQL skipped in this run: `RETRY_BENCH_POSTGRES_URL` was not set.\n")
+    work = peer_workloads(recs)
+    rows = []
+    for (store, _order, label, lower), by in sorted(
+        work.items(), key=lambda kv: (kv[0][0] != "sqlite", kv[0][1])
+    ):
+        med = {c: median(xs) for c, xs in by.items()}
+        ours = med.get("retry")
+        peers = {c: v for c, v in med.items() if c != "retry"}
+        best = (min if lower else max)(peers.items(), key=lambda kv: kv[1]) if peers else None
+        row = [("SQLite" if store == "sqlite" else "PostgreSQL") + ", " + label]
+        row.append(fmt_value(ours, lower) if ours is not None else "–")
+        for p in PEERS:
+            row.append(fmt_value(med[p], lower) if p in med else "–")
+        if ours is not None and best and best[1] > 0 and ours > 0:
+            r = best[1] / ours if lower else ours / best[1]
+            row.append(f"{r:.2f}× ({best[0]})")
+        else:
+            row.append("–")
+        row.append(
+            "; ".join(
+                f"{c}: " + ", ".join(f"{x:.1f}" if lower else f"{x:,.0f}" for x in xs)
+                for c, xs in sorted(by.items())
+            )
+        )
+        rows.append(row)
+    md.append(
+        table(
+            ["workload", PEER_NAMES["retry"], "apalis-sqlite", "apalis-postgres",
+             "ours vs best peer (> 1: ours ahead)", "rounds"],
+            rows,
+        )
+    )
+    md.append("")
+    return md
+
+
+def durable_goals_section(peers, durable, durable_pg):
+    """The durable goals of issue 20, from benches/peers.rs, durable.rs and durable_pg.rs."""
+    md = ["## Durable goals (issue 20)\n"]
+    rows = []
+
+    def goal(name, figure, target, measured, met, miss):
+        rows.append([name, figure, target, measured, verdict(met, miss)])
+
+    def not_measured(name, figure, target):
+        rows.append([name, figure, target, "not measured", "–"])
+
+    work = peer_workloads(peers or [])
+
+    def med(store, label_start, who):
+        for (s, _order, label, _lower), by in work.items():
+            if s == store and label.startswith(label_start) and who in by:
+                return median(by[who])
+        return None
+
+    def best_peer(store, label_start, lower=False):
+        vals = [
+            (median(xs), c)
+            for (s, _order, label, _l), by in work.items()
+            if s == store and label.startswith(label_start)
+            for c, xs in by.items()
+            if c != "retry"
+        ]
+        if not vals:
+            return None
+        return (min if lower else max)(vals)
+
+    # SQLite drain.
+    d = med("sqlite", "drain, 1 worker", "retry")
+    if d is None and durable:
+        drains = [r["per_s"] for r in durable if r.get("kind") == "drain"]
+        d = median(drains) if drains else None
+    if d is not None:
+        goal("SQLite drain", "no-op jobs completed/s, 1 worker process",
+             f"≥ {PEERS_SQLITE_DRAIN_PER_S:,.0f}/s", fmt_rate(d),
+             d >= PEERS_SQLITE_DRAIN_PER_S, 100 * (1 - d / PEERS_SQLITE_DRAIN_PER_S))
+    else:
+        not_measured("SQLite drain", "no-op jobs completed/s, 1 worker process",
+                     f"≥ {PEERS_SQLITE_DRAIN_PER_S:,.0f}/s")
+    bp = best_peer("sqlite", "drain, 1 worker")
+    if d is not None and bp:
+        r = d / bp[0]
+        goal("SQLite drain vs peers", f"ours ÷ best peer ({bp[1]})",
+             f"≥ {PEERS_SQLITE_DRAIN_VS_PEER:.0f}×", f"{r:.2f}×",
+             r >= PEERS_SQLITE_DRAIN_VS_PEER, 100 * (1 - r / PEERS_SQLITE_DRAIN_VS_PEER))
+    else:
+        not_measured("SQLite drain vs peers", "ours ÷ best peer", f"≥ {PEERS_SQLITE_DRAIN_VS_PEER:.0f}×")
+
+    # PostgreSQL drain.
+    d4 = med("postgres", "drain, 4 worker", "retry")
+    if d4 is not None:
+        goal("PostgreSQL drain", "no-op jobs completed/s, 4 worker processes",
+             f"≥ {PEERS_PG_DRAIN_PER_S:,.0f}/s", fmt_rate(d4),
+             d4 >= PEERS_PG_DRAIN_PER_S, 100 * (1 - d4 / PEERS_PG_DRAIN_PER_S))
+    else:
+        not_measured("PostgreSQL drain", "no-op jobs completed/s, 4 worker processes",
+                     f"≥ {PEERS_PG_DRAIN_PER_S:,.0f}/s")
+    for p in (1, 4):
+        ours = med("postgres", f"drain, {p} worker", "retry")
+        bp = best_peer("postgres", f"drain, {p} worker")
+        name = f"PostgreSQL drain vs peers, {p} process{'es' if p != 1 else ''}"
+        if ours is not None and bp:
+            r = ours / bp[0]
+            goal(name, f"ours ÷ best peer ({bp[1]})", f"≥ {PEERS_PG_DRAIN_VS_PEER}×",
+                 f"{r:.2f}×", r >= PEERS_PG_DRAIN_VS_PEER, 100 * (1 - r / PEERS_PG_DRAIN_VS_PEER))
+        else:
+            not_measured(name, "ours ÷ best peer", f"≥ {PEERS_PG_DRAIN_VS_PEER}×")
+    # Not falling with processes: durable_pg's 1, 2, 4 if there, else the peers bench's 1 and 4.
+    by_workers = {}
+    for r in durable_pg or []:
+        if r.get("kind") == "throughput" and r.get("store") == "postgres":
+            by_workers.setdefault(r["workers"], []).append(r["per_s"])
+    if not by_workers:
+        for p in (1, 4):
+            v = med("postgres", f"drain, {p} worker", "retry")
+            if v is not None:
+                by_workers[p] = [v]
+    counts = sorted(by_workers)
+    if len(counts) >= 2:
+        meds = [median(by_workers[c]) for c in counts]
+        worst = min(b / a for a, b in zip(meds, meds[1:]))
+        goal("PostgreSQL drain, more processes",
+             "completions/s with " + " → ".join(str(c) for c in counts) + " processes",
+             "not falling", " → ".join(fmt_rate(m) for m in meds),
+             worst >= 1.0, 100 * (1 - worst))
+    else:
+        not_measured("PostgreSQL drain, more processes", "completions/s", "not falling")
+
+    # PostgreSQL enqueue.
+    e1 = med("postgres", "enqueue, 1 caller", "retry")
+    e64 = med("postgres", "enqueue, 64 callers", "retry")
+    if e1 and e64:
+        r = e64 / e1
+        goal("PostgreSQL enqueue, 64 callers", "calls/s ÷ 1 caller's",
+             f"≥ {PEERS_PG_ENQUEUE_SCALE:.0f}×", f"{r:.1f}×",
+             r >= PEERS_PG_ENQUEUE_SCALE, 100 * (1 - r / PEERS_PG_ENQUEUE_SCALE))
+    else:
+        not_measured("PostgreSQL enqueue, 64 callers", "calls/s ÷ 1 caller's",
+                     f"≥ {PEERS_PG_ENQUEUE_SCALE:.0f}×")
+    bp = best_peer("postgres", "enqueue, 1 caller")
+    if e1 and bp:
+        r = e1 / bp[0]
+        goal("PostgreSQL enqueue, 1 caller, vs peers", f"ours ÷ best peer ({bp[1]})",
+             "> 1×", f"{r:.2f}×", r > 1.0, 100 * (1 - r))
+    else:
+        not_measured("PostgreSQL enqueue, 1 caller, vs peers", "ours ÷ best peer", "> 1×")
+
+    # Latency.
+    for store, name in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        lat = med(store, "enqueue-to-first-attempt", "retry")
+        if lat is not None:
+            goal(f"{name} latency", "enqueue to first attempt, median",
+                 f"< {PEERS_LATENCY_MS:.0f} ms", f"{lat:.1f} ms",
+                 lat < PEERS_LATENCY_MS, 100 * (lat / PEERS_LATENCY_MS - 1))
+        else:
+            not_measured(f"{name} latency", "enqueue to first attempt, median",
+                         f"< {PEERS_LATENCY_MS:.0f} ms")
+
+    # Memory: whatever two store sizes benches/durable.rs measured, the largest ÷ the smallest.
+    memory = sorted((r for r in durable or [] if r.get("kind") == "memory"), key=lambda r: r["n"])
+    if len(memory) >= 2:
+        small, large = memory[0], memory[-1]
+        for label, key in (("resident growth (`VmRSS`)", "rss_growth_kib"),
+                           ("peak resident (`VmHWM`)", "vm_hwm_kib")):
+            if key not in small or key not in large:
+                continue
+            a, b = small[key], large[key]
+            r = b / a if a > 0 else float("inf")
+            goal(f"worker memory, {label}",
+                 f"{large['n']:,} calls in the store ÷ {small['n']:,}",
+                 f"≤ {PEERS_MEMORY_RATIO}×", f"{r:.2f}×",
+                 r <= PEERS_MEMORY_RATIO, 100 * (r / PEERS_MEMORY_RATIO - 1))
+    else:
+        not_measured("worker memory", "1,000,000 calls in the store ÷ 10,000", f"≤ {PEERS_MEMORY_RATIO}×")
+
+    md.append(
+        "From `benches/peers.rs` (the table below), `benches/durable.rs` (memory) and "
+        "`benches/durable_pg.rs` (worker processes 1, 2, 4), all of this run.\n"
+    )
+    md.append(table(["goal", "figure", "target", "measured", "verdict"], rows))
+    md.append("")
+    return md
+
+
+# The targets of the enqueue variants: a unique enqueue at most 1.3× a plain one; enqueuing in
+# the caller's transaction at most 1.2× a plain insert of one row in it; a waiter in another
+# process told of a success within 20 ms (median).
+UNIQUE_RATIO = 1.3
+OUTBOX_RATIO = 1.2
+WAIT_MEDIAN_MS = 20.0
+
+
+def enqueue_variants_section(unique, outbox, wait):
+    md = ["## Unique, transactional and waited-for calls\n"]
+    rows = []
+
+    def goal(name, figure, target, measured, met, miss):
+        rows.append([name, figure, target, measured, verdict(met, miss)])
+
+    for r in unique or []:
+        store = "SQLite" if r["store"] == "sqlite" else "PostgreSQL"
+        goal(f"unique enqueue, {store}, {r['callers']} caller{'s' if r['callers'] != 1 else ''}",
+             f"per call: unique {r['unique_us']:.0f} µs ÷ plain {r['plain_us']:.0f} µs "
+             f"(key already held: {r['held_us']:.0f} µs)",
+             f"≤ {UNIQUE_RATIO}×", f"{r['ratio']:.2f}×", r["ratio"] <= UNIQUE_RATIO,
+             100 * (r["ratio"] / UNIQUE_RATIO - 1))
+    for r in outbox or []:
+        store = "SQLite" if r["store"] == "sqlite" else "PostgreSQL"
+        goal(f"enqueue in the caller's transaction, {store}",
+             f"transaction: {r['enqueue_tx_us']:.0f} µs ÷ plain insert {r['plain_tx_us']:.0f} µs "
+             f"(statement alone: {r['stmt_ratio']:.2f}×)",
+             f"≤ {OUTBOX_RATIO}×", f"{r['tx_ratio']:.2f}×", r["tx_ratio"] <= OUTBOX_RATIO,
+             100 * (r["tx_ratio"] / OUTBOX_RATIO - 1))
+    for r in wait or []:
+        if r.get("kind") != "wait_latency":
+            continue
+        goal("success to a waiter in another process, PostgreSQL",
+             f"median of {r['calls']} calls (p90 {r['p90_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms)",
+             f"< {WAIT_MEDIAN_MS:.0f} ms", f"{r['median_ms']:.1f} ms",
+             r["median_ms"] < WAIT_MEDIAN_MS, 100 * (r["median_ms"] / WAIT_MEDIAN_MS - 1))
+    if not rows:
+        md.append("Not measured in this run (no `durable_unique.jsonl`, `outbox.jsonl` or "
+                  "`durable_wait_pg.jsonl`).\n")
+        return md
+    md.append(
+        "`benches/durable_unique.rs`: per store, 1 and 32 concurrent callers, rounds of plain "
+        "`Store::enqueue(vec![call])` and `Store::enqueue_unique(call)` with a new key, "
+        "interleaved, the median per-call time; \"key already held\": nothing is written. "
+        "`benches/outbox.rs`: medians of transactions that insert one row of the program's own "
+        "and, or not, enqueue a call in the same transaction. `benches/durable_wait_pg.rs`: a "
+        "caller in another process waiting (`Store::wait_for`) for a call's success. SQLite: "
+        "WAL, `synchronous = FULL`; PostgreSQL: the server of this run.\n"
+    )
+    md.append(table(["goal", "figure", "target", "measured", "verdict"], rows))
+    md.append("")
+    return md
+
+
+def rtt_section(recs):
+    """Runs with a 1 ms round trip to the store (benches/durable_rtt.rs), if it ran."""
+    if recs is None:
+        return []
+    md = ["## Durable calls with a 1 ms round trip to the store\n"]
+    md.append(
+        "`benches/durable_rtt.rs`: every round trip to the store delayed by 1 ms; figures as "
+        "it prints them (`durable-rtt-result` lines).\n"
+    )
+    setup = next((r for r in recs if r.get("kind") == "setup"), None)
+    if setup:
+        md.append(
+            "Setup: "
+            + ", ".join(f"`{k}` = {v}" for k, v in setup.items() if k != "kind")
+            + ".\n"
+        )
+    keys = []
+    for r in recs:
+        if r.get("kind") in ("setup", "skipped"):
+            continue
+        for k in r:
+            if k not in keys and k != "kind":
+                keys.append(k)
+    rows = []
+    for r in recs:
+        if r.get("kind") in ("setup", "skipped"):
+            continue
+        cells = [str(r.get("kind", "?"))]
+        for k in keys:
+            v = r.get(k)
+            if v is None:
+                cells.append("–")
+            elif isinstance(v, float):
+                cells.append(f"{v:,.2f}")
+            elif isinstance(v, int) and not isinstance(v, bool):
+                cells.append(f"{v:,}")
+            else:
+                cells.append(str(v))
+        rows.append(cells)
+    skipped = [r for r in recs if r.get("kind") == "skipped"]
+    if skipped and not rows:
+        md.append(f"Skipped in this run: {skipped[0].get('reason', 'no reason given')}.\n")
+        return md
+    md.append(table(["kind"] + [f"`{k}`" for k in keys], rows))
+    md.append("")
+    return md
+
+
 def main():
     crit_dir, results_dir, out = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
     crit = load_criterion(crit_dir)
@@ -784,7 +1184,20 @@ def main():
     md.append("")
 
     md.extend(durable_section(load_durable(results_dir / "durable.jsonl")))
-    md.extend(durable_pg_section(load_durable_pg(results_dir / "durable_pg.jsonl")))
+    durable = load_durable(results_dir / "durable.jsonl")
+    durable_pg = load_durable_pg(results_dir / "durable_pg.jsonl")
+    peers = load_jsonl(results_dir / "peers.jsonl", "peers-result: ")
+    md.extend(durable_goals_section(peers, durable, durable_pg))
+    md.extend(peers_section(peers))
+    md.extend(durable_pg_section(durable_pg))
+    md.extend(
+        enqueue_variants_section(
+            load_jsonl(results_dir / "durable_unique.jsonl", "durable-unique-result: "),
+            load_jsonl(results_dir / "outbox.jsonl", "outbox-result: "),
+            load_jsonl(results_dir / "durable_wait_pg.jsonl", "durable-wait-pg-result: "),
+        )
+    )
+    md.extend(rtt_section(load_jsonl(results_dir / "durable_rtt.jsonl", "durable-rtt-result: ")))
 
     md.append("## Compile time\n")
     if comp:

@@ -1,11 +1,28 @@
 #!/usr/bin/env bash
-# Runs every benchmark once and writes BENCHMARKS.md: the inline sync and async suites
+# Runs the benchmarks once and writes BENCHMARKS.md: the inline sync and async suites
 # (criterion), the background mode (criterion, and heap bytes with a counting allocator), the
 # durable mode on SQLite (enqueue, drain, persist = "on_failure", worker memory) and on
-# PostgreSQL (worker processes sharing a store, crash failover), and the compile time of 300
-# #[retry] functions against 300 hand-written loops.
+# PostgreSQL (worker processes sharing a store, crash failover, waiting callers), the durable
+# mode beside its peers apalis-sqlite and apalis-postgres (benches/peers.rs), the unique and
+# the transactional (outbox) enqueue, and the compile time of 300 #[retry] functions against
+# 300 hand-written loops.
 #
-#   bash benches/run.sh            # about 8 minutes on two cores
+#   bash benches/run.sh            # everything
+#   bash benches/run.sh durable    # the durable parts only (SQLite, PostgreSQL, peers, unique,
+#                                  # outbox, RTT if that bench exists)
+#
+# benches/peers.rs alone took 38 minutes on a busy 2-core machine (apalis-sqlite's drain of
+# 20,000 jobs: about 5 minutes a round, see its docs); the other parts were not timed at full
+# size with it (the inline, background and compile-time parts took about 8 minutes before).
+#
+# `durable` keeps the other parts' results of the last run (criterion's and the JSON files in
+# $CARGO_TARGET_DIR/bench-results) and writes BENCHMARKS.md from them and the new ones.
+#
+# The PostgreSQL parts use $RETRY_BENCH_POSTGRES_URL; without it, a throw-away server of
+# their own from .ci/postgres.sh with PostgreSQL's durable defaults (RETRY_PG_FSYNC=on: fsync
+# and synchronous_commit on), stopped afterwards. $RETRY_TEST_POSTGRES_URL is not used: the
+# tests' server runs with fsync off. RETRY_BENCH_QUICK=1 runs small sizes (a check of the
+# harness, not figures).
 #
 # Build output goes to $CARGO_TARGET_DIR (default: target/); criterion's results to
 # $CARGO_TARGET_DIR/criterion, cleared first so that every figure comes from this run.
@@ -18,7 +35,19 @@ export CRITERION_HOME="$TARGET/criterion"
 RESULTS="$TARGET/bench-results"
 CRITERION_ARGS=(--warm-up-time 1 --measurement-time 2 --sample-size 30)
 
-rm -rf "$CRITERION_HOME" "$RESULTS"
+WHAT="${1:-all}"
+case "$WHAT" in
+all)
+    rm -rf "$CRITERION_HOME" "$RESULTS"
+    ;;
+durable)
+    rm -f "$RESULTS"/{durable,durable_pg,durable_wait_pg,durable_unique,outbox,peers,durable_rtt}.jsonl
+    ;;
+*)
+    echo "usage: bash benches/run.sh [durable]" >&2
+    exit 2
+    ;;
+esac
 mkdir -p "$RESULTS"
 
 python3 - "$RESULTS/machine.json" "${CRITERION_ARGS[*]}" <<'PY'
@@ -65,22 +94,55 @@ durable_benches() {
     cargo bench -p retry-benches --bench durable | tee "$RESULTS/durable.jsonl"
 }
 
-# The durable mode on PostgreSQL: no-op calls completed/s by 1, 2 and 4 worker processes sharing
-# one store (beside one on SQLite), and the time from a worker's SIGKILL to its call running in
-# another worker. Uses $RETRY_BENCH_POSTGRES_URL or $RETRY_TEST_POSTGRES_URL; without either, a
-# throw-away server from .ci/postgres.sh, stopped afterwards.
-durable_pg_benches() {
-    local started=
-    if [ -z "${RETRY_BENCH_POSTGRES_URL:-}${RETRY_TEST_POSTGRES_URL:-}" ]; then
-        # shellcheck source=../.ci/postgres.sh
-        source .ci/postgres.sh
-        started=1
+# A PostgreSQL server for the benchmark figures: $RETRY_BENCH_POSTGRES_URL, or one started
+# here with durable defaults (never the tests' server, which runs with fsync off).
+pg_started=
+bench_pg_start() {
+    if [ -n "${RETRY_BENCH_POSTGRES_URL:-}" ]; then
+        return 0
     fi
-    cargo bench -p retry-benches --bench durable_pg | tee "$RESULTS/durable_pg.jsonl"
-    # How soon a caller waiting in another process learns of a success (Store::wait_for).
-    cargo bench -p retry-benches --bench durable_wait_pg | tee "$RESULTS/durable_wait_pg.jsonl"
-    if [ -n "$started" ]; then
+    # The tests' URL, if any, must not leak into the benches (they fall back to it).
+    unset RETRY_TEST_POSTGRES_URL
+    # shellcheck source=../.ci/postgres.sh
+    RETRY_PG_FSYNC=on RETRY_PG_PORT="${RETRY_PG_PORT:-54400}" source .ci/postgres.sh
+    export RETRY_BENCH_POSTGRES_URL="$RETRY_TEST_POSTGRES_URL"
+    pg_started=1
+}
+bench_pg_stop() {
+    if [ -n "$pg_started" ]; then
         retry_pg_stop
+        unset RETRY_BENCH_POSTGRES_URL
+        pg_started=
+    fi
+}
+
+# The durable mode on PostgreSQL: no-op calls completed/s by 1, 2 and 4 worker processes sharing
+# one store (beside one on SQLite), the time from a worker's SIGKILL to its call running in
+# another worker, enqueues/s; then how soon a caller waiting in another process learns of a
+# success (Store::wait_for).
+durable_pg_benches() {
+    cargo bench -p retry-benches --bench durable_pg | tee "$RESULTS/durable_pg.jsonl"
+    cargo bench -p retry-benches --bench durable_wait_pg | tee "$RESULTS/durable_wait_pg.jsonl"
+}
+
+# The durable mode beside apalis-sqlite and apalis-postgres: enqueue (1 and 64 callers), drain
+# (1 worker process; on PostgreSQL also 4), enqueue-to-first-attempt latency; 20,000 no-op
+# jobs, medians of 3 rounds (benches/peers.rs).
+peers_benches() {
+    cargo bench -p retry-benches --bench peers | tee "$RESULTS/peers.jsonl"
+}
+
+# A unique enqueue against a plain one, and enqueuing in the caller's transaction against a
+# plain insert (SQLite and PostgreSQL).
+enqueue_variant_benches() {
+    cargo bench -p retry-benches --bench durable_unique | tee "$RESULTS/durable_unique.jsonl"
+    cargo bench -p retry-benches --bench outbox | tee "$RESULTS/outbox.jsonl"
+}
+
+# The durable mode with a 1 ms round trip to the store, where that bench exists.
+rtt_benches() {
+    if grep -q '^name = "durable_rtt"' benches/Cargo.toml; then
+        cargo bench -p retry-benches --bench durable_rtt | tee "$RESULTS/durable_rtt.jsonl"
     fi
 }
 
@@ -90,13 +152,22 @@ compile_time() {
 }
 
 cargo bench -p retry-benches --no-run
-inline_benches
-if grep -rq RetryHandle retry-runtime/src; then
-    background_benches
+if [ "$WHAT" = all ]; then
+    inline_benches
+    if grep -rq RetryHandle retry-runtime/src; then
+        background_benches
+    fi
 fi
 durable_benches
+bench_pg_start
 durable_pg_benches
-compile_time
+peers_benches
+enqueue_variant_benches
+rtt_benches
+bench_pg_stop
+if [ "$WHAT" = all ]; then
+    compile_time
+fi
 python3 benches/report.py "$CRITERION_HOME" "$RESULTS" BENCHMARKS.md
 cat benches/why.md >> BENCHMARKS.md
 echo "wrote BENCHMARKS.md"
