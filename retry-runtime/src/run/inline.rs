@@ -257,10 +257,27 @@ impl<R: RetryResult, H: HookSet<R>, X: Held<H>> Call<'_, R, SyncClock, H, X> {
     /// success are in the caller; the retries, if any, out of line in [`Call::retrying`], so
     /// that the caller's path of a first-attempt success holds nothing the loop needs (no
     /// registers saved for it). The same steps as the loop `attempt`, `after`, `wait`.
+    ///
+    /// Without optimization (debug assertions on), the body is passed on as a `dyn FnMut`,
+    /// so that the attempts and the loop are compiled once per return and hooks type, not
+    /// once per function: what each function adds to a debug build is its closure and this
+    /// call (compile time, `benches/compile_time.py`). Optimized, it stays generic, so that
+    /// the body is inlined into the first attempt and the policy folds.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     #[allow(clippy::inline_always)]
-    pub fn run(mut self, mut body: impl FnMut() -> R) -> R {
+    pub fn run(self, mut body: impl FnMut() -> R) -> R {
+        #[cfg(debug_assertions)]
+        let body = &mut body as &mut dyn FnMut() -> R;
+        #[cfg(not(debug_assertions))]
+        let body = &mut body;
+        self.run_with(body)
+    }
+
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    fn run_with(mut self, mut body: impl FnMut() -> R) -> R {
         let out = self.attempt(&mut body);
         match self.after(out) {
             Loop::Return(r) => r,
