@@ -1,5 +1,6 @@
 //! Allocation counts of inline calls: none for a first-time success, and none for failures
-//! retried with zero waits, sync and async, when the error type does not allocate.
+//! retried with zero waits, sync and async, when the error type does not allocate; an async
+//! call that waits a non-zero time allocates once, its timer, however many times it waits.
 //!
 //! A counting global allocator counts the allocations made on the current thread while a
 //! flag is set. Each function is called once before it is measured, so that once-per-thread
