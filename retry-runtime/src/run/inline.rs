@@ -46,7 +46,7 @@ pub enum Loop<R> {
 /// an override), and the optimizer keeps it in registers, where a constant policy folds
 /// into the loop. An async call, whose state is in its future anyway, holds them by value,
 /// `(hooks, ctx)`, which keeps the future as small as a hand-written loop's, and keeps the
-/// one timer of its waits and time limits ([`wait::Timers`]).
+/// one timer of its waits and time limits (`run::wait::Timers`).
 #[derive(Debug)]
 pub struct Call<'p, R, C: CallClock, H, X> {
     setup: &'p Setup,
@@ -318,7 +318,7 @@ impl<R: RetryResult, H: HookSet<R>, X: Held<H>> Call<'_, R, SyncClock, H, X> {
 }
 
 impl<R, H, X> Call<'_, R, TokioClock, H, X> {
-    /// Waits before the next async attempt, on the call's one timer ([`wait::Timers`]).
+    /// Waits before the next async attempt, on the call's one timer (`run::wait::Timers`).
     #[inline]
     pub fn wait(&mut self, d: Duration) -> Armed<'_> {
         self.timers.arm(d)

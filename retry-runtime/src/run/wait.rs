@@ -1,4 +1,4 @@
-//! The wait between two attempts: [`Wait`] and [`Timers`] for an async call, under any
+//! The wait between two attempts: [`Wait`] and `Timers` for an async call, under any
 //! executor, and [`blocking`] for a sync one.
 
 use core::future::Future;
@@ -13,7 +13,7 @@ use crate::testing;
 /// (`futures::executor::block_on`, smol, async-std). A zero wait registers no timer; a
 /// non-zero one is boxed, so the future that holds it does not carry the timer's bytes (one
 /// allocation per wait: the time limits of background, hand-off and durable attempts; an
-/// inline call reuses one timer, [`Timers`]).
+/// inline call reuses one timer, `Timers`).
 #[derive(Debug)]
 #[must_use = "a wait does nothing unless awaited"]
 pub struct Wait(Option<Pin<Box<Timer>>>);
@@ -106,7 +106,7 @@ impl Timers {
     }
 }
 
-/// A wait on a call's [`Timers`]: ready when the timer fires, at once for a zero wait.
+/// A wait on a call's `Timers`: ready when the timer fires, at once for a zero wait.
 #[derive(Debug)]
 #[must_use = "a wait does nothing unless awaited"]
 pub struct Armed<'t>(Option<Pin<&'t mut Timer>>);
