@@ -129,16 +129,16 @@ impl CallState for PackedAttempts {
     fn store(a: Attempts) -> Self {
         let (secs, nanos) = match a.started {
             None => (0, Self::NO_START),
-            Some(t) => match t.duration_since(UNIX_EPOCH) {
-                Ok(d) => (
-                    i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                    d.subsec_nanos(),
+            Some(start) => match start.duration_since(UNIX_EPOCH) {
+                Ok(since) => (
+                    i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+                    since.subsec_nanos(),
                 ),
                 // Before the epoch: whole seconds down, nanoseconds up from there.
-                Err(e) => {
-                    let d = e.duration();
-                    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-                    match d.subsec_nanos() {
+                Err(before) => {
+                    let before = before.duration();
+                    let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+                    match before.subsec_nanos() {
                         0 => (-secs, 0),
                         n => (-secs - 1, 1_000_000_000 - n),
                     }
