@@ -45,6 +45,127 @@ pub struct Attempts {
     pub started: Option<SystemTime>,
 }
 
+/// How an inline call keeps its [`Attempts`] between two steps of the engine: as they are (a
+/// sync call, whose state the optimizer keeps in registers), or [`PackedAttempts`] (an async
+/// call, whose state is in its future).
+#[doc(hidden)]
+pub trait CallState: Copy + core::fmt::Debug {
+    /// The progress, to give to the engine.
+    fn load(self) -> Attempts;
+    /// The progress, as the engine left it.
+    fn store(a: Attempts) -> Self;
+    /// Counts an attempt about to start; see [`Attempts::start_attempt`].
+    fn start_attempt(&mut self);
+    /// Attempts started.
+    fn made(&self) -> u32;
+    /// Whether the call's start was read (something observes the call).
+    fn observed(&self) -> bool;
+}
+
+impl CallState for Attempts {
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    fn load(self) -> Attempts {
+        self
+    }
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    fn store(a: Attempts) -> Self {
+        a
+    }
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    fn start_attempt(&mut self) {
+        Attempts::start_attempt(self);
+    }
+    #[inline]
+    fn made(&self) -> u32 {
+        self.made
+    }
+    #[inline]
+    fn observed(&self) -> bool {
+        self.started.is_some()
+    }
+}
+
+/// [`Attempts`] in 24 bytes instead of 32: the start as seconds and nanoseconds from the Unix
+/// epoch, with the attempt count in what would be the padding of a `SystemTime`. An async
+/// call keeps its progress so, which leaves room in its future for the one timer it reuses
+/// for every wait (see `run::wait::Timers`) without growing past a hand-written loop's.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct PackedAttempts {
+    made: u32,
+    /// `NO_START` when the start was not read.
+    nanos: u32,
+    secs: i64,
+    last_wait_ns: u64,
+}
+
+impl PackedAttempts {
+    const NO_START: u32 = u32::MAX;
+}
+
+impl CallState for PackedAttempts {
+    #[inline]
+    fn load(self) -> Attempts {
+        let started = (self.nanos != Self::NO_START).then(|| {
+            let after = Duration::new(0, self.nanos);
+            match u64::try_from(self.secs) {
+                Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs) + after,
+                Err(_) => UNIX_EPOCH - Duration::from_secs(self.secs.unsigned_abs()) + after,
+            }
+        });
+        Attempts {
+            made: self.made,
+            last_wait_ns: self.last_wait_ns,
+            started,
+        }
+    }
+    #[inline]
+    fn store(a: Attempts) -> Self {
+        let (secs, nanos) = match a.started {
+            None => (0, Self::NO_START),
+            Some(start) => match start.duration_since(UNIX_EPOCH) {
+                Ok(since) => (
+                    i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+                    since.subsec_nanos(),
+                ),
+                // Before the epoch: whole seconds down, nanoseconds up from there.
+                Err(before) => {
+                    let before = before.duration();
+                    let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+                    match before.subsec_nanos() {
+                        0 => (-secs, 0),
+                        n => (-secs - 1, 1_000_000_000 - n),
+                    }
+                }
+            },
+        };
+        Self {
+            made: a.made,
+            nanos,
+            secs,
+            last_wait_ns: a.last_wait_ns,
+        }
+    }
+    #[inline]
+    fn start_attempt(&mut self) {
+        self.made = self.made.saturating_add(1);
+    }
+    #[inline]
+    fn made(&self) -> u32 {
+        self.made
+    }
+    #[inline]
+    fn observed(&self) -> bool {
+        self.nanos != Self::NO_START
+    }
+}
+
 /// What to do after a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {

@@ -1065,3 +1065,32 @@ fn retrying_forever_never_waits_past_the_default_cap() {
     assert!(waits.iter().all(|w| *w <= DEFAULT_MAX_DELAY));
     assert_eq!(waits[99], DEFAULT_MAX_DELAY);
 }
+
+/// An async call keeps its progress packed (`PackedAttempts`, 24 bytes): every field comes
+/// back as it went in, a start before the epoch and no start included.
+#[test]
+fn packed_attempts_round_trip() {
+    use super::{CallState, PackedAttempts};
+    assert_eq!(core::mem::size_of::<PackedAttempts>(), 24);
+    assert_eq!(core::mem::size_of::<Attempts>(), 32);
+    let starts = [
+        None,
+        Some(UNIX_EPOCH),
+        Some(UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789)),
+        Some(UNIX_EPOCH - Duration::new(5, 0)),
+        Some(UNIX_EPOCH - Duration::new(5, 1)),
+        Some(SystemTime::now()),
+    ];
+    for started in starts {
+        let a = Attempts {
+            made: 7,
+            last_wait_ns: 40_000,
+            started,
+        };
+        let mut p = PackedAttempts::store(a);
+        assert_eq!(p.load(), a);
+        assert_eq!((p.made(), p.observed()), (7, started.is_some()));
+        p.start_attempt();
+        assert_eq!(p.load(), Attempts { made: 8, ..a });
+    }
+}

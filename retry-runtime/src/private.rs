@@ -13,7 +13,7 @@ pub use crate::run::attempter::{
     async_attempts, sync_attempts, AsyncAttempts, Attempter, SyncAttempts,
 };
 pub use crate::run::background::{background, Spec};
-pub use crate::run::clock::{SyncClock, TokioClock};
+pub use crate::run::clock::{CallClock, SyncClock, TokioClock};
 pub use crate::run::handoff::{handoff, handoff_sync};
 pub use crate::run::inline::{Call, InCall, Loop, Setup};
 pub use crate::run::wait::Wait;

@@ -174,6 +174,10 @@ impl Parts {
         };
         let typed = plan.name.is_none() && is_method(&func.sig);
         let mode = plan.mode.name();
+        // Only when the runtime has `overrides-file`, which sets this crate's feature too.
+        let register = cfg!(feature = "overrides-file").then(|| {
+            quote!(#krate::__retry_register_name!(#name, #typed, ::core::module_path!());)
+        });
         let site_static = quote! {
             static __RETRY_SITE: #private::Site = #private::Site::new(
                 #name,
@@ -183,7 +187,7 @@ impl Parts {
                 ::core::file!(),
                 ::core::line!(),
             );
-            #krate::__retry_register_name!(#name, #typed, ::core::module_path!());
+            #register
         };
         let site = quote!(#site_static #returns);
         Self {

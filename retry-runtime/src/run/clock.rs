@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime};
 
-use crate::engine::Clock;
+use crate::engine::{Attempts, CallState, Clock, PackedAttempts};
 use crate::testing;
 
 /// Sync functions: `std` time, virtual under [`crate::testing::instant_sleeps`].
@@ -29,6 +29,27 @@ impl Clock for TokioClock {
     fn now(&self) -> SystemTime {
         wall(tokio::time::Instant::now().into_std())
     }
+}
+
+/// The clock of an inline [`Call`](crate::run::inline::Call), and how the call keeps its
+/// state: a sync call its progress as it is and nothing for its waits (it sleeps); an async
+/// call its progress packed and the one timer it reuses for every wait, so that its future
+/// stays as small as a hand-written loop's without an allocation per wait.
+pub trait CallClock: Clock + Default {
+    /// The call's progress between two steps.
+    type State: CallState;
+    /// What the call keeps for its waits.
+    type Timers: Default + core::fmt::Debug;
+}
+
+impl CallClock for SyncClock {
+    type State = Attempts;
+    type Timers = ();
+}
+
+impl CallClock for TokioClock {
+    type State = PackedAttempts;
+    type Timers = crate::run::wait::Timers;
 }
 
 /// Durable calls: the system's wall clock, which every process shares.

@@ -9,12 +9,12 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 
 use crate::cid::CallCtx;
-use crate::engine::{self, AttemptOutcome, Attempts, Clock, Engine};
+use crate::engine::{self, AttemptOutcome, Attempts, CallState, Engine};
 use crate::hooks::{HookSet, TypeSlot};
 use crate::result::Returns;
-use crate::run::clock::{SyncClock, TokioClock};
+use crate::run::clock::{CallClock, SyncClock, TokioClock};
 use crate::run::race::WithDeadline;
-use crate::run::wait::{self, Wait};
+use crate::run::wait::{self, Armed};
 use crate::site::Site;
 
 use crate::{Policy, RetryResult};
@@ -45,12 +45,14 @@ pub enum Loop<R> {
 /// count: so no address inside the `Call` reaches the code out of line (the end of a call,
 /// an override), and the optimizer keeps it in registers, where a constant policy folds
 /// into the loop. An async call, whose state is in its future anyway, holds them by value,
-/// `(hooks, ctx)`, which keeps the future as small as a hand-written loop's.
+/// `(hooks, ctx)`, which keeps the future as small as a hand-written loop's, and keeps the
+/// one timer of its waits and time limits (`run::wait::Timers`).
 #[derive(Debug)]
-pub struct Call<'p, R, C, H, X> {
+pub struct Call<'p, R, C: CallClock, H, X> {
     setup: &'p Setup,
     held: X,
-    state: Attempts,
+    state: C::State,
+    timers: C::Timers,
     _returns: core::marker::PhantomData<fn() -> R>,
     _clock_and_hooks: core::marker::PhantomData<fn() -> (C, H)>,
 }
@@ -85,40 +87,22 @@ impl<H> Held<H> for (H, CallCtx) {
     }
 }
 
-impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p, R, C, H, X> {
+impl<'p, R: RetryResult, C: CallClock, H: HookSet<R>, X: Held<H>> Call<'p, R, C, H, X> {
     /// Starts a call.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     #[allow(clippy::inline_always)]
     pub fn new(_: Returns<R>, setup: &'p Setup, held: X) -> Self {
-        let state =
-            Engine::<R, H>::new(setup.site, &setup.policy, held.hooks()).start(&C::default());
+        let state = C::State::store(
+            Engine::<R, H>::new(setup.site, &setup.policy, held.hooks()).start(&C::default()),
+        );
         Self {
             setup,
             held,
             state,
+            timers: C::Timers::default(),
             _returns: core::marker::PhantomData,
             _clock_and_hooks: core::marker::PhantomData,
-        }
-    }
-
-    /// Runs one async attempt with the policy's time limit; a timed-out attempt fails with
-    /// the error `timed_out` makes.
-    pub async fn attempt_timeout<F: Future<Output = R>>(
-        &mut self,
-        timed_out: fn() -> R::Err,
-        fut: F,
-    ) -> AttemptOutcome<R> {
-        let deadline = self.setup.policy.timeout.map(Wait::new);
-        let attempt = self.attempt_async(fut);
-        match (WithDeadline {
-            fut: attempt,
-            deadline,
-        })
-        .await
-        {
-            Some(r) => AttemptOutcome::Returned(r),
-            None => AttemptOutcome::TimedOut(timed_out()),
         }
     }
 
@@ -152,9 +136,9 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p,
     fn engine_step(&mut self, outcome: AttemptOutcome<R>) -> engine::Step<R> {
         let setup = self.setup;
         let engine = Engine::new(setup.site, &setup.policy, self.held.hooks());
-        let mut state = self.state;
+        let mut state = self.state.load();
         let step = engine.on_outcome(self.held.ctx(), &mut state, outcome, None, &C::default());
-        self.state = state;
+        self.state = C::State::store(state);
         step
     }
 
@@ -179,7 +163,7 @@ impl<'p, R: RetryResult, C: Clock + Default, H: HookSet<R>, X: Held<H>> Call<'p,
                 Err(FirstFailure {
                     wait,
                     error: crate::events::show_error::<R, H>(self.held.hooks(), &error),
-                    progress: self.state,
+                    progress: self.state.load(),
                     cid: ctx.cid(),
                     parent: ctx.parent(),
                 })
@@ -207,7 +191,7 @@ pub struct FirstFailure {
 
 // The attempts and waits ask nothing of the return type, so that a wrong one is reported
 // where the call starts and settles, not again here.
-impl<R, C, H: TypeSlot, X: Held<H>> Call<'_, R, C, H, X> {
+impl<R, C: CallClock, H: TypeSlot, X: Held<H>> Call<'_, R, C, H, X> {
     /// Runs one sync attempt inside the call's context and span.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
@@ -219,8 +203,8 @@ impl<R, C, H: TypeSlot, X: Held<H>> Call<'_, R, C, H, X> {
         if let Some(span) = self.setup.site.span(
             self.held.hooks().type_name(),
             ctx,
-            self.state.made,
-            self.state.started.is_some(),
+            self.state.made(),
+            self.state.observed(),
         ) {
             let _span = span.enter();
             let _ctx = ctx.enter();
@@ -234,21 +218,29 @@ impl<R, C, H: TypeSlot, X: Held<H>> Call<'_, R, C, H, X> {
     /// Runs one async attempt inside the call's context and span.
     #[inline]
     pub fn attempt_async<F: Future<Output = R>>(&mut self, fut: F) -> InCall<&CallCtx, F> {
+        let span = self.start_async();
+        InCall {
+            ctx: self.held.ctx(),
+            span,
+            fut,
+        }
+    }
+
+    /// Counts an async attempt and makes its span, if anything wants one. Boxed, so that the
+    /// attempt's future carries 8 bytes for it, not 40: a span is only there when a
+    /// subscriber wants it, and then the subscriber allocates for it anyway.
+    #[inline]
+    fn start_async(&mut self) -> Option<Box<tracing::Span>> {
         self.state.start_attempt();
-        let ctx = self.held.ctx();
-        // Boxed, so that the attempt's future carries 8 bytes for it, not 40: a span is only
-        // there when a subscriber wants it, and then the subscriber allocates for it anyway.
-        let span = self
-            .setup
+        self.setup
             .site
             .span(
                 self.held.hooks().type_name(),
-                ctx,
-                self.state.made,
-                self.state.started.is_some(),
+                self.held.ctx(),
+                self.state.made(),
+                self.state.observed(),
             )
-            .map(Box::new);
-        InCall { ctx, span, fut }
+            .map(Box::new)
     }
 }
 
@@ -265,10 +257,27 @@ impl<R: RetryResult, H: HookSet<R>, X: Held<H>> Call<'_, R, SyncClock, H, X> {
     /// success are in the caller; the retries, if any, out of line in [`Call::retrying`], so
     /// that the caller's path of a first-attempt success holds nothing the loop needs (no
     /// registers saved for it). The same steps as the loop `attempt`, `after`, `wait`.
+    ///
+    /// Without optimization (debug assertions on), the body is passed on as a `dyn FnMut`,
+    /// so that the attempts and the loop are compiled once per return and hooks type, not
+    /// once per function: what each function adds to a debug build is its closure and this
+    /// call (compile time, `benches/compile_time.py`). Optimized, it stays generic, so that
+    /// the body is inlined into the first attempt and the policy folds.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     #[allow(clippy::inline_always)]
-    pub fn run(mut self, mut body: impl FnMut() -> R) -> R {
+    pub fn run(self, mut body: impl FnMut() -> R) -> R {
+        #[cfg(debug_assertions)]
+        let body = &mut body as &mut dyn FnMut() -> R;
+        #[cfg(not(debug_assertions))]
+        let body = &mut body;
+        self.run_with(body)
+    }
+
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    #[allow(clippy::inline_always)]
+    fn run_with(mut self, mut body: impl FnMut() -> R) -> R {
         let out = self.attempt(&mut body);
         match self.after(out) {
             Loop::Return(r) => r,
@@ -293,6 +302,7 @@ impl<R: RetryResult, H: HookSet<R>, X: Held<H>> Call<'_, R, SyncClock, H, X> {
             setup,
             held,
             state,
+            timers: (),
             _returns: core::marker::PhantomData,
             _clock_and_hooks: core::marker::PhantomData,
         };
@@ -308,10 +318,37 @@ impl<R: RetryResult, H: HookSet<R>, X: Held<H>> Call<'_, R, SyncClock, H, X> {
 }
 
 impl<R, H, X> Call<'_, R, TokioClock, H, X> {
-    /// Waits before the next async attempt; see [`Wait`].
+    /// Waits before the next async attempt, on the call's one timer (`run::wait::Timers`).
     #[inline]
-    pub fn wait(&self, d: Duration) -> Wait {
-        Wait::new(d)
+    pub fn wait(&mut self, d: Duration) -> Armed<'_> {
+        self.timers.arm(d)
+    }
+}
+
+impl<R: RetryResult, H: TypeSlot, X: Held<H>> Call<'_, R, TokioClock, H, X> {
+    /// Runs one async attempt with the policy's time limit, on the call's one timer; a
+    /// timed-out attempt fails with the error `timed_out` makes.
+    pub async fn attempt_timeout<F: Future<Output = R>>(
+        &mut self,
+        timed_out: fn() -> R::Err,
+        fut: F,
+    ) -> AttemptOutcome<R> {
+        let span = self.start_async();
+        let attempt = InCall {
+            ctx: self.held.ctx(),
+            span,
+            fut,
+        };
+        let deadline = self.setup.policy.timeout.map(|d| self.timers.arm(d));
+        match (WithDeadline {
+            fut: attempt,
+            deadline,
+        })
+        .await
+        {
+            Some(r) => AttemptOutcome::Returned(r),
+            None => AttemptOutcome::TimedOut(timed_out()),
+        }
     }
 }
 

@@ -4,19 +4,18 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use crate::run::wait::Wait;
-
 pin_project_lite::pin_project! {
     /// An attempt with an optional time limit: `None` when the limit ran out first. The
-    /// timer is only there with `timeout = ...`.
-    pub(crate) struct WithDeadline<F> {
+    /// timer is only there with `timeout = ...`: a [`Wait`](crate::run::wait::Wait), or an
+    /// inline call's own timer.
+    pub(crate) struct WithDeadline<F, D> {
         #[pin]
         pub(crate) fut: F,
-        pub(crate) deadline: Option<Wait>,
+        pub(crate) deadline: Option<D>,
     }
 }
 
-impl<F: Future> Future for WithDeadline<F> {
+impl<F: Future, D: Future<Output = ()> + Unpin> Future for WithDeadline<F, D> {
     type Output = Option<F::Output>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
