@@ -175,9 +175,9 @@ impl Parts {
         let typed = plan.name.is_none() && is_method(&func.sig);
         let mode = plan.mode.name();
         // Only when the runtime has `overrides-file`, which sets this crate's feature too.
-        let register = cfg!(feature = "overrides-file").then(|| {
-            quote!(#krate::__retry_register_name!(#name, #typed, ::core::module_path!());)
-        });
+        let register = cfg!(feature = "overrides-file").then(
+            || quote!(#krate::__retry_register_name!(#name, #typed, ::core::module_path!());),
+        );
         let site_static = quote! {
             static __RETRY_SITE: #private::Site = #private::Site::new(
                 #name,
