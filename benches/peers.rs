@@ -49,7 +49,8 @@
 //! N is 20,000 (`RETRY_BENCH_QUICK=1`: 1,000, 1 round, 20 latency samples). PostgreSQL needs
 //! `RETRY_BENCH_POSTGRES_URL` (a server the bench may create schemas and databases on); without
 //! it only SQLite is measured, and a `skipped` line says so. `RETRY_BENCH_PEERS_ONLY=sqlite` or
-//! `=postgres` runs one store.
+//! `=postgres` runs one store; `RETRY_BENCH_ROUNDS=R` runs R rounds instead of 3 (the setup
+//! line says how many).
 
 #![allow(clippy::cast_precision_loss)] // counts and durations shown as f64 rates
 
@@ -131,7 +132,12 @@ impl Sizes {
         let quick = std::env::var_os("RETRY_BENCH_QUICK").is_some_and(|v| v != "0");
         Sizes {
             quick,
-            rounds: if quick { 1 } else { 3 },
+            // RETRY_BENCH_ROUNDS=R: fewer (or more) rounds, when time is short.
+            rounds: std::env::var("RETRY_BENCH_ROUNDS")
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .filter(|&r| r > 0)
+                .unwrap_or(if quick { 1 } else { 3 }),
             n: if quick { 1_000 } else { 20_000 },
             concurrency: 32,
             batch: 64,
