@@ -303,10 +303,65 @@ fn tune_writer(writer: &Connection) -> rusqlite::Result<()> {
         .map(|_| ())
 }
 
-/// A success waiting to be recorded: its statements ([`history::succeeded`]) and who waits.
+/// A success waiting to be recorded: its statements ([`history::succeeded`]), its values as
+/// one row of the batch's statements ([`record_many`]), and who waits.
 struct Success {
     statements: [Statement; 3],
+    cid: String,
+    row: serde_json::Value,
     reply: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// A batch's attempts, from the JSON array `?1` of its successes' rows (`[cid, fence, start,
+/// end, attempts, result]`): each written only if its call runs under its fence, numbered
+/// after the call's latest (as [`history::attempt`]'s).
+const SUCCEEDED_MANY: &str = "INSERT OR IGNORE INTO call_attempts \
+    (cid, attempt, started_at, ended_at, worker, outcome, error) \
+    SELECT c.cid, COALESCE((SELECT max(a.attempt) FROM call_attempts a WHERE a.cid = c.cid), 0) \
+      + 1, e.value ->> 2, e.value ->> 3, c.worker, 'succeeded', NULL \
+    FROM json_each(?1) AS e CROSS JOIN calls AS c \
+    WHERE c.cid = e.value ->> 0 AND c.fence = e.value ->> 1 AND c.state = 'running'";
+
+/// A batch's outcomes, as [`statements::complete`]'s for each row of `?1`; returns the calls
+/// it changed. `+calls.state`: the calls are found by their IDs, not among the running ones.
+const COMPLETE_MANY: &str = "UPDATE calls SET state = 'succeeded', attempts = b.attempts, \
+    started_at = COALESCE(started_at, b.started), \
+    first_attempt_at = COALESCE(first_attempt_at, b.started), last_attempt_at = b.started, \
+    worker = NULL, lease_until = NULL, next_due_at = NULL, updated_at = b.ended, \
+    result = b.result \
+    FROM (SELECT value ->> 0 AS cid, value ->> 1 AS fence, value ->> 2 AS started, \
+      value ->> 3 AS ended, value ->> 4 AS attempts, value ->> 5 AS result \
+      FROM json_each(?1)) AS b \
+    WHERE calls.cid = b.cid AND calls.fence = b.fence AND +calls.state = 'running' \
+    RETURNING cid";
+
+/// A batch's trimmed histories, as [`history::trim`]'s for each call of `?1`.
+const TRIM_MANY: &str = "DELETE FROM call_attempts \
+    WHERE cid IN (SELECT value ->> 0 FROM json_each(?1)) \
+    AND attempt <= (SELECT max(b.attempt) FROM call_attempts b \
+      WHERE b.cid = call_attempts.cid) - ?2";
+
+/// Records the successes of `batch` (two or more, of distinct calls) with three statements
+/// in all, not three each: SQLite pays once per statement, not once per call, for what a
+/// statement on `calls` sets up (the temporary b-tree of migration 1's `state IN (...)`
+/// check, the statement journal). Each success is fenced on its own row as alone; the
+/// answers say which calls the outcome changed.
+fn record_many(conn: &Connection, batch: &[Success]) -> Result<Vec<bool>, StoreError> {
+    let rows = serde_json::Value::Array(batch.iter().map(|s| s.row.clone()).collect()).to_string();
+    conn.prepare_cached(SUCCEEDED_MANY)
+        .and_then(|mut stmt| stmt.execute([&rows]))
+        .map_err(sql)?;
+    let changed = conn
+        .prepare_cached(COMPLETE_MANY)
+        .and_then(|mut stmt| {
+            stmt.query_map([&rows], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<std::collections::HashSet<String>>>()
+        })
+        .map_err(sql)?;
+    conn.prepare_cached(TRIM_MANY)
+        .and_then(|mut stmt| stmt.execute(params![rows, history::ATTEMPTS_KEPT]))
+        .map_err(sql)?;
+    Ok(batch.iter().map(|s| changed.contains(&s.cid)).collect())
 }
 
 /// The successes waiting for the writer. The first one queued sends a job; that job takes
@@ -330,9 +385,19 @@ impl Successes {
 
 impl SqliteBackend {
     /// Records a success with the others queued: one job of the writer for all of them.
-    fn succeed(&self, statements: [Statement; 3]) -> BoxFuture<'static, Result<bool, StoreError>> {
+    fn succeed(
+        &self,
+        statements: [Statement; 3],
+        cid: String,
+        row: serde_json::Value,
+    ) -> BoxFuture<'static, Result<bool, StoreError>> {
         let (reply, answer) = oneshot::channel();
-        let first = self.successes.push(Success { statements, reply });
+        let first = self.successes.push(Success {
+            statements,
+            cid,
+            row,
+            reply,
+        });
         if first {
             let queue = Arc::clone(&self.successes);
             let job: Job = Box::new(move |conn| record_successes(conn, queue.take()));
@@ -365,7 +430,14 @@ fn record_successes(conn: Result<&Connection, &StoreError>, batch: Vec<Success>)
         }
         Ok(changed[1] > 0)
     };
+    let distinct = batch.len() > 1 && {
+        let mut seen = std::collections::HashSet::with_capacity(batch.len());
+        batch.iter().all(|s| seen.insert(s.cid.as_str()))
+    };
     let results: Vec<Result<bool, StoreError>> = match in_savepoint(conn, |conn| {
+        if distinct {
+            return record_many(conn, &batch);
+        }
         batch
             .iter()
             .map(|s| record(conn, s))
@@ -1069,8 +1141,16 @@ impl Backend for SqliteBackend {
         result: Option<String>,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let row = serde_json::json!([
+            cid.to_string(),
+            saturating_i64(fence),
+            to_millis(attempt_started),
+            to_millis(now),
+            attempts,
+            result,
+        ]);
         let statements = history::succeeded(cid, fence, attempts, attempt_started, result, now);
-        self.succeed(statements)
+        self.succeed(statements, cid.to_string(), row)
     }
 
     /// SQLite's claimable time: a lease's expiry for a running call, else its due time.
