@@ -312,6 +312,35 @@ struct Success {
     reply: oneshot::Sender<Result<bool, StoreError>>,
 }
 
+impl Success {
+    /// The success of `cid`'s attempt under `fence` (see [`Backend::complete_with_result`]);
+    /// its answer goes to `reply`.
+    fn new(
+        cid: CorrelationId,
+        fence: u64,
+        attempts: u32,
+        attempt_started: SystemTime,
+        result: Option<String>,
+        now: SystemTime,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    ) -> Self {
+        let row = serde_json::json!([
+            cid.to_string(),
+            saturating_i64(fence),
+            to_millis(attempt_started),
+            to_millis(now),
+            attempts,
+            result,
+        ]);
+        Success {
+            statements: history::succeeded(cid, fence, attempts, attempt_started, result, now),
+            cid: cid.to_string(),
+            row,
+            reply,
+        }
+    }
+}
+
 /// A batch's attempts, from the JSON array `?1` of its successes' rows (`[cid, fence, start,
 /// end, attempts, result]`): each written only if its call runs under its fence, numbered
 /// after the call's latest (as [`history::attempt`]'s).
@@ -387,17 +416,10 @@ impl SqliteBackend {
     /// Records a success with the others queued: one job of the writer for all of them.
     fn succeed(
         &self,
-        statements: [Statement; 3],
-        cid: String,
-        row: serde_json::Value,
+        success: Success,
+        answer: oneshot::Receiver<Result<bool, StoreError>>,
     ) -> BoxFuture<'static, Result<bool, StoreError>> {
-        let (reply, answer) = oneshot::channel();
-        let first = self.successes.push(Success {
-            statements,
-            cid,
-            row,
-            reply,
-        });
+        let first = self.successes.push(success);
         if first {
             let queue = Arc::clone(&self.successes);
             let job: Job = Box::new(move |conn| record_successes(conn, queue.take()));
@@ -1141,16 +1163,9 @@ impl Backend for SqliteBackend {
         result: Option<String>,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        let row = serde_json::json!([
-            cid.to_string(),
-            saturating_i64(fence),
-            to_millis(attempt_started),
-            to_millis(now),
-            attempts,
-            result,
-        ]);
-        let statements = history::succeeded(cid, fence, attempts, attempt_started, result, now);
-        self.succeed(statements, cid.to_string(), row)
+        let (reply, answer) = oneshot::channel();
+        let success = Success::new(cid, fence, attempts, attempt_started, result, now, reply);
+        self.succeed(success, answer)
     }
 
     /// SQLite's claimable time: a lease's expiry for a running call, else its due time.
@@ -1313,6 +1328,77 @@ mod tests {
     /// Successes queued while the writer is busy are recorded by one job in one transaction,
     /// each fenced on its own: the one with a stale fence changes nothing and is told so, the
     /// others succeed with their attempt in the history.
+    #[tokio::test]
+    async fn a_batch_of_successes_numbers_trims_and_keeps_results_as_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            SqliteBackend::open_file(&dir.path().join("calls.db"), Synchronous::Off, true).unwrap();
+        let calls: Vec<NewCall> = (0..3).map(|_| NewCall::new("f", "[]")).collect();
+        let now = SystemTime::now();
+        backend.enqueue(calls.clone(), now).await.unwrap();
+        // The first call has 25 attempts recorded already (say, before a requeue).
+        let first = calls[0].cid.to_string();
+        backend
+            .write(move |conn| {
+                for n in 1..=25 {
+                    conn.execute(
+                        "INSERT INTO call_attempts VALUES (?1, ?2, 0, 0, 'old', 'failed', NULL)",
+                        rusqlite::params![first, n],
+                    )
+                    .map_err(super::sql)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let lease = std::time::Duration::from_secs(30);
+        let claims = backend
+            .claim("w", &["f".to_owned()], 3, lease, now)
+            .await
+            .unwrap();
+        assert_eq!(claims.len(), 3);
+        let text = "{ \"a\" : [1, 2.50], \"\\u00e9\": \"x\\\"y\" }";
+        // The batch's own statements (not the fallback, one success at a time).
+        let batch: Vec<super::Success> = claims
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let result = (i != 2).then(|| text.to_owned());
+                let reply = tokio::sync::oneshot::channel().0;
+                super::Success::new(c.record.cid, c.fence, 2, now, result, now, reply)
+            })
+            .collect();
+        let recorded = backend
+            .write(move |conn| super::record_many(conn, &batch))
+            .await
+            .unwrap();
+        assert_eq!(recorded, vec![true; 3]);
+        let store = crate::durable::Store::from_backend(std::sync::Arc::new(backend));
+        for (i, claim) in claims.iter().enumerate() {
+            let cid = claim.record.cid;
+            let record = store.get(cid).await.unwrap().unwrap();
+            assert_eq!(record.attempts, 2);
+            assert_eq!(record.worker, None);
+            assert_eq!(
+                record.result.as_deref(),
+                (i != 2).then_some(text),
+                "the text as given"
+            );
+            let history = store.attempts(cid).await.unwrap();
+            let numbers: Vec<u32> = history.iter().map(|a| a.attempt).collect();
+            if cid == calls[0].cid {
+                assert_eq!(
+                    numbers,
+                    (7..=26).collect::<Vec<_>>(),
+                    "the latest 20, then 26"
+                );
+            } else {
+                assert_eq!(numbers, vec![1]);
+            }
+            assert_eq!(history.last().unwrap().worker.as_deref(), Some("w"));
+        }
+    }
+
     #[tokio::test]
     async fn queued_successes_are_recorded_together_each_under_its_fence() {
         use crate::durable::{AttemptOutcome, CallState};
