@@ -303,8 +303,9 @@ fn tune_writer(writer: &Connection) -> rusqlite::Result<()> {
         .map(|_| ())
 }
 
-/// A success waiting to be recorded: its statements ([`history::succeeded`]), its values as
-/// one row of the batch's statements ([`record_many`]), and who waits.
+/// A success waiting to be recorded: its statements ([`history::succeeded`]), its values for
+/// the batch's statements ([`record_many`]: call, fence, start, end, attempts, result), and
+/// who waits.
 struct Success {
     statements: [Statement; 3],
     cid: String,
@@ -341,15 +342,16 @@ impl Success {
     }
 }
 
-/// A batch's attempts, from the JSON array `?1` of its successes' rows (`[cid, fence, start,
-/// end, attempts, result]`): each written only if its call runs under its fence, numbered
+/// A batch's attempts, from JSON arrays of its successes' values, one per column: `?1` the
+/// calls, `?2` the fences, `?3` the starts, `?4` the ends (`?5` attempts, `?6` results,
+/// for [`COMPLETE_MANY`]): each written only if its call runs under its fence, numbered
 /// after the call's latest (as [`history::attempt`]'s).
 const SUCCEEDED_MANY: &str = "INSERT OR IGNORE INTO call_attempts \
     (cid, attempt, started_at, ended_at, worker, outcome, error) \
     SELECT c.cid, COALESCE((SELECT max(a.attempt) FROM call_attempts a WHERE a.cid = c.cid), 0) \
-      + 1, e.value ->> 2, e.value ->> 3, c.worker, 'succeeded', NULL \
+      + 1, ?3 ->> e.key, ?4 ->> e.key, c.worker, 'succeeded', NULL \
     FROM json_each(?1) AS e CROSS JOIN calls AS c \
-    WHERE c.cid = e.value ->> 0 AND c.fence = e.value ->> 1 AND c.state = 'running'";
+    WHERE c.cid = e.value AND c.fence = ?2 ->> e.key AND c.state = 'running'";
 
 /// A batch's outcomes, as [`statements::complete`]'s for each row of `?1`; returns the calls
 /// it changed. `+calls.state`: the calls are found by their IDs, not among the running ones.
@@ -358,15 +360,15 @@ const COMPLETE_MANY: &str = "UPDATE calls SET state = 'succeeded', attempts = b.
     first_attempt_at = COALESCE(first_attempt_at, b.started), last_attempt_at = b.started, \
     worker = NULL, lease_until = NULL, next_due_at = NULL, updated_at = b.ended, \
     result = b.result \
-    FROM (SELECT value ->> 0 AS cid, value ->> 1 AS fence, value ->> 2 AS started, \
-      value ->> 3 AS ended, value ->> 4 AS attempts, value ->> 5 AS result \
+    FROM (SELECT value AS cid, ?2 ->> key AS fence, ?3 ->> key AS started, \
+      ?4 ->> key AS ended, ?5 ->> key AS attempts, ?6 ->> key AS result \
       FROM json_each(?1)) AS b \
     WHERE calls.cid = b.cid AND calls.fence = b.fence AND +calls.state = 'running' \
     RETURNING cid";
 
 /// A batch's trimmed histories, as [`history::trim`]'s for each call of `?1`.
 const TRIM_MANY: &str = "DELETE FROM call_attempts \
-    WHERE cid IN (SELECT value ->> 0 FROM json_each(?1)) \
+    WHERE cid IN (SELECT value FROM json_each(?1)) \
     AND attempt <= (SELECT max(b.attempt) FROM call_attempts b \
       WHERE b.cid = call_attempts.cid) - ?2";
 
@@ -376,19 +378,25 @@ const TRIM_MANY: &str = "DELETE FROM call_attempts \
 /// check, the statement journal). Each success is fenced on its own row as alone; the
 /// answers say which calls the outcome changed.
 fn record_many(conn: &Connection, batch: &[Success]) -> Result<Vec<bool>, StoreError> {
-    let rows = serde_json::Value::Array(batch.iter().map(|s| s.row.clone()).collect()).to_string();
+    // One JSON array per column (`?1` the calls, `?2` the fences, ...): a row's values are
+    // read by its index in `?1` (`?2 ->> key`), not parsed again from a row of its own.
+    let columns: Vec<String> = (0..6)
+        .map(|k| {
+            serde_json::Value::Array(batch.iter().map(|s| s.row[k].clone()).collect()).to_string()
+        })
+        .collect();
     conn.prepare_cached(SUCCEEDED_MANY)
-        .and_then(|mut stmt| stmt.execute([&rows]))
+        .and_then(|mut stmt| stmt.execute(params_from_iter(&columns[..4])))
         .map_err(sql)?;
     let changed = conn
         .prepare_cached(COMPLETE_MANY)
         .and_then(|mut stmt| {
-            stmt.query_map([&rows], |row| row.get::<_, String>(0))?
+            stmt.query_map(params_from_iter(&columns), |row| row.get::<_, String>(0))?
                 .collect::<rusqlite::Result<std::collections::HashSet<String>>>()
         })
         .map_err(sql)?;
     conn.prepare_cached(TRIM_MANY)
-        .and_then(|mut stmt| stmt.execute(params![rows, history::ATTEMPTS_KEPT]))
+        .and_then(|mut stmt| stmt.execute(params![columns[0], history::ATTEMPTS_KEPT]))
         .map_err(sql)?;
     Ok(batch.iter().map(|s| changed.contains(&s.cid)).collect())
 }
