@@ -150,14 +150,30 @@ macro_rules! next_attempt {
 /// An attempt that ended with an outcome, written before the outcome (whose statement clears
 /// the worker) and only if the call still runs under the claim's fence: `$1` call, `$2`
 /// fence, `$3` start, `$4` end, `$5` outcome, `$6` error.
-static ATTEMPT: Sql = Sql::new(concat!(
-    "INSERT INTO {attempts} (cid, attempt, started_at, ended_at, worker, outcome, error) \
-     SELECT cid, ",
-    next_attempt!(),
-    ", CAST($3 AS BIGINT), CAST($4 AS BIGINT), worker, CAST($5 AS TEXT), CAST($6 AS TEXT) \
-     FROM {calls} WHERE cid = $1 AND fence = $2 AND state = 'running' {lock} \
-     ON CONFLICT (cid, attempt) DO NOTHING"
-));
+///
+/// SQLite's form is one row of `VALUES`, not `INSERT ... SELECT`: an `INSERT ... SELECT`
+/// reading the table it inserts into (the next number) first copies its rows into a
+/// temporary b-tree, and runs in a statement journal. The fence is in the attempt's number,
+/// NULL unless the call runs under the claim's fence, which `OR IGNORE` skips (the column is
+/// `NOT NULL`) as it skips an attempt already written (`ON CONFLICT DO NOTHING`).
+static ATTEMPT: Sql = Sql::per_dialect(
+    concat!(
+        "INSERT INTO {attempts} (cid, attempt, started_at, ended_at, worker, outcome, error) \
+         SELECT cid, ",
+        next_attempt!(),
+        ", CAST($3 AS BIGINT), CAST($4 AS BIGINT), worker, CAST($5 AS TEXT), CAST($6 AS TEXT) \
+         FROM {calls} WHERE cid = $1 AND fence = $2 AND state = 'running' {lock} \
+         ON CONFLICT (cid, attempt) DO NOTHING"
+    ),
+    concat!(
+        "INSERT OR IGNORE INTO {attempts} \
+         (cid, attempt, started_at, ended_at, worker, outcome, error) VALUES ($1, \
+         (SELECT ",
+        next_attempt!(),
+        " FROM {calls} WHERE cid = $1 AND fence = $2 AND state = 'running'), \
+         $3, $4, (SELECT worker FROM {calls} WHERE cid = $1), $5, $6)"
+    ),
+);
 
 pub(crate) fn attempt(
     cid: CorrelationId,
@@ -183,14 +199,27 @@ pub(crate) fn attempt(
 /// The attempt a cancel interrupts, written before the cancel if the call is running: it
 /// started when the call was claimed (a running call's last change), by the claiming
 /// worker. `$1` call, `$2` now.
-static CANCELLED_ATTEMPT: Sql = Sql::new(concat!(
-    "INSERT INTO {attempts} (cid, attempt, started_at, ended_at, worker, outcome, error) \
-     SELECT cid, ",
-    next_attempt!(),
-    ", updated_at, CAST($2 AS BIGINT), worker, 'cancelled', NULL \
-     FROM {calls} WHERE cid = $1 AND state = 'running' {lock} \
-     ON CONFLICT (cid, attempt) DO NOTHING"
-));
+///
+/// SQLite's form: as [`ATTEMPT`]'s.
+static CANCELLED_ATTEMPT: Sql = Sql::per_dialect(
+    concat!(
+        "INSERT INTO {attempts} (cid, attempt, started_at, ended_at, worker, outcome, error) \
+         SELECT cid, ",
+        next_attempt!(),
+        ", updated_at, CAST($2 AS BIGINT), worker, 'cancelled', NULL \
+         FROM {calls} WHERE cid = $1 AND state = 'running' {lock} \
+         ON CONFLICT (cid, attempt) DO NOTHING"
+    ),
+    concat!(
+        "INSERT OR IGNORE INTO {attempts} \
+         (cid, attempt, started_at, ended_at, worker, outcome, error) VALUES ($1, \
+         (SELECT ",
+        next_attempt!(),
+        " FROM {calls} WHERE cid = $1 AND state = 'running'), \
+         (SELECT updated_at FROM {calls} WHERE cid = $1), $2, \
+         (SELECT worker FROM {calls} WHERE cid = $1), 'cancelled', NULL)"
+    ),
+);
 
 pub(crate) fn cancelled_attempt(cid: CorrelationId, now: SystemTime) -> Statement {
     Statement {
@@ -418,10 +447,17 @@ mod tests {
     #[test]
     fn each_dialect_names_the_history_and_locks_only_on_postgres() {
         let sqlite = ATTEMPT.text(Dialect::Sqlite);
-        assert!(sqlite.starts_with("INSERT INTO call_attempts"), "{sqlite}");
         assert!(
-            sqlite.contains("FROM calls WHERE cid = ?1 AND fence = ?2 AND state = 'running' ON"),
+            sqlite.starts_with("INSERT OR IGNORE INTO call_attempts"),
             "{sqlite}"
+        );
+        assert!(
+            sqlite.contains("FROM calls WHERE cid = ?1 AND fence = ?2 AND state = 'running'),"),
+            "{sqlite}"
+        );
+        assert!(
+            !sqlite.contains("SELECT cid"),
+            "no INSERT ... SELECT: {sqlite}"
         );
         let postgres = ATTEMPT.text(Dialect::Postgres);
         assert!(postgres.contains("FROM retry_calls WHERE"), "{postgres}");

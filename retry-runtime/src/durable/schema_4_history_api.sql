@@ -64,9 +64,11 @@ ALTER TABLE calls ADD COLUMN unique_for INTEGER;
 ALTER TABLE calls ADD COLUMN unique_until INTEGER;
 -- A call that finishes frees its key, or (succeeded, with `unique_for`) keeps it until
 -- `unique_until`. Written as a trigger so every statement that finishes a call does it.
+-- The states are compared one by one: SQLite evaluates an `IN` list of more than two values
+-- with a temporary b-tree, built again at each run of the trigger.
 CREATE TRIGGER calls_unique_finished AFTER UPDATE OF state ON calls
 WHEN NEW.unique_key IS NOT NULL AND NEW.unique_until IS NULL
-    AND NEW.state IN ('succeeded', 'dead', 'cancelled')
+    AND (NEW.state = 'succeeded' OR NEW.state = 'dead' OR NEW.state = 'cancelled')
 BEGIN
     UPDATE calls SET
         unique_key = CASE WHEN NEW.state = 'succeeded' AND NEW.unique_for IS NOT NULL

@@ -303,10 +303,102 @@ fn tune_writer(writer: &Connection) -> rusqlite::Result<()> {
         .map(|_| ())
 }
 
-/// A success waiting to be recorded: its statements ([`history::succeeded`]) and who waits.
+/// A success waiting to be recorded: its statements ([`history::succeeded`]), its values for
+/// the batch's statements ([`record_many`]: call, fence, start, end, attempts, result), and
+/// who waits.
 struct Success {
     statements: [Statement; 3],
+    cid: String,
+    row: serde_json::Value,
     reply: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+impl Success {
+    /// The success of `cid`'s attempt under `fence` (see [`Backend::complete_with_result`]);
+    /// its answer goes to `reply`.
+    fn new(
+        cid: CorrelationId,
+        fence: u64,
+        attempts: u32,
+        attempt_started: SystemTime,
+        result: Option<String>,
+        now: SystemTime,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    ) -> Self {
+        let row = serde_json::json!([
+            cid.to_string(),
+            saturating_i64(fence),
+            to_millis(attempt_started),
+            to_millis(now),
+            attempts,
+            result,
+        ]);
+        Success {
+            statements: history::succeeded(cid, fence, attempts, attempt_started, result, now),
+            cid: cid.to_string(),
+            row,
+            reply,
+        }
+    }
+}
+
+/// A batch's attempts, from JSON arrays of its successes' values, one per column: `?1` the
+/// calls, `?2` the fences, `?3` the starts, `?4` the ends (`?5` attempts, `?6` results,
+/// for [`COMPLETE_MANY`]): each written only if its call runs under its fence, numbered
+/// after the call's latest (as [`history::attempt`]'s).
+const SUCCEEDED_MANY: &str = "INSERT OR IGNORE INTO call_attempts \
+    (cid, attempt, started_at, ended_at, worker, outcome, error) \
+    SELECT c.cid, COALESCE((SELECT max(a.attempt) FROM call_attempts a WHERE a.cid = c.cid), 0) \
+      + 1, ?3 ->> e.key, ?4 ->> e.key, c.worker, 'succeeded', NULL \
+    FROM json_each(?1) AS e CROSS JOIN calls AS c \
+    WHERE c.cid = e.value AND c.fence = ?2 ->> e.key AND c.state = 'running'";
+
+/// A batch's outcomes, as [`statements::complete`]'s for each row of `?1`; returns the calls
+/// it changed. `+calls.state`: the calls are found by their IDs, not among the running ones.
+const COMPLETE_MANY: &str = "UPDATE calls SET state = 'succeeded', attempts = b.attempts, \
+    started_at = COALESCE(started_at, b.started), \
+    first_attempt_at = COALESCE(first_attempt_at, b.started), last_attempt_at = b.started, \
+    worker = NULL, lease_until = NULL, next_due_at = NULL, updated_at = b.ended, \
+    result = b.result \
+    FROM (SELECT value AS cid, ?2 ->> key AS fence, ?3 ->> key AS started, \
+      ?4 ->> key AS ended, ?5 ->> key AS attempts, ?6 ->> key AS result \
+      FROM json_each(?1)) AS b \
+    WHERE calls.cid = b.cid AND calls.fence = b.fence AND +calls.state = 'running' \
+    RETURNING cid";
+
+/// A batch's trimmed histories, as [`history::trim`]'s for each call of `?1`.
+const TRIM_MANY: &str = "DELETE FROM call_attempts \
+    WHERE cid IN (SELECT value FROM json_each(?1)) \
+    AND attempt <= (SELECT max(b.attempt) FROM call_attempts b \
+      WHERE b.cid = call_attempts.cid) - ?2";
+
+/// Records the successes of `batch` (two or more, of distinct calls) with three statements
+/// in all, not three each: SQLite pays once per statement, not once per call, for what a
+/// statement on `calls` sets up (the temporary b-tree of migration 1's `state IN (...)`
+/// check, the statement journal). Each success is fenced on its own row as alone; the
+/// answers say which calls the outcome changed.
+fn record_many(conn: &Connection, batch: &[Success]) -> Result<Vec<bool>, StoreError> {
+    // One JSON array per column (`?1` the calls, `?2` the fences, ...): a row's values are
+    // read by its index in `?1` (`?2 ->> key`), not parsed again from a row of its own.
+    let columns: Vec<String> = (0..6)
+        .map(|k| {
+            serde_json::Value::Array(batch.iter().map(|s| s.row[k].clone()).collect()).to_string()
+        })
+        .collect();
+    conn.prepare_cached(SUCCEEDED_MANY)
+        .and_then(|mut stmt| stmt.execute(params_from_iter(&columns[..4])))
+        .map_err(sql)?;
+    let changed = conn
+        .prepare_cached(COMPLETE_MANY)
+        .and_then(|mut stmt| {
+            stmt.query_map(params_from_iter(&columns), |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<std::collections::HashSet<String>>>()
+        })
+        .map_err(sql)?;
+    conn.prepare_cached(TRIM_MANY)
+        .and_then(|mut stmt| stmt.execute(params![columns[0], history::ATTEMPTS_KEPT]))
+        .map_err(sql)?;
+    Ok(batch.iter().map(|s| changed.contains(&s.cid)).collect())
 }
 
 /// The successes waiting for the writer. The first one queued sends a job; that job takes
@@ -330,9 +422,12 @@ impl Successes {
 
 impl SqliteBackend {
     /// Records a success with the others queued: one job of the writer for all of them.
-    fn succeed(&self, statements: [Statement; 3]) -> BoxFuture<'static, Result<bool, StoreError>> {
-        let (reply, answer) = oneshot::channel();
-        let first = self.successes.push(Success { statements, reply });
+    fn succeed(
+        &self,
+        success: Success,
+        answer: oneshot::Receiver<Result<bool, StoreError>>,
+    ) -> BoxFuture<'static, Result<bool, StoreError>> {
+        let first = self.successes.push(success);
         if first {
             let queue = Arc::clone(&self.successes);
             let job: Job = Box::new(move |conn| record_successes(conn, queue.take()));
@@ -365,7 +460,14 @@ fn record_successes(conn: Result<&Connection, &StoreError>, batch: Vec<Success>)
         }
         Ok(changed[1] > 0)
     };
+    let distinct = batch.len() > 1 && {
+        let mut seen = std::collections::HashSet::with_capacity(batch.len());
+        batch.iter().all(|s| seen.insert(s.cid.as_str()))
+    };
     let results: Vec<Result<bool, StoreError>> = match in_savepoint(conn, |conn| {
+        if distinct {
+            return record_many(conn, &batch);
+        }
         batch
             .iter()
             .map(|s| record(conn, s))
@@ -1069,8 +1171,9 @@ impl Backend for SqliteBackend {
         result: Option<String>,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        let statements = history::succeeded(cid, fence, attempts, attempt_started, result, now);
-        self.succeed(statements)
+        let (reply, answer) = oneshot::channel();
+        let success = Success::new(cid, fence, attempts, attempt_started, result, now, reply);
+        self.succeed(success, answer)
     }
 
     /// SQLite's claimable time: a lease's expiry for a running call, else its due time.
@@ -1233,6 +1336,77 @@ mod tests {
     /// Successes queued while the writer is busy are recorded by one job in one transaction,
     /// each fenced on its own: the one with a stale fence changes nothing and is told so, the
     /// others succeed with their attempt in the history.
+    #[tokio::test]
+    async fn a_batch_of_successes_numbers_trims_and_keeps_results_as_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            SqliteBackend::open_file(&dir.path().join("calls.db"), Synchronous::Off, true).unwrap();
+        let calls: Vec<NewCall> = (0..3).map(|_| NewCall::new("f", "[]")).collect();
+        let now = SystemTime::now();
+        backend.enqueue(calls.clone(), now).await.unwrap();
+        // The first call has 25 attempts recorded already (say, before a requeue).
+        let first = calls[0].cid.to_string();
+        backend
+            .write(move |conn| {
+                for n in 1..=25 {
+                    conn.execute(
+                        "INSERT INTO call_attempts VALUES (?1, ?2, 0, 0, 'old', 'failed', NULL)",
+                        rusqlite::params![first, n],
+                    )
+                    .map_err(super::sql)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let lease = std::time::Duration::from_secs(30);
+        let claims = backend
+            .claim("w", &["f".to_owned()], 3, lease, now)
+            .await
+            .unwrap();
+        assert_eq!(claims.len(), 3);
+        let text = "{ \"a\" : [1, 2.50], \"\\u00e9\": \"x\\\"y\" }";
+        // The batch's own statements (not the fallback, one success at a time).
+        let batch: Vec<super::Success> = claims
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let result = (i != 2).then(|| text.to_owned());
+                let reply = tokio::sync::oneshot::channel().0;
+                super::Success::new(c.record.cid, c.fence, 2, now, result, now, reply)
+            })
+            .collect();
+        let recorded = backend
+            .write(move |conn| super::record_many(conn, &batch))
+            .await
+            .unwrap();
+        assert_eq!(recorded, vec![true; 3]);
+        let store = crate::durable::Store::from_backend(std::sync::Arc::new(backend));
+        for (i, claim) in claims.iter().enumerate() {
+            let cid = claim.record.cid;
+            let record = store.get(cid).await.unwrap().unwrap();
+            assert_eq!(record.attempts, 2);
+            assert_eq!(record.worker, None);
+            assert_eq!(
+                record.result.as_deref(),
+                (i != 2).then_some(text),
+                "the text as given"
+            );
+            let history = store.attempts(cid).await.unwrap();
+            let numbers: Vec<u32> = history.iter().map(|a| a.attempt).collect();
+            if cid == calls[0].cid {
+                assert_eq!(
+                    numbers,
+                    (7..=26).collect::<Vec<_>>(),
+                    "the latest 20, then 26"
+                );
+            } else {
+                assert_eq!(numbers, vec![1]);
+            }
+            assert_eq!(history.last().unwrap().worker.as_deref(), Some("w"));
+        }
+    }
+
     #[tokio::test]
     async fn queued_successes_are_recorded_together_each_under_its_fence() {
         use crate::durable::{AttemptOutcome, CallState};

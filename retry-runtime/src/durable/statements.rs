@@ -83,6 +83,8 @@ impl Dialect {
 /// A statement's template, rendered once per dialect on first use.
 pub(crate) struct Sql {
     template: &'static str,
+    /// SQLite's own template, where its planner wants another form than PostgreSQL's.
+    sqlite_template: Option<&'static str>,
     sqlite: OnceLock<String>,
     postgres: OnceLock<String>,
 }
@@ -91,6 +93,18 @@ impl Sql {
     pub(crate) const fn new(template: &'static str) -> Self {
         Sql {
             template,
+            sqlite_template: None,
+            sqlite: OnceLock::new(),
+            postgres: OnceLock::new(),
+        }
+    }
+
+    /// A statement written once for PostgreSQL (`template`) and once for SQLite (`sqlite`),
+    /// for what SQLite runs faster in another form (both are rendered as [`new`](Sql::new)'s).
+    pub(crate) const fn per_dialect(template: &'static str, sqlite: &'static str) -> Self {
+        Sql {
+            template,
+            sqlite_template: Some(sqlite),
             sqlite: OnceLock::new(),
             postgres: OnceLock::new(),
         }
@@ -98,11 +112,11 @@ impl Sql {
 
     /// The statement in `dialect`.
     pub(crate) fn text(&'static self, dialect: Dialect) -> &'static str {
-        let cell = match dialect {
-            Dialect::Sqlite => &self.sqlite,
-            Dialect::Postgres => &self.postgres,
+        let (cell, template) = match dialect {
+            Dialect::Sqlite => (&self.sqlite, self.sqlite_template.unwrap_or(self.template)),
+            Dialect::Postgres => (&self.postgres, self.template),
         };
-        cell.get_or_init(|| dialect.render(self.template))
+        cell.get_or_init(|| dialect.render(template))
     }
 }
 
