@@ -941,6 +941,28 @@ def rtt_section(recs):
     return md
 
 
+def machine_rows(machine):
+    """Date, commit and load of the run, or of each part when the parts ran apart
+    (`run.sh inline`, `run.sh durable`)."""
+    parts = machine.get("parts", {})
+    if len(parts) <= 1:
+        return [
+            ["date", machine["date"]],
+            ["commit", f"`{machine['commit']}`"],
+            ["load average at start", machine["loadavg"]],
+        ]
+    rows = []
+    for name in sorted(parts):
+        p = parts[name]
+        rows.append(
+            [
+                f"{name} parts (`run.sh {name}`)",
+                f"{p['date']}, commit `{p['commit']}`, load average at start {p['loadavg']}",
+            ]
+        )
+    return rows
+
+
 def main():
     crit_dir, results_dir, out = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
     crit = load_criterion(crit_dir)
@@ -1007,11 +1029,9 @@ def main():
     md.append(
         table(
             ["", ""],
-            [
-                ["date", machine["date"]],
-                ["commit", f"`{machine['commit']}`"],
+            machine_rows(machine)
+            + [
                 ["machine", f"{machine['nproc']} cores, {machine['cpu']}"],
-                ["load average at start", machine["loadavg"]],
                 ["rustc", f"`{machine['rustc']}`"],
                 [
                     "criterion",

@@ -10,12 +10,13 @@
 #   bash benches/run.sh            # everything
 #   bash benches/run.sh durable    # the durable parts only (SQLite, PostgreSQL, peers, unique,
 #                                  # outbox, RTT if that bench exists)
+#   bash benches/run.sh inline     # the rest: inline, background and compile time
 #
 # benches/peers.rs alone took 38 minutes on a busy 2-core machine (apalis-sqlite's drain of
 # 20,000 jobs: about 5 minutes a round, see its docs); the other parts were not timed at full
 # size with it (the inline, background and compile-time parts took about 8 minutes before).
 #
-# `durable` keeps the other parts' results of the last run (criterion's and the JSON files in
+# `durable` and `inline` each keep the other parts' results of the last run (criterion's and the JSON files in
 # $CARGO_TARGET_DIR/bench-results) and writes BENCHMARKS.md from them and the new ones.
 #
 # The PostgreSQL parts use $RETRY_BENCH_POSTGRES_URL; without it, a throw-away server of
@@ -43,14 +44,18 @@ all)
 durable)
     rm -f "$RESULTS"/{durable,durable_pg,durable_wait_pg,durable_unique,outbox,peers,durable_rtt}.jsonl
     ;;
+inline)
+    rm -rf "$CRITERION_HOME"
+    rm -f "$RESULTS"/{alloc.jsonl,compile.json}
+    ;;
 *)
-    echo "usage: bash benches/run.sh [durable]" >&2
+    echo "usage: bash benches/run.sh [durable|inline]" >&2
     exit 2
     ;;
 esac
 mkdir -p "$RESULTS"
 
-python3 - "$RESULTS/machine.json" "${CRITERION_ARGS[*]}" <<'PY'
+python3 - "$RESULTS/machine.json" "${CRITERION_ARGS[*]}" "$WHAT" <<'PY'
 import datetime, json, os, subprocess, sys
 cpu = next(
     (l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
@@ -58,14 +63,24 @@ cpu = next(
 )
 run = lambda *a: subprocess.run(a, capture_output=True, text=True).stdout.strip()
 dirty = " (with uncommitted changes)" if run("git", "status", "--porcelain") else ""
-json.dump({
+# A partial run (durable, inline) keeps the other part's date, commit and load.
+parts = {}
+if sys.argv[3] != "all" and os.path.exists(sys.argv[1]):
+    parts = json.load(open(sys.argv[1])).get("parts", {})
+    parts.pop("all", None)
+this = {
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "commit": run("git", "rev-parse", "--short", "HEAD") + dirty,
+    "loadavg": " ".join(open("/proc/loadavg").read().split()[:3]),
+}
+parts[sys.argv[3]] = this
+json.dump({
+    **this,
     "nproc": run("nproc"),
     "cpu": cpu,
     "rustc": run("rustc", "-V"),
-    "commit": run("git", "rev-parse", "--short", "HEAD") + dirty,
-    "loadavg": " ".join(open("/proc/loadavg").read().split()[:3]),
     "criterion_args": sys.argv[2],
+    "parts": parts,
 }, open(sys.argv[1], "w"), indent=2)
 PY
 
@@ -152,20 +167,22 @@ compile_time() {
 }
 
 cargo bench -p retry-benches --no-run
-if [ "$WHAT" = all ]; then
+if [ "$WHAT" != durable ]; then
     inline_benches
     if grep -rq RetryHandle retry-runtime/src; then
         background_benches
     fi
 fi
-durable_benches
-bench_pg_start
-durable_pg_benches
-peers_benches
-enqueue_variant_benches
-rtt_benches
-bench_pg_stop
-if [ "$WHAT" = all ]; then
+if [ "$WHAT" != inline ]; then
+    durable_benches
+    bench_pg_start
+    durable_pg_benches
+    peers_benches
+    enqueue_variant_benches
+    rtt_benches
+    bench_pg_stop
+fi
+if [ "$WHAT" != durable ]; then
     compile_time
 fi
 python3 benches/report.py "$CRITERION_HOME" "$RESULTS" BENCHMARKS.md
