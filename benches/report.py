@@ -14,6 +14,7 @@ rusqlite loop) measured in the same run.
 """
 
 import json
+import statistics
 import math
 import pathlib
 import sys
@@ -894,13 +895,19 @@ def enqueue_variants_section(unique, outbox, wait):
 
 
 def rtt_section(recs):
-    """Runs with a 1 ms round trip to the store (benches/durable_rtt.rs), if it ran."""
+    """Runs with a 1 ms round trip to the store (benches/durable_rtt.rs), if it ran: one row
+    per workload and link (1 ms, 0 ms through the same proxy, direct), the rounds' rates and
+    the round trips per call with where they go."""
     if recs is None:
         return []
     md = ["## Durable calls with a 1 ms round trip to the store\n"]
     md.append(
-        "`benches/durable_rtt.rs`: every round trip to the store delayed by 1 ms; figures as "
-        "it prints them (`durable-rtt-result` lines).\n"
+        "`benches/durable_rtt.rs`: the workers and callers reach PostgreSQL through a delaying "
+        "TCP proxy on loopback (a delay line, 0.5 ms each way, no throughput limit; `netem` is "
+        "not available on this VM), which counts a round trip each time the client sends after "
+        "it has received something, and labels it with the statement it carries. `1ms`: 1 ms "
+        "added; `0ms`: the same proxy without delay; `direct`: no proxy. Calibration: a "
+        "sequential `SELECT 1` is one round trip.\n"
     )
     setup = next((r for r in recs if r.get("kind") == "setup"), None)
     if setup:
@@ -909,34 +916,75 @@ def rtt_section(recs):
             + ", ".join(f"`{k}` = {v}" for k, v in setup.items() if k != "kind")
             + ".\n"
         )
-    keys = []
-    for r in recs:
-        if r.get("kind") in ("setup", "skipped"):
-            continue
-        for k in r:
-            if k not in keys and k != "kind":
-                keys.append(k)
-    rows = []
-    for r in recs:
-        if r.get("kind") in ("setup", "skipped"):
-            continue
-        cells = [str(r.get("kind", "?"))]
-        for k in keys:
-            v = r.get(k)
-            if v is None:
-                cells.append("–")
-            elif isinstance(v, float):
-                cells.append(f"{v:,.2f}")
-            elif isinstance(v, int) and not isinstance(v, bool):
-                cells.append(f"{v:,}")
-            else:
-                cells.append(str(v))
-        rows.append(cells)
     skipped = [r for r in recs if r.get("kind") == "skipped"]
-    if skipped and not rows:
+    runs = [r for r in recs if r.get("kind") not in ("setup", "skipped", "done")]
+    if skipped and not runs:
         md.append(f"Skipped in this run: {skipped[0].get('reason', 'no reason given')}.\n")
         return md
-    md.append(table(["kind"] + [f"`{k}`" for k in keys], rows))
+    calib = {}
+    for r in runs:
+        if r.get("kind") == "calibration":
+            calib.setdefault(r.get("link"), []).append(r.get("ms_per_query"))
+    if calib:
+        md.append(
+            "Calibration, ms per sequential `SELECT 1`: "
+            + "; ".join(
+                f"`{link}` " + ", ".join(f"{v:.2f}" for v in vals if v is not None)
+                for link, vals in sorted(calib.items())
+            )
+            + ".\n"
+        )
+    groups = {}
+    order = []
+    for r in runs:
+        kind = r.get("kind")
+        if kind in ("calibration",):
+            continue
+        who = (
+            f"{r['workers']} worker{'s' if r['workers'] != 1 else ''}"
+            if "workers" in r
+            else f"{r['callers']} caller{'s' if r['callers'] != 1 else ''}"
+            if "callers" in r
+            else f"{r.get('calls', '?')} calls of {r.get('attempt_ms', '?')} ms, lease "
+            f"{r.get('lease_ms', '?')} ms"
+            if kind == "renewal"
+            else f"{r.get('workers', '')}"
+        )
+        if kind == "idle":
+            who = f"{round(r.get('round_trips_per_s', 0) / max(r.get('round_trips_per_s_per_worker') or 1, 1e-9))} worker(s)"
+        key = (kind, who, r.get("link"))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(r)
+    rows = []
+    for key in order:
+        kind, who, link = key
+        rs = groups[key]
+        rates = [r["per_s"] for r in rs if r.get("per_s") is not None]
+        rate = f"{statistics.median(rates):,.0f}/s ({', '.join(f'{v:,.0f}' for v in rates)})" if rates else "–"
+        if kind == "idle":
+            rtc = [r.get("round_trips_per_s_per_worker") for r in rs]
+            trips = "per s per worker: " + ", ".join(f"{v:.2f}" for v in rtc if v is not None)
+        else:
+            rtc = [r.get("round_trips_per_call") for r in rs if r.get("round_trips_per_call") is not None]
+            trips = ", ".join(f"{v:.2f}" for v in rtc) if rtc else "–"
+        paths = {}
+        for r in rs:
+            by = r.get("round_trips_per_call_by_path") or r.get("flights_by_path") or {}
+            for k, v in by.items():
+                paths.setdefault(k, []).append(v)
+        top = sorted(paths.items(), key=lambda kv: -statistics.median(kv[1]))[:3]
+        where = ", ".join(f"{k} {statistics.median(v):.3g}" for k, v in top if statistics.median(v) >= 0.001) or "–"
+        if kind == "idle" and where != "–":
+            where = f"in {rs[0].get('secs', 10):.0f} s: {where}"
+        rows.append([kind, who, f"`{link}`", rate, trips, where])
+    md.append(
+        table(
+            ["workload", "who", "link", "per s, median (rounds)", "round trips per call", "where (median per call)"],
+            rows,
+        )
+    )
     md.append("")
     return md
 
