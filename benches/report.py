@@ -433,8 +433,11 @@ def durable_pg_section(recs):
         )
     md.append(
         f"`benches/durable_pg.rs`: PostgreSQL {setup.get('server_version', '?')} on the same "
-        f"{setup.get('threads', '?')}-core machine as the workers (the server of "
-        "`.ci/postgres.sh`: `fsync = off`), a fresh schema per measurement. The durable "
+        f"{setup.get('threads', '?')}-core machine as the workers (the server `benches/run.sh` "
+        "starts with `.ci/postgres.sh` and `RETRY_PG_FSYNC=on`: PostgreSQL's defaults, "
+        "`fsync = on`, `synchronous_commit = on`, unless `RETRY_BENCH_POSTGRES_URL` names "
+        "another; the peers' and the RTT sections' setup lines print the settings they "
+        "read), a fresh schema per measurement. The durable "
         "function is `#[retry(mode = \"durable\", name = \"bench::pg_noop\", max = 3, "
         "delay = \"10ms\")] async fn pg_noop(n: u64) -> Result<u64, String>`, whose body "
         "returns `Ok(n)`.\n"
