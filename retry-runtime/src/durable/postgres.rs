@@ -826,6 +826,26 @@ impl Columns {
     }
 }
 
+impl Columns {
+    /// The `INSERT`'s parameters with their types, for `query_typed` (one round trip).
+    fn typed(&self) -> [(&(dyn ToSql + Sync), Type); 12] {
+        [
+            (&self.cids, Type::TEXT_ARRAY),
+            (&self.parents, Type::TEXT_ARRAY),
+            (&self.functions, Type::TEXT_ARRAY),
+            (&self.args, Type::TEXT_ARRAY),
+            (&self.dues, Type::INT8_ARRAY),
+            (&self.now, Type::INT8),
+            (&self.attempts, Type::INT4_ARRAY),
+            (&self.waits, Type::INT8_ARRAY),
+            (&self.started, Type::INT8_ARRAY),
+            (&self.tried_at, Type::INT8_ARRAY),
+            (&self.errors, Type::TEXT_ARRAY),
+            (&self.trace_contexts, Type::TEXT_ARRAY),
+        ]
+    }
+}
+
 /// Inserts checked calls and notifies once per function; the caller rolls back on an error
 /// (which discards the notification too).
 async fn insert(
@@ -838,20 +858,7 @@ async fn insert(
     // transaction (which has no statement cache) would take two. The notification is sent in
     // the same round trip (pipelined): if the insert fails, the caller's rollback discards it.
     let distinct = distinct_functions(calls);
-    let insert: [(&(dyn ToSql + Sync), Type); 12] = [
-        (&c.cids, Type::TEXT_ARRAY),
-        (&c.parents, Type::TEXT_ARRAY),
-        (&c.functions, Type::TEXT_ARRAY),
-        (&c.args, Type::TEXT_ARRAY),
-        (&c.dues, Type::INT8_ARRAY),
-        (&c.now, Type::INT8),
-        (&c.attempts, Type::INT4_ARRAY),
-        (&c.waits, Type::INT8_ARRAY),
-        (&c.started, Type::INT8_ARRAY),
-        (&c.tried_at, Type::INT8_ARRAY),
-        (&c.errors, Type::TEXT_ARRAY),
-        (&c.trace_contexts, Type::TEXT_ARRAY),
-    ];
+    let insert = c.typed();
     let notify: [(&(dyn ToSql + Sync), Type); 2] =
         [(&NOTIFY_CHANNEL, Type::TEXT), (&distinct, Type::TEXT_ARRAY)];
     let (rows, notified) = tokio::join!(
@@ -1242,20 +1249,7 @@ async fn insert_one_pipelined(
 ) -> Result<(), StoreError> {
     let c = Columns::new(calls, now);
     let distinct = distinct_functions(calls);
-    let insert: [(&(dyn ToSql + Sync), Type); 12] = [
-        (&c.cids, Type::TEXT_ARRAY),
-        (&c.parents, Type::TEXT_ARRAY),
-        (&c.functions, Type::TEXT_ARRAY),
-        (&c.args, Type::TEXT_ARRAY),
-        (&c.dues, Type::INT8_ARRAY),
-        (&c.now, Type::INT8),
-        (&c.attempts, Type::INT4_ARRAY),
-        (&c.waits, Type::INT8_ARRAY),
-        (&c.started, Type::INT8_ARRAY),
-        (&c.tried_at, Type::INT8_ARRAY),
-        (&c.errors, Type::TEXT_ARRAY),
-        (&c.trace_contexts, Type::TEXT_ARRAY),
-    ];
+    let insert = c.typed();
     let notify: [(&(dyn ToSql + Sync), Type); 2] =
         [(&NOTIFY_CHANNEL, Type::TEXT), (&distinct, Type::TEXT_ARRAY)];
     let (begun, rows, notified, committed) = tokio::join!(
